@@ -1,0 +1,47 @@
+"""The boundary hierarchy: street → community → grid → micro-grid."""
+from __future__ import annotations
+
+from enum import Enum
+
+from .errors import InvalidInput, N_, message
+
+
+class Level(str, Enum):
+    """A level of the hierarchy, ordered from the largest unit to the smallest."""
+
+    STREET = "street"
+    COMMUNITY = "community"
+    GRID = "grid"
+    MICRO_GRID = "micro_grid"
+
+    @property
+    def depth(self) -> int:
+        return ORDER.index(self)
+
+    @property
+    def label_zh(self) -> str:
+        return _LABELS[self][0]
+
+    @property
+    def label_en(self) -> str:
+        return _LABELS[self][1]
+
+    @classmethod
+    def parse(cls, value: str) -> "Level":
+        try:
+            return cls(str(value).strip().lower().replace("-", "_"))
+        except ValueError:
+            raise InvalidInput(message(
+                N_("unknown level {value!r}; expected one of {expected}"),
+                value=value, expected=", ".join(lv.value for lv in ORDER),
+            )) from None
+
+
+ORDER: tuple[Level, ...] = (Level.STREET, Level.COMMUNITY, Level.GRID, Level.MICRO_GRID)
+
+_LABELS = {
+    Level.STREET: ("街道", "Street"),
+    Level.COMMUNITY: ("社区", "Community"),
+    Level.GRID: ("网格", "Grid"),
+    Level.MICRO_GRID: ("微网格", "Micro-grid"),
+}
