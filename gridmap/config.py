@@ -1,0 +1,39 @@
+"""Settings read from the environment (no Flask here: the CLI and the web share them)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+DEFAULT_ATTRIBUTION = "© OpenStreetMap contributors"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = PROJECT_ROOT / "geodata" / "demo"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one gridmap deployment is set up."""
+
+    database_url: str
+    tiles: str | None            # a URL template, or None for a plain background
+    tiles_attribution: str
+    lang: str                    # "zh" or "en": the default UI language
+    load_demo: bool              # load the demo data when the store is empty
+    timezone: str                # wall-clock zone for report times
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, instance_dir: Path | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        instance = instance_dir or PROJECT_ROOT / "instance"
+        tiles = env.get("GRIDMAP_TILES", DEFAULT_TILES).strip()
+        return cls(
+            database_url=env.get("GRIDMAP_DATABASE_URL") or f"sqlite:///{instance / 'gridmap.db'}",
+            tiles=None if tiles.lower() in ("", "none", "off") else tiles,
+            tiles_attribution=env.get("GRIDMAP_TILES_ATTRIBUTION",
+                                      DEFAULT_ATTRIBUTION if tiles == DEFAULT_TILES else ""),
+            lang="en" if env.get("GRIDMAP_LANG", "zh").lower().startswith("en") else "zh",
+            load_demo=env.get("GRIDMAP_LOAD_DEMO", "1").strip().lower() not in ("0", "false", "no", "off"),
+            timezone=env.get("GRIDMAP_TIMEZONE", "Asia/Shanghai"),
+        )

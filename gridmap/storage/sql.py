@@ -1,0 +1,288 @@
+"""The SQL store (SQLAlchemy Core): SQLite in WAL mode by default.
+
+Geometries are kept as WKB and read back into shapely arrays; incident positions as
+lon/lat floats.  Each incident keeps the unit it got under every layer version it was
+assigned in (table ``assignments``), so an older version's view can be rebuilt.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..boundaries import Layer, texts
+from ..incidents import IncidentDraft
+from ..levels import ORDER, Level
+from . import IncidentQuery, LayerMeta, Store
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+layer_versions = sa.Table(
+    "layer_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("level", sa.String(20), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("author", sa.String(200), nullable=False, default=""),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("parent_source", sa.String(20)),
+    sa.UniqueConstraint("level", "version"),
+)
+
+units = sa.Table(
+    "units", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("layer_versions.id"), nullable=False),
+    sa.Column("code", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("parent_code", sa.String(100)),
+    sa.Column("area_m2", sa.Float, nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("geometry", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("version_id", "code"),
+)
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("external_id", sa.String(200), unique=True),
+    sa.Column("category", sa.String(40), nullable=False, index=True),
+    sa.Column("category_raw", sa.String(200)),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("reported_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.String(100), nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+assignment_table = sa.Table(
+    "assignments", metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("layer_versions.id"), primary_key=True),
+    sa.Column("unit_code", sa.String(100)),
+    sa.Index("ix_assignments_version_unit", "version_id", "unit_code"),
+)
+
+INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
+                    "status", "description", "source"]
+
+
+def _engine(url: str) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class SqlStore(Store):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- layers --------------------------------------------------------------------------
+    def _current_versions(self, conn: sa.Connection) -> dict[Level, sa.Row]:
+        latest = (sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version).label("v"))
+                  .group_by(layer_versions.c.level).subquery())
+        rows = conn.execute(sa.select(layer_versions).join(
+            latest, sa.and_(latest.c.level == layer_versions.c.level, latest.c.v == layer_versions.c.version)))
+        return {Level(r.level): r for r in rows}
+
+    def layers(self) -> dict[Level, Layer]:
+        with self.engine.connect() as conn:
+            current = self._current_versions(conn)
+            return {level: self._load_layer(conn, row) for level, row in sorted(
+                current.items(), key=lambda item: item[0].depth)}
+
+    def _load_layer(self, conn: sa.Connection, version: sa.Row) -> Layer:
+        rows = conn.execute(sa.select(units).where(units.c.version_id == version.id)
+                            .order_by(units.c.id)).all()
+        frame = gpd.GeoDataFrame({
+            "code": texts(r.code for r in rows), "name": texts(r.name for r in rows),
+            "parent_code": texts(r.parent_code for r in rows),
+            "area_m2": np.array([r.area_m2 for r in rows], dtype=float),
+            "properties": [json.loads(r.properties) for r in rows],
+        }, geometry=gpd.GeoSeries(shapely.from_wkb([r.geometry for r in rows]), crs=4326))
+        return Layer(level=Level(version.level), units=frame, parent_source=version.parent_source,
+                     version=version.version)
+
+    def layer_meta(self) -> list[LayerMeta]:
+        with self.engine.connect() as conn:
+            current = self._current_versions(conn)
+            counts = dict(conn.execute(sa.select(units.c.version_id, sa.func.count())
+                                       .group_by(units.c.version_id)).all())
+        return [LayerMeta(level=level, version=row.version, created_at=row.created_at, author=row.author,
+                          note=row.note, unit_count=counts.get(row.id, 0))
+                for level, row in sorted(current.items(), key=lambda item: item[0].depth)]
+
+    def save_layer(self, layer: Layer, *, author: str, note: str,
+                   assignments: tuple[np.ndarray, np.ndarray]) -> int:
+        with self.engine.begin() as conn:
+            previous = self._current_versions(conn).get(layer.level)
+            version = (previous.version if previous else 0) + 1
+            version_id = conn.execute(sa.insert(layer_versions).values(
+                level=layer.level.value, version=version, created_at=_now(), author=author, note=note,
+                parent_source=layer.parent_source)).inserted_primary_key[0]
+            conn.execute(sa.insert(units), _unit_rows(layer, version_id))
+            ids, codes = assignments
+            if len(ids):
+                conn.execute(sa.insert(assignment_table), [
+                    {"incident_id": int(i), "version_id": version_id, "unit_code": c}
+                    for i, c in zip(ids, codes)])
+        log.info("stored %s version %d (%d units)", layer.level.value, version, len(layer.units))
+        return version
+
+    def update_parents(self, level: Level, parents: dict[str, str | None]) -> None:
+        with self.engine.begin() as conn:
+            current = self._current_versions(conn).get(level)
+            if current is None:
+                return
+            for code, parent in parents.items():
+                conn.execute(sa.update(units).where(units.c.version_id == current.id, units.c.code == code)
+                             .values(parent_code=parent))
+
+    # -- incidents -----------------------------------------------------------------------
+    def add_incidents(self, drafts: Sequence[IncidentDraft],
+                      units_by_level: dict[Level, np.ndarray]) -> list[tuple[int, bool]]:
+        with self.engine.begin() as conn:
+            known = self._known_external_ids(conn, [d.external_id for d in drafts if d.external_id])
+            new_rows, positions = [], []
+            for i, draft in enumerate(drafts):
+                if draft.external_id is None or draft.external_id not in known:
+                    if draft.external_id is not None:
+                        known[draft.external_id] = -1 - i     # placeholder until inserted
+                    new_rows.append(_incident_row(draft))
+                    positions.append(i)
+            new_ids = self._insert_incidents(conn, new_rows)
+            result: list[tuple[int, bool] | None] = [None] * len(drafts)
+            for i, new_id in zip(positions, new_ids):
+                result[i] = (new_id, True)
+                if drafts[i].external_id is not None:
+                    known[drafts[i].external_id] = new_id
+            for i, draft in enumerate(drafts):
+                if result[i] is None:
+                    result[i] = (known[draft.external_id], False)
+            self._insert_assignments(conn, [(new_id, pos) for pos, new_id in zip(positions, new_ids)],
+                                     units_by_level)
+        return result  # type: ignore[return-value]
+
+    @staticmethod
+    def _known_external_ids(conn: sa.Connection, external_ids: list[str]) -> dict[str, int]:
+        known: dict[str, int] = {}
+        unique = list(dict.fromkeys(external_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            known.update(conn.execute(sa.select(incidents.c.external_id, incidents.c.id)
+                                      .where(incidents.c.external_id.in_(chunk))).all())
+        return known
+
+    @staticmethod
+    def _insert_incidents(conn: sa.Connection, rows: list[dict]) -> list[int]:
+        if not rows:
+            return []
+        stmt = sa.insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True)
+        return [r[0] for r in conn.execute(stmt, rows)]
+
+    def _insert_assignments(self, conn: sa.Connection, new: list[tuple[int, int]],
+                            units_by_level: dict[Level, np.ndarray]) -> None:
+        current = self._current_versions(conn)
+        rows = [{"incident_id": incident_id, "version_id": current[level].id,
+                 "unit_code": codes[pos]}
+                for level, codes in units_by_level.items() if level in current
+                for incident_id, pos in new]
+        if rows:
+            conn.execute(sa.insert(assignment_table), rows)
+
+    def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat)
+                                .order_by(incidents.c.id)).all()
+        data = np.array(rows, dtype=float).reshape(-1, 3)
+        return data[:, 0].astype(np.int64), data[:, 1], data[:, 2]
+
+    def count_incidents(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar_one())
+
+    def incidents(self, query: IncidentQuery = IncidentQuery()) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            current = self._current_versions(conn)
+            levels = [lv for lv in ORDER if lv in current]
+            columns = [incidents.c[c] for c in INCIDENT_COLUMNS]
+            stmt = sa.select(*columns, *[self._unit_column(current[lv].id, lv) for lv in levels])
+            stmt = stmt.where(*_filters(query, [current[lv].id for lv in levels])).order_by(incidents.c.id)
+            rows = conn.execute(stmt).all()
+        # object dtype keeps None as None in the text columns (pandas 3 would make it NaN)
+        frame = pd.DataFrame(rows, columns=INCIDENT_COLUMNS + [lv.value for lv in levels], dtype=object)
+        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
+
+    @staticmethod
+    def _unit_column(version_id: int, level: Level) -> sa.ScalarSelect:
+        return (sa.select(assignment_table.c.unit_code)
+                .where(assignment_table.c.incident_id == incidents.c.id, assignment_table.c.version_id == version_id)
+                .scalar_subquery().label(level.value))
+
+
+
+def _filters(query: IncidentQuery, version_ids: list[int]) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if query.category:
+        clauses.append(incidents.c.category == query.category)
+    if query.status:
+        clauses.append(incidents.c.status == query.status)
+    if query.date_from:
+        clauses.append(incidents.c.reported_at >= query.date_from)
+    if query.date_to:
+        clauses.append(incidents.c.reported_at < query.date_to)
+    if query.ids is not None:
+        clauses.append(incidents.c.id.in_(query.ids))
+    if query.unit:
+        clauses.append(sa.exists().where(assignment_table.c.incident_id == incidents.c.id,
+                                         assignment_table.c.version_id.in_(version_ids),
+                                         assignment_table.c.unit_code == query.unit))
+    return clauses
+
+
+def _unit_rows(layer: Layer, version_id: int) -> list[dict]:
+    frame = layer.units
+    wkb = shapely.to_wkb(frame.geometry.to_numpy())
+    return [{"version_id": version_id, "code": code, "name": name, "parent_code": parent,
+             "area_m2": float(area), "properties": json.dumps(props, ensure_ascii=False), "geometry": blob}
+            for code, name, parent, area, props, blob in zip(
+                frame["code"], frame["name"], frame["parent_code"], frame["area_m2"], frame["properties"], wkb)]
+
+
+def _incident_row(draft: IncidentDraft) -> dict:
+    return {"external_id": draft.external_id, "category": draft.category, "category_raw": draft.category_raw,
+            "lon": draft.lon, "lat": draft.lat, "reported_at": draft.reported_at, "status": draft.status.value,
+            "description": draft.description, "source": draft.source, "created_at": _now()}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
