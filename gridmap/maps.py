@@ -1,0 +1,261 @@
+"""Folium maps of grid layers and incidents that work with no internet.
+
+Folium loads Leaflet, jQuery, Bootstrap and Font Awesome from CDNs by default;
+our users sit on government intranets, so every map built here links only to
+files under ``asset_base`` (``static/vendor/`` in this repo) and uses no folium
+feature that needs jQuery or Bootstrap (no popups, no awesome markers).
+
+Folium writes tooltip values and layer names into ``innerHTML``, so every
+string that reaches it is HTML-escaped here exactly once.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+import folium
+import geopandas
+import numpy
+import pandas
+from branca.element import Element
+from folium.plugins import HeatMap
+from markupsafe import Markup
+from shapely.geometry import mapping
+
+from .levels import Level
+
+#: Element id of the map div and name of the global JS variable holding the
+#: ``L.Map``: ``window.gridmap_map`` / ``document.getElementById("gridmap_map")``.
+MAP_ID = "gridmap_map"
+#: Files under ``asset_base`` the map loads (see static/vendor/README.md).
+LEAFLET_JS = "leaflet/leaflet.js"
+LEAFLET_CSS = "leaflet/leaflet.css"
+HEAT_JS = "leaflet-heat/leaflet_heat.min.js"
+#: Shown when there is nothing to fit the view to: all of China.
+DEFAULT_CENTER = (35.0, 105.0)
+DEFAULT_ZOOM = 4
+MAX_FIT_ZOOM = 17
+UNIT_COLUMNS = ("code", "name", "staff", "incident_count")
+
+_LEVEL_STYLES: dict[Level, dict[str, Any]] = {
+    Level.STREET: {"color": "#222222", "weight": 4, "fillColor": "#cccccc", "fillOpacity": 0.05},
+    Level.COMMUNITY: {"color": "#4d3b7a", "weight": 3, "fillColor": "#b8a9d9", "fillOpacity": 0.08},
+    Level.GRID: {"color": "#1f3a5f", "weight": 3, "fillColor": "#9ecae1", "fillOpacity": 0.25},
+    Level.MICRO_GRID: {"color": "#2b8cbe", "weight": 1, "fillColor": "#2b8cbe", "fillOpacity": 0.05},
+}
+_HIGHLIGHT = {"weight": 5, "fillOpacity": 0.4}
+_UNASSIGNED_STYLE = {"radius": 4, "color": "#b2182b", "weight": 1,
+                     "fill": True, "fill_color": "#d6301f", "fill_opacity": 0.9}
+_MAP_CSS = f"""<style>
+#{MAP_ID} {{ width: 100%; height: 100%; background: #f4f3ef; }}
+#{MAP_ID}.leaflet-container {{ font-size: 1rem; }}
+</style>"""
+# Only for the standalone document from ``m.get_root().render()``.
+_PAGE_CSS = ('<meta name="viewport" content="width=device-width, initial-scale=1.0"/>\n'
+             "<style>html, body { width: 100%; height: 100%; margin: 0; padding: 0; }</style>")
+_PAGE_ONLY_HEADERS = frozenset({"meta_http", "gridmap_page_css"})
+
+
+@dataclass(frozen=True)
+class MapLabels:
+    """Already-translated UI strings (Chinese or English, chosen by the web layer)."""
+
+    name: str
+    code: str
+    staff: str
+    incidents: str
+    heat: str
+    unassigned: str
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    """One level's units drawn as one toggleable overlay.
+
+    ``units`` is in EPSG:4326 with columns code, name, staff, incident_count, geometry.
+    """
+
+    level: Level
+    title: str
+    units: geopandas.GeoDataFrame
+
+
+@dataclass(frozen=True)
+class MapParts:
+    """A rendered map split for embedding in our own Jinja page.
+
+    All three are ``markupsafe.Markup`` (trusted, already escaped): ``head`` (link,
+    script and style tags) goes in ``<head>``, ``body`` (the map div) inside a sized
+    container, ``script`` (one ``<script>`` element) anywhere after ``body``.
+    """
+
+    head: str
+    body: str
+    script: str
+
+
+class _EmbeddableMap(folium.Map):
+    """A folium.Map with a fixed id, CSS scoped to its own div, and repeatable renders.
+
+    folium's header also styles ``html, body`` and ``#map``, which would restyle
+    the page that embeds us, and its random id cannot be found from page JS.
+    """
+
+    def get_name(self) -> str:
+        return MAP_ID
+
+    def render(self, **kwargs: Any) -> None:
+        figure = self.get_root()
+        # Each render adds every layer's ``addTo`` again under a fresh random key;
+        # starting from an empty script keeps repeated renders identical.
+        figure.script._children.clear()
+        super().render(**kwargs)
+        figure.header.add_child(Element(_MAP_CSS), name=MAP_ID)
+
+
+def build_map(layers: Sequence[MapLayer], heat: numpy.ndarray, *, unassigned: numpy.ndarray,
+              labels: MapLabels, tiles: str | None, tiles_attribution: str = "",
+              asset_base: str = "/static/vendor/") -> folium.Map:
+    """Build the map: one overlay per layer, a heat map, unassigned points, a layer control.
+
+    ``heat`` and ``unassigned`` are (n, 2) arrays of lon, lat.  ``tiles`` is a tile
+    URL template such as ``https://tile.openstreetmap.org/{z}/{x}/{y}.png``, or None
+    for a plain background (the intranet default).  ``tiles_attribution`` is trusted
+    HTML from configuration.  Scripts and stylesheets load from ``asset_base`` only.
+    """
+    heat_latlon = _lonlat_to_latlon(heat, "heat")
+    unassigned_latlon = _lonlat_to_latlon(unassigned, "unassigned")
+    _check_layers(layers, labels)
+    m = _EmbeddableMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None)
+    _use_local_assets(m, asset_base)
+    m.get_root().header.add_child(Element(_PAGE_CSS), name="gridmap_page_css")  # standalone only
+    if tiles is not None:
+        _tile_layer(tiles, tiles_attribution).add_to(m)
+    for layer in layers:
+        _unit_overlay(layer, labels).add_to(m)
+    _heat_overlay(heat_latlon, labels.heat, asset_base).add_to(m)
+    _unassigned_overlay(unassigned_latlon, labels.unassigned).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    bounds = _view_bounds(layers, numpy.vstack([heat_latlon, unassigned_latlon]))
+    if bounds is not None:
+        m.fit_bounds(bounds, max_zoom=MAX_FIT_ZOOM)
+    return m
+
+
+def render_parts(m: folium.Map) -> MapParts:
+    """Render ``m`` into head/body/script pieces, leaving out page-wide CSS and meta."""
+    figure = m.get_root()
+    figure.render()  # makes every element register its links, div and script
+    head = "\n".join(child.render() for name, child in figure.header._children.items()
+                     if name not in _PAGE_ONLY_HEADERS)
+    return MapParts(head=Markup(head), body=Markup(figure.html.render()),
+                    script=Markup(f"<script>\n{figure.script.render()}\n</script>"))
+
+
+def _use_local_assets(m: folium.Map, asset_base: str) -> None:
+    """Replace folium's CDN links on this instance only (class attributes stay intact)."""
+    m.default_js = [("leaflet", asset_base + LEAFLET_JS)]
+    m.default_css = [("leaflet_css", asset_base + LEAFLET_CSS)]
+
+
+def _tile_layer(tiles: str, attribution: str) -> folium.TileLayer:
+    """A base tile layer hidden from the control; folium demands an attribution."""
+    if "{z}" not in tiles:  # otherwise folium may resolve it as a provider name
+        raise ValueError(f"tiles must be a URL template with {{z}}, got {tiles!r}")
+    attr = attribution or html.escape(urlsplit(tiles).netloc or tiles)
+    return folium.TileLayer(tiles=tiles, attr=attr, control=False)
+
+
+def _unit_overlay(layer: MapLayer, labels: MapLabels) -> folium.GeoJson:
+    """The layer's polygons styled by level, with a name/code/staff/incidents tooltip."""
+    collection = _units_geojson(layer.units)
+    style = _LEVEL_STYLES[layer.level]
+    tooltip = None
+    if collection["features"]:  # folium's tooltip fails on an empty collection
+        aliases = [html.escape(a) for a in (labels.name, labels.code, labels.staff, labels.incidents)]
+        tooltip = folium.GeoJsonTooltip(fields=["name", "code", "staff", "incident_count"],
+                                        aliases=aliases)
+    return folium.GeoJson(collection, name=html.escape(layer.title), overlay=True,
+                          style_function=lambda _feature: style,
+                          highlight_function=lambda _feature: _HIGHLIGHT, tooltip=tooltip)
+
+
+def _units_geojson(units: geopandas.GeoDataFrame) -> dict[str, Any]:
+    """A FeatureCollection with escaped text and integer counts; units without geometry are skipped."""
+    columns = [units[c] for c in UNIT_COLUMNS] + [units.geometry]
+    features = [
+        {"type": "Feature", "geometry": mapping(geometry),
+         "properties": {"code": _escaped_text(code), "name": _escaped_text(name),
+                        "staff": _escaped_text(staff), "incident_count": int(count)}}
+        for code, name, staff, count, geometry in zip(*columns)
+        if geometry is not None and not geometry.is_empty
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _heat_overlay(latlon: numpy.ndarray, title: str, asset_base: str) -> HeatMap:
+    """A heat map of incidents whose plugin script loads from ``asset_base``."""
+    heat = HeatMap(latlon.tolist(), name=html.escape(title), overlay=True)
+    heat.default_js = [("leaflet-heat.js", asset_base + HEAT_JS)]
+    return heat
+
+
+def _unassigned_overlay(latlon: numpy.ndarray, title: str) -> folium.GeoJson:
+    """Incidents outside every unit as small red circle markers in one GeoJson overlay."""
+    features = [{"type": "Feature", "properties": {},
+                 "geometry": {"type": "Point", "coordinates": [lon, lat]}}
+                for lat, lon in latlon.tolist()]
+    return folium.GeoJson({"type": "FeatureCollection", "features": features},
+                          name=html.escape(title), overlay=True,
+                          marker=folium.CircleMarker(**_UNASSIGNED_STYLE))
+
+
+def _view_bounds(layers: Sequence[MapLayer], points_latlon: numpy.ndarray) -> list[list[float]] | None:
+    """[[south, west], [north, east]] of all units, else of the points, else None."""
+    boxes = [layer.units.total_bounds for layer in layers]  # minx, miny, maxx, maxy; NaN if empty
+    boxes = [box for box in boxes if numpy.isfinite(box).all()]
+    if boxes:
+        stacked = numpy.vstack(boxes)
+        low, high = stacked[:, [1, 0]].min(axis=0), stacked[:, [3, 2]].max(axis=0)
+    elif len(points_latlon):
+        low, high = points_latlon.min(axis=0), points_latlon.max(axis=0)
+    else:
+        return None
+    return [low.tolist(), high.tolist()]
+
+
+def _lonlat_to_latlon(points: numpy.ndarray, what: str) -> numpy.ndarray:
+    """Check an (n, 2) lon/lat array and return it as float lat/lon rows."""
+    array = numpy.asarray(points, dtype=float)
+    if array.size == 0:
+        return numpy.empty((0, 2))
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"{what} must be an (n, 2) array of lon, lat; got shape {array.shape}")
+    lon, lat = array[:, 0], array[:, 1]
+    if not (numpy.isfinite(array).all() and (numpy.abs(lon) <= 180).all()
+            and (numpy.abs(lat) <= 90).all()):
+        raise ValueError(f"{what} has non-finite or out-of-range lon/lat (lon must come first)")
+    return array[:, ::-1].copy()
+
+
+def _check_layers(layers: Sequence[MapLayer], labels: MapLabels) -> None:
+    """Fail early on layers the map would draw wrongly, in the wrong place, or not at all."""
+    for layer in layers:
+        missing = [c for c in UNIT_COLUMNS if c not in layer.units.columns]
+        if missing:
+            raise ValueError(f"layer {layer.title!r} lacks columns {missing}")
+        if layer.units.crs is None or not layer.units.crs.equals("EPSG:4326"):
+            raise ValueError(f"layer {layer.title!r} must be in EPSG:4326, got {layer.units.crs}")
+    titles = [layer.title for layer in layers] + [labels.heat, labels.unassigned]
+    if len(set(titles)) != len(titles):  # the layer control keys overlays by name
+        raise ValueError(f"overlay names must be distinct, got {titles}")
+
+
+def _escaped_text(value: object) -> str:
+    """``value`` as HTML-escaped text; missing values (None, NaN, NA) become ""."""
+    if value is None or value is pandas.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return html.escape(str(value))
