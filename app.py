@@ -1,0 +1,70 @@
+"""gridmap's web edge: ``create_app()`` builds the Flask app; ``python app.py`` serves it.
+
+Views live in ``gridmap/web`` (API and pages); the domain never imports Flask.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, current_app, request
+from flask_babel import Babel
+
+from gridmap.cli import cli
+from gridmap.config import Settings
+from gridmap.service import Gridmap
+from gridmap.storage import open_store
+from gridmap.web import api, handlers, pages
+
+ROOT = Path(__file__).resolve().parent
+LANGUAGES = ("zh", "en")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates",
+                static_folder="static")
+    settings = Settings.from_env(instance_dir=Path(app.instance_path))
+    app.config.from_mapping(GRIDMAP_SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+                            BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+                            JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.from_mapping(test_config)
+        settings = app.config["GRIDMAP_SETTINGS"]
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    Babel(app, locale_selector=_locale, default_locale=settings.lang)
+    service = Gridmap(open_store(settings.database_url), timezone=settings.timezone)
+    app.extensions["gridmap"] = service
+    if settings.load_demo and service.store.is_empty():
+        logging.getLogger(__name__).info("empty store: loading the demo data")
+        service.load_demo()
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    handlers.register(app)
+    app.cli.add_command(cli)
+    return app
+
+
+def _locale() -> str:
+    """``?lang=`` first (the switch), then the cookie it sets, then the deployment's default."""
+    asked = request.args.get("lang") or request.cookies.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    return current_app.config["GRIDMAP_SETTINGS"].lang
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve gridmap.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    create_app().run(host=args.host, port=args.port, debug=args.debug, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

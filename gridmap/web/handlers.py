@@ -1,0 +1,44 @@
+"""The one error handler: domain errors become 4xx, as JSON for the API and a page for people."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_babel import gettext
+from werkzeug.exceptions import HTTPException
+
+from ..errors import Conflict, GridmapError, InvalidInput, NotFound, TooLarge
+from . import error_body, tr
+
+log = logging.getLogger(__name__)
+
+STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413}
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(GridmapError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _domain_error(error: GridmapError):
+    status = next((code for cls, code in STATUS.items() if isinstance(error, cls)), 400)
+    log.info("%s %s refused (%d): %s", request.method, request.path, status, error.summary)
+    if _wants_json():
+        return error_body(error.summary, error.details), status
+    return render_template("error.html", summary=tr(error.summary),
+                           details=[tr(d) for d in error.details]), status
+
+
+def _http_error(error: HTTPException):
+    summary = {413: gettext("The upload is larger than the service accepts (64 MB)."),
+               404: gettext("There is no such page or resource."),
+               405: gettext("This method is not allowed here.")}.get(error.code or 0, error.description or "")
+    if _wants_json():
+        return {"error": summary, "details": []}, error.code
+    return render_template("error.html", summary=summary, details=[]), error.code
+
+
