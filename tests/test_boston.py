@@ -1,0 +1,164 @@
+"""Real data: Boston's 2015 wards and precincts, and ~21k 311 requests, through the service.
+
+Boston is the nearest public stand-in for Chinese grid data (see shared/domain.md): 22 wards
+play the grids, 255 precincts the micro-grids, and every 311 request carries the ward and
+precinct the city assigned, so our spatial join can be checked against real answers and
+against a plain ``geopandas.sjoin`` computed independently here.
+
+The data lives in ``../shared/data/boston-2015`` beside the repository and is never copied in;
+without it the module is skipped.  Run with ``-s`` to see the agreement figures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas
+import pandas
+import pytest
+
+from gridmap.errors import InvalidInput
+from gridmap.levels import Level
+from gridmap.service import Gridmap, LayerOptions, ReportResult
+from gridmap.storage import open_store
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "boston-2015"
+INCIDENT_FILES = sorted((DATA / "incidents").glob("*.csv"))
+WARDS = LayerOptions(filename="wards.geojson", code_field="WARD")
+PRECINCTS = LayerOptions(filename="precincts.geojson", crs="EPSG:2249", code_field="WARD_PRECINCT")
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "wards.geojson").is_file() or len(INCIDENT_FILES) != 9,
+    reason=f"Boston 2015 data not found at {DATA} (it lives in ../shared beside the repository)")
+
+# Checked independently with geopandas in EPSG:26986: precinct 0115 is the Boston Harbor
+# islands (~1.9 km², a MultiPolygon 1.2 km from the nearest ward); wards.geojson does not cover
+# them, so 0115 has no parent ward and the import warns about it.  The other 254 precincts all
+# lie mostly in the ward their code names ("0113" → ward "1").
+ORPHAN_PRECINCTS = ["0115"]
+PRECINCTS_IN_NAMED_WARD = 254
+# Floors just under what was measured (98.959% and 93.697%, printed with -s).  The precinct
+# figure is lower because precincts.geojson has today's 255 precincts, redrawn after 2015.
+WARD_AGREEMENT_MIN = 98.9
+PRECINCT_AGREEMENT_MIN = 93.6
+
+
+@dataclass
+class Boston:
+    svc: Gridmap
+    results: dict[str, ReportResult]
+    precinct_warnings: list[str]
+
+
+@pytest.fixture(scope="module")
+def boston(tmp_path_factory: pytest.TempPathFactory) -> Boston:
+    """Wards as grids, precincts as micro-grids, then all nine request files, as a user would."""
+    path = tmp_path_factory.mktemp("boston") / "g.db"
+    svc = Gridmap(open_store(f"sqlite:///{path}"))
+    svc.import_layer(Level.GRID, (DATA / "wards.geojson").read_bytes(), WARDS)
+    summary = svc.import_layer(Level.MICRO_GRID, (DATA / "precincts.geojson").read_bytes(), PRECINCTS)
+    results = {f.name: svc.import_incidents(f.read_bytes(), filename=f.name) for f in INCIDENT_FILES}
+    yield Boston(svc, results, [str(w) for w in summary.warnings])
+    svc.store.close()
+
+
+@pytest.fixture(scope="module")
+def city() -> pandas.DataFrame:
+    """Every request as the city published it, with its ward and precinct labels as our codes."""
+    raw = pandas.concat([pandas.read_csv(f, dtype=str, keep_default_na=False) for f in INCIDENT_FILES],
+                        ignore_index=True)
+    ward = pandas.to_numeric(raw["ward"].str.extract(r"^(?:Ward )?(\d{1,2})$")[0])
+    precinct = pandas.to_numeric(raw["precinct"].str.extract(r"^(\d{3,4})(?:\.0)?$")[0])
+    position = raw["LATITUDE"] + "," + raw["LONGITUDE"]
+    return pandas.DataFrame({
+        "external_id": raw["CASE_ENQUIRY_ID"],
+        "lon": raw["LONGITUDE"].astype(float), "lat": raw["LATITUDE"].astype(float),
+        # the geocoder's placeholder: requests it could not place all sit on one spot (City Hall)
+        "placeholder": position == position.value_counts().idxmax(),
+        "ward": ward.map(lambda v: None if pandas.isna(v) else str(int(v))),
+        "precinct": precinct.map(lambda v: None if pandas.isna(v) else f"{int(v):04d}"),
+    })
+
+
+def test_precincts_without_crs_are_refused_and_change_nothing(boston: Boston) -> None:
+    store = boston.svc.store
+    before_meta, before_incidents = store.layer_meta(), boston.svc.incidents()
+
+    with pytest.raises(InvalidInput) as refused:
+        boston.svc.import_layer(Level.MICRO_GRID, (DATA / "precincts.geojson").read_bytes(),
+                                LayerOptions(filename="precincts.geojson", code_field="WARD_PRECINCT"))
+
+    assert "cannot be longitude/latitude" in str(refused.value)
+    assert "precincts.geojson" in str(refused.value)
+    assert store.layer_meta() == before_meta
+    pandas.testing.assert_frame_equal(boston.svc.incidents(), before_incidents)
+
+
+def test_layers_counts_parents_and_areas(boston: Boston) -> None:
+    layers = boston.svc.store.layers()
+    wards, precincts = layers[Level.GRID].units, layers[Level.MICRO_GRID].units
+    orphans = precincts.loc[precincts["parent_code"].isna(), "code"].tolist()
+    parented = precincts.loc[precincts["parent_code"].notna()]
+    in_named_ward = (parented["parent_code"] == parented["code"].str[:2].astype(int).astype(str)).sum()
+    reference = geopandas.read_file(DATA / "wards.geojson").to_crs("EPSG:26986").area.sum()
+
+    assert (len(wards), len(precincts)) == (22, 255)
+    assert sorted(wards["code"], key=int) == [str(n) for n in range(1, 23)]
+    assert orphans == ORPHAN_PRECINCTS
+    assert any("0115" in w for w in boston.precinct_warnings)
+    assert in_named_ward == PRECINCTS_IN_NAMED_WARD
+    assert wards["area_m2"].sum() == pytest.approx(reference, rel=0.005)
+
+
+def test_every_row_is_stored_or_reported(boston: Boston, city: pandas.DataFrame) -> None:
+    for path in INCIDENT_FILES:
+        result = boston.results[path.name]
+        rows = len(pandas.read_csv(path))
+        numbered = sorted([item.row for item in result.items] + [error.row for error in result.errors])
+        assert len(result.items) + len(result.errors) == rows, path.name
+        assert numbered == list(range(2, rows + 2)), path.name   # CSV lines, header = 1
+    assert boston.svc.store.count_incidents() == city["external_id"].nunique()
+
+
+def test_reimporting_a_file_creates_nothing(boston: Boston) -> None:
+    path = DATA / "incidents" / "overflowing-or-un-kept-dumpster.csv"
+    count = boston.svc.store.count_incidents()
+
+    again = boston.svc.import_incidents(path.read_bytes(), filename=path.name)
+
+    assert again.created == 0
+    assert [i.id for i in again.items] == [i.id for i in boston.results[path.name].items]
+    assert [i.units for i in again.items] == [i.units for i in boston.results[path.name].items]
+    assert boston.svc.store.count_incidents() == count
+
+
+def _sjoin_codes(points: geopandas.GeoDataFrame, units: geopandas.GeoDataFrame) -> pandas.Series:
+    """The unit ``within`` which each point lies by plain sjoin; the smallest code where units overlap."""
+    joined = geopandas.sjoin(points, units[["code", "geometry"]], predicate="within", how="left")
+    return joined.groupby(level=0)["code"].min().reindex(points.index)
+
+
+def _share(ours: pandas.Series, truth: pandas.Series) -> float:
+    return float((ours.to_numpy() == truth.to_numpy()).mean() * 100)
+
+
+def test_assignment_agrees_with_the_city_and_with_sjoin(boston: Boston, city: pandas.DataFrame) -> None:
+    stored = boston.svc.incidents().set_index("external_id")
+    ours = stored.loc[city["external_id"], ["grid", "micro_grid"]].reset_index(drop=True)
+    points = geopandas.GeoDataFrame(geometry=geopandas.points_from_xy(city["lon"], city["lat"]), crs=4326)
+    wards = geopandas.read_file(DATA / "wards.geojson")
+    precincts = geopandas.read_file(DATA / "precincts.geojson").set_crs(2249, allow_override=True).to_crs(4326)
+    reference = {"grid": _sjoin_codes(points, wards.assign(code=wards["WARD"].astype(str))),
+                 "micro_grid": _sjoin_codes(points, precincts.rename(columns={"WARD_PRECINCT": "code"}))}
+
+    figures = {}
+    for level, label, floor in (("grid", "ward", WARD_AGREEMENT_MIN), ("micro_grid", "precinct",
+                                                                        PRECINCT_AGREEMENT_MIN)):
+        usable = ~city["placeholder"] & city[label].notna()
+        truth = city.loc[usable, label]
+        figures[level] = (int(usable.sum()), _share(ours.loc[usable, level], truth),
+                          _share(reference[level][usable], truth))
+        print(f"\nBoston {label}s: {usable.sum()} requests with real coordinates and a city label; "
+              f"gridmap agrees {figures[level][1]:.3f}%, geopandas.sjoin {figures[level][2]:.3f}%")
+        assert figures[level][1] >= floor
+        assert figures[level][1] == pytest.approx(figures[level][2], abs=0.1)

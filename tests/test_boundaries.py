@@ -1,0 +1,132 @@
+"""Boundary import: fields, CRS handling, refusals, areas in m², parent derivation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from shapely import LineString, Point, box
+
+from gridmap.boundaries import derive_parents, read_layer, to_geojson
+from gridmap.errors import InvalidInput
+from gridmap.levels import Level
+
+from .conftest import GRIDS, feature_collection, grid_file
+
+# A 100 m × 100 m square in CGCS2000 / 3-degree Gauss-Kruger CM 114E (EPSG:4547), centred
+# on the central meridian (x = 500000), where the projection's scale is exactly 1.
+SQUARE_4547 = box(499_950, 3_500_000, 500_050, 3_500_100)
+
+
+def test_reads_codes_names_properties_and_area():
+    layer = read_layer(grid_file(), level=Level.GRID)
+    units = layer.units
+    assert units["code"].tolist() == ["W", "E"]
+    assert units["name"].tolist() == ["网格W", "网格E"]
+    assert units["parent_code"].tolist() == [None, None]
+    assert units["properties"].tolist() == [{"staff": "staff W", "phone": "139****0001"},
+                                           {"staff": "staff E", "phone": "139****0001"}]
+    # 0.01° × 0.02° at the equator on WGS84: 1113.19 m × 2211.5 m (independently, pyproj.Geod).
+    from pyproj import Geod
+    expected, _ = Geod(ellps="WGS84").geometry_area_perimeter(GRIDS["W"])
+    assert units["area_m2"].iloc[0] == pytest.approx(abs(expected), rel=1e-6)
+
+
+def test_projected_file_without_crs_is_refused_with_a_request_for_the_crs():
+    data = feature_collection([({"code": "A"}, SQUARE_4547)])
+    with pytest.raises(InvalidInput) as caught:
+        read_layer(data, level=Level.GRID, filename="a.geojson")
+    text = str(caught.value)
+    assert "cannot be longitude/latitude" in text
+    assert "(499950.0, 3500000.0) to (500050.0, 3500100.0)" in text
+    assert "crs=EPSG:4547" in text
+
+
+def test_crs_option_is_honoured_and_area_is_in_square_metres():
+    layer = read_layer(feature_collection([({"code": "A"}, SQUARE_4547)]), level=Level.GRID, crs="EPSG:4547")
+    assert layer.units["area_m2"].iloc[0] == pytest.approx(10_000.0, abs=0.05)
+    minx, _, maxx, _ = layer.units.total_bounds
+    assert (minx + maxx) / 2 == pytest.approx(114.0, abs=1e-9)     # the zone's central meridian
+
+
+def test_legacy_crs_member_is_read():
+    legacy = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4547"}}
+    layer = read_layer(feature_collection([({"code": "A"}, SQUARE_4547)], crs=legacy), level=Level.GRID)
+    assert layer.units["area_m2"].iloc[0] == pytest.approx(10_000.0, abs=0.05)
+
+
+def test_bare_epsg_number_is_accepted_and_unknown_crs_refused():
+    data = feature_collection([({"code": "A"}, SQUARE_4547)])
+    assert read_layer(data, level=Level.GRID, crs="4547").units["area_m2"].iloc[0] == pytest.approx(10_000, abs=0.05)
+    with pytest.raises(InvalidInput, match="unknown coordinate reference system 'EPSG:999999'"):
+        read_layer(data, level=Level.GRID, crs="EPSG:999999")
+
+
+def test_every_feature_problem_is_reported_at_once():
+    data = feature_collection([
+        ({"code": "A"}, box(0, 0, 1, 1)),
+        ({"code": "B"}, LineString([(0, 0), (1, 1)])),
+        ({"code": "C"}, Point(0, 0)),
+        ({"code": None}, box(1, 1, 2, 2)),
+        ({"code": "A"}, box(2, 2, 3, 3)),
+        ({"code": "E"}, None),
+    ])
+    with pytest.raises(InvalidInput) as caught:
+        read_layer(data, level=Level.GRID)
+    assert str(caught.value.summary) == "the file has 5 problem(s); nothing was imported"
+    assert [str(d) for d in caught.value.details] == [
+        'expected Polygon or MultiPolygon, got LineString in feature 1 (code "B")',
+        'expected Polygon or MultiPolygon, got Point in feature 2 (code "C")',
+        "feature 3 has no code (property 'code' is empty)",
+        'expected Polygon or MultiPolygon, got an empty geometry in feature 5 (code "E")',
+        "code 'A' is used by more than one feature: features 0, 4",
+    ]
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"", "upload.geojson is empty; expected a GeoJSON FeatureCollection"),
+    (b'{"type": "FeatureCollection", "features": []}', "upload.geojson has no features"),
+    (b"{not json", "could not read upload.geojson as GeoJSON"),
+])
+def test_empty_and_unreadable_files_are_refused(data, expected):
+    with pytest.raises(InvalidInput, match=expected):
+        read_layer(data, level=Level.GRID)
+
+
+def test_fields_are_detected_case_insensitively_or_given():
+    data = feature_collection([({"编码": "G1", "名称": "一号", "上级编码": "S"}, box(0, 0, 1, 1))])
+    units = read_layer(data, level=Level.GRID).units
+    assert units[["code", "name", "parent_code"]].values.tolist() == [["G1", "一号", "S"]]
+    data = feature_collection([({"WARD": 7.0, "Label": "x"}, box(0, 0, 1, 1))])
+    assert read_layer(data, level=Level.GRID, code_field="WARD").units["code"].tolist() == ["7"]
+
+
+def test_missing_code_property_asks_for_code_field():
+    data = feature_collection([({"WARD": 7}, box(0, 0, 1, 1))])
+    with pytest.raises(InvalidInput) as caught:
+        read_layer(data, level=Level.GRID)
+    assert "Say which one with code_field" in str(caught.value.details[0])
+    with pytest.raises(InvalidInput) as caught:
+        read_layer(data, level=Level.GRID, code_field="ward_no")
+    assert str(caught.value.details[0]) == "the file has no property 'ward_no' (given as code_field); it has: WARD"
+
+
+def test_parent_is_the_unit_holding_the_largest_part():
+    grids = read_layer(grid_file(), level=Level.GRID)
+    children = read_layer(feature_collection([
+        ({"code": "X"}, box(0.007, 0.0, 0.017, 0.01)),    # 30 % in W, 70 % in E
+        ({"code": "Y"}, box(0.002, 0.0, 0.008, 0.005)),   # all in W
+        ({"code": "Z"}, box(1.0, 1.0, 1.001, 1.001)),     # outside both
+    ]), level=Level.MICRO_GRID)
+    linked = derive_parents(children, grids)
+    assert linked.units["parent_code"].tolist() == ["E", "W", None]
+    assert linked.parent_source == "spatial"
+    assert [str(w) for w in linked.warnings] == ["1 unit(s) lie outside every grid unit and have no parent: Z"]
+
+
+def test_geojson_export_carries_properties_and_level():
+    out = to_geojson(read_layer(grid_file(), level=Level.GRID))
+    first = out["features"][0]
+    assert first["properties"]["code"] == "W" and first["properties"]["staff"] == "staff W"
+    assert first["properties"]["level"] == "grid"
+    assert first["geometry"]["type"] == "Polygon"
+    json.dumps(out)   # serialisable as is
