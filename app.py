@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from flask import Flask, current_app, request
 from flask_babel import Babel
@@ -38,14 +39,29 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Babel(app, locale_selector=_locale, default_locale=settings.lang)
     service = Gridmap(open_store(settings.database_url), timezone=settings.timezone)
     app.extensions["gridmap"] = service
-    if settings.load_demo and service.store.is_empty():
-        logging.getLogger(__name__).info("empty store: loading the demo data")
-        service.load_demo()
+    if settings.load_demo:
+        app.before_request(_demo_loader(service))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     handlers.register(app)
     app.cli.add_command(cli)
     return app
+
+
+def _demo_loader(service: Gridmap) -> Callable[[], None]:
+    """Load the demo on the first request if the store is empty — not at import time, so that
+    `flask --app app gridmap load-demo` and the other commands see the store as it is."""
+    lock, done = threading.Lock(), threading.Event()
+
+    def load() -> None:
+        if done.is_set():
+            return
+        with lock:
+            if not done.is_set() and service.store.is_empty():
+                logging.getLogger(__name__).info("empty store: loading the demo data")
+                service.load_demo()
+            done.set()
+    return load
 
 
 def _locale() -> str:

@@ -151,8 +151,10 @@ def _duplicate_codes(codes: list[str | None]) -> list[Message]:
             for code, idx in seen.items() if len(idx) > 1]
 
 
-def _where(index: int, code: str | None) -> str:
-    return f"feature {index}" + (f' (code "{code}")' if code is not None else "")
+def _where(index: int, code: str | None) -> Message:
+    if code is None:
+        return message(N_("feature {index}"), index=index)
+    return message(N_('feature {index} (code "{code}")'), index=index, code=code)
 
 
 def _clean_code(value: Any) -> str | None:

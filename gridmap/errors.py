@@ -23,7 +23,8 @@ class Message:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def render(self, translate: Callable[[str], str] = lambda s: s) -> str:
-        return translate(self.template).format(**self.params)
+        params = {k: v.render(translate) if isinstance(v, Message) else v for k, v in self.params.items()}
+        return translate(self.template).format(**params)
 
     def __str__(self) -> str:
         return self.render()

@@ -284,6 +284,8 @@ def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:
     if column is None or column not in frame:
         return None
     value = frame[column].iloc[i]
+    if isinstance(value, np.generic):
+        value = value.item()
     return value if _present(value) else None
 
 

@@ -65,10 +65,15 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings.from_env(env, instance_dir=tmp_path)
 
 
+def build_app(tmp_path: Path, **env: str):
+    from app import create_app
+    return create_app({"TESTING": True, "GRIDMAP_SETTINGS": make_settings(tmp_path, **env)})
+
+
 @pytest.fixture
 def app(tmp_path: Path):
-    from app import create_app
-    application = create_app({"TESTING": True, "GRIDMAP_SETTINGS": make_settings(tmp_path)})
+    """The app on an empty temporary store, English by default so messages read as in the code."""
+    application = build_app(tmp_path, GRIDMAP_LANG="en")
     yield application
     application.extensions["gridmap"].store.close()
 

@@ -1,0 +1,219 @@
+"""The JSON API: every endpoint, every refusal (status, message, and the store unchanged)."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from shapely import LineString, box
+
+from .conftest import feature_collection, grid_file, micro_file
+from .test_boundaries import SQUARE_4547
+
+
+def upload(client, level: str, data: bytes, filename: str = "units.geojson", **form):
+    return client.post(f"/api/layers/{level}", data={"file": (io.BytesIO(data), filename), **form},
+                       content_type="multipart/form-data")
+
+
+def snapshot(app):
+    store = app.extensions["gridmap"].store
+    return ([(m.level, m.version, m.unit_count) for m in store.layer_meta()],
+            store.incidents().to_dict("records"))
+
+
+@pytest.fixture
+def loaded(app, client):
+    assert upload(client, "grid", grid_file()).status_code == 201
+    assert upload(client, "micro_grid", micro_file()).status_code == 201
+    return client
+
+
+def test_upload_layer_answers_201_with_a_summary(client):
+    response = upload(client, "grid", grid_file())
+    assert response.status_code == 201
+    body = response.get_json()
+    assert {k: body[k] for k in ("level", "version", "count", "parent_source", "reassigned", "unassigned",
+                                 "warnings")} == {"level": "grid", "version": 1, "count": 2, "parent_source": None,
+                                                  "reassigned": 0, "unassigned": 0, "warnings": []}
+    assert body["area_m2"] == pytest.approx(2 * 2_461_814.4, rel=1e-6)
+
+
+def test_upload_again_replaces_the_level_and_reassigns(loaded):
+    loaded.post("/api/incidents", json={"category": "litter", "lon": 0.015, "lat": 0.005})
+    moved = feature_collection([({"code": "W"}, box(0, 0, 0.016, 0.02)), ({"code": "E"}, box(0.016, 0, 0.02, 0.02))])
+    body = upload(loaded, "grid", moved).get_json()
+    assert (body["version"], body["reassigned"], body["unassigned"]) == (2, 1, 0)
+    assert loaded.get("/api/lookup?lon=0.015&lat=0.005").get_json()["units"][1]["code"] == "W"
+
+
+def test_projected_file_is_refused_then_accepted_with_crs(app, client):
+    data = feature_collection([({"code": "A"}, SQUARE_4547)])
+    before = snapshot(app)
+    response = upload(client, "grid", data, filename="zone.geojson")
+    assert response.status_code == 400
+    assert "zone.geojson: coordinates run from (499950.0, 3500000.0)" in response.get_json()["error"]
+    assert snapshot(app) == before
+    response = upload(client, "grid", data, crs="EPSG:4547")
+    assert response.status_code == 201 and response.get_json()["area_m2"] == pytest.approx(10_000.0, abs=0.1)
+
+
+@pytest.mark.parametrize("data, form, status, error, details", [
+    (feature_collection([({"code": "A"}, box(0, 0, 1, 1)), ({"code": "B"}, LineString([(0, 0), (1, 1)]))]), {},
+     400, "the file has 1 problem(s); nothing was imported",
+     ['expected Polygon or MultiPolygon, got LineString in feature 1 (code "B")']),
+    (feature_collection([({"code": "A"}, box(0, 0, 1, 1)), ({"code": "A"}, box(1, 1, 2, 2))]), {},
+     400, "the file has 1 problem(s); nothing was imported",
+     ["code 'A' is used by more than one feature: features 0, 1"]),
+    (b'{"type": "FeatureCollection", "features": []}', {}, 400,
+     "units.geojson has no features; expected at least one polygon", []),
+    (grid_file(), {"code_field": "nope"}, 400, "the file's properties do not match the options",
+     ["the file has no property 'nope' (given as code_field); it has: code, name, staff, phone"]),
+])
+def test_bad_boundary_files_are_refused_and_change_nothing(loaded, app, data, form, status, error, details):
+    before = snapshot(app)
+    response = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(data), "units.geojson"), **form},
+                           content_type="multipart/form-data")
+    assert response.status_code == status
+    assert response.get_json() == {"error": error, "details": details}
+    assert snapshot(app) == before
+
+
+def test_upload_without_file_or_with_unknown_level(client):
+    response = client.post("/api/layers/grid", data={}, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "expected a multipart upload with a field named 'file'; got fields: none"
+    response = upload(client, "village", grid_file())
+    assert response.status_code == 400
+    assert response.get_json()["error"] == ("unknown level 'village'; expected one of street, community, "
+                                            "grid, micro_grid")
+
+
+def test_get_layer_and_missing_layer(loaded):
+    body = loaded.get("/api/layers/micro_grid").get_json()
+    assert body["type"] == "FeatureCollection" and body["version"] == 1
+    assert [(f["properties"]["code"], f["properties"]["parent_code"]) for f in body["features"]] == [
+        ("W-S", "W"), ("W-N", "W"), ("E-S", "E"), ("E-N", "E")]
+    response = loaded.get("/api/layers/street")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "no street layer has been uploaded yet", "details": []}
+    assert [(x["level"], x["version"], x["units"]) for x in loaded.get("/api/layers").get_json()["layers"]] == [
+        ("grid", 1, 2), ("micro_grid", 1, 4)]
+
+
+def test_post_incidents_json_list_with_per_item_errors(loaded):
+    response = loaded.post("/api/incidents", json=[
+        {"category": "flying_cable", "lon": 0.005, "lat": 0.005, "reported_at": "2026-03-05 08:00",
+         "external_id": "A1"},
+        {"category": "litter", "lon": "x", "lat": 0.005},
+        {"category": "litter", "lon": 0.5, "lat": 0.5},
+        {"category": "flying_cable", "lon": 0.005, "lat": 0.005, "external_id": "A1"},
+    ])
+    assert response.status_code == 201
+    assert response.get_json() == {
+        "created": 2,
+        "items": [
+            {"row": 0, "id": 1, "created": True, "units": {"grid": "W", "micro_grid": "W-S"}, "assigned": True},
+            {"row": 2, "id": 2, "created": True, "units": {"grid": None, "micro_grid": None}, "assigned": False},
+            {"row": 3, "id": 1, "created": False, "units": {"grid": "W", "micro_grid": "W-S"}, "assigned": True},
+        ],
+        "errors": [{"row": 1, "error": "missing or non-numeric coordinates (lon='x', lat=0.005)"}],
+    }
+
+
+def test_post_single_incident_and_refusals_change_nothing(loaded, app):
+    response = loaded.post("/api/incidents", json={"category": "clutter", "lon": 0.015, "lat": 0.015})
+    assert response.status_code == 201 and response.get_json()["items"][0]["units"] == {
+        "grid": "E", "micro_grid": "E-N"}
+    before = snapshot(app)
+    bad = loaded.post("/api/incidents", json={"category": "clutter", "lon": 0.015})
+    assert bad.status_code == 400
+    assert bad.get_json() == {"error": "no incident was stored: every record has a problem",
+                              "details": ["row 0: missing or non-numeric coordinates (lon=0.015, lat=None)"]}
+    assert loaded.post("/api/incidents", json=[]).status_code == 400
+    wrong_type = loaded.post("/api/incidents", data="lon=1", content_type="text/plain")
+    assert wrong_type.status_code == 400 and "got text/plain" in wrong_type.get_json()["error"]
+    assert snapshot(app) == before
+
+
+def test_post_incidents_file_with_bad_rows(loaded):
+    csv = ("经度,纬度,类别,上报时间\n0.005,0.005,乱停乱放,2026-03-05 08:00\n"
+           "0.015,,杂物堆积,2026-03-05 09:00\n0.015,0.015,噪音,2026-03-06 10:00\n").encode()
+    response = loaded.post("/api/incidents", data={"file": (io.BytesIO(csv), "reports.csv")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert [(i["row"], i["units"]["micro_grid"]) for i in body["items"]] == [(2, "W-S"), (4, "E-N")]
+    assert body["errors"] == [{"row": 3, "error": "missing or non-numeric coordinates (lon='0.015', lat=None)"}]
+    feature = loaded.get("/api/incidents?category=other").get_json()["features"][0]
+    assert (feature["properties"]["category_raw"], feature["properties"]["units"]) == (
+        "噪音", {"grid": "E", "micro_grid": "E-N"})
+
+
+def test_post_incidents_file_with_options(loaded):
+    csv = b"E,N,when\n0.005,0.015,2026-03-05\n"
+    response = loaded.post("/api/incidents", data={"file": (io.BytesIO(csv), "r.csv"), "lon_field": "E",
+                                                   "lat_field": "N", "category": "fire_hazard"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400       # no time column: the one row is refused
+    assert response.get_json()["details"] == [
+        "row 2: missing report time (expected a date such as 2026-03-05 08:12)"]
+    csv = b"E,N,date\n0.005,0.015,2026-03-05\n"
+    response = loaded.post("/api/incidents", data={"file": (io.BytesIO(csv), "r.csv"), "lon_field": "E",
+                                                   "lat_field": "N", "category": "fire_hazard"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201
+    assert loaded.get("/api/incidents?category=fire_hazard").get_json()["features"][0]["properties"]["units"] == {
+        "grid": "W", "micro_grid": "W-N"}
+
+
+def test_get_incidents_filters(loaded):
+    loaded.post("/api/incidents", json=[
+        {"category": "litter", "lon": 0.005, "lat": 0.005, "reported_at": "2026-01-31 23:59"},
+        {"category": "litter", "lon": 0.015, "lat": 0.005, "reported_at": "2026-02-01 00:00", "status": "closed"},
+        {"category": "clutter", "lon": 0.015, "lat": 0.015, "reported_at": "2026-02-28 12:00"},
+    ])
+    ids = lambda q: [f["id"] for f in loaded.get(f"/api/incidents?{q}").get_json()["features"]]  # noqa: E731
+    assert ids("") == [1, 2, 3]
+    assert ids("category=litter") == [1, 2]
+    assert ids("from=2026-02-01") == [2, 3]
+    assert ids("to=2026-01-31") == [1]
+    assert ids("status=closed") == [2]
+    assert ids("unit=E") == [2, 3]
+    assert ids("unit=E-N") == [3]
+    assert ids("category=litter&from=2026-02-01&to=2026-02-01&unit=E") == [2]
+    response = loaded.get("/api/incidents?from=yesterday&status=lost")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the filters are not valid", "details": [
+        "unknown status 'lost'; expected one of reported, dispatched, in_progress, closed",
+        "from='yesterday' is not a date; expected YYYY-MM-DD"]}
+
+
+def test_lookup(loaded):
+    body = loaded.get("/api/lookup?lon=0.005&lat=0.015").get_json()
+    assert body["assigned"] is True
+    assert [(u["level"], u["code"], u["name"], u["staff"]) for u in body["units"]] == [
+        ("micro_grid", "W-N", "微网格W-N", "worker W-N"), ("grid", "W", "网格W", "staff W")]
+    assert loaded.get("/api/lookup?lon=3&lat=3").get_json() == {"lon": 3.0, "lat": 3.0, "assigned": False,
+                                                               "units": []}
+    response = loaded.get("/api/lookup?lon=abc&lat=1")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "lon='abc' is not a number; expected decimal degrees (WGS84)"
+    assert loaded.get("/api/lookup?lat=1").status_code == 400
+    assert loaded.get("/api/lookup?lon=500&lat=1").status_code == 400
+
+
+def test_errors_are_translated_to_chinese_on_request(loaded):
+    response = loaded.get("/api/lookup?lon=abc&lat=1&lang=zh")
+    assert response.get_json()["error"] == "lon='abc' 不是数字；应为十进制度数（WGS84）"
+    response = loaded.post("/api/layers/grid?lang=zh", data={
+        "file": (io.BytesIO(feature_collection([({"code": "B"}, LineString([(0, 0), (1, 1)]))])), "a.geojson")},
+        content_type="multipart/form-data")
+    assert response.get_json()["details"] == ["第 0 个要素（编码“B”） 应为 Polygon 或 MultiPolygon，实际为 LineString"]
+
+
+def test_unknown_api_route_and_oversized_upload(app, client):
+    assert client.get("/api/nothing").get_json() == {"error": "There is no such page or resource.", "details": []}
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    response = upload(client, "grid", grid_file())
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "The upload is larger than the service accepts (64 MB)."

@@ -1,0 +1,91 @@
+"""Pages for people: the map page, its filters, language, escaping, and the upload form."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from shapely import LineString, box
+
+from .conftest import build_app, feature_collection, grid_file, micro_file
+
+
+@pytest.fixture
+def demo_client(tmp_path):
+    """Chinese by default, demo loaded on the first request (as `python app.py` does)."""
+    application = build_app(tmp_path, GRIDMAP_LOAD_DEMO="1")
+    yield application.test_client()
+    application.extensions["gridmap"].store.close()
+
+
+def assets(html: str) -> list[str]:
+    return re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html)
+
+
+def test_map_page_on_demo_data_in_chinese(demo_client):
+    response = demo_client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html and "筛选事件" in html and "上传边界" in html
+    assert assets(html) == ["/static/gridmap.css", "/static/vendor/leaflet/leaflet.js",
+                            "/static/vendor/leaflet/leaflet.css", "/static/vendor/leaflet-heat/leaflet_heat.min.js"]
+    assert '<strong id="total">1200</strong>' in html
+    assert '<strong id="unassigned">6</strong>' in html
+    assert "裴村农贸市场片区" in html            # the market micro-grid tops the ranking
+    for asset in assets(html):
+        with demo_client.get(asset) as served:
+            assert served.status_code == 200
+
+
+def test_filters_redraw_with_the_matching_incidents(demo_client):
+    html = demo_client.get("/?category=flying_cable&from=2026-08-01&to=2026-08-31").get_data(as_text=True)
+    expected = len(demo_client.get("/api/incidents?category=flying_cable&from=2026-08-01&to=2026-08-31")
+                   .get_json()["features"])
+    assert f'<strong id="total">{expected}</strong>' in html
+    assert '<option value="flying_cable" selected>' in html and 'value="2026-08-01"' in html
+    bad = demo_client.get("/?from=soon")
+    assert bad.status_code == 400 and "from=&#39;soon&#39; 不是日期" in bad.get_data(as_text=True)
+
+
+def test_english_by_switch_and_it_sticks(demo_client):
+    html = demo_client.get("/?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in html and "Filter incidents" in html and ">中文</a>" in html
+    assert "Filter incidents" in demo_client.get("/").get_data(as_text=True)     # the cookie remembers
+    assert "筛选事件" in demo_client.get("/?lang=zh").get_data(as_text=True)
+
+
+def test_user_values_are_escaped(client):
+    evil = '<img src=x onerror="alert(1)">'
+    client.post("/api/layers/grid", data={"file": (io.BytesIO(feature_collection([
+        ({"code": "G<1>", "name": evil, "staff": "<b>x</b>"}, box(0, 0, 0.01, 0.01))])), "e.geojson")},
+        content_type="multipart/form-data")
+    client.post("/api/incidents", json={"category": "litter", "lon": 0.005, "lat": 0.005})
+    html = client.get("/").get_data(as_text=True)
+    assert evil not in html and "<b>x</b>" not in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html        # the ranking, escaped by Jinja
+
+
+def test_upload_page_shows_every_error_and_changes_nothing(client, app):
+    assert client.get("/upload").status_code == 200
+    bad = feature_collection([({"code": "A"}, LineString([(0, 0), (1, 1)])), ({"code": None}, box(0, 0, 1, 1))])
+    response = client.post("/upload", data={"level": "grid", "file": (io.BytesIO(bad), "bad.geojson")},
+                           content_type="multipart/form-data")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "the file has 2 problem(s); nothing was imported" in html
+    assert "expected Polygon or MultiPolygon, got LineString in feature 0 (code &#34;A&#34;)" in html
+    assert "feature 1 has no code (property &#39;code&#39; is empty)" in html
+    assert app.extensions["gridmap"].store.is_empty()
+    missing = client.post("/upload", data={"level": "grid"}, content_type="multipart/form-data")
+    assert missing.status_code == 400 and "Choose a boundary file to upload." in missing.get_data(as_text=True)
+
+
+def test_upload_page_success_summary(client):
+    client.post("/upload", data={"level": "grid", "file": (io.BytesIO(grid_file()), "g.geojson")},
+                content_type="multipart/form-data")
+    response = client.post("/upload", data={"level": "micro_grid", "file": (io.BytesIO(micro_file()), "m.geojson"),
+                                            "note": "first"}, content_type="multipart/form-data")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Imported 4 units as Micro-grid version 1." in html
+    assert "Total area: 4,923,629 m²" in html
