@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pandas.tseries.api import guess_datetime_format
 
 from . import categories
 from .boundaries import find_field
@@ -241,14 +242,23 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> list[dateti
         return [None] * len(frame)
     raw = frame[column].map(lambda v: str(v).strip() if _present(v) else None).astype(object)
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=True)
-    for fmt in (None, "mixed"):  # a format inferred from the first value, then value by value
+    for fmt in (_guess_format(raw[parsed.isna()]), "mixed"):  # one guessed format, then value by value
         retry = parsed.isna() & raw.notna()
-        if retry.any():
+        if fmt and retry.any():
             parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
     has_offset = raw.str.slice(10).str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True).fillna(False)
     local = parsed.dt.tz_convert(tz).dt.tz_localize(None).where(has_offset.astype(bool),
                                                                 parsed.dt.tz_localize(None))
     return [None if pd.isna(t) else t.to_pydatetime() for t in local]
+
+
+def _guess_format(values: pd.Series) -> str | None:
+    """The strftime format of the first value that has one (e.g. US ``01/02/2015 09:27:07 AM``)."""
+    for value in values.dropna().head(20):
+        fmt = guess_datetime_format(value)
+        if fmt:
+            return fmt
+    return None
 
 
 def _present(value: Any) -> bool:

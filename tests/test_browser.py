@@ -1,0 +1,303 @@
+"""The pages in a real Chromium, against ``python app.py`` serving the demo community.
+
+Offline first: every request of every page must go to the gridmap server itself.
+Screenshots land in ``artifacts/screenshots/`` (git-ignored) for a person to look at.
+
+UI strings relied on: the overlay titles 网格, 微网格 (gridmap/levels.py) and 事件热力图,
+不在任何网格内 (translations/zh of "Incident heatmap", "Outside every unit"); the nav
+地图 / 上传边界 ("Map" / "Upload boundaries"); in English also the upload page's
+"Upload a boundary file" heading, the level option "Grid" and the switch link 中文.
+Error texts are matched only on what no translation changes: a feature's code and
+its geometry type.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from shapely.geometry import mapping, shape
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, foreign_requests, require_chromium, screenshot
+
+pytestmark = pytest.mark.browser
+
+DEMO_GRIDS, DEMO_MICRO_GRIDS, DEMO_INCIDENTS = 5, 20, 1200
+ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内"]
+EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit"]
+XSS_NAME = '<img src=x onerror="window.__xss=1">'
+VIEWPORT = {"width": 1280, "height": 800}
+
+# Counts every interactive SVG path: each polygon is one path, and each unassigned
+# incident is one L.CircleMarker, which Leaflet's SVG renderer also draws as a path.
+COUNT_PATHS = "() => document.querySelectorAll('#gridmap_map path.leaflet-interactive').length"
+HEAT_STATE = """() => {
+  const c = document.querySelector('#gridmap_map canvas.leaflet-heatmap-layer');
+  if (!c) return null;
+  const box = c.getBoundingClientRect();
+  const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted++;
+  return {width: c.width, height: c.height, boxWidth: box.width, boxHeight: box.height, painted};
+}"""
+OVERLAY_LABELS = """() => Array.from(document.querySelectorAll(
+  '.leaflet-control-layers-overlays label')).map(l => ({
+    text: l.textContent.trim(), checked: l.querySelector('input').checked}))"""
+
+
+class Tab:
+    """A page in a fresh browser context that records requests and console errors."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        context.on("request", lambda request: self.requests.append(request.url))
+        context.on("console", self._console)
+        self.page = context.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+
+    def _console(self, msg: Any) -> None:
+        url = msg.location.get("url", "")
+        # Chromium asks for /favicon.ico on its own; the pages link no icon (yet), so that one 404
+        # is the browser's doing, not the page's.  Every other failed load counts.
+        if msg.type == "error" and urlsplit(url).path != "/favicon.ico":
+            self.errors.append(f"{msg.text} ({url})")
+
+    def open_map(self, url: str) -> Any:
+        """Go to a map page and wait until Leaflet has drawn the overlays and the heat."""
+        response = self.page.goto(url, wait_until="load")
+        self.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
+        self.page.wait_for_function(f"() => {{ const h = ({HEAT_STATE})(); return h && h.painted > 0; }}")
+        return response
+
+    def paths(self) -> int:
+        return self.page.evaluate(COUNT_PATHS)
+
+    def assert_clean(self, server: LiveServer) -> None:
+        assert not self.errors, f"console errors: {self.errors}"
+        assert self.requests, "no request was recorded"
+        assert not foreign_requests(self.requests, server.netloc), \
+            f"requests left {server.netloc}: {foreign_requests(self.requests, server.netloc)}"
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The demo community on its own database; only the XSS test changes data, on its own server."""
+    live = LiveServer(tmp_path_factory.mktemp("gridmap-browser")).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def tab(chromium: Any) -> Iterator[Tab]:
+    context = chromium.new_context(viewport=VIEWPORT, locale="zh-CN")
+    yield Tab(context)
+    context.close()
+
+
+def demo_counts(server: LiveServer) -> tuple[int, int, int]:
+    """(grids, micro-grids, unassigned incidents) as the API sees them, outside the browser."""
+    grids = len(server.get_json("/api/layers/grid")["features"])
+    micro = len(server.get_json("/api/layers/micro_grid")["features"])
+    incidents = server.get_json("/api/incidents")["features"]
+    assert len(incidents) == DEMO_INCIDENTS
+    return grids, micro, len(incidents)
+
+
+def hover_unit(tab: Tab, feature: dict[str, Any]) -> str:
+    """Move the mouse over a point inside ``feature`` and return the tooltip's text."""
+    point = shape(feature["geometry"]).representative_point()
+    x, y = tab.page.evaluate(
+        """([lat, lon]) => {
+             const p = window.gridmap_map.latLngToContainerPoint([lat, lon]);
+             const box = document.getElementById('gridmap_map').getBoundingClientRect();
+             return [box.left + p.x, box.top + p.y];
+           }""", [point.y, point.x])
+    hit = tab.page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y);"
+                            " return e && e.tagName.toLowerCase() + '.' + e.getAttribute('class'); }", [x, y])
+    assert hit and hit.startswith("path.") and "leaflet-interactive" in hit, \
+        f"{feature['properties']} at ({x:.0f}, {y:.0f}) is covered by {hit}"
+    tab.page.mouse.move(x - 3, y - 3)
+    tab.page.mouse.move(x, y)
+    tooltip = tab.page.locator(".leaflet-tooltip")
+    tooltip.wait_for(state="visible", timeout=5000)
+    return tooltip.inner_text()
+
+
+def inner_feature(tab: Tab, features: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first feature whose inside point is on screen and clear of the layer control."""
+    control = tab.page.locator(".leaflet-control-layers").bounding_box()
+    mapbox = tab.page.locator("#gridmap_map").bounding_box()
+    for feature in features:
+        point = shape(feature["geometry"]).representative_point()
+        x, y = tab.page.evaluate(
+            """([lat, lon]) => { const p = window.gridmap_map.latLngToContainerPoint([lat, lon]);
+                                 return [p.x, p.y]; }""", [point.y, point.x])
+        x, y = x + mapbox["x"], y + mapbox["y"]
+        inside_map = mapbox["x"] + 60 < x < mapbox["x"] + mapbox["width"] - 20 \
+            and mapbox["y"] + 20 < y < mapbox["y"] + mapbox["height"] - 30
+        under_control = control["x"] - 20 < x < control["x"] + control["width"] + 20 \
+            and control["y"] - 20 < y < control["y"] + control["height"] + 20
+        if inside_map and not under_control:
+            return feature
+    raise AssertionError("no micro-grid lies in the visible part of the map")
+
+
+def upload(tab: Tab, server: LiveServer, level: str, path: Path) -> Any:
+    """Submit the /upload form in the browser; returns the response to the POST."""
+    tab.page.goto(server.url + "/upload")
+    tab.page.select_option("#upload select[name=level]", level)
+    tab.page.set_input_files("#upload input[name=file]", str(path))
+    with tab.page.expect_navigation() as navigation:
+        tab.page.click("#upload button[type=submit]")
+    return navigation.value
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+def test_map_page_draws_every_layer_offline(server: LiveServer, tab: Tab) -> None:
+    grids, micro, _ = demo_counts(server)
+    assert (grids, micro) == (DEMO_GRIDS, DEMO_MICRO_GRIDS)
+    response = tab.open_map(server.url + "/")
+    assert response.status == 200
+    unassigned = int(tab.page.inner_text("#unassigned"))
+    assert int(tab.page.inner_text("#total")) == DEMO_INCIDENTS
+    assert unassigned == 6
+    # 5 grid polygons + 20 micro-grid polygons + 6 red circle markers = 31 paths.
+    assert tab.paths() == grids + micro + unassigned == 31
+
+    heat = tab.page.evaluate(HEAT_STATE)
+    assert heat is not None, "no heat canvas"
+    assert heat["width"] > 0 and heat["height"] > 0 and heat["boxWidth"] > 0 and heat["boxHeight"] > 0, heat
+    assert heat["painted"] > 1000, f"the heat canvas is blank: {heat}"
+
+    overlays = tab.page.evaluate(OVERLAY_LABELS)
+    assert [o["text"] for o in overlays] == ZH_OVERLAYS
+    assert all(o["checked"] for o in overlays), overlays
+    assert tab.page.locator("#gridmap_map .leaflet-tile").count() == 0  # GRIDMAP_TILES=none
+
+    features = server.get_json("/api/layers/micro_grid")["features"]
+    feature = inner_feature(tab, features)
+    text = hover_unit(tab, feature)
+    assert feature["properties"]["name"] in text, text
+    assert feature["properties"]["code"] in text, text
+    screenshot(tab.page, "map.png")
+    tab.assert_clean(server)
+    assert any(urlsplit(u).path.endswith("/leaflet.js") for u in tab.requests)
+
+
+def test_filter_form_redraws_for_one_category(server: LiveServer, tab: Tab) -> None:
+    expected = len(server.get_json("/api/incidents?category=flying_cable")["features"])
+    assert 0 < expected < DEMO_INCIDENTS
+    tab.open_map(server.url + "/")
+    tab.page.select_option("#filters select[name=category]", "flying_cable")
+    with tab.page.expect_navigation():
+        tab.page.click("#filters button[type=submit]")
+    tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
+    assert parse_qs(urlsplit(tab.page.url).query).get("category") == ["flying_cable"], tab.page.url
+    assert tab.page.input_value("#filters select[name=category]") == "flying_cable"
+    assert int(tab.page.inner_text("#total")) == expected
+    unassigned = int(tab.page.inner_text("#unassigned"))
+    assert tab.paths() == DEMO_GRIDS + DEMO_MICRO_GRIDS + unassigned
+    assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == ZH_OVERLAYS
+    tab.assert_clean(server)
+
+
+def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
+    tab.open_map(server.url + "/")
+    assert tab.page.get_attribute("html", "lang") == "zh-CN"
+    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界"]
+
+    with tab.page.expect_navigation():
+        tab.page.click("#lang-switch")
+    assert parse_qs(urlsplit(tab.page.url).query).get("lang") == ["en"]
+    tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
+    assert tab.page.get_attribute("html", "lang") == "en"
+    assert tab.page.locator("header nav a").all_inner_texts() == ["Map", "Upload boundaries"]
+    assert tab.page.inner_text("#lang-switch") == "中文"
+    assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == EN_OVERLAYS
+    assert {c["name"]: c["value"] for c in tab.context.cookies()}.get("lang") == "en"
+
+    tab.page.click("header nav a[href='/upload']")  # no ?lang= any more: the cookie decides
+    tab.page.wait_for_url(server.url + "/upload")
+    assert tab.page.get_attribute("html", "lang") == "en"
+    assert tab.page.inner_text("h1") == "Upload a boundary file"
+    assert tab.page.locator("#upload select[name=level] option[value=grid]").inner_text() == "Grid"
+
+    with tab.page.expect_navigation():
+        tab.page.click("#lang-switch")
+    assert tab.page.get_attribute("html", "lang") == "zh-CN"
+    tab.page.goto(server.url + "/upload")
+    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界"]
+    tab.assert_clean(server)
+
+
+def test_bad_upload_lists_the_problem_and_changes_nothing(server: LiveServer, tab: Tab,
+                                                           tmp_path: Path) -> None:
+    before = server.get_json("/api/layers")
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "ROAD-7", "name": "一条路"},
+         "geometry": {"type": "LineString", "coordinates": [[111.87, 34.743], [111.88, 34.745]]}},
+    ]}, ensure_ascii=False), encoding="utf-8")
+    response = upload(tab, server, "grid", bad)
+    assert response.status == 400
+    errors = tab.page.locator(".errors")
+    assert errors.is_visible()
+    assert tab.page.locator(".success").count() == 0
+    items = errors.locator("li").all_inner_texts()
+    assert any("ROAD-7" in item and "LineString" in item for item in items), items
+    screenshot(tab.page, "upload-error.png")
+
+    tab.open_map(server.url + "/")
+    assert tab.paths() == DEMO_GRIDS + DEMO_MICRO_GRIDS + int(tab.page.inner_text("#unassigned")) == 31
+    assert server.get_json("/api/layers") == before
+    # Chromium logs the 400 answer to the form's POST as a failed load; that one is expected.
+    tab.errors = [e for e in tab.errors if not ("status of 400" in e and e.endswith("/upload)"))]
+    tab.assert_clean(server)
+
+
+def test_unit_names_are_text_not_html(chromium: Any, tab: Tab, tmp_path_factory: pytest.TempPathFactory,
+                                      tmp_path: Path) -> None:
+    """A micro-grid named like an <img> tag shows as text in the tooltip and runs nothing.
+
+    Uses its own server: the upload replaces the micro-grid layer.
+    """
+    live = LiveServer(tmp_path_factory.mktemp("gridmap-xss")).start()
+    try:
+        demo = live.get_json("/api/layers/micro_grid")["features"][0]
+        evil = tmp_path / "evil.geojson"
+        evil.write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"code": "XSS-1", "name": XSS_NAME},
+             "geometry": mapping(shape(demo["geometry"]))}]}), encoding="utf-8")
+        response = upload(tab, live, "micro_grid", evil)
+        assert response.status == 200, tab.page.inner_text("main")
+        assert tab.page.locator(".success").is_visible()
+
+        tab.open_map(live.url + "/")
+        assert tab.paths() == DEMO_GRIDS + 1 + int(tab.page.inner_text("#unassigned"))
+        ranking = tab.page.locator(".ranking").inner_text()
+        assert XSS_NAME in ranking, ranking
+        text = hover_unit(tab, live.get_json("/api/layers/micro_grid")["features"][0])
+        assert "<img" in text and "XSS-1" in text, text
+        assert tab.page.evaluate("() => typeof window.__xss") == "undefined"
+        assert tab.page.locator("#gridmap_map img[src=x], .leaflet-tooltip img").count() == 0
+        assert not [u for u in tab.requests if urlsplit(u).path == "/x"], "the <img> was inserted"
+        tab.assert_clean(live)
+    finally:
+        live.stop()
