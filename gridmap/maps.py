@@ -198,7 +198,9 @@ def _units_geojson(units: geopandas.GeoDataFrame) -> dict[str, Any]:
 
 def _heat_overlay(latlon: numpy.ndarray, title: str, asset_base: str) -> HeatMap:
     """A heat map of incidents whose plugin script loads from ``asset_base``."""
-    heat = HeatMap(latlon.tolist(), name=html.escape(title), overlay=True)
+    # folium's leaflet.heat scales colours to the busiest cell, so the hottest spot is always red;
+    # a low minimum opacity keeps quiet blocks pale instead of flooding the community.
+    heat = HeatMap(latlon.tolist(), name=html.escape(title), overlay=True, radius=20, blur=15, min_opacity=0.25)
     heat.default_js = [("leaflet-heat.js", asset_base + HEAT_JS)]
     return heat
 
