@@ -26,11 +26,6 @@ from .levels import Level
 
 log = logging.getLogger(__name__)
 
-# Above this many points a tree over the points, queried by each polygon, is faster than a
-# tree over the polygons queried by each point: the polygon is prepared once, not per point.
-_POINT_TREE_FROM = 20_000
-
-
 @dataclass(frozen=True)
 class _LevelIndex:
     level: Level
@@ -66,25 +61,25 @@ class AssignmentIndex:
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> dict[Level, np.ndarray]:
         """The code of the unit holding each point, per level (``None`` where no unit does)."""
         points = shapely.points(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
-        point_tree = shapely.STRtree(points) if len(points) >= _POINT_TREE_FROM else None
         result: dict[Level, np.ndarray] = {}
         above: np.ndarray | None = None
         for index in self._levels:
-            pt, unit = _holding_pairs(index, points, point_tree)
+            pt, unit = _holding_pairs(index, points)
             chosen = _choose(index, pt, unit, len(points), above)
             result[index.level] = codes = np.where(chosen >= 0, index.codes[chosen], None)
             above = codes
         return result
 
 
-def _holding_pairs(index: _LevelIndex, points: np.ndarray,
-                   point_tree: shapely.STRtree | None) -> tuple[np.ndarray, np.ndarray]:
-    """All (point, unit) pairs where the unit covers the point."""
-    if point_tree is None:
-        pt, unit = index.tree.query(points, predicate="covered_by")
-    else:
-        unit, pt = point_tree.query(index.geometries, predicate="covers")
-    return pt, unit
+def _holding_pairs(index: _LevelIndex, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (point, unit) pairs where the unit covers the point.
+
+    The tree gives bounding-box candidates; ``covers`` then runs on the polygons, which are
+    prepared once (a predicate in ``tree.query(points, …)`` would prepare each point instead).
+    """
+    pt, unit = index.tree.query(points)
+    held = shapely.covers(index.geometries[unit], points[pt])
+    return pt[held], unit[held]
 
 
 def _choose(index: _LevelIndex, pt: np.ndarray, unit: np.ndarray, n: int,

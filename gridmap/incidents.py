@@ -282,8 +282,10 @@ def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon:
 def _check_times(frame: pd.DataFrame, column: str | None, times: list[datetime | None],
                  problems: list[list[Message]], require_time: bool) -> None:
     for i, t in enumerate(times):
+        if t is not None:
+            continue
         raw = _raw(frame, column, i)
-        if t is None and (raw not in (None, "") or require_time):
+        if raw not in (None, "") or require_time:
             if raw in (None, ""):
                 problems[i].append(message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
             else:

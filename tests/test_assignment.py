@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from shapely import box
 
-import gridmap.assignment as assignment
 from gridmap.assignment import AssignmentIndex
 from gridmap.boundaries import derive_parents, read_layer
 from gridmap.levels import Level
@@ -53,21 +52,17 @@ def test_tie_break_prefers_the_child_of_the_chosen_parent_over_the_smaller_code(
     assert (result[Level.GRID][0], result[Level.MICRO_GRID][0]) == ("1", "9-e")
 
 
-def test_many_points_counted_once_each_with_both_strategies(layers, monkeypatch):
+def test_many_points_each_counted_once(layers):
     # A 201 × 201 lattice over the block at 0.0001° steps: 40401 points, many on edges.
     xs, ys = np.meshgrid(np.linspace(0, 0.02, 201), np.linspace(0, 0.02, 201))
     lon, lat = xs.ravel(), ys.ravel()
-    by_point_tree = AssignmentIndex(layers).assign(lon, lat)
-    monkeypatch.setattr(assignment, "_POINT_TREE_FROM", 10**9)
-    by_polygon_tree = AssignmentIndex(layers).assign(lon, lat)
-    for level in (Level.GRID, Level.MICRO_GRID):
-        assert (by_point_tree[level] == by_polygon_tree[level]).all()
-    grid = by_point_tree[Level.GRID]
+    result = AssignmentIndex(layers).assign(lon, lat)
+    grid = result[Level.GRID]
     assert (grid != None).all()                                  # noqa: E711 - numpy elementwise
     # Hand rule: x < 0.01 → W, x ≥ 0.01 → E (the edge goes to E, the smaller code).
     expected = np.where(np.round(lon, 6) < 0.01, "W", "E")
     assert (grid == expected).all()
-    micro = by_point_tree[Level.MICRO_GRID]
+    micro = result[Level.MICRO_GRID]
     expected_micro = np.char.add(np.char.add(expected, "-"), np.where(
         np.round(lat, 6) >= 0.01, "N", "S"))
     assert (micro == expected_micro).all()
