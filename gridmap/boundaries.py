@@ -71,9 +71,9 @@ def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson", c
     fields = _choose_fields(frame, code_field=code_field, name_field=name_field, parent_field=parent_field)
     _check_features(frame, fields)
     frame = to_wgs84(frame, crs=crs, source=filename)
-    units = _assemble(frame, fields)
+    units, repairs = _assemble(frame, fields)
     log.info("read %d %s units from %s", len(units), level.value, filename)
-    return Layer(level=level, units=units, parent_source="field" if fields.parent else None)
+    return Layer(level=level, units=units, parent_source="field" if fields.parent else None, warnings=repairs)
 
 
 def _read_frame(data: bytes, filename: str) -> gpd.GeoDataFrame:
@@ -167,13 +167,13 @@ def _clean_code(value: Any) -> str | None:
     return text or None
 
 
-def _assemble(frame: gpd.GeoDataFrame, fields: FieldChoice) -> gpd.GeoDataFrame:
+def _assemble(frame: gpd.GeoDataFrame, fields: FieldChoice) -> tuple[gpd.GeoDataFrame, list[Message]]:
     used = {fields.code, fields.name, fields.parent, frame.geometry.name}
     extra = [c for c in frame.columns if c not in used]
     codes = [_clean_code(v) for v in frame[fields.code]]
     names = [_clean_code(v) for v in frame[fields.name]] if fields.name else [None] * len(frame)
     parents = [_clean_code(v) for v in frame[fields.parent]] if fields.parent else [None] * len(frame)
-    geometry = shapely.force_2d(frame.geometry.to_numpy())
+    geometry, repairs = _repaired(shapely.force_2d(frame.geometry.to_numpy()), codes)
     units = gpd.GeoDataFrame({
         "code": texts(codes),
         "name": texts(n or c for n, c in zip(names, codes)),
@@ -182,7 +182,29 @@ def _assemble(frame: gpd.GeoDataFrame, fields: FieldChoice) -> gpd.GeoDataFrame:
         "properties": [_properties(row) for row in frame[extra].to_dict("records")],
     }, geometry=gpd.GeoSeries(geometry, crs=4326))
     units["area_m2"] = areas_m2(units)
-    return units
+    return units, [message(N_("{where}: invalid geometry ({reason}) was repaired with make_valid; area "
+                              "{before} m² → {after} m²"), where=_where(i, codes[i]), reason=reason,
+                           before=round(before, 1), after=round(float(units["area_m2"].iloc[i]), 1))
+                   for i, reason, before in repairs]
+
+
+def _repaired(geometry: np.ndarray, codes: list[str | None]) -> tuple[np.ndarray, list[tuple[int, str, float]]]:
+    """Invalid polygons (real files have self-touching rings) made valid, keeping polygonal parts.
+
+    Never silent: each repair is returned as (index, reason, area before in m²) for a warning.
+    """
+    invalid = np.flatnonzero(~shapely.is_valid(geometry))
+    if len(invalid) == 0:
+        return geometry, []
+    fixed = geometry.copy()
+    before = areas_m2(gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry[invalid], crs=4326)))
+    repairs = []
+    for i, area in zip(invalid, before):
+        parts = shapely.get_parts(shapely.make_valid(geometry[i]))
+        fixed[i] = shapely.union_all(parts[shapely.get_type_id(parts) >= 3])   # (multi)polygons only
+        repairs.append((int(i), shapely.is_valid_reason(geometry[i]), float(area)))
+    log.info("repaired %d invalid geometries", len(repairs))
+    return fixed, repairs
 
 
 def _properties(row: Mapping[str, Any]) -> dict[str, Any]:

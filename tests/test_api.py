@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from shapely import LineString, box
+from shapely import LineString, Polygon, box
 
 from .conftest import feature_collection, grid_file, micro_file
 from .test_boundaries import SQUARE_4547
@@ -217,3 +217,19 @@ def test_unknown_api_route_and_oversized_upload(app, client):
     response = upload(client, "grid", grid_file())
     assert response.status_code == 413
     assert response.get_json()["error"] == "The upload is larger than the service accepts (64 MB)."
+
+
+def test_invalid_polygon_is_repaired_and_reported_not_a_500(client):
+    bow_tie = Polygon([(0, 0), (0.01, 0.01), (0.01, 0), (0, 0.01), (0, 0)])
+    response = upload(client, "grid", feature_collection([({"code": "B"}, bow_tie)]))
+    assert response.status_code == 201
+    assert response.get_json()["warnings"] == [
+        'feature 0 (code "B"): invalid geometry (Self-intersection[0.005 0.005]) was repaired with '
+        "make_valid; area 0.0 m² → 615453.6 m²"]
+
+
+def test_categories_with_both_labels(client):
+    body = client.get("/api/categories").get_json()
+    assert body["categories"][:2] == [{"code": "illegal_parking", "zh": "乱停乱放", "en": "Illegal parking"},
+                                      {"code": "flying_cable", "zh": "飞线充电", "en": "Flying charging cable"}]
+    assert len(body["categories"]) == 15 and body["categories"][-1]["code"] == "other"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from shapely import LineString, Point, box
+from shapely import LineString, Point, Polygon, box
 
 from gridmap.boundaries import derive_parents, read_layer, to_geojson
 from gridmap.errors import InvalidInput
@@ -130,3 +130,16 @@ def test_geojson_export_carries_properties_and_level():
     assert first["properties"]["level"] == "grid"
     assert first["geometry"]["type"] == "Polygon"
     json.dumps(out)   # serialisable as is
+
+
+def test_bow_tie_is_repaired_into_its_two_triangles_and_reported():
+    # A bow-tie over the 0.01° cell W-S: make_valid gives two triangles, half the cell's area.
+    bow_tie = Polygon([(0, 0), (0.01, 0.01), (0.01, 0), (0, 0.01), (0, 0)])
+    layer = read_layer(feature_collection([({"code": "B"}, bow_tie)]), level=Level.MICRO_GRID)
+    cell = read_layer(feature_collection([({"code": "C"}, box(0, 0, 0.01, 0.01))]), level=Level.GRID)
+    assert layer.units.geometry.iloc[0].geom_type == "MultiPolygon"
+    assert layer.units["area_m2"].iloc[0] == pytest.approx(cell.units["area_m2"].iloc[0] / 2, rel=1e-9)
+    assert [str(w) for w in layer.warnings] == [
+        'feature 0 (code "B"): invalid geometry (Self-intersection[0.005 0.005]) was repaired with '
+        "make_valid; area 0.0 m² → 615453.6 m²"]
+    assert derive_parents(layer, cell).units["parent_code"].tolist() == ["C"]

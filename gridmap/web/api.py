@@ -7,6 +7,7 @@ from flask import Blueprint, request
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage
 
+from .. import categories
 from ..errors import InvalidInput, N_, message
 from ..incidents import FileOptions
 from ..levels import Level
@@ -60,6 +61,11 @@ def post_incidents():
 @bp.get("/incidents")
 def get_incidents():
     return service().incidents_geojson(parse_query(request.args))
+
+
+@bp.get("/categories")
+def list_categories():
+    return {"categories": [{"code": c.code, "zh": c.label_zh, "en": c.label_en} for c in categories.CATEGORIES]}
 
 
 @bp.get("/lookup")
