@@ -117,9 +117,10 @@ class Gridmap:
         return ids, units[layer.level]
 
     def _relink_children(self, layer: Layer, current: dict[Level, Layer]) -> None:
-        """A child level whose parents were derived spatially follows its new parent layer."""
+        """A child level whose parents were derived spatially (or were never set, because it came
+        first) follows its new parent layer; one whose file named parents is checked against it."""
         child = _nearest(current, layer.level, above=False)
-        if child is not None and child.parent_source == "spatial":
+        if child is not None and child.parent_source in (None, "spatial"):
             relinked = derive_parents(child, layer)
             self.store.update_parents(child.level, dict(zip(relinked.units["code"], relinked.units["parent_code"])))
         elif child is not None:

@@ -85,3 +85,21 @@ def test_demo_loads_through_the_importers(service):
     assert micro["parent_code"].tolist() == [c.split("-")[0] for c in micro["code"]]
     grids = service.store.layers()[Level.GRID].units
     assert micro["area_m2"].sum() == pytest.approx(grids["area_m2"].sum(), abs=0.5)
+
+
+def test_micro_grids_uploaded_first_get_parents_when_the_grids_arrive(service):
+    service.import_layer(Level.MICRO_GRID, micro_file())
+    assert service.store.layers()[Level.MICRO_GRID].units["parent_code"].tolist() == [None] * 4
+    service.import_layer(Level.GRID, grid_file())
+    micro = service.store.layers()[Level.MICRO_GRID]
+    assert micro.units["parent_code"].tolist() == ["W", "W", "E", "E"]
+    assert micro.parent_source == "spatial"
+
+
+def test_named_parents_missing_from_a_new_parent_layer_are_warned(service):
+    service.import_layer(Level.GRID, grid_file())
+    service.import_layer(Level.MICRO_GRID, micro_file(with_parent=True))
+    summary = service.import_layer(Level.GRID, feature_collection([({"code": "W"}, box(0, 0, 0.02, 0.02))]))
+    assert [str(w) for w in summary.warnings] == [
+        "feature 2 (code \"E-S\") names parent 'E', which is not a grid code",
+        "feature 3 (code \"E-N\") names parent 'E', which is not a grid code"]

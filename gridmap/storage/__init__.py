@@ -61,7 +61,8 @@ class Store(ABC):
 
     @abstractmethod
     def update_parents(self, level: Level, parents: dict[str, str | None]) -> None:
-        """Set the parent codes of the current units of ``level`` (after the level above changed)."""
+        """Set the parent codes of the current units of ``level``, derived spatially after the level
+        above changed (the layer's parent source becomes "spatial")."""
 
     @abstractmethod
     def add_incidents(self, drafts: Sequence[IncidentDraft],

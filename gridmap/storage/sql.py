@@ -166,6 +166,8 @@ class SqlStore(Store):
             for code, parent in parents.items():
                 conn.execute(sa.update(units).where(units.c.version_id == current.id, units.c.code == code)
                              .values(parent_code=parent))
+            conn.execute(sa.update(layer_versions).where(layer_versions.c.id == current.id)
+                         .values(parent_source="spatial"))
 
     # -- incidents -----------------------------------------------------------------------
     def add_incidents(self, drafts: Sequence[IncidentDraft],
