@@ -21,12 +21,11 @@ import pandas as pd
 import shapely
 
 from .coordinates import areas_m2, equal_area_crs, to_wgs84
-from .errors import InvalidInput, Message, N_, message
+from .errors import N_, InvalidInput, Message, message
 from .levels import Level
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["code", "name", "parent_code", "area_m2", "properties", "geometry"]
 CODE_FIELDS = ("code", "编码", "代码", "编号", "网格编码", "unit_code", "grid_code", "id")
 NAME_FIELDS = ("name", "名称", "网格名称", "title", "label")
 PARENT_FIELDS = ("parent_code", "parent", "上级编码", "所属网格", "parent_id")

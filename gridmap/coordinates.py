@@ -14,7 +14,7 @@ import numpy as np
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from .errors import InvalidInput, N_, message
+from .errors import N_, InvalidInput, message
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -24,7 +24,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from . import categories
 from .boundaries import find_field
-from .errors import InvalidInput, Message, N_, message
+from .errors import N_, InvalidInput, Message, message
 
 log = logging.getLogger(__name__)
 

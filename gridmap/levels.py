@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .errors import InvalidInput, N_, message
+from .errors import N_, InvalidInput, message
 
 
 class Level(str, Enum):

@@ -19,7 +19,7 @@ import pandas as pd
 from .assignment import AssignmentIndex
 from .boundaries import Layer, derive_parents, missing_parents, read_layer, staff_of, to_geojson
 from .config import DEMO_DIR
-from .errors import InvalidInput, Message, N_, NotFound, message
+from .errors import N_, InvalidInput, Message, NotFound, message
 from .incidents import FileOptions, ParsedBatch, RowError, parse_records, read_incident_file
 from .levels import ORDER, Level
 from .storage import IncidentQuery, Store

@@ -1,13 +1,11 @@
 """The service's use cases: linking levels, replacing a level, reassigning, lookup."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from shapely import box
 
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.levels import Level
-from gridmap.service import LayerOptions
 
 from .conftest import feature_collection, grid_file, micro_file
 

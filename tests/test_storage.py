@@ -6,7 +6,6 @@ from datetime import datetime
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from shapely import box
 
 from gridmap.boundaries import read_layer
 from gridmap.incidents import IncidentDraft, Status

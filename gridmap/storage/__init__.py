@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..boundaries import Layer
-from ..errors import InvalidInput, N_, message
+from ..errors import N_, InvalidInput, message
 from ..incidents import IncidentDraft
 from ..levels import Level
 

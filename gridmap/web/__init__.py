@@ -11,7 +11,7 @@ from flask import current_app
 from flask_babel import gettext
 
 from .. import categories
-from ..errors import InvalidInput, Message, N_, message
+from ..errors import N_, InvalidInput, Message, message
 from ..incidents import Status
 from ..service import Gridmap
 from ..storage import IncidentQuery

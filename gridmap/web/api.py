@@ -8,11 +8,11 @@ from flask_babel import gettext
 from werkzeug.datastructures import FileStorage
 
 from .. import categories
-from ..errors import InvalidInput, N_, message
+from ..errors import N_, InvalidInput, message
 from ..incidents import FileOptions
 from ..levels import Level
 from ..service import LayerOptions, LayerSummary, ReportResult
-from . import error_body, parse_query, service, tr
+from . import parse_query, service, tr
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
