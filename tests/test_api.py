@@ -208,7 +208,7 @@ def test_errors_are_translated_to_chinese_on_request(loaded):
     response = loaded.post("/api/layers/grid?lang=zh", data={
         "file": (io.BytesIO(feature_collection([({"code": "B"}, LineString([(0, 0), (1, 1)]))])), "a.geojson")},
         content_type="multipart/form-data")
-    assert response.get_json()["details"] == ["第 0 个要素（编码“B”） 应为 Polygon 或 MultiPolygon，实际为 LineString"]
+    assert response.get_json()["details"] == ["要素 #0（编码“B”）应为 Polygon 或 MultiPolygon，实际为 LineString"]
 
 
 def test_unknown_api_route_and_oversized_upload(app, client):
