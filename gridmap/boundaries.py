@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -71,6 +72,7 @@ def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson", c
     _check_features(frame, fields)
     frame = to_wgs84(frame, crs=crs, source=filename)
     units, repairs = _assemble(frame, fields)
+    _check_areas(units)
     log.info("read %d %s units from %s", len(units), level.value, filename)
     return Layer(level=level, units=units, parent_source="field" if fields.parent else None, warnings=repairs)
 
@@ -82,10 +84,17 @@ def _read_frame(data: bytes, filename: str) -> gpd.GeoDataFrame:
         frame = gpd.read_file(io.BytesIO(data))
     except Exception as exc:  # pyogrio raises several types for unreadable input
         raise InvalidInput(message(N_("could not read {file} as GeoJSON: {reason}"),
-                                   file=filename, reason=str(exc).splitlines()[0])) from None
+                                   file=filename, reason=read_error(exc))) from None
     if frame.empty:
         raise InvalidInput(message(N_("{file} has no features; expected at least one polygon"), file=filename))
     return frame
+
+
+def read_error(exc: Exception) -> str:
+    """What a reader said, first sentence only, without GDAL's in-memory file name."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = re.sub(r"'?/vsimem/[^'\s]+'?\s*", "", text).split(";")[0]
+    return text.strip()
 
 
 def _choose_fields(frame: gpd.GeoDataFrame, *, code_field: str | None, name_field: str | None,
@@ -135,6 +144,16 @@ def _check_features(frame: gpd.GeoDataFrame, fields: FieldChoice) -> None:
             problems.append(message(N_("feature {index} has no code (property {field!r} is empty)"),
                                     index=i, field=fields.code))
     problems += _duplicate_codes(codes)
+    if problems:
+        raise InvalidInput(message(N_("the file has {count} problem(s); nothing was imported"),
+                                   count=len(problems)), problems)
+
+
+def _check_areas(units: gpd.GeoDataFrame) -> None:
+    """A unit must cover some land: a polygon with no area (even after repair) cannot hold a report."""
+    empty = units.geometry.is_empty.to_numpy() | (units["area_m2"].to_numpy() <= 0)
+    problems = [message(N_("{where} has no area (a degenerate polygon, e.g. all points on one line)"),
+                        where=_where(i, code)) for i, code in enumerate(units["code"]) if empty[i]]
     if problems:
         raise InvalidInput(message(N_("the file has {count} problem(s); nothing was imported"),
                                    count=len(problems)), problems)
@@ -220,11 +239,12 @@ def derive_parents(child: Layer, parent: Layer) -> Layer:
     kids, dads = child.units.geometry.to_numpy(), parent.units.geometry.to_numpy()
     pairs = shapely.STRtree(dads).query(kids, predicate="intersects")
     shares = _shared_areas(kids[pairs[0]], dads[pairs[1]], parent.units)
+    codes = parent.units["code"].to_numpy()
     best: dict[int, tuple[float, int]] = {}
     for k, d, area in zip(pairs[0], pairs[1], shares):
-        if area > best.get(k, (0.0, -1))[0]:
+        held = best.get(k)
+        if area > 0 and (held is None or area > held[0] or (area == held[0] and codes[d] < codes[held[1]])):
             best[k] = (area, d)
-    codes = parent.units["code"].to_numpy()
     units = child.units.copy()
     units["parent_code"] = texts((codes[best[k][1]] if k in best else None for k in range(len(units))),
                                  index=units.index)

@@ -28,6 +28,9 @@ class Settings:
         env = os.environ if env is None else env
         instance = instance_dir or PROJECT_ROOT / "instance"
         tiles = env.get("GRIDMAP_TILES", DEFAULT_TILES).strip()
+        if tiles.lower() not in ("", "none", "off") and not all(k in tiles for k in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"GRIDMAP_TILES={tiles!r} is not a tile URL template: it needs {{z}}, {{x}} and "
+                             "{y} (e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png), or `none`")
         return cls(
             database_url=env.get("GRIDMAP_DATABASE_URL") or f"sqlite:///{instance / 'gridmap.db'}",
             tiles=None if tiles.lower() in ("", "none", "off") else tiles,

@@ -12,7 +12,7 @@ import logging
 import geopandas as gpd
 import numpy as np
 from pyproj import CRS
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 from .errors import N_, InvalidInput, message
 
@@ -27,12 +27,15 @@ def parse_crs(text: str) -> CRS:
     if value.isdigit():
         value = f"EPSG:{value}"
     try:
-        return CRS.from_user_input(value)
+        crs = CRS.from_user_input(value)
     except CRSError:
+        crs = None
+    if crs is None or not (crs.is_geographic or crs.is_projected):
         raise InvalidInput(message(
             N_("unknown coordinate reference system {crs!r}; expected a code such as EPSG:4547"),
             crs=text,
-        )) from None
+        ))
+    return crs
 
 
 def looks_like_lonlat(bounds: np.ndarray) -> bool:
@@ -60,7 +63,11 @@ def to_wgs84(frame: gpd.GeoDataFrame, *, crs: str | None, source: str) -> gpd.Ge
                "Upload it again and give its CRS (for example crs=EPSG:4547 or crs=EPSG:2249)."),
             source=source, minx=minx, miny=miny, maxx=maxx, maxy=maxy,
         ))
-    return frame.to_crs(WGS84)
+    try:
+        return frame.to_crs(WGS84)
+    except (CRSError, ProjError) as exc:
+        raise InvalidInput(message(N_("{source}: cannot convert from {crs} to longitude/latitude: {reason}"),
+                                   source=source, crs=frame.crs.name, reason=str(exc).splitlines()[0])) from None
 
 
 def equal_area_crs(frame: gpd.GeoDataFrame) -> CRS:

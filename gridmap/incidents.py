@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -23,7 +25,7 @@ import shapely
 from pandas.tseries.api import guess_datetime_format
 
 from . import categories
-from .boundaries import find_field
+from .boundaries import find_field, read_error
 from .errors import N_, InvalidInput, Message, message
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ LAT_FIELDS = ("lat", "latitude", "y", "纬度")
 CATEGORY_FIELDS = ("category", "类别", "事件类别", "事件类型", "type")
 TIME_FIELDS = ("reported_at", "report_time", "上报时间", "时间", "日期", "time", "date", "datetime", "open_dt",
                "created_at")
-EXTERNAL_ID_FIELDS = ("external_id", "事件编号", "case_id", "case_enquiry_id", "report_id", "id")
+# A bare "id" is not among them: it is usually a row number of someone's export, and
+# deduplicating on it would drop other people's reports.
+EXTERNAL_ID_FIELDS = ("external_id", "事件编号", "case_id", "case_enquiry_id", "report_id")
 STATUS_FIELDS = ("status", "状态", "case_status")
 DESCRIPTION_FIELDS = ("description", "描述", "事件描述", "case_title", "title")
 SOURCE_FIELDS = ("source", "来源")
@@ -68,6 +72,7 @@ class IncidentDraft:
     category_raw: str | None = None
     description: str = ""
     source: str = ""
+    time_given: bool = True     # False when reported_at defaulted to the time of the request
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,6 @@ def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: 
         frame = _geojson_frame(data, filename)
     else:
         frame = _csv_frame(data, filename)
-        frame.index = frame.index + 2
     if frame.empty:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
     cols = _file_columns(frame, options)
@@ -151,23 +155,30 @@ def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: 
 
 
 def _csv_frame(data: bytes, filename: str) -> pd.DataFrame:
+    """The rows of a CSV file, indexed by their line number (header = line 1)."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding)
+            with warnings.catch_warnings():   # a trailing comma (Excel) gives an extra empty field
+                warnings.filterwarnings("ignore", category=pd.errors.ParserWarning)
+                frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
+                                    index_col=False, skip_blank_lines=False)
         except UnicodeDecodeError:
             continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise InvalidInput(message(N_("could not read {file} as CSV: {reason}"),
                                        file=filename, reason=str(exc).strip())) from None
+        frame.index = frame.index + 2
+        blank = (frame == "").all(axis=1)
+        return frame.loc[~blank]
     raise InvalidInput(message(N_("{file} is neither UTF-8 nor GB18030 text"), file=filename))
 
 
 def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
-    try:
-        frame = gpd.read_file(io.BytesIO(data))
+    try:   # times as text: pyogrio would turn a column mixing offsets and none into UTC
+        frame = gpd.read_file(io.BytesIO(data), datetime_as_string=True)
     except Exception as exc:  # pyogrio raises several types for unreadable input
         raise InvalidInput(message(N_("could not read {file} as GeoJSON: {reason}"),
-                                   file=filename, reason=str(exc).splitlines()[0])) from None
+                                   file=filename, reason=read_error(exc))) from None
     if frame.empty:
         return pd.DataFrame()
     if frame.crs is not None and not frame.crs.is_geographic:
@@ -218,7 +229,7 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
     _check_times(frame, cols["time"], times, problems, require_time)
     batch = ParsedBatch()
     for i, (row, record) in enumerate(zip(frame.index, frame.to_dict("records"))):
-        draft = None if problems[i] else _draft(record, cols, lon[i], lat[i], times[i] or now,
+        draft = None if problems[i] else _draft(record, cols, lon[i], lat[i], times[i], now,
                                                 category, problems[i])
         if draft is None:
             batch.errors.append(RowError(int(row), tuple(problems[i])))
@@ -231,34 +242,70 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if column is None or column not in frame:
         return np.full(len(frame), np.nan)
     values = frame[column]
-    if values.dtype == object or pd.api.types.is_string_dtype(values):
-        values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    if not pd.api.types.is_float_dtype(values):   # text to strip, and JSON true/false are not numbers
+        values = values.map(lambda v: v.strip() if isinstance(v, str) else None
+                            if isinstance(v, (bool, np.bool_)) else v).astype(object)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
 def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> list[datetime | None]:
-    """Wall-clock times in ``tz``; text with an offset is converted, text without one is taken as local."""
+    """Wall-clock times in ``tz``; text with an offset is converted, text without one is taken as local.
+
+    ISO 8601 first, then one format guessed from the first other value (e.g. US
+    ``01/02/2015 09:27:07 AM``) for the rest of the column: a file is read one way, never day-first
+    here and month-first there; values fitting neither are refused by row.  ``GMT+8``-style zones
+    are refused too (their sign is read both ways).
+    """
     if column is None or column not in frame:
         return [None] * len(frame)
-    raw = frame[column].map(lambda v: str(v).strip() if _present(v) else None).astype(object)
+    raw = frame[column].map(_time_text).astype(object)
+    ambiguous = raw.str.contains(r"(?:GMT|UTC)\s*[+-]\d", regex=True, na=False)
+    raw = raw.where(~ambiguous, None)
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=True)
-    for fmt in (_guess_format(raw[parsed.isna()]), "mixed"):  # one guessed format, then value by value
+    fmt = _guess_format(raw[parsed.isna()])
+    if fmt is not None:
         retry = parsed.isna() & raw.notna()
-        if fmt and retry.any():
-            parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
-    has_offset = raw.str.slice(10).str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True).fillna(False)
+        parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
+    has_offset = raw.str.slice(10).str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True, na=False)
     local = parsed.dt.tz_convert(tz).dt.tz_localize(None).where(has_offset.astype(bool),
                                                                 parsed.dt.tz_localize(None))
     return [None if pd.isna(t) else t.to_pydatetime() for t in local]
 
 
+def _time_text(value: Any) -> str | None:
+    """The text of a time, with Chinese dates (2026年3月5日 8时12分) in numeric form."""
+    if not _present(value):
+        return None
+    text = str(value).strip()
+    return _CHINESE_DATE.sub(lambda m: f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d} ", text).replace(
+        "时", ":").replace("分", "").replace("秒", "").strip()
+
+
+_CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*")
+
+
+# Tried, in order, when pandas cannot guess a value's format (it cannot for "03:04:41 PM").
+_COMMON_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+                   "%Y/%m/%d", "%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y.%m.%d", "%m/%d/%Y %H:%M:%S",
+                   "%m/%d/%Y %H:%M", "%m/%d/%Y")
+
+
 def _guess_format(values: pd.Series) -> str | None:
-    """The strftime format of the first value that has one (e.g. US ``01/02/2015 09:27:07 AM``)."""
+    """The strftime format of the first value that has one."""
     for value in values.dropna().head(20):
-        fmt = guess_datetime_format(value)
+        fmt = guess_datetime_format(value) or next(
+            (f for f in _COMMON_FORMATS if _fits(value, f)), None)
         if fmt:
             return fmt
     return None
+
+
+def _fits(value: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(value, fmt)
+    except ValueError:
+        return False
+    return True
 
 
 def _present(value: Any) -> bool:
@@ -302,7 +349,8 @@ def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:
 
 
 def _draft(record: Mapping[str, Any], cols: Mapping[str, str | None], lon: float, lat: float,
-           when: datetime, category: str | None, problems: list[Message]) -> IncidentDraft | None:
+           when: datetime | None, now: datetime, category: str | None,
+           problems: list[Message]) -> IncidentDraft | None:
     def value(key: str) -> Any:
         return record.get(cols[key]) if cols[key] else None
     try:
@@ -311,8 +359,9 @@ def _draft(record: Mapping[str, Any], cols: Mapping[str, str | None], lon: float
         problems.append(exc.args[0])
         return None
     code, raw = resolve_category(category if category else value("category"))
-    return IncidentDraft(category=code, category_raw=raw, lon=float(lon), lat=float(lat), reported_at=when,
-                         status=status, external_id=_text(value("external_id")),
+    return IncidentDraft(category=code, category_raw=raw, lon=float(lon), lat=float(lat),
+                         reported_at=when or now, time_given=when is not None, status=status,
+                         external_id=_text(value("external_id")),
                          description=_text(value("description")) or "", source=_text(value("source")) or "")
 
 

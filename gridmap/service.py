@@ -87,11 +87,15 @@ class Gridmap:
         with self._lock:
             current = self.store.layers()
             layer = self._link_parent(layer, current)
-            ids, codes = self._reassign(layer, current)
-            version = self.store.save_layer(layer, author=options.author, note=options.note,
-                                            assignments=(ids, codes))
-            self._relink_children(layer, current)
+            child = self._relinked_child(layer, current)
+            candidate = {**current, layer.level: layer, **({child.level: child} if child else {})}
+            ids, lon, lat = self.store.incident_points()
+            units = AssignmentIndex(list(candidate.values())).assign(lon, lat)
+            affected = {lv: (ids, codes) for lv, codes in units.items() if lv.depth >= layer.level.depth}
+            version = self.store.save_layer(layer, author=options.author, note=options.note, assignments=affected,
+                                            relinked={child.level: _parents(child)} if child else None)
             self._index = None
+        codes = units[layer.level]
         return LayerSummary(level=level, version=version, count=len(layer.units),
                             area_m2=float(layer.units["area_m2"].sum()), parent_source=layer.parent_source,
                             reassigned=len(ids), unassigned=int(sum(c is None for c in codes)),
@@ -110,21 +114,17 @@ class Gridmap:
             return layer
         return derive_parents(layer, parent)
 
-    def _reassign(self, layer: Layer, current: dict[Level, Layer]) -> tuple[np.ndarray, np.ndarray]:
-        ids, lon, lat = self.store.incident_points()
-        candidate = {**current, layer.level: layer}
-        units = AssignmentIndex(list(candidate.values())).assign(lon, lat)
-        return ids, units[layer.level]
-
-    def _relink_children(self, layer: Layer, current: dict[Level, Layer]) -> None:
-        """A child level whose parents were derived spatially (or were never set, because it came
-        first) follows its new parent layer; one whose file named parents is checked against it."""
+    @staticmethod
+    def _relinked_child(layer: Layer, current: dict[Level, Layer]) -> Layer | None:
+        """The level below, re-linked to ``layer`` when its parents were derived spatially (or never
+        set, because it came first); one whose file named its parents is only checked (warnings)."""
         child = _nearest(current, layer.level, above=False)
-        if child is not None and child.parent_source in (None, "spatial"):
-            relinked = derive_parents(child, layer)
-            self.store.update_parents(child.level, dict(zip(relinked.units["code"], relinked.units["parent_code"])))
-        elif child is not None:
-            layer.warnings += missing_parents(child, layer)
+        if child is None:
+            return None
+        if child.parent_source in (None, "spatial"):
+            return derive_parents(child, layer)
+        layer.warnings += missing_parents(child, layer)
+        return None
 
     def layer(self, level: Level) -> Layer:
         layer = self.store.layers().get(level)
@@ -152,13 +152,21 @@ class Gridmap:
         with self._lock:
             units = self.index().assign(np.array([d.lon for d in drafts]), np.array([d.lat for d in drafts]))
             stored = self.store.add_incidents(drafts, units)
-        items = [ReportItem(row=row, id=incident_id, created=created,
-                            units={lv.value: units[lv][i] for lv in units})
-                 for i, ((row, _), (incident_id, created)) in enumerate(zip(batch.drafts, stored))]
+        items, errors = [], list(batch.errors)
+        for i, ((row, draft), outcome) in enumerate(zip(batch.drafts, stored)):
+            if outcome.outcome == "conflict":
+                errors.append(RowError(row, (message(
+                    N_("external id {external_id!r} is already incident {id}, with a different category, "
+                       "position or time; this row was not stored"), external_id=draft.external_id,
+                    id=outcome.id),)))
+            else:
+                items.append(ReportItem(row=row, id=outcome.id, created=outcome.outcome == "created",
+                                        units={lv.value: units[lv][i] for lv in units}))
         self._use_stored_units(items)
+        errors.sort(key=lambda e: e.row)
         log.info("stored %d incidents (%d already known, %d refused)", sum(i.created for i in items),
-                 sum(not i.created for i in items), len(batch.errors))
-        return ReportResult(items=items, errors=batch.errors)
+                 sum(not i.created for i in items), len(errors))
+        return ReportResult(items=items, errors=errors)
 
     def _use_stored_units(self, items: list[ReportItem]) -> None:
         """An incident that was already stored keeps (and reports) the units it has."""
@@ -219,6 +227,10 @@ class Gridmap:
 
     def _now(self) -> datetime:
         return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)
+
+
+def _parents(layer: Layer) -> dict[str, str | None]:
+    return dict(zip(layer.units["code"], layer.units["parent_code"]))
 
 
 def _nearest(current: dict[Level, Layer], level: Level, *, above: bool) -> Layer | None:

@@ -107,6 +107,7 @@ def test_post_incidents_json_list_with_per_item_errors(loaded):
         {"category": "litter", "lon": "x", "lat": 0.005},
         {"category": "litter", "lon": 0.5, "lat": 0.5},
         {"category": "flying_cable", "lon": 0.005, "lat": 0.005, "external_id": "A1"},
+        {"category": "dispute", "lon": 0.005, "lat": 0.005, "external_id": "A1"},
     ])
     assert response.status_code == 201
     assert response.get_json() == {
@@ -116,7 +117,9 @@ def test_post_incidents_json_list_with_per_item_errors(loaded):
             {"row": 2, "id": 2, "created": True, "units": {"grid": None, "micro_grid": None}, "assigned": False},
             {"row": 3, "id": 1, "created": False, "units": {"grid": "W", "micro_grid": "W-S"}, "assigned": True},
         ],
-        "errors": [{"row": 1, "error": "missing or non-numeric coordinates (lon='x', lat=0.005)"}],
+        "errors": [{"row": 1, "error": "missing or non-numeric coordinates (lon='x', lat=0.005)"},
+                   {"row": 4, "error": "external id 'A1' is already incident 1, with a different category, "
+                                       "position or time; this row was not stored"}],
     }
 
 
@@ -181,6 +184,7 @@ def test_get_incidents_filters(loaded):
     assert ids("unit=E") == [2, 3]
     assert ids("unit=E-N") == [3]
     assert ids("category=litter&from=2026-02-01&to=2026-02-01&unit=E") == [2]
+    assert ids("to=9999-12-31") == [1, 2, 3]
     response = loaded.get("/api/incidents?from=yesterday&status=lost")
     assert response.status_code == 400
     assert response.get_json() == {"error": "the filters are not valid", "details": [

@@ -143,3 +143,18 @@ def test_bow_tie_is_repaired_into_its_two_triangles_and_reported():
         'feature 0 (code "B"): invalid geometry (Self-intersection[0.005 0.005]) was repaired with '
         "make_valid; area 0.0 m² → 615453.6 m²"]
     assert derive_parents(layer, cell).units["parent_code"].tolist() == ["C"]
+
+
+@pytest.mark.parametrize("crs", ["EPSG:5773", 'LOCAL_CS["x",UNIT["metre",1]]'])
+def test_vertical_or_local_crs_is_refused(crs):
+    with pytest.raises(InvalidInput, match="unknown coordinate reference system"):
+        read_layer(feature_collection([({"code": "A"}, SQUARE_4547)]), level=Level.GRID, crs=crs)
+
+
+def test_polygon_without_area_is_refused_even_after_repair():
+    flat = Polygon([(0, 0), (1, 1), (2, 2), (0, 0)])
+    with pytest.raises(InvalidInput) as caught:
+        read_layer(feature_collection([({"code": "OK"}, box(0, 0, 1, 1)), ({"code": "F"}, flat)]),
+                   level=Level.GRID)
+    assert [str(d) for d in caught.value.details] == [
+        'feature 1 (code "F") has no area (a degenerate polygon, e.g. all points on one line)']

@@ -59,8 +59,17 @@ def test_explicit_columns_file_wide_category_and_gbk():
     batch = read_csv("东经,北纬,时间\n111.87,34.745,2026-03-05 08:00\n", encoding="gbk",
                      lon_field="东经", lat_field="北纬", category="fire_hazard")
     assert [(d.lon, d.lat, d.category) for _, d in batch.drafts] == [(111.87, 34.745, "fire_hazard")]
-    batch = read_csv("x,y,time,category\n1,2,2026-01-01,litter\n", category="消防通道堵塞")
-    assert [(d.category, d.category_raw) for _, d in batch.drafts] == [("other", "消防通道堵塞")]
+    batch = read_csv("x,y,time,category\n1,2,2026-01-01,litter\n", category="噪音扰民")
+    assert [(d.category, d.category_raw) for _, d in batch.drafts] == [("other", "噪音扰民")]
+
+
+def test_category_words_from_the_seeds_map_to_our_codes():
+    batch = read_csv("lon,lat,time,类别\n1,2,2026-01-01,消防通道堵塞\n1,2,2026-01-01,车辆乱停\n"
+                     "1,2,2026-01-01,乱拉线\n1,2,2026-01-01,商铺占道\n1,2,2026-01-01,\"\"\"三合一\"\"场所\"\n"
+                     "1,2,2026-01-01,Flying Charging Cable\n")
+    assert [(d.category, d.category_raw) for _, d in batch.drafts] == [
+        ("fire_hazard", None), ("illegal_parking", None), ("private_wiring", None), ("street_stall", None),
+        ("three_in_one", None), ("flying_cable", None)]
 
 
 def test_unknown_coordinate_columns_are_refused_for_the_whole_file():
@@ -108,3 +117,44 @@ def test_empty_csv_is_refused():
     with pytest.raises(InvalidInput, match="x.csv has no rows"):
         read_csv("lon,lat,time\n")
     json.dumps([e.as_dict() for e in read_csv("lon,lat,time\n1,2,x\n").errors])
+
+
+def test_trailing_commas_and_blank_lines_keep_the_real_line_numbers():
+    batch = read_csv("category,lon,lat,reported_at\nlitter,1,2,2026-01-01,\n\nlitter,x,2,2026-01-01,\n")
+    assert [r for r, _ in batch.drafts] == [2]
+    assert [e.row for e in batch.errors] == [4]
+
+
+def test_offsets_in_every_common_spelling_and_ambiguous_gmt_refused():
+    batch = read_csv("lon,lat,time\n1,2,2026-03-05 08:12 +08\n1,2,2026-03-05 00:12+0000\n"
+                     "1,2,2026-03-05 08:12:00 GMT+8\n")
+    assert [d.reported_at for _, d in batch.drafts] == [datetime(2026, 3, 5, 8, 12)] * 2
+    assert [e.as_dict() for e in batch.errors] == [
+        {"row": 4, "error": "cannot read '2026-03-05 08:12:00 GMT+8' as a date and time"}]
+
+
+def test_chinese_dates_and_one_reading_per_file_for_day_month():
+    batch = read_csv("lon,lat,time\n1,2,2026年3月5日 8时12分\n1,2,2026年3月15日\n")
+    assert [d.reported_at for _, d in batch.drafts] == [datetime(2026, 3, 5, 8, 12), datetime(2026, 3, 15)]
+    # The first value fixes the reading month/day/year; 13/03/2026 does not fit it and is refused,
+    # rather than silently read day-first.
+    batch = read_csv("lon,lat,time\n1,2,05/03/2026\n1,2,13/03/2026\n")
+    assert [d.reported_at for _, d in batch.drafts] == [datetime(2026, 5, 3)]
+    assert [e.row for e in batch.errors] == [3]
+
+
+def test_geojson_times_with_and_without_offset_are_not_shifted():
+    data = feature_collection([
+        ({"category": "litter", "reported_at": "2026-03-05T08:00:00+08:00"}, Point(1, 2)),
+        ({"category": "litter", "reported_at": "2026-03-05 08:00"}, Point(1, 2)),
+    ])
+    batch = read_incident_file(data, filename="a.geojson", options=FileOptions(), tz=TZ, now=NOW)
+    assert [d.reported_at for _, d in batch.drafts] == [datetime(2026, 3, 5, 8, 0)] * 2
+
+
+def test_a_bare_id_column_is_not_taken_as_the_external_id_and_booleans_are_not_coordinates():
+    batch = read_csv("id,lon,lat,time\n1,1,2,2026-01-01\n")
+    assert [d.external_id for _, d in batch.drafts] == [None]
+    batch = parse_records([{"category": "litter", "lon": True, "lat": 2}], tz=TZ, now=NOW)
+    assert [e.as_dict() for e in batch.errors] == [
+        {"row": 0, "error": "missing or non-numeric coordinates (lon=True, lat=2)"}]

@@ -31,6 +31,8 @@ def test_replacing_a_level_reassigns_stored_incidents(block):
         ({"code": "W"}, box(0, 0, 0.016, 0.02)), ({"code": "E"}, box(0.016, 0, 0.02, 0.02))]))
     assert (summary.version, summary.reassigned, summary.unassigned) == (2, 4, 1)
     assert block.incidents()["grid"].tolist() == ["W", "W", "W", None]
+    # Every micro-grid now lies under W, so the edge point goes to the smaller code, E-S.
+    assert block.incidents()["micro_grid"].tolist() == ["W-S", "E-N", "E-S", None]
     # The micro-grids' parents were derived spatially, so they follow: E-S now lies 60 % in W.
     assert block.store.layers()[Level.MICRO_GRID].units["parent_code"].tolist() == ["W", "W", "W", "W"]
 
@@ -101,3 +103,14 @@ def test_named_parents_missing_from_a_new_parent_layer_are_warned(service):
     assert [str(w) for w in summary.warnings] == [
         "feature 2 (code \"E-S\") names parent 'E', which is not a grid code",
         "feature 3 (code \"E-N\") names parent 'E', which is not a grid code"]
+
+
+def test_replacing_grids_recomputes_micro_grids_on_shared_edges(block):
+    block.report([{"category": "litter", "lon": 0.01, "lat": 0.005}])      # on the W|E edge: E, E-S
+    assert block.incidents()[["grid", "micro_grid"]].values.tolist() == [["E", "E-S"]]
+    # Same shapes, new codes: west "A", east "Z".  The edge now goes to A (smaller code), and the
+    # micro-grid must follow: W-S, whose parent is A — not the stale E-S under Z.
+    block.import_layer(Level.GRID, feature_collection([({"code": "A"}, box(0, 0, 0.01, 0.02)),
+                                                       ({"code": "Z"}, box(0.01, 0, 0.02, 0.02))]))
+    assert block.incidents()[["grid", "micro_grid"]].values.tolist() == [["A", "W-S"]]
+    assert [u["code"] for u in block.lookup(0.01, 0.005)] == ["W-S", "A"]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from gridmap.boundaries import read_layer
 from gridmap.incidents import IncidentDraft, Status
 from gridmap.levels import Level
-from gridmap.storage import IncidentQuery, open_store
+from gridmap.storage import IncidentQuery, Stored, open_store
 
 from .conftest import grid_file
 
@@ -35,8 +35,8 @@ def draft(lon: float, lat: float, external_id: str | None = None, **kw) -> Incid
 
 def test_layer_round_trip_and_versions(store):
     layer = read_layer(grid_file(), level=Level.GRID)
-    assert store.save_layer(layer, author="ann", note="first", assignments=(np.array([]), np.array([]))) == 1
-    assert store.save_layer(layer, author="bo", note="again", assignments=(np.array([]), np.array([]))) == 2
+    assert store.save_layer(layer, author="ann", note="first", assignments={}) == 1
+    assert store.save_layer(layer, author="bo", note="again", assignments={}) == 2
     loaded = store.layers()[Level.GRID]
     assert loaded.version == 2
     assert loaded.units["code"].tolist() == ["W", "E"]
@@ -49,14 +49,18 @@ def test_layer_round_trip_and_versions(store):
 
 
 def test_incidents_dedupe_by_external_id_within_and_across_batches(store):
-    store.save_layer(read_layer(grid_file(), level=Level.GRID), author="", note="",
-                     assignments=(np.array([]), np.array([])))
-    units = {Level.GRID: np.array(["W", "E", "W", None], dtype=object)}
+    store.save_layer(read_layer(grid_file(), level=Level.GRID), author="", note="", assignments={})
+    units = {Level.GRID: np.array(["W", "E", "W", None, "W"], dtype=object)}
     first = store.add_incidents([draft(0.005, 0.005, "a"), draft(0.015, 0.005, "b"), draft(0.005, 0.005, "a"),
-                                 draft(5, 5)], units)
-    assert first == [(1, True), (2, True), (1, False), (3, True)]
-    again = store.add_incidents([draft(0.005, 0.005, "b")], {Level.GRID: np.array(["W"], dtype=object)})
-    assert again == [(2, False)]
+                                 draft(5, 5), draft(0.005, 0.005, "a", category="dispute")], units)
+    assert first == [Stored(1, "created"), Stored(2, "created"), Stored(1, "existing"), Stored(3, "created"),
+                     Stored(1, "conflict")]
+    again = store.add_incidents([draft(0.015, 0.005, "b"), draft(0.015, 0.0051, "b")],
+                                {Level.GRID: np.array(["E", "E"], dtype=object)})
+    assert again == [Stored(2, "existing"), Stored(2, "conflict")]
+    # A draft whose time was defaulted (not given) matches on category and position alone.
+    undated = draft(0.015, 0.005, "b", reported_at=datetime(2030, 1, 1), time_given=False)
+    assert store.add_incidents([undated], {}) == [Stored(2, "existing")]
     frame = store.incidents()
     assert frame["id"].tolist() == [1, 2, 3]
     assert frame["grid"].tolist() == ["W", "E", None]
@@ -65,7 +69,7 @@ def test_incidents_dedupe_by_external_id_within_and_across_batches(store):
 
 def test_filters(store):
     store.save_layer(read_layer(grid_file(), level=Level.GRID), author="", note="",
-                     assignments=(np.array([]), np.array([])))
+                     assignments={})
     store.add_incidents([
         draft(0.005, 0.005, category="litter", reported_at=datetime(2026, 1, 31, 23, 59)),
         draft(0.015, 0.005, category="clutter", reported_at=datetime(2026, 2, 1, 0, 0), status=Status.CLOSED),
@@ -81,9 +85,10 @@ def test_filters(store):
 
 def test_new_layer_version_carries_every_incidents_new_unit(store):
     layer = read_layer(grid_file(), level=Level.GRID)
-    store.save_layer(layer, author="", note="", assignments=(np.array([]), np.array([])))
+    store.save_layer(layer, author="", note="", assignments={})
     store.add_incidents([draft(0.005, 0.005), draft(0.015, 0.005)], {Level.GRID: np.array(["W", "E"], dtype=object)})
-    store.save_layer(layer, author="", note="", assignments=(np.array([1, 2]), np.array(["E", None], dtype=object)))
+    store.save_layer(layer, author="", note="",
+                     assignments={Level.GRID: (np.array([1, 2]), np.array(["E", None], dtype=object))})
     assert store.incidents()["grid"].tolist() == ["E", None]
 
 

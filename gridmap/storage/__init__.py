@@ -33,6 +33,14 @@ class IncidentQuery:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """What happened to one incident draft: ``created``, ``existing`` or ``conflict``."""
+
+    id: int
+    outcome: str
+
+
+@dataclass(frozen=True)
 class LayerMeta:
     level: Level
     version: int
@@ -55,21 +63,18 @@ class Store(ABC):
 
     @abstractmethod
     def save_layer(self, layer: Layer, *, author: str, note: str,
-                   assignments: tuple[np.ndarray, np.ndarray]) -> int:
-        """Store ``layer`` as the level's new current version together with the unit code of
-        every stored incident under it (``(incident ids, codes)``), all or nothing; the version."""
+                   assignments: dict[Level, tuple[np.ndarray, np.ndarray]],
+                   relinked: dict[Level, dict[str, str | None]] | None = None) -> int:
+        """Store ``layer`` as its level's new current version, all or nothing, together with
+        the unit of every stored incident (``(incident ids, codes)``) for its level and for each
+        level below whose assignment it changed, and the new parent codes of a child level whose
+        parents were derived spatially (``relinked``).  Returns the version number."""
 
     @abstractmethod
-    def update_parents(self, level: Level, parents: dict[str, str | None]) -> None:
-        """Set the parent codes of the current units of ``level``, derived spatially after the level
-        above changed (the layer's parent source becomes "spatial")."""
-
-    @abstractmethod
-    def add_incidents(self, drafts: Sequence[IncidentDraft],
-                      units: dict[Level, np.ndarray]) -> list[tuple[int, bool]]:
-        """Insert incidents with their units, all or nothing.  Per draft: (id, created); a draft
-        whose external id is already stored (or repeated earlier in the batch) is not inserted
-        again and gets the stored id with created False."""
+    def add_incidents(self, drafts: Sequence[IncidentDraft], units: dict[Level, np.ndarray]) -> list[Stored]:
+        """Insert incidents with their units, all or nothing.  A draft whose external id is
+        already stored (or came earlier in the batch) is not inserted again: it is ``existing``
+        when it is the same report (category, position, time) and ``conflict`` when it is not."""
 
     @abstractmethod
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from ..boundaries import Layer, texts
 from ..incidents import IncidentDraft
 from ..levels import ORDER, Level
-from . import IncidentQuery, LayerMeta, Store
+from . import IncidentQuery, LayerMeta, Store, Stored
 
 log = logging.getLogger(__name__)
 
@@ -142,66 +142,74 @@ class SqlStore(Store):
                 for level, row in sorted(current.items(), key=lambda item: item[0].depth)]
 
     def save_layer(self, layer: Layer, *, author: str, note: str,
-                   assignments: tuple[np.ndarray, np.ndarray]) -> int:
+                   assignments: dict[Level, tuple[np.ndarray, np.ndarray]],
+                   relinked: dict[Level, dict[str, str | None]] | None = None) -> int:
         with self.engine.begin() as conn:
-            previous = self._current_versions(conn).get(layer.level)
+            current = self._current_versions(conn)
+            previous = current.get(layer.level)
             version = (previous.version if previous else 0) + 1
             version_id = conn.execute(sa.insert(layer_versions).values(
                 level=layer.level.value, version=version, created_at=_now(), author=author, note=note,
                 parent_source=layer.parent_source)).inserted_primary_key[0]
             conn.execute(sa.insert(units), _unit_rows(layer, version_id))
-            ids, codes = assignments
-            if len(ids):
-                conn.execute(sa.insert(assignment_table), [
-                    {"incident_id": int(i), "version_id": version_id, "unit_code": c}
-                    for i, c in zip(ids, codes)])
+            for level, (ids, codes) in assignments.items():
+                target = version_id if level == layer.level else current[level].id
+                conn.execute(sa.delete(assignment_table).where(assignment_table.c.version_id == target))
+                if len(ids):
+                    conn.execute(sa.insert(assignment_table), [
+                        {"incident_id": int(i), "version_id": target, "unit_code": c} for i, c in zip(ids, codes)])
+            for level, parents in (relinked or {}).items():
+                self._set_parents(conn, current[level].id, parents)
         log.info("stored %s version %d (%d units)", layer.level.value, version, len(layer.units))
         return version
 
-    def update_parents(self, level: Level, parents: dict[str, str | None]) -> None:
-        with self.engine.begin() as conn:
-            current = self._current_versions(conn).get(level)
-            if current is None:
-                return
-            for code, parent in parents.items():
-                conn.execute(sa.update(units).where(units.c.version_id == current.id, units.c.code == code)
-                             .values(parent_code=parent))
-            conn.execute(sa.update(layer_versions).where(layer_versions.c.id == current.id)
-                         .values(parent_source="spatial"))
+    @staticmethod
+    def _set_parents(conn: sa.Connection, version_id: int, parents: dict[str, str | None]) -> None:
+        for code, parent in parents.items():
+            conn.execute(sa.update(units).where(units.c.version_id == version_id, units.c.code == code)
+                         .values(parent_code=parent))
+        conn.execute(sa.update(layer_versions).where(layer_versions.c.id == version_id)
+                     .values(parent_source="spatial"))
 
     # -- incidents -----------------------------------------------------------------------
-    def add_incidents(self, drafts: Sequence[IncidentDraft],
-                      units_by_level: dict[Level, np.ndarray]) -> list[tuple[int, bool]]:
+    def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[Stored]:
         with self.engine.begin() as conn:
             known = self._known_external_ids(conn, [d.external_id for d in drafts if d.external_id])
-            new_rows, positions = [], []
+            fresh: list[int] = []
+            first_of: dict[str, int] = {}     # external id -> position of its first new draft
             for i, draft in enumerate(drafts):
-                if draft.external_id is None or draft.external_id not in known:
-                    if draft.external_id is not None:
-                        known[draft.external_id] = -1 - i     # placeholder until inserted
-                    new_rows.append(_incident_row(draft))
-                    positions.append(i)
-            new_ids = self._insert_incidents(conn, new_rows)
-            result: list[tuple[int, bool] | None] = [None] * len(drafts)
-            for i, new_id in zip(positions, new_ids):
-                result[i] = (new_id, True)
-                if drafts[i].external_id is not None:
-                    known[drafts[i].external_id] = new_id
-            for i, draft in enumerate(drafts):
-                if result[i] is None:
-                    result[i] = (known[draft.external_id], False)
-            self._insert_assignments(conn, [(new_id, pos) for pos, new_id in zip(positions, new_ids)],
-                                     units_by_level)
-        return result  # type: ignore[return-value]
+                ext = draft.external_id
+                if ext is None or (ext not in known and ext not in first_of):
+                    fresh.append(i)
+                    if ext is not None:
+                        first_of[ext] = i
+            new_ids = dict(zip(fresh, self._insert_incidents(conn, [_incident_row(drafts[i]) for i in fresh])))
+            self._insert_assignments(conn, [(new_ids[i], i) for i in fresh], units_by_level)
+        return [self._outcome(i, d, new_ids, known, first_of, drafts) for i, d in enumerate(drafts)]
 
     @staticmethod
-    def _known_external_ids(conn: sa.Connection, external_ids: list[str]) -> dict[str, int]:
-        known: dict[str, int] = {}
+    def _outcome(i: int, draft: IncidentDraft, new_ids: dict[int, int], known: dict[str, tuple[int, tuple]],
+                 first_of: dict[str, int], drafts: Sequence[IncidentDraft]) -> Stored:
+        if i in new_ids:
+            return Stored(new_ids[i], "created")
+        if draft.external_id in known:
+            stored_id, key = known[draft.external_id]
+        else:
+            first = first_of[draft.external_id]
+            stored_id, key = new_ids[first], _same_report_key(drafts[first])
+        mine = _same_report_key(draft)
+        same = key == mine if draft.time_given else key[:-1] == mine[:-1]   # a defaulted time proves nothing
+        return Stored(stored_id, "existing" if same else "conflict")
+
+    @staticmethod
+    def _known_external_ids(conn: sa.Connection, external_ids: list[str]) -> dict[str, tuple[int, tuple]]:
+        known: dict[str, tuple[int, tuple]] = {}
         unique = list(dict.fromkeys(external_ids))
+        columns = [incidents.c[c] for c in ("external_id", "id", "category", "category_raw", "lon", "lat",
+                                            "reported_at")]
         for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            known.update(conn.execute(sa.select(incidents.c.external_id, incidents.c.id)
-                                      .where(incidents.c.external_id.in_(chunk))).all())
+            rows = conn.execute(sa.select(*columns).where(incidents.c.external_id.in_(unique[start:start + 500])))
+            known.update({r.external_id: (r.id, _same_report_key(r)) for r in rows})
         return known
 
     @staticmethod
@@ -278,6 +286,12 @@ def _unit_rows(layer: Layer, version_id: int) -> list[dict]:
              "area_m2": float(area), "properties": json.dumps(props, ensure_ascii=False), "geometry": blob}
             for code, name, parent, area, props, blob in zip(
                 frame["code"], frame["name"], frame["parent_code"], frame["area_m2"], frame["properties"], wkb)]
+
+
+def _same_report_key(report: IncidentDraft | sa.Row) -> tuple:
+    """What must match for a repeated external id to be the same report, not a different one."""
+    return (report.category, report.category_raw or None, round(report.lon, 7), round(report.lat, 7),
+            report.reported_at)
 
 
 def _incident_row(draft: IncidentDraft) -> dict:

@@ -43,7 +43,8 @@ def parse_query(args: Mapping[str, str]) -> IncidentQuery:
         raise InvalidInput(message(N_("the filters are not valid")), problems)
     return IncidentQuery(category=category, status=status, unit=(args.get("unit") or "").strip() or None,
                          date_from=datetime.combine(start, datetime.min.time()) if start else None,
-                         date_to=datetime.combine(end + timedelta(days=1), datetime.min.time()) if end else None)
+                         date_to=datetime.combine(end + timedelta(days=1), datetime.min.time())
+                         if end and end < date.max else None)
 
 
 def _date(args: Mapping[str, str], key: str, problems: list[Message]) -> date | None:

@@ -1,0 +1,30 @@
+"""Settings from the environment."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridmap.config import Settings
+
+
+def test_defaults(tmp_path: Path):
+    settings = Settings.from_env({}, instance_dir=tmp_path)
+    assert settings.database_url == f"sqlite:///{tmp_path / 'gridmap.db'}"
+    assert (settings.tiles, settings.tiles_attribution) == (
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© OpenStreetMap contributors")
+    assert (settings.lang, settings.load_demo, settings.timezone) == ("zh", True, "Asia/Shanghai")
+
+
+def test_overrides(tmp_path: Path):
+    settings = Settings.from_env({"GRIDMAP_TILES": "none", "GRIDMAP_LANG": "en", "GRIDMAP_LOAD_DEMO": "0",
+                                  "GRIDMAP_DATABASE_URL": "sqlite:////srv/g.db"}, instance_dir=tmp_path)
+    assert (settings.tiles, settings.lang, settings.load_demo, settings.database_url) == (
+        None, "en", False, "sqlite:////srv/g.db")
+    intranet = Settings.from_env({"GRIDMAP_TILES": "http://10.0.0.5/tiles/{z}/{x}/{y}.png"}, instance_dir=tmp_path)
+    assert (intranet.tiles, intranet.tiles_attribution) == ("http://10.0.0.5/tiles/{z}/{x}/{y}.png", "")
+
+
+def test_a_tile_setting_without_placeholders_fails_at_start_up(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"GRIDMAP_TILES='http://t/\{zoom\}.png' is not a tile URL template"):
+        Settings.from_env({"GRIDMAP_TILES": "http://t/{zoom}.png"}, instance_dir=tmp_path)
