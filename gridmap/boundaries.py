@@ -128,7 +128,7 @@ def find_field(columns: Iterable[str], candidates: Iterable[str]) -> str | None:
 
 def _check_features(frame: gpd.GeoDataFrame, fields: FieldChoice) -> None:
     """Collect every feature-level problem: geometry type, missing and duplicate codes."""
-    codes = [_clean_code(v) for v in frame[fields.code]]
+    codes = [clean_text(v) for v in frame[fields.code]]
     problems: list[Message] = []
     types = frame.geometry.geom_type.to_numpy()
     empty = frame.geometry.isna().to_numpy() | frame.geometry.is_empty.to_numpy()
@@ -175,8 +175,8 @@ def _where(index: int, code: str | None) -> Message:
     return message(N_('feature {index} (code "{code}")'), index=index, code=code)
 
 
-def _clean_code(value: Any) -> str | None:
-    """A code as text: ``7`` and ``7.0`` both become ``"7"``; blanks become None."""
+def clean_text(value: Any) -> str | None:
+    """A value as text: ``7`` and ``7.0`` both become ``"7"``; blanks become None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -188,9 +188,9 @@ def _clean_code(value: Any) -> str | None:
 def _assemble(frame: gpd.GeoDataFrame, fields: FieldChoice) -> tuple[gpd.GeoDataFrame, list[Message]]:
     used = {fields.code, fields.name, fields.parent, frame.geometry.name}
     extra = [c for c in frame.columns if c not in used]
-    codes = [_clean_code(v) for v in frame[fields.code]]
-    names = [_clean_code(v) for v in frame[fields.name]] if fields.name else [None] * len(frame)
-    parents = [_clean_code(v) for v in frame[fields.parent]] if fields.parent else [None] * len(frame)
+    codes = [clean_text(v) for v in frame[fields.code]]
+    names = [clean_text(v) for v in frame[fields.name]] if fields.name else [None] * len(frame)
+    parents = [clean_text(v) for v in frame[fields.parent]] if fields.parent else [None] * len(frame)
     geometry, repairs = _repaired(shapely.force_2d(frame.geometry.to_numpy()), codes)
     units = gpd.GeoDataFrame({
         "code": texts(codes),

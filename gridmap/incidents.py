@@ -25,7 +25,7 @@ import shapely
 from pandas.tseries.api import guess_datetime_format
 
 from . import categories
-from .boundaries import find_field, read_error
+from .boundaries import clean_text, find_field, read_error
 from .errors import N_, InvalidInput, Message, message
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,8 @@ def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime) -> Par
     """Read the JSON objects of an API request; an error's ``row`` is the 0-based list index."""
     good = [i for i, r in enumerate(records) if isinstance(r, Mapping)]
     frame = pd.DataFrame([dict(records[i]) for i in good], index=good)
-    batch = _parse_frame(frame, API_COLUMNS, category=None, tz=tz, now=now, require_time=False)
-    for row, draft in list(batch.drafts):
-        if not _present(records[row].get("category")):
-            batch.drafts.remove((row, draft))
-            batch.errors.append(RowError(row, (message(N_("missing category; expected one of {expected}"),
-                                                       expected=", ".join(c.code for c in categories.CATEGORIES)),)))
+    batch = _parse_frame(frame, API_COLUMNS, category=None, tz=tz, now=now, require_time=False,
+                         require_category=True)
     batch.errors += [RowError(i, (message(N_("expected a JSON object, got {got}"), got=type(r).__name__),))
                      for i, r in enumerate(records) if not isinstance(r, Mapping)]
     batch.errors.sort(key=lambda e: e.row)
@@ -151,7 +147,8 @@ def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: 
     if frame.empty:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
     cols = _file_columns(frame, options)
-    return _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True)
+    return _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
+                        require_category=False)
 
 
 def _csv_frame(data: bytes, filename: str) -> pd.DataFrame:
@@ -220,7 +217,7 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
 
 
 def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, category: str | None,
-                 tz: ZoneInfo, now: datetime, require_time: bool) -> ParsedBatch:
+                 tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool) -> ParsedBatch:
     """Vectorised checks of coordinates and times, then one draft per good row."""
     lon, lat = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
     times = _times(frame, cols["time"], tz)
@@ -229,6 +226,9 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
     _check_times(frame, cols["time"], times, problems, require_time)
     batch = ParsedBatch()
     for i, (row, record) in enumerate(zip(frame.index, frame.to_dict("records"))):
+        if require_category and not _present(record.get(cols["category"])):
+            problems[i].append(message(N_("missing category; expected one of {expected}"),
+                                       expected=", ".join(c.code for c in categories.CATEGORIES)))
         draft = None if problems[i] else _draft(record, cols, lon[i], lat[i], times[i], now,
                                                 category, problems[i])
         if draft is None:
@@ -332,11 +332,10 @@ def _check_times(frame: pd.DataFrame, column: str | None, times: list[datetime |
         if t is not None:
             continue
         raw = _raw(frame, column, i)
-        if raw not in (None, "") or require_time:
-            if raw in (None, ""):
-                problems[i].append(message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
-            else:
-                problems[i].append(message(N_("cannot read {value!r} as a date and time"), value=raw))
+        if raw is not None:
+            problems[i].append(message(N_("cannot read {value!r} as a date and time"), value=raw))
+        elif require_time:
+            problems[i].append(message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
 
 
 def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:
@@ -361,14 +360,5 @@ def _draft(record: Mapping[str, Any], cols: Mapping[str, str | None], lon: float
     code, raw = resolve_category(category if category else value("category"))
     return IncidentDraft(category=code, category_raw=raw, lon=float(lon), lat=float(lat),
                          reported_at=when or now, time_given=when is not None, status=status,
-                         external_id=_text(value("external_id")),
-                         description=_text(value("description")) or "", source=_text(value("source")) or "")
-
-
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
+                         external_id=clean_text(value("external_id")),
+                         description=clean_text(value("description")) or "", source=clean_text(value("source")) or "")

@@ -75,7 +75,7 @@ class Gridmap:
         self.store = store
         self.tz = ZoneInfo(timezone)
         self._lock = threading.Lock()
-        self._index: AssignmentIndex | None = None
+        self._cache: tuple[dict[Level, Layer], AssignmentIndex] | None = None
 
     # -- boundaries ----------------------------------------------------------------------
     def import_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions()) -> LayerSummary:
@@ -94,7 +94,6 @@ class Gridmap:
             affected = {lv: (ids, codes) for lv, codes in units.items() if lv.depth >= layer.level.depth}
             version = self.store.save_layer(layer, author=options.author, note=options.note, assignments=affected,
                                             relinked={child.level: _parents(child)} if child else None)
-            self._index = None
         codes = units[layer.level]
         return LayerSummary(level=level, version=version, count=len(layer.units),
                             area_m2=float(layer.units["area_m2"].sum()), parent_source=layer.parent_source,
@@ -126,8 +125,25 @@ class Gridmap:
         layer.warnings += missing_parents(child, layer)
         return None
 
+    def layers(self) -> dict[Level, Layer]:
+        """The current layers, read from the store only when a version has changed."""
+        return self._current()[0]
+
+    def index(self) -> AssignmentIndex:
+        return self._current()[1]
+
+    def _current(self) -> tuple[dict[Level, Layer], AssignmentIndex]:
+        """Layers and their index, cached and keyed by the stored versions, so a boundary
+        upload by this or any other process is seen on the next call, and nothing is reloaded
+        (geometries decoded, trees built) while the versions stay the same."""
+        cached = self._cache
+        if cached is None or self.store.versions() != {lv: lay.version for lv, lay in cached[0].items()}:
+            layers = self.store.layers()
+            cached = self._cache = (layers, AssignmentIndex(list(layers.values())))
+        return cached
+
     def layer(self, level: Level) -> Layer:
-        layer = self.store.layers().get(level)
+        layer = self.layers().get(level)
         if layer is None:
             raise NotFound(message(N_("no {level} layer has been uploaded yet"), level=level.value))
         return layer
@@ -192,19 +208,14 @@ class Gridmap:
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InvalidInput(message(N_("lon={lon}, lat={lat} is not a WGS84 position; expected longitude "
                                           "-180..180 and latitude -90..90"), lon=lon, lat=lat))
-        layers = self.store.layers()
-        codes = self.index().assign(np.array([lon]), np.array([lat]))
+        layers, index = self._current()
+        codes = index.assign(np.array([lon]), np.array([lat]))
         found = []
         for level in sorted(codes, key=lambda lv: -lv.depth):
             code = codes[level][0]
             if code is not None:
                 found.append(_unit_info(layers[level], code))
         return found
-
-    def index(self) -> AssignmentIndex:
-        if self._index is None:
-            self._index = AssignmentIndex(list(self.store.layers().values()))
-        return self._index
 
     def count_summary(self) -> str:
         layers = self.store.layer_meta()

@@ -6,6 +6,8 @@ from shapely import box
 
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.levels import Level
+from gridmap.service import Gridmap
+from gridmap.storage import open_store
 
 from .conftest import feature_collection, grid_file, micro_file
 
@@ -114,3 +116,20 @@ def test_replacing_grids_recomputes_micro_grids_on_shared_edges(block):
                                                        ({"code": "Z"}, box(0.01, 0, 0.02, 0.02))]))
     assert block.incidents()[["grid", "micro_grid"]].values.tolist() == [["A", "W-S"]]
     assert [u["code"] for u in block.lookup(0.01, 0.005)] == ["W-S", "A"]
+
+
+def test_layers_are_loaded_once_and_reloaded_when_another_process_uploads(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    writer, reader = Gridmap(open_store(url)), Gridmap(open_store(url))   # two processes, one database
+    writer.import_layer(Level.GRID, grid_file())
+    loads = []
+    real_layers = reader.store.layers
+    monkeypatch.setattr(reader.store, "layers", lambda: loads.append(1) or real_layers())
+    assert [u["code"] for u in reader.lookup(0.015, 0.005)] == ["E"]
+    assert [u["code"] for u in reader.lookup(0.005, 0.005)] == ["W"]
+    assert len(loads) == 1                                  # the second lookup used the cache
+    writer.import_layer(Level.GRID, feature_collection([({"code": "W"}, box(0, 0, 0.02, 0.02))]))
+    assert [u["code"] for u in reader.lookup(0.015, 0.005)] == ["W"]
+    assert len(loads) == 2
+    writer.store.close()
+    reader.store.close()

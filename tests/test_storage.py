@@ -37,6 +37,7 @@ def test_layer_round_trip_and_versions(store):
     layer = read_layer(grid_file(), level=Level.GRID)
     assert store.save_layer(layer, author="ann", note="first", assignments={}) == 1
     assert store.save_layer(layer, author="bo", note="again", assignments={}) == 2
+    assert store.versions() == {Level.GRID: 2}
     loaded = store.layers()[Level.GRID]
     assert loaded.version == 2
     assert loaded.units["code"].tolist() == ["W", "E"]

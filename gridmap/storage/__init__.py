@@ -58,6 +58,10 @@ class Store(ABC):
         """The current version of every level that has one."""
 
     @abstractmethod
+    def versions(self) -> dict[Level, int]:
+        """The current version number of every level that has one (cheap: no geometry)."""
+
+    @abstractmethod
     def layer_meta(self) -> list[LayerMeta]:
         """One line per current layer: version, who, when, how many units."""
 
@@ -90,7 +94,7 @@ class Store(ABC):
         """How many incidents are stored."""
 
     def is_empty(self) -> bool:
-        return not self.layers() and self.count_incidents() == 0
+        return not self.versions() and self.count_incidents() == 0
 
     def close(self) -> None:
         """Release connections."""

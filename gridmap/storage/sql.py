@@ -120,6 +120,12 @@ class SqlStore(Store):
             return {level: self._load_layer(conn, row) for level, row in sorted(
                 current.items(), key=lambda item: item[0].depth)}
 
+    def versions(self) -> dict[Level, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version))
+                                .group_by(layer_versions.c.level))
+            return {Level(level): int(version) for level, version in rows}
+
     def _load_layer(self, conn: sa.Connection, version: sa.Row) -> Layer:
         rows = conn.execute(sa.select(units).where(units.c.version_id == version.id)
                             .order_by(units.c.id)).all()

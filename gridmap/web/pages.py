@@ -34,7 +34,7 @@ def language() -> dict[str, str]:
 def index():
     query = parse_query(request.args)
     svc = service()
-    layers = svc.store.layers()
+    layers = svc.layers()
     frame = svc.incidents(query)
     levels = [lv.value for lv in layers]
     outside = frame[levels].isna().any(axis=1) if levels else pd.Series(True, index=frame.index)
