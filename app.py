@@ -17,7 +17,7 @@ from gridmap.cli import cli
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
-from gridmap.web import api, handlers, pages
+from gridmap.web import api, editor, handlers, pages
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh", "en")
@@ -37,12 +37,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     Babel(app, locale_selector=_locale, default_locale=settings.lang)
-    service = Gridmap(open_store(settings.database_url), timezone=settings.timezone)
+    service = Gridmap(open_store(settings.database_url), timezone=settings.timezone,
+                      service_area=settings.service_area, tolerance_m2=settings.tolerance_m2)
     app.extensions["gridmap"] = service
     if settings.load_demo:
         app.before_request(_demo_loader(service))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(editor.bp)
     handlers.register(app)
     app.cli.add_command(cli)
     return app

@@ -8,12 +8,11 @@ and reported at once, and a refused file changes nothing because nothing is stor
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 import geopandas as gpd
@@ -21,9 +20,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .coordinates import areas_m2, equal_area_crs, to_wgs84
-from .errors import N_, InvalidInput, Message, message
+from .coordinates import ServiceArea, areas_m2, equal_area_crs
+from .errors import N_, InvalidInput, message
+from .feature_checks import check_features, feature_problem
+from .formats import read_source
 from .levels import Level
+from .validation import Problem, Severity
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,17 @@ PHONE_FIELDS = ("phone", "电话", "联系电话", "tel")
 
 @dataclass
 class Layer:
-    """The units of one level, plus how their parents were found ("field", "spatial" or None)."""
+    """The units of one level, plus how their parents were found ("field", "spatial" or None).
+
+    ``units``' index is each unit's feature index in the file it came from, so that every
+    problem found later can name the feature a planner will look for.
+    """
 
     level: Level
     units: gpd.GeoDataFrame
     parent_source: str | None = None
     version: int | None = None
-    warnings: list[Message] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def codes(self) -> list[str]:
@@ -58,36 +64,58 @@ class FieldChoice:
     parent: str | None
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a planner's file: its CRS and fields when they cannot be guessed, the
+    layer of a multi-layer file, the text encoding of a shapefile without ``.cpg``, and the
+    service area that tells swapped coordinates apart."""
+
+    crs: str | None = None
+    code_field: str | None = None
+    name_field: str | None = None
+    parent_field: str | None = None
+    layer: str | None = None
+    encoding: str | None = None
+    service_area: ServiceArea | None = None
+
+
 def texts(values: Iterable[str | None], index: pd.Index | None = None) -> pd.Series:
     """A column of text that keeps None as None (pandas 3 would turn it into NaN)."""
     return pd.Series(list(values), dtype=object, index=index)
 
 
-def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson", crs: str | None = None,
-               code_field: str | None = None, name_field: str | None = None,
-               parent_field: str | None = None) -> Layer:
-    """Read a GeoJSON boundary file into a :class:`Layer`, or refuse it with every problem listed."""
-    frame = _read_frame(data, filename)
-    fields = _choose_fields(frame, code_field=code_field, name_field=name_field, parent_field=parent_field)
-    _check_features(frame, fields)
-    frame = to_wgs84(frame, crs=crs, source=filename)
-    units, repairs = _assemble(frame, fields)
-    _check_areas(units)
-    log.info("read %d %s units from %s", len(units), level.value, filename)
-    return Layer(level=level, units=units, parent_source="field" if fields.parent else None, warnings=repairs)
+def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson",
+               options: ReadOptions = ReadOptions(), **fields: str | None) -> Layer:
+    """Read a boundary file (GeoJSON, zipped Shapefile, GeoPackage, KML) into a :class:`Layer`.
 
-
-def _read_frame(data: bytes, filename: str) -> gpd.GeoDataFrame:
-    if not data.strip():
-        raise InvalidInput(message(N_("{file} is empty; expected a GeoJSON FeatureCollection"), file=filename))
-    try:
-        frame = gpd.read_file(io.BytesIO(data))
-    except Exception as exc:  # pyogrio raises several types for unreadable input
-        raise InvalidInput(message(N_("could not read {file} as GeoJSON: {reason}"),
-                                   file=filename, reason=read_error(exc))) from None
-    if frame.empty:
+    Every feature problem is collected into ``layer.problems`` (errors block a commit, warnings
+    do not) and the features with an error are left out of the units; only a file that cannot
+    be read at all, or that has no usable feature, is refused here.  ``fields`` are the
+    ``ReadOptions`` fields given as keywords (``crs=``, ``code_field=`` …).
+    """
+    options = replace(options, **fields) if fields else options
+    source = read_source(data, filename=filename, layer=options.layer, encoding=options.encoding)
+    if len(source.properties) == 0:
         raise InvalidInput(message(N_("{file} has no features; expected at least one polygon"), file=filename))
-    return frame
+    choice = _choose_fields(source.properties, options)
+    table = _attributes(source.properties, choice)
+    checked = check_features(source, codes=table.codes, names=table.names if choice.name else None, crs=options.crs,
+                             service_area=options.service_area, filename=filename)
+    units = _assemble(checked.frame, table)
+    problems = checked.problems + _zero_areas(units)
+    units = units[units["area_m2"] > 0]
+    if units.empty:
+        errors = [p for p in problems if p.severity is Severity.ERROR]
+        raise InvalidInput(message(N_("{file} has no usable feature: {count} error(s)"), file=filename,
+                                   count=len(errors)), [p.message for p in errors])
+    log.info("read %d %s units from %s (%d problems)", len(units), level.value, filename, len(problems))
+    return Layer(level=level, units=units, parent_source="field" if choice.parent else None,
+                 problems=sorted(problems, key=_problem_order))
+
+
+def _problem_order(problem: Problem) -> tuple:
+    return (problem.severity is not Severity.ERROR, problem.feature if problem.feature is not None else -1,
+            problem.kind)
 
 
 def read_error(exc: Exception) -> str:
@@ -97,9 +125,9 @@ def read_error(exc: Exception) -> str:
     return text.strip()
 
 
-def _choose_fields(frame: gpd.GeoDataFrame, *, code_field: str | None, name_field: str | None,
-                   parent_field: str | None) -> FieldChoice:
-    columns = [c for c in frame.columns if c != frame.geometry.name]
+def _choose_fields(frame: pd.DataFrame, options: ReadOptions) -> FieldChoice:
+    code_field, name_field, parent_field = options.code_field, options.name_field, options.parent_field
+    columns = [str(c) for c in frame.columns]
     problems = [message(N_("the file has no property {field!r} (given as {option}); it has: {available}"),
                         field=value, option=option, available=", ".join(columns) or "none")
                 for option, value in (("code_field", code_field), ("name_field", name_field),
@@ -126,55 +154,6 @@ def find_field(columns: Iterable[str], candidates: Iterable[str]) -> str | None:
 
 
 
-def _check_features(frame: gpd.GeoDataFrame, fields: FieldChoice) -> None:
-    """Collect every feature-level problem: geometry type, missing and duplicate codes."""
-    codes = [clean_text(v) for v in frame[fields.code]]
-    problems: list[Message] = []
-    types = frame.geometry.geom_type.to_numpy()
-    empty = frame.geometry.isna().to_numpy() | frame.geometry.is_empty.to_numpy()
-    for i, (code, gtype, is_empty) in enumerate(zip(codes, types, empty)):
-        where = _where(i, code)
-        if is_empty:
-            problems.append(message(N_("expected Polygon or MultiPolygon, got an empty geometry in {where}"),
-                                    where=where))
-        elif gtype not in ("Polygon", "MultiPolygon"):
-            problems.append(message(N_("expected Polygon or MultiPolygon, got {got} in {where}"),
-                                    got=gtype, where=where))
-        if code is None:
-            problems.append(message(N_("feature {index} has no code (property {field!r} is empty)"),
-                                    index=i, field=fields.code))
-    problems += _duplicate_codes(codes)
-    if problems:
-        raise InvalidInput(message(N_("the file has {count} problem(s); nothing was imported"),
-                                   count=len(problems)), problems)
-
-
-def _check_areas(units: gpd.GeoDataFrame) -> None:
-    """A unit must cover some land: a polygon with no area (even after repair) cannot hold a report."""
-    empty = units.geometry.is_empty.to_numpy() | (units["area_m2"].to_numpy() <= 0)
-    problems = [message(N_("{where} has no area (a degenerate polygon, e.g. all points on one line)"),
-                        where=_where(i, code)) for i, code in enumerate(units["code"]) if empty[i]]
-    if problems:
-        raise InvalidInput(message(N_("the file has {count} problem(s); nothing was imported"),
-                                   count=len(problems)), problems)
-
-
-def _duplicate_codes(codes: list[str | None]) -> list[Message]:
-    seen: dict[str, list[int]] = {}
-    for i, code in enumerate(codes):
-        if code is not None:
-            seen.setdefault(code, []).append(i)
-    return [message(N_("code {code!r} is used by more than one feature: features {indexes}"),
-                    code=code, indexes=", ".join(map(str, idx)))
-            for code, idx in seen.items() if len(idx) > 1]
-
-
-def _where(index: int, code: str | None) -> Message:
-    if code is None:
-        return message(N_("feature {index}"), index=index)
-    return message(N_('feature {index} (code "{code}")'), index=index, code=code)
-
-
 def clean_text(value: Any) -> str | None:
     """A value as text: ``7`` and ``7.0`` both become ``"7"``; blanks become None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -185,44 +164,47 @@ def clean_text(value: Any) -> str | None:
     return text or None
 
 
-def _assemble(frame: gpd.GeoDataFrame, fields: FieldChoice) -> tuple[gpd.GeoDataFrame, list[Message]]:
-    used = {fields.code, fields.name, fields.parent, frame.geometry.name}
-    extra = [c for c in frame.columns if c not in used]
-    codes = [clean_text(v) for v in frame[fields.code]]
-    names = [clean_text(v) for v in frame[fields.name]] if fields.name else [None] * len(frame)
-    parents = [clean_text(v) for v in frame[fields.parent]] if fields.parent else [None] * len(frame)
-    geometry, repairs = _repaired(shapely.force_2d(frame.geometry.to_numpy()), codes)
+@dataclass(frozen=True)
+class _Attributes:
+    codes: list[str | None]
+    names: list[str | None]
+    parents: list[str | None]
+    extra: pd.DataFrame          # the free properties
+
+
+COMPUTED_FIELDS = ("area_m2", "level", "version")   # written by gridmap's exports, recomputed on import
+
+
+def _attributes(frame: pd.DataFrame, choice: FieldChoice) -> _Attributes:
+    used = {choice.code, choice.name, choice.parent, *COMPUTED_FIELDS}
+    return _Attributes(
+        codes=[clean_text(v) for v in frame[choice.code]],
+        names=[clean_text(v) for v in frame[choice.name]] if choice.name else [None] * len(frame),
+        parents=[clean_text(v) for v in frame[choice.parent]] if choice.parent else [None] * len(frame),
+        extra=frame[[c for c in frame.columns if c not in used]])
+
+
+def _assemble(frame: gpd.GeoDataFrame, table: _Attributes) -> gpd.GeoDataFrame:
+    """The units of the good features, indexed by feature index, with their areas in m²."""
+    keep = frame.index
+    codes = [table.codes[i] for i in keep]
     units = gpd.GeoDataFrame({
-        "code": texts(codes),
-        "name": texts(n or c for n, c in zip(names, codes)),
-        "parent_code": texts(parents),
+        "code": texts(codes, index=keep),
+        "name": texts((table.names[i] or table.codes[i] for i in keep), index=keep),
+        "parent_code": texts((table.parents[i] for i in keep), index=keep),
         "area_m2": 0.0,
-        "properties": [_properties(row) for row in frame[extra].to_dict("records")],
-    }, geometry=gpd.GeoSeries(geometry, crs=4326))
+        "properties": pd.Series([_properties(r) for r in table.extra.loc[keep].to_dict("records")],
+                                index=keep, dtype=object),
+    }, geometry=frame.geometry, crs=4326, index=keep)
     units["area_m2"] = areas_m2(units)
-    return units, [message(N_("{where}: invalid geometry ({reason}) was repaired with make_valid; area "
-                              "{before} m² → {after} m²"), where=_where(i, codes[i]), reason=reason,
-                           before=round(before, 1), after=round(float(units["area_m2"].iloc[i]), 1))
-                   for i, reason, before in repairs]
+    return units
 
 
-def _repaired(geometry: np.ndarray, codes: list[str | None]) -> tuple[np.ndarray, list[tuple[int, str, float]]]:
-    """Invalid polygons (real files have self-touching rings) made valid, keeping polygonal parts.
-
-    Never silent: each repair is returned as (index, reason, area before in m²) for a warning.
-    """
-    invalid = np.flatnonzero(~shapely.is_valid(geometry))
-    if len(invalid) == 0:
-        return geometry, []
-    fixed = geometry.copy()
-    before = areas_m2(gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry[invalid], crs=4326)))
-    repairs = []
-    for i, area in zip(invalid, before):
-        parts = shapely.get_parts(shapely.make_valid(geometry[i]))
-        fixed[i] = shapely.union_all(parts[shapely.get_type_id(parts) >= 3])   # (multi)polygons only
-        repairs.append((int(i), shapely.is_valid_reason(geometry[i]), float(area)))
-    log.info("repaired %d invalid geometries", len(repairs))
-    return fixed, repairs
+def _zero_areas(units: gpd.GeoDataFrame) -> list[Problem]:
+    """A unit must cover some land: a polygon with no area (even after repair) cannot hold a report."""
+    return [feature_problem("zero_area", Severity.ERROR, N_("{where} has no area (a degenerate polygon, e.g. "
+                                                          "all points on one line)"), int(i), code)
+            for i, code, area in zip(units.index, units["code"], units["area_m2"]) if not area > 0]
 
 
 def _properties(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,7 +216,7 @@ def derive_parents(child: Layer, parent: Layer) -> Layer:
     """Give every child unit the parent unit that holds the largest part of it.
 
     Used when the file names no parent.  A child that touches no parent unit keeps
-    ``parent_code`` None and is reported as a warning.
+    ``parent_code`` None (the validation report lists it).
     """
     kids, dads = child.units.geometry.to_numpy(), parent.units.geometry.to_numpy()
     pairs = shapely.STRtree(dads).query(kids, predicate="intersects")
@@ -248,10 +230,8 @@ def derive_parents(child: Layer, parent: Layer) -> Layer:
     units = child.units.copy()
     units["parent_code"] = texts((codes[best[k][1]] if k in best else None for k in range(len(units))),
                                  index=units.index)
-    orphans = units.loc[units["parent_code"].isna(), "code"].tolist()
-    warnings = [message(N_("{count} unit(s) lie outside every {level} unit and have no parent: {codes}"),
-                        count=len(orphans), level=parent.level.value, codes=", ".join(orphans))] if orphans else []
-    return Layer(level=child.level, units=units, parent_source="spatial", warnings=child.warnings + warnings)
+    return Layer(level=child.level, units=units, parent_source="spatial", version=child.version,
+                 problems=child.problems)
 
 
 def _shared_areas(a: np.ndarray, b: np.ndarray, reference: gpd.GeoDataFrame) -> np.ndarray:
@@ -259,15 +239,6 @@ def _shared_areas(a: np.ndarray, b: np.ndarray, reference: gpd.GeoDataFrame) -> 
     if overlap.empty:
         return np.zeros(0)
     return overlap.to_crs(equal_area_crs(reference)).area.to_numpy()
-
-
-def missing_parents(child: Layer, parent: Layer) -> list[Message]:
-    """Units whose named parent code is not a unit of the parent layer."""
-    known = set(parent.codes)
-    return [message(N_("{where} names parent {parent!r}, which is not a {level} code"),
-                    where=_where(i, code), parent=p, level=parent.level.value)
-            for i, (code, p) in enumerate(zip(child.units["code"], child.units["parent_code"]))
-            if p is not None and p not in known]
 
 
 def staff_of(properties: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,13 +13,14 @@ from .config import Settings
 from .errors import GridmapError
 from .incidents import FileOptions
 from .levels import ORDER, Level
-from .service import Gridmap, LayerOptions, ReportResult
+from .service import Gridmap, LayerOptions, ReportResult, SaveMode
 from .storage import open_store
 
 
 def build_service(settings: Settings | None = None) -> Gridmap:
     settings = settings or Settings.from_env()
-    return Gridmap(open_store(settings.database_url), timezone=settings.timezone)
+    return Gridmap(open_store(settings.database_url), timezone=settings.timezone,
+                   service_area=settings.service_area, tolerance_m2=settings.tolerance_m2)
 
 
 @click.group(name="gridmap")
@@ -60,23 +61,50 @@ def load_demo(service: Gridmap) -> None:
 @click.option("--code-field")
 @click.option("--name-field")
 @click.option("--parent-field")
+@click.option("--layer", "layer_name", help="layer of a GeoPackage/KML, or shapefile in a zip")
+@click.option("--encoding", help="text encoding of a shapefile without .cpg, e.g. GBK")
+@click.option("--tolerance", type=float, help="gaps/overlaps below this many m² are not reported")
+@click.option("--mode", type=click.Choice([m.value for m in SaveMode]), default=SaveMode.COMMIT.value,
+              show_default=True, help="preview: only report; draft: store for review; commit: make current")
 @click.option("--note", default="")
 @click.pass_obj
 def import_boundaries(service: Gridmap, file: Path, level: str, crs: str | None, code_field: str | None,
-                      name_field: str | None, parent_field: str | None, note: str) -> None:
-    """Import a boundary file as the new version of a level."""
+                      name_field: str | None, parent_field: str | None, layer_name: str | None,
+                      encoding: str | None, tolerance: float | None, mode: str, note: str) -> None:
+    """Check a boundary file and preview it, save it as a draft, or commit it as the new version."""
     try:
-        summary = service.import_layer(Level(level), file.read_bytes(), LayerOptions(
+        result = service.save_layer(Level(level), file.read_bytes(), LayerOptions(
             filename=file.name, crs=crs, code_field=code_field, name_field=name_field,
-            parent_field=parent_field, author="cli", note=note))
+            parent_field=parent_field, layer=layer_name, encoding=encoding, tolerance_m2=tolerance,
+            author="cli", note=note), mode=SaveMode(mode))
+    except GridmapError as error:
+        for problem in error.report.problems if error.report is not None else []:
+            click.echo(f"{problem.severity.value}: {problem.message}", err=True)
+        _fail(error)
+        return
+    version = f"version {result.version} ({result.status})" if result.version else "preview"
+    click.echo(f"{result.level.value} {version}: {result.count} units, {result.area_m2:,.0f} m², "
+               f"parents: {result.parent_source or 'none'}, {result.reassigned} incidents, "
+               f"{result.unassigned} outside every unit, {result.diff.moved} would move unit")
+    for problem in result.report.problems:
+        click.echo(f"{problem.severity.value}: {problem.message}")
+
+
+@cli.command("export-boundaries")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--level", required=True, type=click.Choice([lv.value for lv in ORDER]))
+@click.option("--version", type=int, help="default: the current version")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "shp"]), default="geojson", show_default=True)
+@click.pass_obj
+def export_boundaries(service: Gridmap, out: Path, level: str, version: int | None, fmt: str) -> None:
+    """Write a level (any version) as GeoJSON, GeoPackage or zipped Shapefile."""
+    try:
+        export = service.export(Level(level), version, fmt)
     except GridmapError as error:
         _fail(error)
         return
-    click.echo(f"{summary.level.value} version {summary.version}: {summary.count} units, "
-               f"{summary.area_m2:,.0f} m², parents: {summary.parent_source or 'none'}, "
-               f"{summary.reassigned} incidents reassigned ({summary.unassigned} outside every unit)")
-    for warning in summary.warnings:
-        click.echo(f"warning: {warning}")
+    out.write_bytes(export.data)
+    click.echo(f"wrote {out} ({len(export.data):,} bytes)")
 
 
 @cli.command("import-incidents")

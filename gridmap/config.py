@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .coordinates import CHINA, ServiceArea
+from .validation import DEFAULT_TOLERANCE_M2
+
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_ATTRIBUTION = "© OpenStreetMap contributors"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +25,8 @@ class Settings:
     lang: str                    # "zh" or "en": the default UI language
     load_demo: bool              # load the demo data when the store is empty
     timezone: str                # wall-clock zone for report times
+    service_area: ServiceArea | None = CHINA   # where boundaries may lie (swapped lat/lon shows)
+    tolerance_m2: float = DEFAULT_TOLERANCE_M2  # gaps/overlaps smaller than this are not reported
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_dir: Path | None = None) -> "Settings":
@@ -39,4 +44,16 @@ class Settings:
             lang="en" if env.get("GRIDMAP_LANG", "zh").lower().startswith("en") else "zh",
             load_demo=env.get("GRIDMAP_LOAD_DEMO", "1").strip().lower() not in ("0", "false", "no", "off"),
             timezone=env.get("GRIDMAP_TIMEZONE", "Asia/Shanghai"),
+            service_area=ServiceArea.parse(env.get("GRIDMAP_SERVICE_AREA", str(CHINA))),
+            tolerance_m2=_tolerance(env.get("GRIDMAP_TOLERANCE_M2", str(DEFAULT_TOLERANCE_M2))),
         )
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"GRIDMAP_TOLERANCE_M2={text!r} is not an area; expected square metres >= 0, e.g. 1")
+    return value

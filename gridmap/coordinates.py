@@ -8,6 +8,7 @@ exact wherever on Earth a street office is.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -36,6 +37,46 @@ def parse_crs(text: str) -> CRS:
             crs=text,
         ))
     return crs
+
+
+@dataclass(frozen=True)
+class ServiceArea:
+    """Where a deployment's boundaries and reports can lie (lon/lat box), so that swapped
+    coordinates and files in the wrong CRS stand out."""
+
+    minlon: float
+    minlat: float
+    maxlon: float
+    maxlat: float
+
+    @classmethod
+    def parse(cls, text: str) -> "ServiceArea | None":
+        """``minlon,minlat,maxlon,maxlat``, or ``none``/empty for no service area."""
+        if text.strip().lower() in ("", "none", "off"):
+            return None
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]) \
+                or not looks_like_lonlat(np.array(values)):
+            raise ValueError(f"{text!r} is not a service area; expected minlon,minlat,maxlon,maxlat "
+                             "(e.g. 73.4,18.1,135.1,53.6), or none")
+        return cls(*values)
+
+    def contains(self, bounds: np.ndarray) -> bool:
+        minx, miny, maxx, maxy = bounds
+        return bool(self.minlon <= minx and maxx <= self.maxlon and self.minlat <= miny and maxy <= self.maxlat)
+
+    def intersects(self, bounds: np.ndarray) -> bool:
+        minx, miny, maxx, maxy = bounds
+        return bool(minx <= self.maxlon and self.minlon <= maxx and miny <= self.maxlat and self.minlat <= maxy)
+
+    def __str__(self) -> str:
+        return f"{self.minlon:g},{self.minlat:g},{self.maxlon:g},{self.maxlat:g}"
+
+
+CHINA = ServiceArea(73.4, 18.1, 135.1, 53.6)
 
 
 def looks_like_lonlat(bounds: np.ndarray) -> bool:
@@ -79,6 +120,7 @@ def equal_area_crs(frame: gpd.GeoDataFrame) -> CRS:
 
 def areas_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
     """Area of each geometry in square metres, measured in an equal-area projection."""
-    if frame.empty:
-        return np.zeros(0)
-    return frame.to_crs(equal_area_crs(frame)).area.to_numpy()
+    present = ~(frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
+    if not present.any():
+        return np.zeros(len(frame))
+    return frame.to_crs(equal_area_crs(frame[present])).area.fillna(0.0).to_numpy()

@@ -34,12 +34,27 @@ def message(template: str, **params: Any) -> Message:
     return Message(template, params)
 
 
+def message_record(msg: Message) -> dict[str, Any]:
+    """A message as JSON-safe data (nested messages too), to be stored and rendered later."""
+    return {"template": msg.template,
+            "params": {k: {"message": message_record(v)} if isinstance(v, Message) else v
+                       for k, v in msg.params.items()}}
+
+
+def message_from_record(record: Mapping[str, Any]) -> Message:
+    params = {k: message_from_record(v["message"]) if isinstance(v, dict) and "message" in v else v
+              for k, v in record["params"].items()}
+    return Message(record["template"], params)
+
+
 class GridmapError(Exception):
     """Base class: a problem the user caused or can fix, with every detail collected."""
 
-    def __init__(self, summary: Message | str, details: list[Message] | None = None) -> None:
+    def __init__(self, summary: Message | str, details: list[Message] | None = None, *,
+                 report: Any = None) -> None:
         self.summary = summary if isinstance(summary, Message) else Message(summary)
         self.details = list(details or [])
+        self.report = report          # a validation Report when the refusal comes from one
         super().__init__(str(self.summary))
 
     def __str__(self) -> str:
@@ -57,6 +72,10 @@ class NotFound(GridmapError):
 
 class Conflict(GridmapError):
     """The request contradicts the stored state (e.g. a level that needs its parent first)."""
+
+
+class PreconditionFailed(GridmapError):
+    """The version a request said it was based on (If-Match) is no longer the current one."""
 
 
 class TooLarge(GridmapError):

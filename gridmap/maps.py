@@ -145,6 +145,73 @@ def build_map(layers: Sequence[MapLayer], heat: numpy.ndarray, *, unassigned: nu
     return m
 
 
+@dataclass(frozen=True)
+class ReviewLabels:
+    """Already-translated overlay titles of the review map."""
+
+    before: str
+    after: str
+    problems: str
+    name: str
+    code: str
+    problem: str
+
+
+_BEFORE_STYLE = {"color": "#7b8794", "weight": 2, "dashArray": "6 4", "fillOpacity": 0.0}
+_AFTER_STYLE = {"color": "#0b6fa4", "weight": 2, "fillColor": "#2b8cbe", "fillOpacity": 0.08}
+_PROBLEM_STYLES = {"error": {"color": "#b2182b", "weight": 2, "fillColor": "#ef3b2c", "fillOpacity": 0.55},
+                   "warning": {"color": "#b35806", "weight": 2, "fillColor": "#fdb863", "fillOpacity": 0.55}}
+
+
+def build_review_map(before: geopandas.GeoDataFrame | None, after: geopandas.GeoDataFrame,
+                     problems: geopandas.GeoDataFrame, *, labels: ReviewLabels, tiles: str | None,
+                     tiles_attribution: str = "", asset_base: str = "/static/vendor/") -> folium.Map:
+    """A version under review: the old outlines dashed grey, the new ones blue, and every located
+    problem in red (errors) or orange (warnings), its message in the tooltip.
+
+    ``before``/``after`` have columns code, name, geometry; ``problems`` severity, message, geometry
+    (a polygon where the problem has an area, else its location point); all in EPSG:4326.
+    """
+    m = _EmbeddableMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None)
+    _use_local_assets(m, asset_base)
+    if tiles is not None:
+        _tile_layer(tiles, tiles_attribution).add_to(m)
+    fields = [html.escape(labels.name), html.escape(labels.code)]
+    for frame, title, style in ((before, labels.before, _BEFORE_STYLE), (after, labels.after, _AFTER_STYLE)):
+        if frame is not None:
+            _outline_overlay(frame, title, style, fields).add_to(m)
+    _problem_overlay(problems, labels).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    frames = [f for f in (before, after, problems) if f is not None and not f.empty]
+    if frames:
+        minx, miny, maxx, maxy = numpy.vstack([f.total_bounds for f in frames]).T
+        m.fit_bounds([[miny.min(), minx.min()], [maxy.max(), maxx.max()]], max_zoom=MAX_FIT_ZOOM)
+    return m
+
+
+def _outline_overlay(units: geopandas.GeoDataFrame, title: str, style: dict[str, Any],
+                     aliases: list[str]) -> folium.GeoJson:
+    features = [{"type": "Feature", "geometry": mapping(g),
+                 "properties": {"name": _escaped_text(n), "code": _escaped_text(c)}}
+                for c, n, g in zip(units["code"], units["name"], units.geometry)]
+    tooltip = folium.GeoJsonTooltip(fields=["name", "code"], aliases=aliases) if features else None
+    return folium.GeoJson({"type": "FeatureCollection", "features": features}, name=html.escape(title),
+                          style_function=lambda _f: style, highlight_function=lambda _f: _HIGHLIGHT,
+                          tooltip=tooltip)
+
+
+def _problem_overlay(problems: geopandas.GeoDataFrame, labels: ReviewLabels) -> folium.GeoJson:
+    features = [{"type": "Feature", "geometry": mapping(g),
+                 "properties": {"severity": severity, "message": _escaped_text(text)}}
+                for severity, text, g in zip(problems["severity"], problems["message"], problems.geometry)
+                if g is not None and not g.is_empty]
+    tooltip = (folium.GeoJsonTooltip(fields=["message"], aliases=[html.escape(labels.problem)])
+               if features else None)
+    return folium.GeoJson({"type": "FeatureCollection", "features": features}, name=html.escape(labels.problems),
+                          style_function=lambda f: _PROBLEM_STYLES[f["properties"]["severity"]],
+                          marker=folium.CircleMarker(radius=7), tooltip=tooltip)
+
+
 def render_parts(m: folium.Map) -> MapParts:
     """Render ``m`` into head/body/script pieces, leaving out page-wide CSS and meta."""
     figure = m.get_root()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
@@ -17,37 +18,65 @@ import numpy as np
 import pandas as pd
 
 from .assignment import AssignmentIndex
-from .boundaries import Layer, derive_parents, missing_parents, read_layer, staff_of, to_geojson
+from .boundaries import Layer, ReadOptions, read_layer, staff_of, to_geojson
 from .config import DEMO_DIR
-from .errors import N_, InvalidInput, Message, NotFound, message
+from .coordinates import ServiceArea
+from .errors import N_, Conflict, InvalidInput, NotFound, message, message_from_record, message_record
+from .formats import Export, export_layer
 from .incidents import FileOptions, ParsedBatch, RowError, parse_records, read_incident_file
 from .levels import ORDER, Level
-from .storage import IncidentQuery, Store
+from .planning import Candidate, IncidentPoints, build_candidate
+from .storage import IncidentQuery, Store, VersionInfo, VersionMeta, stale_base
+from .validation import DEFAULT_TOLERANCE_M2, Problem, Report, Severity, check_coverage
+from .versions import LayerDiff, count_moves, diff_layers
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LayerOptions:
+    """How to read an upload and who saves it.  ``base_version`` is the version the planner's
+    work started from: None when not said (whatever is current), 0 when the level had none."""
+
     filename: str = "upload.geojson"
     crs: str | None = None
     code_field: str | None = None
     name_field: str | None = None
     parent_field: str | None = None
+    layer: str | None = None
+    encoding: str | None = None
+    tolerance_m2: float | None = None
     author: str = ""
     note: str = ""
+    base_version: int | None = None
+
+
+class SaveMode(str, Enum):
+    PREVIEW = "preview"     # report and diff only; nothing stored
+    DRAFT = "draft"         # stored as a draft, committed later
+    COMMIT = "commit"       # stored as the new current version
 
 
 @dataclass
-class LayerSummary:
+class LayerResult:
+    """What saving (or previewing) a version of a level did or would do."""
+
     level: Level
-    version: int
+    status: str                  # "preview", "draft" or "committed"
+    version: int | None
+    based_on: int | None
     count: int
     area_m2: float
     parent_source: str | None
+    report: Report
+    diff: LayerDiff
+    assigned: int
     reassigned: int
-    unassigned: int
-    warnings: list[Message] = field(default_factory=list)
+    layer: Layer                 # the candidate, linked to its parent level
+
+    @property
+    def unassigned(self) -> int:
+        return self.reassigned - self.assigned
 
 
 @dataclass
@@ -71,59 +100,129 @@ class ReportResult:
 class Gridmap:
     """One deployment's boundaries and incidents, over a :class:`Store`."""
 
-    def __init__(self, store: Store, *, timezone: str = "Asia/Shanghai") -> None:
+    def __init__(self, store: Store, *, timezone: str = "Asia/Shanghai", service_area: ServiceArea | None = None,
+                 tolerance_m2: float = DEFAULT_TOLERANCE_M2) -> None:
         self.store = store
+        self.service_area = service_area
+        self.tolerance_m2 = tolerance_m2
         self.tz = ZoneInfo(timezone)
         self._lock = threading.Lock()
         self._cache: tuple[dict[Level, Layer], AssignmentIndex] | None = None
 
     # -- boundaries ----------------------------------------------------------------------
-    def import_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions()) -> LayerSummary:
-        """Read a boundary file, link it to the level above, store it as the level's new
-        version and reassign every stored incident against it."""
-        layer = read_layer(data, level=level, filename=options.filename, crs=options.crs,
-                           code_field=options.code_field, name_field=options.name_field,
-                           parent_field=options.parent_field)
+    def save_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions(), *,
+                   mode: SaveMode = SaveMode.COMMIT) -> LayerResult:
+        """Read a boundary file and preview it, save it as a draft, or commit it as the level's
+        new version (reassigning every stored incident).  Errors in the validation report
+        refuse a draft or a commit with the whole report; nothing is stored then."""
+        layer = read_layer(data, level=level, filename=options.filename, options=ReadOptions(
+            crs=options.crs, code_field=options.code_field, name_field=options.name_field,
+            parent_field=options.parent_field, layer=options.layer, encoding=options.encoding,
+            service_area=self.service_area))
+        return self._save(layer, options, mode)
+
+    def import_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions()) -> LayerResult:
+        """Commit a boundary file as the level's new version (the CLI's and the demo's path)."""
+        return self.save_layer(level, data, options, mode=SaveMode.COMMIT)
+
+    def restore(self, level: Level, version: int, options: LayerOptions = LayerOptions(), *,
+                mode: SaveMode = SaveMode.COMMIT) -> LayerResult:
+        """Save an older version's units again, as a new version (history is never rewritten)."""
+        old = self.store.layer_version(level, version)
+        layer = replace(old, version=None, problems=[], units=old.units.reset_index(drop=True))
+        note = options.note or f"restored from version {version}"
+        return self._save(layer, replace(options, note=note), mode, restored_from=version)
+
+    def commit_draft(self, level: Level, version: int, *, author: str = "") -> LayerResult:
+        """Commit a stored draft, checked again against what is current now."""
         with self._lock:
-            current = self.store.layers()
-            layer = self._link_parent(layer, current)
-            child = self._relinked_child(layer, current)
-            candidate = {**current, layer.level: layer, **({child.level: child} if child else {})}
-            ids, lon, lat = self.store.incident_points()
-            units = AssignmentIndex(list(candidate.values())).assign(lon, lat)
-            affected = {lv: (ids, codes) for lv, codes in units.items() if lv.depth >= layer.level.depth}
-            version = self.store.save_layer(layer, author=options.author, note=options.note, assignments=affected,
-                                            relinked={child.level: _parents(child)} if child else None)
-        codes = units[layer.level]
-        return LayerSummary(level=level, version=version, count=len(layer.units),
-                            area_m2=float(layer.units["area_m2"].sum()), parent_source=layer.parent_source,
-                            reassigned=len(ids), unassigned=int(sum(c is None for c in codes)),
-                            warnings=layer.warnings)
+            meta = self.store.version_meta(level, version)
+            if meta.status != "draft":
+                raise Conflict(message(N_("{level} version {version} is already committed"),
+                                       level=level.value, version=version))
+            self._check_base(level, meta.based_on)
+            layer = self.store.layer_version(level, version)
+            candidate = self._candidate(replace(layer, problems=_problems(meta.problems)), self.tolerance_m2)
+            _refuse_errors(candidate.report)
+            self.store.commit_draft(level, version, author=author or meta.author, commit=candidate.commit)
+        return self._result(candidate, "committed", version, meta.based_on)
+
+    def _save(self, layer: Layer, options: LayerOptions, mode: SaveMode, *,
+              restored_from: int | None = None) -> LayerResult:
+        with self._lock:
+            base = self._check_base(layer.level, options.base_version)
+            candidate = self._candidate(layer, options.tolerance_m2)
+            if mode is SaveMode.PREVIEW:
+                return self._result(candidate, "preview", None, base)
+            _refuse_errors(candidate.report)
+            info = VersionInfo(author=options.author, note=options.note, based_on=base, restored_from=restored_from,
+                               problems=tuple(_record(p) for p in layer.problems))
+            version = self.store.save_layer(candidate.layer, info,
+                                            candidate.commit if mode is SaveMode.COMMIT else None)
+        return self._result(candidate, "committed" if mode is SaveMode.COMMIT else "draft", version, base)
+
+    def _check_base(self, level: Level, base_version: int | None) -> int | None:
+        """The base version of a save: the one given, which must still be current, or the current one."""
+        current = self.store.versions().get(level)
+        if base_version is None:
+            return current
+        based_on = base_version or None
+        if based_on != current:
+            raise stale_base(level, based_on, self.store.version_meta(level, current) if current else None)
+        return based_on
+
+    def _candidate(self, layer: Layer, tolerance_m2: float | None) -> Candidate:
+        current = self.store.layers()
+        ids, lon, lat = self.store.incident_points()
+        head = current.get(layer.level)
+        points = IncidentPoints(ids, lon, lat, self.store.assignments(layer.level, head.version) if head else None)
+        return build_candidate(layer, current, points,
+                               tolerance_m2=self.tolerance_m2 if tolerance_m2 is None else tolerance_m2)
 
     @staticmethod
-    def _link_parent(layer: Layer, current: dict[Level, Layer]) -> Layer:
-        parent = _nearest(current, layer.level, above=True)
-        if parent is None:
-            return layer
-        if layer.parent_source == "field":
-            problems = missing_parents(layer, parent)
-            if problems:
-                raise InvalidInput(message(N_("{count} unit(s) name a parent that does not exist; nothing "
-                                              "was imported"), count=len(problems)), problems)
-            return layer
-        return derive_parents(layer, parent)
+    def _result(candidate: Candidate, status: str, version: int | None, based_on: int | None) -> LayerResult:
+        units = candidate.layer.units
+        return LayerResult(level=candidate.layer.level, status=status, version=version, based_on=based_on,
+                           count=len(units), area_m2=float(units["area_m2"].sum()),
+                           parent_source=candidate.layer.parent_source, report=candidate.report,
+                           diff=candidate.diff, assigned=candidate.commit.assigned, layer=candidate.layer,
+                           reassigned=len(next(iter(candidate.commit.units.values()))[0]))
 
-    @staticmethod
-    def _relinked_child(layer: Layer, current: dict[Level, Layer]) -> Layer | None:
-        """The level below, re-linked to ``layer`` when its parents were derived spatially (or never
-        set, because it came first); one whose file named its parents is only checked (warnings)."""
-        child = _nearest(current, layer.level, above=False)
-        if child is None:
-            return None
-        if child.parent_source in (None, "spatial"):
-            return derive_parents(child, layer)
-        layer.warnings += missing_parents(child, layer)
-        return None
+    # -- versions ------------------------------------------------------------------------
+    def history(self, level: Level) -> list[VersionMeta]:
+        return self.store.history(level)
+
+    def version(self, level: Level, version: int) -> VersionView:
+        """One stored version with its report, and its diff: a draft against the current
+        version (as committing it would do), a committed one against the version it replaced."""
+        meta = self.store.version_meta(level, version)
+        layer = replace(self.store.layer_version(level, version), problems=_problems(meta.problems))
+        if meta.status == "draft":
+            candidate = self._candidate(layer, self.tolerance_m2)
+            before = self.layers().get(level)
+            return VersionView(meta, candidate.layer, candidate.report, candidate.diff, before)
+        earlier = [m.version for m in self.store.history(level) if m.status == "committed" and m.version < version]
+        before = self.store.layer_version(level, earlier[0]) if earlier else None
+        report = Report(list(layer.problems))
+        report.add(check_coverage(layer, tolerance_m2=self.tolerance_m2))
+        return VersionView(meta, layer, report, self.compare(level, earlier[0] if earlier else None, version),
+                           before)
+
+    def compare(self, level: Level, old: int | None, new: int) -> LayerDiff:
+        """Two stored versions of a level, units and incident moves (from their stored assignments)."""
+        before = self.store.layer_version(level, old) if old else None
+        diff = diff_layers(before, self.store.layer_version(level, new))
+        if self.store.version_meta(level, new).status == "committed":
+            ids, codes = self.store.assignments(level, new)
+            diff.moves = count_moves(self.store.assignments(level, old) if old else None, (ids, codes))
+        return diff
+
+    def layer_at(self, level: Level, version: int | None = None) -> Layer:
+        """A level as of one of its versions (the current one when None)."""
+        return self.layer(level) if version is None else self.store.layer_version(level, version)
+
+    def export(self, level: Level, version: int | None, fmt: str) -> Export:
+        return export_layer(self.layer_at(level, version), fmt)
 
     def layers(self) -> dict[Level, Layer]:
         """The current layers, read from the store only when a version has changed."""
@@ -148,8 +247,8 @@ class Gridmap:
             raise NotFound(message(N_("no {level} layer has been uploaded yet"), level=level.value))
         return layer
 
-    def layer_geojson(self, level: Level) -> dict[str, Any]:
-        return to_geojson(self.layer(level))
+    def layer_geojson(self, level: Level, version: int | None = None) -> dict[str, Any]:
+        return to_geojson(self.layer_at(level, version))
 
     # -- incidents -----------------------------------------------------------------------
     def report(self, records: Sequence[Any]) -> ReportResult:
@@ -193,8 +292,9 @@ class Gridmap:
         for item in known:
             item.units = {lv: _none(frame.at[item.id, lv]) for lv in item.units if lv in frame.columns}
 
-    def incidents(self, query: IncidentQuery = IncidentQuery()) -> pd.DataFrame:
-        return self.store.incidents(query)
+    def incidents(self, query: IncidentQuery = IncidentQuery(), *,
+                  at: dict[Level, int] | None = None) -> pd.DataFrame:
+        return self.store.incidents(query, at=at)
 
     def incidents_geojson(self, query: IncidentQuery = IncidentQuery()) -> dict[str, Any]:
         frame = self.store.incidents(query)
@@ -203,12 +303,18 @@ class Gridmap:
         return {"type": "FeatureCollection", "features": features}
 
     # -- lookup --------------------------------------------------------------------------
-    def lookup(self, lon: float, lat: float) -> list[dict[str, Any]]:
-        """The units holding a point, deepest level first, each with its responsible staff."""
+    def lookup(self, lon: float, lat: float, *, level: Level | None = None,
+               version: int | None = None) -> list[dict[str, Any]]:
+        """The units holding a point, deepest level first, each with its responsible staff —
+        as of ``version`` of ``level`` (default: the deepest level) when a version is given."""
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InvalidInput(message(N_("lon={lon}, lat={lat} is not a WGS84 position; expected longitude "
                                           "-180..180 and latitude -90..90"), lon=lon, lat=lat))
         layers, index = self._current()
+        if version is not None:
+            level = level or max(layers, key=lambda lv: lv.depth, default=None) or Level.MICRO_GRID
+            layers = {**layers, level: self.store.layer_version(level, version)}
+            index = AssignmentIndex(list(layers.values()))
         codes = index.assign(np.array([lon]), np.array([lat]))
         found = []
         for level in sorted(codes, key=lambda lv: -lv.depth):
@@ -240,15 +346,33 @@ class Gridmap:
         return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)
 
 
-def _parents(layer: Layer) -> dict[str, str | None]:
-    return dict(zip(layer.units["code"], layer.units["parent_code"]))
+@dataclass
+class VersionView:
+    meta: VersionMeta
+    layer: Layer
+    report: Report
+    diff: LayerDiff
+    before: Layer | None       # what the diff compares against
 
 
-def _nearest(current: dict[Level, Layer], level: Level, *, above: bool) -> Layer | None:
-    levels = [lv for lv in current if (lv.depth < level.depth if above else lv.depth > level.depth)]
-    if not levels:
-        return None
-    return current[max(levels, key=lambda lv: lv.depth) if above else min(levels, key=lambda lv: lv.depth)]
+def _refuse_errors(report: Report) -> None:
+    if not report.ok:
+        raise InvalidInput(message(N_("the boundaries have {count} error(s); nothing was saved"),
+                                   count=len(report.errors)), [p.message for p in report.errors], report=report)
+
+
+def _record(problem: Problem) -> dict[str, Any]:
+    """A read-time problem as stored with a draft (its drawing geometry is not kept)."""
+    return {"kind": problem.kind, "severity": problem.severity.value, "message": message_record(problem.message),
+            "feature": problem.feature, "code": problem.code, "codes": list(problem.codes),
+            "location": list(problem.location) if problem.location else None, "size_m2": problem.size_m2}
+
+
+def _problems(records: Sequence[dict[str, Any]]) -> list[Problem]:
+    return [Problem(kind=r["kind"], severity=Severity(r["severity"]), message=message_from_record(r["message"]),
+                    feature=r["feature"], code=r["code"], codes=tuple(r["codes"]),
+                    location=tuple(r["location"]) if r["location"] else None, size_m2=r["size_m2"])
+            for r in records]
 
 
 def _unit_info(layer: Layer, code: str) -> dict[str, Any]:

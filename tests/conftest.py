@@ -61,7 +61,7 @@ def block(service: Gridmap) -> Gridmap:
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     env = {"GRIDMAP_DATABASE_URL": f"sqlite:///{tmp_path / 'web.db'}", "GRIDMAP_TILES": "none",
-           "GRIDMAP_LOAD_DEMO": "0", **overrides}
+           "GRIDMAP_LOAD_DEMO": "0", "GRIDMAP_SERVICE_AREA": "none", **overrides}
     return Settings.from_env(env, instance_dir=tmp_path)
 
 

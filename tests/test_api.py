@@ -32,9 +32,13 @@ def test_upload_layer_answers_201_with_a_summary(client):
     response = upload(client, "grid", grid_file())
     assert response.status_code == 201
     body = response.get_json()
-    assert {k: body[k] for k in ("level", "version", "count", "parent_source", "reassigned", "unassigned",
-                                 "warnings")} == {"level": "grid", "version": 1, "count": 2, "parent_source": None,
-                                                  "reassigned": 0, "unassigned": 0, "warnings": []}
+    assert {k: body[k] for k in ("level", "status", "version", "based_on", "url", "count", "parent_source",
+                                 "reassigned", "unassigned", "report")} == {
+        "level": "grid", "status": "committed", "version": 1, "based_on": None, "url": "/layers/grid/versions/1",
+        "count": 2, "parent_source": None, "reassigned": 0, "unassigned": 0,
+        "report": {"ok": True, "errors": [], "warnings": []}}
+    assert body["diff"]["added"] == [{"code": "W", "name": "网格W", "area_m2": 2_461_814.4},
+                                     {"code": "E", "name": "网格E", "area_m2": 2_461_814.4}]
     assert body["area_m2"] == pytest.approx(2 * 2_461_814.4, rel=1e-6)
 
 
@@ -59,11 +63,11 @@ def test_projected_file_is_refused_then_accepted_with_crs(app, client):
 
 @pytest.mark.parametrize("data, form, status, error, details", [
     (feature_collection([({"code": "A"}, box(0, 0, 1, 1)), ({"code": "B"}, LineString([(0, 0), (1, 1)]))]), {},
-     400, "the file has 1 problem(s); nothing was imported",
+     400, "the boundaries have 1 error(s); nothing was saved",
      ['expected Polygon or MultiPolygon, got LineString in feature 1 (code "B")']),
     (feature_collection([({"code": "A"}, box(0, 0, 1, 1)), ({"code": "A"}, box(1, 1, 2, 2))]), {},
-     400, "the file has 1 problem(s); nothing was imported",
-     ["code 'A' is used by more than one feature: features 0, 1"]),
+     400, "the boundaries have 1 error(s); nothing was saved",
+     ["feature 1 (code \"A\"): code 'A' is already used by feature 0; codes must be unique"]),
     (b'{"type": "FeatureCollection", "features": []}', {}, 400,
      "units.geojson has no features; expected at least one polygon", []),
     (grid_file(), {"code_field": "nope"}, 400, "the file's properties do not match the options",
@@ -74,7 +78,10 @@ def test_bad_boundary_files_are_refused_and_change_nothing(loaded, app, data, fo
     response = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(data), "units.geojson"), **form},
                            content_type="multipart/form-data")
     assert response.status_code == status
-    assert response.get_json() == {"error": error, "details": details}
+    body = response.get_json()
+    assert {"error": body["error"], "details": body["details"]} == {"error": error, "details": details}
+    if "report" in body:          # a refusal by the validation report carries the whole report
+        assert [e["message"] for e in body["report"]["errors"]] == details
     assert snapshot(app) == before
 
 
@@ -227,9 +234,11 @@ def test_invalid_polygon_is_repaired_and_reported_not_a_500(client):
     bow_tie = Polygon([(0, 0), (0.01, 0.01), (0.01, 0), (0, 0.01), (0, 0)])
     response = upload(client, "grid", feature_collection([({"code": "B"}, bow_tie)]))
     assert response.status_code == 201
-    assert response.get_json()["warnings"] == [
-        'feature 0 (code "B"): invalid geometry (Self-intersection[0.005 0.005]) was repaired with '
-        "make_valid; area 0.0 m² → 615453.6 m²"]
+    (warning,) = [w for w in response.get_json()["report"]["warnings"] if w["kind"] == "invalid_geometry"]
+    assert warning == {"kind": "invalid_geometry", "severity": "warning", "message":
+                       'feature 0 (code "B"): invalid geometry (Self-intersection[0.005 0.005]); repaired with '
+                       "make_valid, area 0.0 m² → 615453.6 m²", "feature": 0, "code": "B", "codes": ["B"],
+                       "location": [0.005, 0.005], "size_m2": 615453.6}
 
 
 def test_categories_with_both_labels(client):
@@ -237,3 +246,78 @@ def test_categories_with_both_labels(client):
     assert body["categories"][:2] == [{"code": "illegal_parking", "zh": "乱停乱放", "en": "Illegal parking"},
                                       {"code": "flying_cable", "zh": "飞线充电", "en": "Flying charging cable"}]
     assert len(body["categories"]) == 15 and body["categories"][-1]["code"] == "other"
+
+
+def test_edited_level_as_json_previews_drafts_and_commits(loaded):
+    current = loaded.get("/api/layers/micro_grid")
+    assert current.headers["ETag"] == '"micro_grid-v1"'
+    collection = current.get_json()
+    west = next(f for f in collection["features"] if f["properties"]["code"] == "W-S")
+    west["properties"]["name"] = "西南"
+    body = {"geojson": collection, "base_version": 1, "mode": "preview"}
+    preview = loaded.post("/api/layers/micro_grid", json=body)
+    assert preview.status_code == 200
+    assert preview.get_json()["diff"]["renamed"] == [{"code": "W-S", "name": "西南", "old_name": "微网格W-S"}]
+    draft = loaded.post("/api/layers/micro_grid", json={**body, "mode": "draft", "author": "ann"})
+    assert draft.status_code == 201
+    assert {k: draft.get_json()[k] for k in ("status", "version", "based_on", "url")} == {
+        "status": "draft", "version": 2, "based_on": 1, "url": "/layers/micro_grid/versions/2"}
+    assert loaded.get("/api/layers/micro_grid/versions/2").get_json()["status"] == "draft"
+    committed = loaded.post("/api/layers/micro_grid/versions/2/commit", json={"author": "bo"})
+    assert committed.status_code == 200 and committed.get_json()["status"] == "committed"
+    versions = loaded.get("/api/layers/micro_grid/versions").get_json()["versions"]
+    assert [(v["version"], v["status"], v["author"], v["committed_by"]) for v in versions] == [
+        (2, "committed", "ann", "bo"), (1, "committed", "", "")]
+    again = loaded.post("/api/layers/micro_grid", json={**body, "mode": "commit"})
+    assert again.status_code == 409
+    assert again.get_json()["error"].startswith("bo committed micro_grid version 2 at ")
+
+
+def test_stale_if_match_is_412_and_a_good_one_commits(loaded):
+    headers = {"If-Match": '"grid-v1"'}
+    first = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
+                        content_type="multipart/form-data", headers=headers)
+    assert first.status_code == 201 and first.get_json()["version"] == 2
+    stale = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
+                        content_type="multipart/form-data", headers=headers)
+    assert stale.status_code == 412
+    assert "committed grid version 2" in stale.get_json()["error"]
+
+
+def test_lookup_and_layer_accept_a_version(loaded):
+    moved = feature_collection([({"code": "W"}, box(0, 0, 0.016, 0.02)), ({"code": "E"}, box(0.016, 0, 0.02, 0.02))])
+    assert upload(loaded, "grid", moved).status_code == 201
+    assert loaded.get("/api/lookup?lon=0.015&lat=0.005&level=grid").get_json()["units"][1]["code"] == "W"
+    old = loaded.get("/api/lookup?lon=0.015&lat=0.005&level=grid&version=1").get_json()["units"]
+    assert [(u["level"], u["code"], u["version"]) for u in old] == [("micro_grid", "E-S", 1), ("grid", "E", 1)]
+    assert loaded.get("/api/layers/grid?version=1").get_json()["version"] == 1
+    missing = loaded.get("/api/layers/grid?version=9")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "grid has no version 9"
+    diff = loaded.get("/api/layers/grid/versions/2/compare?with=1").get_json()["diff"]
+    assert [c["code"] for c in diff["reshaped"]] == ["W", "E"]
+
+
+@pytest.mark.parametrize("fmt, media_type, filename", [
+    ("geojson", "application/geo+json", "micro_grid_v1.geojson"),
+    ("gpkg", "application/geopackage+sqlite3", "micro_grid_v1.gpkg"),
+    ("shp", "application/zip", "micro_grid_v1.zip")])
+def test_export_downloads_and_reimports_as_a_preview_with_no_change(loaded, fmt, media_type, filename):
+    response = loaded.get(f"/api/layers/micro_grid/export?format={fmt}&version=1")
+    assert response.status_code == 200 and response.mimetype == media_type
+    assert response.headers["Content-Disposition"] == f'attachment; filename="{filename}"'
+    again = upload(loaded, "micro_grid", response.data, filename=filename, mode="preview").get_json()
+    assert (again["diff"]["unchanged"], again["diff"]["moved"], again["report"]["ok"]) == (4, 0, True)
+
+
+def test_export_refuses_an_unknown_format(loaded):
+    response = loaded.get("/api/layers/grid/export?format=dwg")
+    assert response.status_code == 400 and "dwg" in response.get_json()["error"]
+
+
+def test_restore_through_the_api(loaded):
+    upload(loaded, "grid", feature_collection([({"code": "W"}, box(0, 0, 0.02, 0.02))]))
+    response = loaded.post("/api/layers/grid/versions/1/restore", json={"author": "ann"})
+    assert response.status_code == 201
+    assert {k: response.get_json()[k] for k in ("version", "status", "based_on")} == {
+        "version": 3, "status": "committed", "based_on": 2}
+    assert [c["code"] for c in response.get_json()["diff"]["added"]] == ["E"]

@@ -25,8 +25,12 @@ from gridmap.storage import open_store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "boston-2015"
 INCIDENT_FILES = sorted((DATA / "incidents").glob("*.csv"))
-WARDS = LayerOptions(filename="wards.geojson", code_field="WARD")
-PRECINCTS = LayerOptions(filename="precincts.geojson", crs="EPSG:2249", code_field="WARD_PRECINCT")
+# The city's files overlap themselves: neighbouring wards by up to 111.7 m² (9 pairs above 1 m²),
+# precincts by up to 956.2 m² (tests/test_validation_boston.py checks the figures).  Overlaps block
+# a commit at the default 1 m² tolerance; a planner taking the files as they are raises it, as here.
+WARDS = LayerOptions(filename="wards.geojson", code_field="WARD", tolerance_m2=120)
+PRECINCTS = LayerOptions(filename="precincts.geojson", crs="EPSG:2249", code_field="WARD_PRECINCT",
+                         tolerance_m2=1000)
 
 pytestmark = pytest.mark.skipif(
     not (DATA / "wards.geojson").is_file() or len(INCIDENT_FILES) != 9,
@@ -59,7 +63,7 @@ def boston(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boston]:
     svc.import_layer(Level.GRID, (DATA / "wards.geojson").read_bytes(), WARDS)
     summary = svc.import_layer(Level.MICRO_GRID, (DATA / "precincts.geojson").read_bytes(), PRECINCTS)
     results = {f.name: svc.import_incidents(f.read_bytes(), filename=f.name) for f in INCIDENT_FILES}
-    yield Boston(svc, results, [str(w) for w in summary.warnings])
+    yield Boston(svc, results, [str(w.message) for w in summary.report.warnings])
     svc.store.close()
 
 

@@ -61,29 +61,90 @@ def test_bare_epsg_number_is_accepted_and_unknown_crs_refused():
         read_layer(data, level=Level.GRID, crs="EPSG:999999")
 
 
-def test_every_feature_problem_is_reported_at_once():
+def test_every_feature_problem_is_reported_at_once_and_good_features_are_kept():
     data = feature_collection([
-        ({"code": "A"}, box(0, 0, 1, 1)),
-        ({"code": "B"}, LineString([(0, 0), (1, 1)])),
-        ({"code": "C"}, Point(0, 0)),
-        ({"code": None}, box(1, 1, 2, 2)),
-        ({"code": "A"}, box(2, 2, 3, 3)),
-        ({"code": "E"}, None),
+        ({"code": "A", "name": "a"}, box(0, 0, 1, 1)),
+        ({"code": "B", "name": "b"}, LineString([(0, 0), (1, 1)])),
+        ({"code": "C", "name": "c"}, Point(0, 0)),
+        ({"code": None, "name": "d"}, box(1, 1, 2, 2)),
+        ({"code": "A", "name": "e"}, box(2, 2, 3, 3)),
+        ({"code": "E", "name": None}, None),
     ])
-    with pytest.raises(InvalidInput) as caught:
-        read_layer(data, level=Level.GRID)
-    assert str(caught.value.summary) == "the file has 5 problem(s); nothing was imported"
-    assert [str(d) for d in caught.value.details] == [
-        'expected Polygon or MultiPolygon, got LineString in feature 1 (code "B")',
-        'expected Polygon or MultiPolygon, got Point in feature 2 (code "C")',
-        "feature 3 has no code (property 'code' is empty)",
-        'expected Polygon or MultiPolygon, got an empty geometry in feature 5 (code "E")',
-        "code 'A' is used by more than one feature: features 0, 4",
+    layer = read_layer(data, level=Level.GRID)
+    assert [(p.kind, p.severity.value, p.feature, p.code, str(p.message)) for p in layer.problems] == [
+        ("not_polygon", "error", 1, "B", 'expected Polygon or MultiPolygon, got LineString in feature 1 (code "B")'),
+        ("not_polygon", "error", 2, "C", 'expected Polygon or MultiPolygon, got Point in feature 2 (code "C")'),
+        ("missing_code", "error", 3, None, "feature 3 has no code; every unit needs one"),
+        ("duplicate_code", "error", 4, "A",
+         "feature 4 (code \"A\"): code 'A' is already used by feature 0; codes must be unique"),
+        ("empty_geometry", "error", 5, "E", 'expected Polygon or MultiPolygon, got an empty geometry in feature 5 '
+                                            '(code "E")'),
+        ("missing_name", "warning", 5, "E", 'feature 5 (code "E") has no name; the code is shown instead'),
     ]
+    assert layer.units.index.tolist() == [0, 4]          # the usable features, by their index in the file
+    assert layer.units["code"].tolist() == ["A", "A"]
+
+
+def test_three_d_coordinates_are_dropped_and_wrong_winding_normalised_with_warnings():
+    square_z = Polygon([(0, 0, 5), (0.01, 0, 5), (0.01, 0.01, 5), (0, 0.01, 5)])          # counter-clockwise
+    clockwise = Polygon([(0.01, 0), (0.01, 0.01), (0.02, 0.01), (0.02, 0)])
+    layer = read_layer(feature_collection([({"code": "Z", "name": "z"}, square_z),
+                                           ({"code": "W", "name": "w"}, clockwise)]), level=Level.GRID)
+    assert [(p.kind, p.feature, p.location) for p in layer.problems] == [
+        ("z_dropped", 0, (0.005, 0.005)), ("orientation", 1, (0.015, 0.005))]
+    assert not layer.units.geometry.has_z.any()
+    assert layer.units.geometry.iloc[1].exterior.is_ccw
+    assert layer.units.geometry.iloc[1].equals(clockwise)
+
+
+def test_a_ring_with_too_few_points_is_an_error_naming_the_feature():
+    text = json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "OK", "name": "ok"},
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}},
+        {"type": "Feature", "properties": {"code": "T", "name": "t"},
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}},
+    ]})
+    layer = read_layer(text.encode(), level=Level.GRID)
+    (problem,) = layer.problems
+    assert (problem.kind, problem.severity.value, problem.feature, problem.code) == ("too_few_points", "error", 1, "T")
+    assert str(problem.message) == ('feature 1 (code "T"): a ring has too few points (Too few points in geometry '
+                                    "component[0 0]); a ring needs at least 4 positions, the last repeating the first")
+    assert layer.codes == ["OK"]
+
+
+@pytest.mark.parametrize("lonlat, service_area, swapped", [
+    ((116.39, 39.91), "73.4,18.1,135.1,53.6", False),
+    ((39.91, 116.39), "73.4,18.1,135.1,53.6", True),      # latitude first: out of range as a latitude too
+    ((39.91, 116.39), None, True),                        # even without a service area: latitude 116
+    ((43.8, 87.6), "73.4,18.1,135.1,53.6", True),         # Ürümqi as (lat, lon): in range, but not in China
+    ((43.8, 87.6), None, False),                          # without a service area it cannot be told apart
+])
+def test_swapped_latitude_and_longitude_are_errors(lonlat, service_area, swapped):
+    from gridmap.coordinates import ServiceArea
+    x, y = lonlat
+    data = feature_collection([({"code": "S", "name": "s"}, box(x, y, x + 0.01, y + 0.01)),
+                               ({"code": "OK", "name": "ok"}, box(116.0, 39.0, 116.01, 39.01))])
+    area = ServiceArea.parse(service_area) if service_area else None
+    layer = read_layer(data, level=Level.GRID, service_area=area)
+    kinds = [(p.kind, p.feature) for p in layer.problems]
+    if swapped:
+        assert kinds == [("swapped_coordinates", 0)]
+        assert layer.problems[0].location == (round(y + 0.005, 7), round(x + 0.005, 7))
+        assert layer.codes == ["OK"]
+    else:
+        assert kinds == [] and layer.codes == ["S", "OK"]
+
+
+def test_a_file_outside_the_service_area_is_warned_about():
+    from gridmap.coordinates import CHINA
+    layer = read_layer(grid_file(), level=Level.GRID, service_area=CHINA)
+    assert [p.kind for p in layer.problems] == ["outside_service_area"]
+    assert str(layer.problems[0].message).startswith("the file lies at (0.0, 0.0) – (0.02, 0.02), outside the "
+                                                     "service area 73.4,18.1,135.1,53.6")
 
 
 @pytest.mark.parametrize("data, expected", [
-    (b"", "upload.geojson is empty; expected a GeoJSON FeatureCollection"),
+    (b"", "upload.geojson is empty; expected GeoJSON"),
     (b'{"type": "FeatureCollection", "features": []}', "upload.geojson has no features"),
     (b"{not json", "could not read upload.geojson as GeoJSON"),
 ])
@@ -120,7 +181,6 @@ def test_parent_is_the_unit_holding_the_largest_part():
     linked = derive_parents(children, grids)
     assert linked.units["parent_code"].tolist() == ["E", "W", None]
     assert linked.parent_source == "spatial"
-    assert [str(w) for w in linked.warnings] == ["1 unit(s) lie outside every grid unit and have no parent: Z"]
 
 
 def test_geojson_export_carries_properties_and_level():
@@ -139,9 +199,10 @@ def test_bow_tie_is_repaired_into_its_two_triangles_and_reported():
     cell = read_layer(feature_collection([({"code": "C"}, box(0, 0, 0.01, 0.01))]), level=Level.GRID)
     assert layer.units.geometry.iloc[0].geom_type == "MultiPolygon"
     assert layer.units["area_m2"].iloc[0] == pytest.approx(cell.units["area_m2"].iloc[0] / 2, rel=1e-9)
-    assert [str(w) for w in layer.warnings] == [
-        'feature 0 (code "B"): invalid geometry (Self-intersection[0.005 0.005]) was repaired with '
-        "make_valid; area 0.0 m² → 615453.6 m²"]
+    assert [(p.kind, p.location, round(p.size_m2, 1), str(p.message)) for p in layer.problems
+            if p.kind != "missing_name"] == [
+        ("invalid_geometry", (0.005, 0.005), 615453.6, 'feature 0 (code "B"): invalid geometry '
+         "(Self-intersection[0.005 0.005]); repaired with make_valid, area 0.0 m² → 615453.6 m²")]
     assert derive_parents(layer, cell).units["parent_code"].tolist() == ["C"]
 
 
@@ -151,10 +212,12 @@ def test_vertical_or_local_crs_is_refused(crs):
         read_layer(feature_collection([({"code": "A"}, SQUARE_4547)]), level=Level.GRID, crs=crs)
 
 
-def test_polygon_without_area_is_refused_even_after_repair():
+def test_polygon_without_area_is_an_error_even_after_repair():
     flat = Polygon([(0, 0), (1, 1), (2, 2), (0, 0)])
-    with pytest.raises(InvalidInput) as caught:
-        read_layer(feature_collection([({"code": "OK"}, box(0, 0, 1, 1)), ({"code": "F"}, flat)]),
-                   level=Level.GRID)
-    assert [str(d) for d in caught.value.details] == [
-        'feature 1 (code "F") has no area (a degenerate polygon, e.g. all points on one line)']
+    layer = read_layer(feature_collection([({"code": "OK", "name": "ok"}, box(0, 0, 1, 1)),
+                                           ({"code": "F", "name": "f"}, flat)]), level=Level.GRID)
+    assert [(p.kind, p.severity.value, str(p.message)) for p in layer.problems if p.kind != "invalid_geometry"] == [
+        ("zero_area", "error", 'feature 1 (code "F") has no area (a degenerate polygon, e.g. all points on one line)')]
+    assert layer.codes == ["OK"]
+    with pytest.raises(InvalidInput, match="has no usable feature: 1 error"):
+        read_layer(feature_collection([({"code": "F"}, flat)]), level=Level.GRID)

@@ -37,7 +37,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
 def test_import_boundaries_and_incidents(run, service, tmp_path):
     result = run("import-boundaries", write(tmp_path, "g.geojson", grid_file()), "--level", "grid")
     assert result.exit_code == 0
-    assert result.output.startswith("grid version 1: 2 units, 4,923,629 m², parents: none, 0 incidents reassigned")
+    assert result.output.startswith("grid version 1 (committed): 2 units, 4,923,629 m², parents: none, 0 incidents")
     result = run("import-boundaries", write(tmp_path, "m.geojson", micro_file(with_parent=True)),
                  "--level", "micro_grid", "--parent-field", "parent_code", "--name-field", "name")
     assert result.exit_code == 0 and "parents: field" in result.output

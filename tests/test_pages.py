@@ -7,6 +7,8 @@ import re
 import pytest
 from shapely import LineString, box
 
+from gridmap.levels import Level
+
 from .conftest import build_app, feature_collection, grid_file, micro_file
 
 
@@ -74,20 +76,39 @@ def test_upload_page_shows_every_error_and_changes_nothing(client, app):
                            content_type="multipart/form-data")
     html = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "the file has 2 problem(s); nothing was imported" in html
+    assert "bad.geojson has no usable feature: 2 error(s)" in html
     assert "expected Polygon or MultiPolygon, got LineString in feature 0 (code &#34;A&#34;)" in html
-    assert "feature 1 has no code (property &#39;code&#39; is empty)" in html
+    assert "feature 1 has no code; every unit needs one" in html
     assert app.extensions["gridmap"].store.is_empty()
     missing = client.post("/upload", data={"level": "grid"}, content_type="multipart/form-data")
     assert missing.status_code == 400 and "Choose a boundary file to upload." in missing.get_data(as_text=True)
 
 
-def test_upload_page_success_summary(client):
+def test_upload_page_saves_a_draft_and_the_review_page_commits_it(client, app):
     client.post("/upload", data={"level": "grid", "file": (io.BytesIO(grid_file()), "g.geojson")},
                 content_type="multipart/form-data")
+    client.post("/layers/grid/versions/1/commit", data={"author": "ann"})
     response = client.post("/upload", data={"level": "micro_grid", "file": (io.BytesIO(micro_file()), "m.geojson"),
-                                            "note": "first"}, content_type="multipart/form-data")
+                                            "note": "first", "author": "bo"}, content_type="multipart/form-data")
+    assert response.status_code == 303 and response.headers["Location"] == "/layers/micro_grid/versions/1"
+    html = client.get("/layers/micro_grid/versions/1").get_data(as_text=True)
+    assert 'id="commit"' in html and "No errors." in html
+    assert "4 added, 0 removed, 0 renamed, 0 reshaped, 0 unchanged." in html
+    assert app.extensions["gridmap"].store.versions() == {Level.GRID: 1}      # a draft is not current
+    response = client.post("/layers/micro_grid/versions/1/commit", data={"author": "bo"})
+    assert response.status_code == 303 and response.headers["Location"] == "/layers/micro_grid/history"
+    html = client.get("/layers/micro_grid/history").get_data(as_text=True)
+    assert '<tr data-version="1" data-status="committed" class="current">' in html
+    assert app.extensions["gridmap"].store.versions() == {Level.GRID: 1, Level.MICRO_GRID: 1}
+
+
+def test_upload_page_with_errors_shows_the_report_on_a_map_and_stores_nothing(client, app):
+    overlapping = feature_collection([({"code": "A"}, box(0, 0, 0.01, 0.01)),
+                                      ({"code": "B"}, box(0.005, 0, 0.015, 0.01))])
+    response = client.post("/upload", data={"level": "grid", "file": (io.BytesIO(overlapping), "o.geojson")},
+                           content_type="multipart/form-data")
     html = response.get_data(as_text=True)
-    assert response.status_code == 200
-    assert "Imported 4 units as Micro-grid version 1." in html
-    assert "Total area: 4,923,629 m²" in html
+    assert response.status_code == 400
+    assert 'data-kind="overlap"' in html and "units A and B overlap by" in html
+    assert "gridmap_map" in html and 'id="commit"' not in html
+    assert app.extensions["gridmap"].store.is_empty()

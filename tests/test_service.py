@@ -44,8 +44,8 @@ def test_named_parent_must_exist(service):
     bad = feature_collection([({"code": "X-1", "parent_code": "X"}, box(0, 0, 0.01, 0.01))])
     with pytest.raises(InvalidInput) as caught:
         service.import_layer(Level.MICRO_GRID, bad)
-    assert [str(d) for d in caught.value.details] == [
-        "feature 0 (code \"X-1\") names parent 'X', which is not a grid code"]
+    assert [str(d) for d in caught.value.details] == ["unit X-1 names parent X, which is not a grid code"]
+    assert [(p.kind, p.feature, p.codes) for p in caught.value.report.errors] == [("unknown_parent", 0, ("X-1", "X"))]
     assert Level.MICRO_GRID not in service.store.layers()
 
 
@@ -102,9 +102,11 @@ def test_named_parents_missing_from_a_new_parent_layer_are_warned(service):
     service.import_layer(Level.GRID, grid_file())
     service.import_layer(Level.MICRO_GRID, micro_file(with_parent=True))
     summary = service.import_layer(Level.GRID, feature_collection([({"code": "W"}, box(0, 0, 0.02, 0.02))]))
-    assert [str(w) for w in summary.warnings] == [
-        "feature 2 (code \"E-S\") names parent 'E', which is not a grid code",
-        "feature 3 (code \"E-N\") names parent 'E', which is not a grid code"]
+    # The stored micro-grids' problems never block the grids: they are warnings naming their level.
+    assert [str(w.message) for w in summary.report.warnings if w.kind == "unknown_parent"] == [
+        "stored micro_grid: unit E-S names parent E, which is not a grid code",
+        "stored micro_grid: unit E-N names parent E, which is not a grid code"]
+    assert summary.status == "committed"
 
 
 def test_replacing_grids_recomputes_micro_grids_on_shared_edges(block):

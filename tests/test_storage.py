@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from gridmap.boundaries import read_layer
 from gridmap.incidents import IncidentDraft, Status
 from gridmap.levels import Level
-from gridmap.storage import IncidentQuery, Stored, open_store
+from gridmap.storage import Assignments, IncidentQuery, Stored, VersionInfo, open_store
 
 from .conftest import grid_file
 
@@ -35,8 +35,8 @@ def draft(lon: float, lat: float, external_id: str | None = None, **kw) -> Incid
 
 def test_layer_round_trip_and_versions(store):
     layer = read_layer(grid_file(), level=Level.GRID)
-    assert store.save_layer(layer, author="ann", note="first", assignments={}) == 1
-    assert store.save_layer(layer, author="bo", note="again", assignments={}) == 2
+    assert store.save_layer(layer, VersionInfo(author="ann", note="first"), Assignments({})) == 1
+    assert store.save_layer(layer, VersionInfo(author="bo", note="again", based_on=1), Assignments({})) == 2
     assert store.versions() == {Level.GRID: 2}
     loaded = store.layers()[Level.GRID]
     assert loaded.version == 2
@@ -50,7 +50,7 @@ def test_layer_round_trip_and_versions(store):
 
 
 def test_incidents_dedupe_by_external_id_within_and_across_batches(store):
-    store.save_layer(read_layer(grid_file(), level=Level.GRID), author="", note="", assignments={})
+    store.save_layer(read_layer(grid_file(), level=Level.GRID), VersionInfo(), Assignments({}))
     units = {Level.GRID: np.array(["W", "E", "W", None, "W"], dtype=object)}
     first = store.add_incidents([draft(0.005, 0.005, "a"), draft(0.015, 0.005, "b"), draft(0.005, 0.005, "a"),
                                  draft(5, 5), draft(0.005, 0.005, "a", category="dispute")], units)
@@ -69,8 +69,7 @@ def test_incidents_dedupe_by_external_id_within_and_across_batches(store):
 
 
 def test_filters(store):
-    store.save_layer(read_layer(grid_file(), level=Level.GRID), author="", note="",
-                     assignments={})
+    store.save_layer(read_layer(grid_file(), level=Level.GRID), VersionInfo(), Assignments({}))
     store.add_incidents([
         draft(0.005, 0.005, category="litter", reported_at=datetime(2026, 1, 31, 23, 59)),
         draft(0.015, 0.005, category="clutter", reported_at=datetime(2026, 2, 1, 0, 0), status=Status.CLOSED),
@@ -86,11 +85,17 @@ def test_filters(store):
 
 def test_new_layer_version_carries_every_incidents_new_unit(store):
     layer = read_layer(grid_file(), level=Level.GRID)
-    store.save_layer(layer, author="", note="", assignments={})
+    store.save_layer(layer, VersionInfo(), Assignments({}))
     store.add_incidents([draft(0.005, 0.005), draft(0.015, 0.005)], {Level.GRID: np.array(["W", "E"], dtype=object)})
-    store.save_layer(layer, author="", note="",
-                     assignments={Level.GRID: (np.array([1, 2]), np.array(["E", None], dtype=object))})
+    store.save_layer(layer, VersionInfo(based_on=1), Assignments(
+        {Level.GRID: (np.array([1, 2]), np.array(["E", None], dtype=object))}, assigned=1, moved=2))
     assert store.incidents()["grid"].tolist() == ["E", None]
+    # each incident keeps the unit it had under each version it was assigned in
+    assert store.incidents(at={Level.GRID: 1})["grid"].tolist() == ["W", "E"]
+    ids, codes = store.assignments(Level.GRID, 1)
+    assert (ids.tolist(), codes.tolist()) == ([1, 2], ["W", "E"])
+    assert [(m.version, m.status, m.assigned, m.moved) for m in store.history(Level.GRID)] == [
+        (2, "committed", 1, 2), (1, "committed", 0, 0)]
 
 
 def test_data_survives_reopening_and_sqlite_runs_in_wal_mode(store_url):

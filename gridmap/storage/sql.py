@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..boundaries import Layer, texts
+from ..errors import N_, Conflict, NotFound, message
 from ..incidents import IncidentDraft
 from ..levels import ORDER, Level
-from . import IncidentQuery, LayerMeta, Store, Stored
+from . import Assignments, IncidentQuery, Store, Stored, VersionInfo, VersionMeta, stale_base
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,14 @@ layer_versions = sa.Table(
     sa.Column("author", sa.String(200), nullable=False, default=""),
     sa.Column("note", sa.Text, nullable=False, default=""),
     sa.Column("parent_source", sa.String(20)),
+    sa.Column("status", sa.String(20), nullable=False, server_default="committed"),
+    sa.Column("based_on", sa.Integer),
+    sa.Column("restored_from", sa.Integer),
+    sa.Column("committed_at", sa.DateTime),
+    sa.Column("committed_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("assigned", sa.Integer),
+    sa.Column("moved", sa.Integer),
+    sa.Column("problems", sa.Text, nullable=False, server_default="[]"),
     sa.UniqueConstraint("level", "version"),
 )
 
@@ -76,6 +85,7 @@ assignment_table = sa.Table(
     sa.Index("ix_assignments_version_unit", "version_id", "unit_code"),
 )
 
+DRAFT, COMMITTED = "draft", "committed"
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
                     "status", "description", "source"]
 
@@ -88,20 +98,39 @@ def _engine(url: str) -> Engine:
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+        dbapi_connection.isolation_level = None     # SQLAlchemy's "begin" event below opens transactions
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # A writer takes SQLite's write lock before it reads the current version, so two
+        # saves based on the same version cannot both pass the base check (other processes too).
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
+
     return engine
+
+
+def _upgrade(engine: Engine) -> None:
+    """Add the columns newer code expects to a database made by older code (SQLite ALTER TABLE)."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns("layer_versions")}
+    with engine.begin() as conn:
+        for column in layer_versions.columns:
+            if column.name not in have:
+                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE layer_versions ADD COLUMN {ddl}")
 
 
 class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
+        self.writer = self.engine.execution_options(immediate=True)
         metadata.create_all(self.engine)
+        _upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -109,7 +138,7 @@ class SqlStore(Store):
     # -- layers --------------------------------------------------------------------------
     def _current_versions(self, conn: sa.Connection) -> dict[Level, sa.Row]:
         latest = (sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version).label("v"))
-                  .group_by(layer_versions.c.level).subquery())
+                  .where(layer_versions.c.status == COMMITTED).group_by(layer_versions.c.level).subquery())
         rows = conn.execute(sa.select(layer_versions).join(
             latest, sa.and_(latest.c.level == layer_versions.c.level, latest.c.v == layer_versions.c.version)))
         return {Level(r.level): r for r in rows}
@@ -123,7 +152,7 @@ class SqlStore(Store):
     def versions(self) -> dict[Level, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version))
-                                .group_by(layer_versions.c.level))
+                                .where(layer_versions.c.status == COMMITTED).group_by(layer_versions.c.level))
             return {Level(level): int(version) for level, version in rows}
 
     def _load_layer(self, conn: sa.Connection, version: sa.Row) -> Layer:
@@ -138,36 +167,97 @@ class SqlStore(Store):
         return Layer(level=Level(version.level), units=frame, parent_source=version.parent_source,
                      version=version.version)
 
-    def layer_meta(self) -> list[LayerMeta]:
+    def layer_meta(self) -> list[VersionMeta]:
         with self.engine.connect() as conn:
             current = self._current_versions(conn)
-            counts = dict(conn.execute(sa.select(units.c.version_id, sa.func.count())
-                                       .group_by(units.c.version_id)).all())
-        return [LayerMeta(level=level, version=row.version, created_at=row.created_at, author=row.author,
-                          note=row.note, unit_count=counts.get(row.id, 0))
-                for level, row in sorted(current.items(), key=lambda item: item[0].depth)]
+            counts = self._unit_counts(conn)
+        return [_meta(row, counts) for _, row in sorted(current.items(), key=lambda item: item[0].depth)]
 
-    def save_layer(self, layer: Layer, *, author: str, note: str,
-                   assignments: dict[Level, tuple[np.ndarray, np.ndarray]],
-                   relinked: dict[Level, dict[str, str | None]] | None = None) -> int:
-        with self.engine.begin() as conn:
+    def history(self, level: Level) -> list[VersionMeta]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(layer_versions).where(layer_versions.c.level == level.value)
+                                .order_by(layer_versions.c.version.desc())).all()
+            counts = self._unit_counts(conn)
+        return [_meta(row, counts) for row in rows]
+
+    def version_meta(self, level: Level, version: int) -> VersionMeta:
+        with self.engine.connect() as conn:
+            return _meta(self._version_row(conn, level, version), self._unit_counts(conn))
+
+    def layer_version(self, level: Level, version: int) -> Layer:
+        with self.engine.connect() as conn:
+            return self._load_layer(conn, self._version_row(conn, level, version))
+
+    @staticmethod
+    def _version_row(conn: sa.Connection, level: Level, version: int) -> sa.Row:
+        row = conn.execute(sa.select(layer_versions).where(layer_versions.c.level == level.value,
+                                                           layer_versions.c.version == version)).first()
+        if row is None:
+            raise NotFound(message(N_("{level} has no version {version}"), level=level.value, version=version))
+        return row
+
+    @staticmethod
+    def _unit_counts(conn: sa.Connection) -> dict[int, int]:
+        return dict(conn.execute(sa.select(units.c.version_id, sa.func.count()).group_by(units.c.version_id)).all())
+
+    def save_layer(self, layer: Layer, info: VersionInfo, commit: Assignments | None) -> int:
+        with self.writer.begin() as conn:
             current = self._current_versions(conn)
-            previous = current.get(layer.level)
-            version = (previous.version if previous else 0) + 1
+            self._check_base(conn, layer.level, info.based_on, current)
+            latest = conn.execute(sa.select(sa.func.max(layer_versions.c.version))
+                                  .where(layer_versions.c.level == layer.level.value)).scalar()
+            version = (latest or 0) + 1
             version_id = conn.execute(sa.insert(layer_versions).values(
-                level=layer.level.value, version=version, created_at=_now(), author=author, note=note,
-                parent_source=layer.parent_source)).inserted_primary_key[0]
+                level=layer.level.value, version=version, created_at=_now(), author=info.author, note=info.note,
+                parent_source=layer.parent_source, status=DRAFT, based_on=info.based_on,
+                restored_from=info.restored_from, problems=json.dumps(list(info.problems), ensure_ascii=False),
+            )).inserted_primary_key[0]
             conn.execute(sa.insert(units), _unit_rows(layer, version_id))
-            for level, (ids, codes) in assignments.items():
-                target = version_id if level == layer.level else current[level].id
-                conn.execute(sa.delete(assignment_table).where(assignment_table.c.version_id == target))
-                if len(ids):
-                    conn.execute(sa.insert(assignment_table), [
-                        {"incident_id": int(i), "version_id": target, "unit_code": c} for i, c in zip(ids, codes)])
-            for level, parents in (relinked or {}).items():
-                self._set_parents(conn, current[level].id, parents)
-        log.info("stored %s version %d (%d units)", layer.level.value, version, len(layer.units))
+            if commit is not None:
+                self._commit(conn, layer.level, version_id, info.author, commit, current)
+        log.info("stored %s version %d (%d units, %s)", layer.level.value, version, len(layer.units),
+                 "committed" if commit else "draft")
         return version
+
+    def commit_draft(self, level: Level, version: int, *, author: str, commit: Assignments) -> None:
+        with self.writer.begin() as conn:
+            row = self._version_row(conn, level, version)
+            if row.status != DRAFT:
+                raise Conflict(message(N_("{level} version {version} is already committed"),
+                                       level=level.value, version=version))
+            current = self._current_versions(conn)
+            self._check_base(conn, level, row.based_on, current)
+            self._commit(conn, level, row.id, author, commit, current)
+        log.info("committed %s draft %d", level.value, version)
+
+    def _check_base(self, conn: sa.Connection, level: Level, based_on: int | None,
+                    current: dict[Level, sa.Row]) -> None:
+        head = current.get(level)
+        if (head.version if head is not None else None) != based_on:
+            raise stale_base(level, based_on, _meta(head, self._unit_counts(conn)) if head is not None else None)
+
+    def _commit(self, conn: sa.Connection, level: Level, version_id: int, author: str, commit: Assignments,
+                current: dict[Level, sa.Row]) -> None:
+        conn.execute(sa.update(layer_versions).where(layer_versions.c.id == version_id).values(
+            status=COMMITTED, committed_at=_now(), committed_by=author, assigned=commit.assigned,
+            moved=commit.moved))
+        for lv, (ids, codes) in commit.units.items():
+            target = version_id if lv == level else current[lv].id
+            conn.execute(sa.delete(assignment_table).where(assignment_table.c.version_id == target))
+            if len(ids):
+                conn.execute(sa.insert(assignment_table), [
+                    {"incident_id": int(i), "version_id": target, "unit_code": c} for i, c in zip(ids, codes)])
+        for lv, parents in commit.relinked.items():
+            self._set_parents(conn, current[lv].id, parents)
+
+    def assignments(self, level: Level, version: int) -> tuple[np.ndarray, np.ndarray]:
+        with self.engine.connect() as conn:
+            row = self._version_row(conn, level, version)
+            rows = conn.execute(sa.select(assignment_table.c.incident_id, assignment_table.c.unit_code)
+                                .where(assignment_table.c.version_id == row.id)
+                                .order_by(assignment_table.c.incident_id)).all()
+        return (np.array([r[0] for r in rows], dtype=np.int64),
+                np.array([r[1] for r in rows], dtype=object))
 
     @staticmethod
     def _set_parents(conn: sa.Connection, version_id: int, parents: dict[str, str | None]) -> None:
@@ -179,7 +269,7 @@ class SqlStore(Store):
 
     # -- incidents -----------------------------------------------------------------------
     def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[Stored]:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             known = self._known_external_ids(conn, [d.external_id for d in drafts if d.external_id])
             fresh: list[int] = []
             first_of: dict[str, int] = {}     # external id -> position of its first new draft
@@ -246,9 +336,11 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar_one())
 
-    def incidents(self, query: IncidentQuery = IncidentQuery()) -> pd.DataFrame:
+    def incidents(self, query: IncidentQuery = IncidentQuery(), *,
+                  at: dict[Level, int] | None = None) -> pd.DataFrame:
         with self.engine.connect() as conn:
             current = self._current_versions(conn)
+            current.update({lv: self._version_row(conn, lv, v) for lv, v in (at or {}).items()})
             levels = [lv for lv in ORDER if lv in current]
             columns = [incidents.c[c] for c in INCIDENT_COLUMNS]
             stmt = sa.select(*columns, *[self._unit_column(current[lv].id, lv) for lv in levels])
@@ -283,6 +375,14 @@ def _filters(query: IncidentQuery, version_ids: list[int]) -> list[sa.ColumnElem
                                          assignment_table.c.version_id.in_(version_ids),
                                          assignment_table.c.unit_code == query.unit))
     return clauses
+
+
+def _meta(row: sa.Row, counts: dict[int, int]) -> VersionMeta:
+    return VersionMeta(level=Level(row.level), version=row.version, status=row.status, created_at=row.created_at,
+                       author=row.author, note=row.note, unit_count=counts.get(row.id, 0), based_on=row.based_on,
+                       restored_from=row.restored_from, committed_at=row.committed_at,
+                       committed_by=row.committed_by or "", assigned=row.assigned, moved=row.moved,
+                       problems=tuple(json.loads(row.problems or "[]")))
 
 
 def _unit_rows(layer: Layer, version_id: int) -> list[dict]:

@@ -1,43 +1,105 @@
 """The JSON API.  Every view: parse the request → call the service → shape the answer."""
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Iterator
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage
 
 from .. import categories
-from ..errors import N_, InvalidInput, message
+from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message
 from ..incidents import FileOptions
 from ..levels import Level
-from ..service import LayerOptions, LayerSummary, ReportResult
-from . import parse_query, service, tr
+from ..service import LayerOptions, LayerResult, ReportResult, SaveMode
+from ..storage import VersionMeta
+from . import parse_query, service
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.post("/layers/<level>")
 def upload_layer(level: str):
-    upload = _file()
-    form = request.form
-    summary = service().import_layer(Level.parse(level), upload.read(), LayerOptions(
-        filename=upload.filename or "upload.geojson", crs=_opt(form, "crs"), code_field=_opt(form, "code_field"),
-        name_field=_opt(form, "name_field"), parent_field=_opt(form, "parent_field"),
-        author=_opt(form, "author") or "", note=_opt(form, "note") or ""))
-    return layer_summary(summary), 201
+    """A boundary file (multipart ``file``) or an edited level (JSON ``{"geojson": …}``): preview
+    it, save it as a draft or commit it (``mode``), based on ``base_version`` / ``If-Match``."""
+    lv = Level.parse(level)
+    if request.is_json:
+        body = _json_object()
+        data, options = _geojson_bytes(body), _layer_options(body, filename="edit.geojson")
+    else:
+        upload = _file()
+        data, options = upload.read(), _layer_options(request.form, filename=upload.filename or "upload.geojson")
+        body = request.form
+    mode = _mode(body)
+    with _precondition():
+        result = service().save_layer(lv, data, _if_match(options), mode=mode)
+    return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
 @bp.get("/layers/<level>")
 def get_layer(level: str):
-    return service().layer_geojson(Level.parse(level))
+    body = service().layer_geojson(Level.parse(level), _int_arg("version"))
+    response = jsonify(body)
+    response.headers["ETag"] = f'"{body["level"]}-v{body["version"]}"'
+    return response
+
+
+@bp.get("/layers/<level>/versions")
+def list_versions(level: str):
+    return {"level": Level.parse(level).value,
+            "versions": [version_meta(m) for m in service().history(Level.parse(level))]}
+
+
+@bp.get("/layers/<level>/versions/<int:version>")
+def get_version(level: str, version: int):
+    view = service().version(Level.parse(level), version)
+    return {**version_meta(view.meta), "report": view.report.as_dict(gettext), "diff": view.diff.as_dict(),
+            "against": view.before.version if view.before is not None else None}
+
+
+@bp.get("/layers/<level>/versions/<int:version>/compare")
+def compare_versions(level: str, version: int):
+    other = _int_arg("with")
+    if other is None:
+        raise InvalidInput(message(N_("expected with=<version number> to compare version {version} with"),
+                                   version=version))
+    diff = service().compare(Level.parse(level), other, version)
+    return {"level": level, "from": other, "to": version, "diff": diff.as_dict()}
+
+
+@bp.post("/layers/<level>/versions/<int:version>/commit")
+def commit_version(level: str, version: int):
+    body = _json_object() if request.is_json else request.form
+    with _precondition():
+        result = service().commit_draft(Level.parse(level), version, author=_opt(body, "author") or "")
+    return layer_result(result), 200
+
+
+@bp.post("/layers/<level>/versions/<int:version>/restore")
+def restore_version(level: str, version: int):
+    body = _json_object() if request.is_json else request.form
+    mode = _mode(body)
+    with _precondition():
+        result = service().restore(Level.parse(level), version, _if_match(_layer_options(body, filename="")),
+                                   mode=mode)
+    return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
+
+
+@bp.get("/layers/<level>/export")
+def export_layer(level: str):
+    fmt = (request.args.get("format") or "geojson").strip().lower()
+    export = service().export(Level.parse(level), _int_arg("version"), fmt)
+    return Response(export.data, mimetype=export.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{export.filename}"'})
 
 
 @bp.get("/layers")
 def list_layers():
-    return {"layers": [{"level": m.level.value, "version": m.version, "units": m.unit_count,
-                        "created_at": m.created_at.isoformat(timespec="seconds"), "author": m.author,
-                        "note": m.note} for m in service().store.layer_meta()]}
+    return {"layers": [version_meta(m) for m in service().store.layer_meta()]}
 
 
 @bp.post("/incidents")
@@ -71,15 +133,26 @@ def list_categories():
 @bp.get("/lookup")
 def lookup():
     lon, lat = _float("lon"), _float("lat")
-    units = service().lookup(lon, lat)
+    level = request.args.get("level")
+    units = service().lookup(lon, lat, level=Level.parse(level) if level else None, version=_int_arg("version"))
     return {"lon": lon, "lat": lat, "assigned": bool(units), "units": units}
 
 
-def layer_summary(summary: LayerSummary) -> dict[str, Any]:
-    return {"level": summary.level.value, "version": summary.version, "count": summary.count,
-            "area_m2": round(summary.area_m2, 1), "parent_source": summary.parent_source,
-            "reassigned": summary.reassigned, "unassigned": summary.unassigned,
-            "warnings": [tr(w) for w in summary.warnings]}
+def layer_result(result: LayerResult) -> dict[str, Any]:
+    url = url_for("pages.version_page", level=result.level.value, version=result.version) if result.version else None
+    return {"level": result.level.value, "status": result.status, "version": result.version,
+            "based_on": result.based_on, "url": url, "count": result.count, "area_m2": round(result.area_m2, 1),
+            "parent_source": result.parent_source, "reassigned": result.reassigned, "assigned": result.assigned,
+            "unassigned": result.unassigned, "report": result.report.as_dict(gettext),
+            "diff": result.diff.as_dict()}
+
+
+def version_meta(meta: VersionMeta) -> dict[str, Any]:
+    return {"level": meta.level.value, "version": meta.version, "status": meta.status, "author": meta.author,
+            "note": meta.note, "created_at": meta.created_at.isoformat(timespec="seconds"),
+            "committed_at": meta.committed_at.isoformat(timespec="seconds") if meta.committed_at else None,
+            "committed_by": meta.committed_by, "units": meta.unit_count, "based_on": meta.based_on,
+            "restored_from": meta.restored_from, "assigned": meta.assigned, "moved": meta.moved}
 
 
 def report_body(result: ReportResult) -> dict[str, Any]:
@@ -98,8 +171,99 @@ def _file() -> FileStorage:
 
 
 def _opt(form: Any, key: str) -> str | None:
-    value = (form.get(key) or "").strip()
+    value = form.get(key)
+    value = "" if value is None else str(value).strip()
     return value or None
+
+
+def _layer_options(form: Any, *, filename: str) -> LayerOptions:
+    return LayerOptions(filename=filename, crs=_opt(form, "crs"), code_field=_opt(form, "code_field"),
+                        name_field=_opt(form, "name_field"), parent_field=_opt(form, "parent_field"),
+                        layer=_opt(form, "layer"), encoding=_opt(form, "encoding"),
+                        tolerance_m2=_number(form, "tolerance_m2", minimum=0.0),
+                        author=_opt(form, "author") or "", note=_opt(form, "note") or "",
+                        base_version=_base(form))
+
+
+def _number(form: Any, key: str, *, minimum: float) -> float | None:
+    value = _opt(form, key)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number >= minimum:
+        raise InvalidInput(message(N_("{key}={value!r} is not valid; expected a number >= {minimum}"),
+                                   key=key, value=value, minimum=minimum))
+    return number
+
+
+def _base(form: Any) -> int | None:
+    value = _opt(form, "base_version")
+    if value is None or value.lower() in ("none", "null"):
+        return None
+    if not value.isdigit():
+        raise InvalidInput(message(N_("base_version={value!r} is not a version number; expected the number of "
+                                      "the version the edit started from (0 for a level with none)"), value=value))
+    return int(value)
+
+
+def _mode(form: Any) -> SaveMode:
+    value = (_opt(form, "mode") or "commit").lower()
+    try:
+        return SaveMode(value)
+    except ValueError:
+        raise InvalidInput(message(N_("mode={value!r} is not known; expected one of {expected}"), value=value,
+                                   expected=", ".join(m.value for m in SaveMode))) from None
+
+
+def _if_match(options: LayerOptions) -> LayerOptions:
+    """``If-Match: "grid-v3"`` (the ETag of GET /api/layers/grid) is the base version too."""
+    header = request.headers.get("If-Match")
+    if not header:
+        return options
+    found = re.fullmatch(r'(?:W/)?"?(?:[a-z_]+-v)?(\d+)"?', header.strip())
+    if found is None:
+        raise InvalidInput(message(N_("If-Match: {value!r} is not a version; expected the ETag of the layer "
+                                      "(e.g. \"grid-v3\")"), value=header))
+    return replace(options, base_version=int(found[1]))
+
+
+@contextmanager
+def _precondition() -> Iterator[None]:
+    """A stale If-Match is 412 Precondition Failed; a stale base_version stays 409 Conflict."""
+    try:
+        yield
+    except Conflict as error:
+        if request.headers.get("If-Match") and error.report is None:
+            raise PreconditionFailed(error.summary, error.details) from None
+        raise
+
+
+def _json_object() -> dict[str, Any]:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise InvalidInput(message(N_("expected a JSON object; got {got}"), got=type(payload).__name__
+                                   if payload is not None else "a body that is not JSON"))
+    return payload
+
+
+def _geojson_bytes(body: dict[str, Any]) -> bytes:
+    geojson = body.get("geojson")
+    if not isinstance(geojson, dict) or geojson.get("type") != "FeatureCollection":
+        raise InvalidInput(message(N_("expected \"geojson\": a GeoJSON FeatureCollection; got {got}"),
+                                   got=type(geojson).__name__ if geojson is not None else "nothing"))
+    return json.dumps(geojson, ensure_ascii=False).encode()
+
+
+def _int_arg(key: str) -> int | None:
+    value = (request.args.get(key) or "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise InvalidInput(message(N_("{key}={value!r} is not a version number"), key=key, value=value))
+    return int(value)
 
 
 def _json_records() -> list[Any]:

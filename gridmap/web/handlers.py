@@ -7,12 +7,12 @@ from flask import Flask, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
-from ..errors import Conflict, GridmapError, InvalidInput, NotFound, TooLarge
+from ..errors import Conflict, GridmapError, InvalidInput, NotFound, PreconditionFailed, TooLarge
 from . import error_body, tr
 
 log = logging.getLogger(__name__)
 
-STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413}
+STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, PreconditionFailed: 412, TooLarge: 413}
 
 
 def register(app: Flask) -> None:
@@ -28,7 +28,10 @@ def _domain_error(error: GridmapError):
     status = next((code for cls, code in STATUS.items() if isinstance(error, cls)), 400)
     log.info("%s %s refused (%d): %s", request.method, request.path, status, error.summary)
     if _wants_json():
-        return error_body(error.summary, error.details), status
+        body = error_body(error.summary, error.details)
+        if error.report is not None:
+            body["report"] = error.report.as_dict(gettext)
+        return body, status
     return render_template("error.html", summary=tr(error.summary),
                            details=[tr(d) for d in error.details]), status
 

@@ -1,17 +1,21 @@
-"""Pages for people: the map with its filters, and the boundary upload form."""
+"""Pages for people: the map with its filters, the boundary upload, review and history."""
 from __future__ import annotations
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
+from shapely import Point
 
 from .. import categories
 from ..boundaries import Layer, staff_of
-from ..errors import GridmapError
+from ..errors import N_, GridmapError, InvalidInput, message
 from ..levels import ORDER, Level
-from ..maps import MapLabels, MapLayer, build_map, render_parts
-from ..service import LayerOptions
+from ..maps import MapLabels, MapLayer, ReviewLabels, build_map, build_review_map, render_parts
+from ..service import LayerOptions, SaveMode
+from ..storage import VersionMeta
+from ..validation import Problem, Report
+from ..versions import LayerDiff
 from . import parse_query, service, tr
 
 bp = Blueprint("pages", __name__)
@@ -34,8 +38,11 @@ def language() -> dict[str, str]:
 def index():
     query = parse_query(request.args)
     svc = service()
-    layers = svc.layers()
-    frame = svc.incidents(query)
+    level, version = _version_args()
+    layers = dict(svc.layers())
+    if version is not None:
+        layers[level] = svc.layer_at(level, version)
+    frame = svc.incidents(query, at={level: version} if version is not None else None)
     levels = [lv.value for lv in layers]
     outside = frame[levels].isna().any(axis=1) if levels else pd.Series(True, index=frame.index)
     settings = current_app.config["GRIDMAP_SETTINGS"]
@@ -46,29 +53,138 @@ def index():
     return render_template("index.html", parts=render_parts(fmap), args=request.args,
                            categories=[(c.code, c.label(_lang())) for c in categories.CATEGORIES],
                            total=len(frame), unassigned=int(outside.sum()),
-                           ranking=_ranking(layers, frame))
+                           ranking=_ranking(layers, frame), shown_version=(level, version) if version else None)
 
 
 @bp.route("/upload", methods=["GET", "POST"])
 def upload():
+    """Upload → validation report and diff.  A file without errors is saved as a draft and the
+    planner lands on its review page; a file with errors gets the report drawn on a map, and
+    nothing is stored."""
     levels = [(lv.value, _level_title(lv)) for lv in ORDER]
     if request.method == "GET":
-        return render_template("upload.html", levels=levels, form={}, summary=None, errors=None)
+        return render_template("upload.html", levels=levels, form={}, errors=None)
     form = request.form
     upload_file = request.files.get("file")
     try:
         if upload_file is None or not upload_file.filename:
-            return render_template("upload.html", levels=levels, form=form, summary=None,
+            return render_template("upload.html", levels=levels, form=form,
                                    errors=(gettext("Choose a boundary file to upload."), [])), 400
-        summary = service().import_layer(Level.parse(form.get("level", "")), upload_file.read(), LayerOptions(
-            filename=upload_file.filename, crs=_opt("crs"), code_field=_opt("code_field"),
-            name_field=_opt("name_field"), parent_field=_opt("parent_field"), author=_opt("author") or "",
-            note=_opt("note") or ""))
+        level, data = Level.parse(form.get("level", "")), upload_file.read()
+        options = _upload_options(upload_file.filename)
+        try:
+            result = service().save_layer(level, data, options, mode=SaveMode.DRAFT)
+        except GridmapError as error:
+            if error.report is None:
+                raise
+            preview = service().save_layer(level, data, options, mode=SaveMode.PREVIEW)
+            return _review(preview.layer, None, preview.report, preview.diff, meta=None,
+                           filename=upload_file.filename), 400
     except GridmapError as error:
-        return render_template("upload.html", levels=levels, form=form, summary=None,
+        return render_template("upload.html", levels=levels, form=form,
                                errors=(tr(error.summary), [tr(d) for d in error.details])), 400
-    return render_template("upload.html", levels=levels, form={}, errors=None, summary=summary,
-                           level_title=_level_title(summary.level), warnings=[tr(w) for w in summary.warnings])
+    return redirect(url_for("pages.version_page", level=level.value, version=result.version), 303)
+
+
+@bp.get("/layers/<level>/history")
+def history(level: str):
+    lv = Level.parse(level)
+    versions = service().history(lv)
+    current = service().store.versions().get(lv)
+    return render_template("history.html", level=lv, level_title=_level_title(lv), versions=versions,
+                           current=current)
+
+
+@bp.get("/layers/<level>/versions/<int:version>")
+def version_page(level: str, version: int):
+    view = service().version(Level.parse(level), version)
+    return _review(view.layer, view.before, view.report, view.diff, meta=view.meta)
+
+
+@bp.get("/layers/<level>/versions/<int:version>/compare")
+def compare_page(level: str, version: int):
+    lv = Level.parse(level)
+    other = request.args.get("with", "").strip()
+    if not other.isdigit():
+        raise InvalidInput(message(N_("expected with=<version number> to compare version {version} with"),
+                                   version=version))
+    svc = service()
+    diff = svc.compare(lv, int(other), version)
+    return _review(svc.layer_at(lv, version), svc.layer_at(lv, int(other)), None, diff,
+                   meta=svc.store.version_meta(lv, version), compared_with=int(other))
+
+
+@bp.post("/layers/<level>/versions/<int:version>/commit")
+def commit_page(level: str, version: int):
+    lv = Level.parse(level)
+    service().commit_draft(lv, version, author=_opt("author") or "")
+    return redirect(url_for("pages.history", level=lv.value), 303)
+
+
+@bp.post("/layers/<level>/versions/<int:version>/restore")
+def restore_page(level: str, version: int):
+    lv = Level.parse(level)
+    result = service().restore(lv, version, LayerOptions(author=_opt("author") or "", note=_opt("note") or ""),
+                               mode=SaveMode.DRAFT)
+    return redirect(url_for("pages.version_page", level=lv.value, version=result.version), 303)
+
+
+def _review(layer: Layer, before: Layer | None, report: Report | None, diff: LayerDiff, *,
+            meta: VersionMeta | None, filename: str | None = None, compared_with: int | None = None) -> str:
+    """The review page: the report and the diff, the old and new outlines and the problems on a map."""
+    settings = current_app.config["GRIDMAP_SETTINGS"]
+    problems = report.problems if report is not None else []
+    fmap = build_review_map(before.units if before is not None else None, layer.units, _problem_frame(problems),
+                            labels=_review_labels(before, meta), tiles=settings.tiles,
+                            tiles_attribution=settings.tiles_attribution)
+    current = service().store.versions().get(layer.level)
+    return render_template("review.html", parts=render_parts(fmap), level=layer.level,
+                           level_title=_level_title(layer.level), meta=meta, filename=filename, report=report,
+                           errors=[tr(p.message) for p in report.errors] if report else [],
+                           problems=[(p, tr(p.message)) for p in problems], diff=diff, before=before,
+                           current=current, compared_with=compared_with, units=len(layer.units))
+
+
+def _problem_frame(problems: list[Problem]) -> gpd.GeoDataFrame:
+    rows = [(p.severity.value, tr(p.message), p.geometry if p.geometry is not None else Point(p.location))
+            for p in problems if p.geometry is not None or p.location is not None]
+    return gpd.GeoDataFrame({"severity": [r[0] for r in rows], "message": [r[1] for r in rows]},
+                            geometry=gpd.GeoSeries([r[2] for r in rows], crs=4326))
+
+
+def _review_labels(before: Layer | None, meta: VersionMeta | None) -> ReviewLabels:
+    after = gettext("Version %(v)s", v=meta.version) if meta else gettext("Uploaded file")
+    old = gettext("Version %(v)s", v=before.version) if before is not None else ""
+    return ReviewLabels(before=gettext("Before: %(name)s", name=old), after=gettext("After: %(name)s", name=after),
+                        problems=gettext("Problems"), name=gettext("Name"), code=gettext("Code"),
+                        problem=gettext("Problem"))
+
+
+def _upload_options(filename: str) -> LayerOptions:
+    tolerance = _opt("tolerance_m2")
+    try:
+        tolerance_m2 = float(tolerance) if tolerance else None
+    except ValueError:
+        raise InvalidInput(message(N_("tolerance_m2={value!r} is not a number of square metres"),
+                                   value=tolerance)) from None
+    return LayerOptions(filename=filename, crs=_opt("crs"), code_field=_opt("code_field"),
+                        name_field=_opt("name_field"), parent_field=_opt("parent_field"), layer=_opt("layer"),
+                        encoding=_opt("encoding"), tolerance_m2=tolerance_m2, author=_opt("author") or "",
+                        note=_opt("note") or "")
+
+
+def _version_args() -> tuple[Level, int | None]:
+    """``?level=…&version=N``: show that version of the level (default the deepest level)."""
+    level = Level.parse(request.args["level"]) if request.args.get("level") else None
+    version = (request.args.get("version") or "").strip()
+    if not version:
+        return level or Level.MICRO_GRID, None
+    if not version.isdigit():
+        raise InvalidInput(message(N_("version={value!r} is not a version number"), value=version))
+    if level is None:
+        layers = service().layers()
+        level = max(layers, key=lambda lv: lv.depth) if layers else Level.MICRO_GRID
+    return level, int(version)
 
 
 def _opt(key: str) -> str | None:

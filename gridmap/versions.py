@@ -1,0 +1,127 @@
+"""Comparing two versions of a level: which units were added, removed, renamed or reshaped,
+and how many incidents would move from one unit to another.
+
+The unit comparison goes by code (a unit keeps its code across versions, like MapIt's
+boundary generations); the incident moves compare each incident's unit under both versions.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .boundaries import Layer
+from .coordinates import equal_area_crs
+
+log = logging.getLogger(__name__)
+
+RESHAPE_MIN_M2 = 0.01     # below this a change of outline is float noise (e.g. a format round trip)
+
+
+@dataclass(frozen=True)
+class UnitChange:
+    code: str
+    name: str
+    old_name: str | None = None
+    area_m2: float | None = None
+    old_area_m2: float | None = None
+    changed_m2: float | None = None      # area of the symmetric difference of old and new outline
+
+    def as_dict(self) -> dict[str, Any]:
+        rounded = {k: round(v, 1) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        return {k: v for k, v in rounded.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Move:
+    """``count`` incidents would go from unit ``source`` to unit ``target`` (None: outside every unit)."""
+
+    source: str | None
+    target: str | None
+    count: int
+
+
+@dataclass
+class LayerDiff:
+    added: list[UnitChange] = field(default_factory=list)
+    removed: list[UnitChange] = field(default_factory=list)
+    renamed: list[UnitChange] = field(default_factory=list)
+    reshaped: list[UnitChange] = field(default_factory=list)
+    unchanged: int = 0
+    moves: list[Move] = field(default_factory=list)
+
+    @property
+    def moved(self) -> int:
+        return sum(m.count for m in self.moves)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.renamed or self.reshaped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": [c.as_dict() for c in self.added], "removed": [c.as_dict() for c in self.removed],
+                "renamed": [c.as_dict() for c in self.renamed], "reshaped": [c.as_dict() for c in self.reshaped],
+                "unchanged": self.unchanged, "moved": self.moved,
+                "moves": [{"from": m.source, "to": m.target, "count": m.count} for m in self.moves]}
+
+
+def diff_layers(old: Layer | None, new: Layer) -> LayerDiff:
+    """The units of ``new`` against those of ``old`` (None: the level had no version yet)."""
+    before = _by_code(old.units) if old is not None else _by_code(new.units.iloc[:0])
+    after = _by_code(new.units)
+    both = after.index.intersection(before.index)
+    diff = LayerDiff(
+        added=[UnitChange(c, after.at[c, "name"], area_m2=float(after.at[c, "area_m2"]))
+               for c in after.index.difference(before.index, sort=False)],
+        removed=[UnitChange(c, before.at[c, "name"], area_m2=float(before.at[c, "area_m2"]))
+                 for c in before.index.difference(after.index, sort=False)],
+        renamed=[UnitChange(c, after.at[c, "name"], old_name=before.at[c, "name"])
+                 for c in both if after.at[c, "name"] != before.at[c, "name"]])
+    changed = _changed_areas(before.loc[both], after.loc[both])
+    diff.reshaped = [UnitChange(c, after.at[c, "name"], area_m2=float(after.at[c, "area_m2"]),
+                                old_area_m2=float(before.at[c, "area_m2"]), changed_m2=float(m2))
+                     for c, m2 in zip(both, changed) if m2 > RESHAPE_MIN_M2]
+    touched = {c.code for c in diff.renamed + diff.reshaped}
+    diff.unchanged = sum(c not in touched for c in both)
+    return diff
+
+
+def _by_code(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return units.drop_duplicates("code").set_index("code")
+
+
+def _changed_areas(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> np.ndarray:
+    """Area (m²) of the symmetric difference of each unit's old and new outline."""
+    if before.empty:
+        return np.zeros(0)
+    crs = equal_area_crs(pd.concat([before[["geometry"]], after[["geometry"]]]).set_crs(4326, allow_override=True))
+    old = before.geometry.to_crs(crs).to_numpy()
+    new = after.geometry.to_crs(crs).to_numpy()
+    return shapely.area(shapely.symmetric_difference(old, new))
+
+
+def count_moves(old: tuple[np.ndarray, np.ndarray] | None, new: tuple[np.ndarray, np.ndarray]) -> list[Move]:
+    """Incidents whose unit differs between two assignments ``(incident ids, codes)``, grouped
+    by from → to, most first.  An incident missing from ``old`` counts as coming from None."""
+    ids, codes = new
+    frame = pd.DataFrame({"id": ids, "to": _text(codes)})
+    if old is not None:
+        frame = frame.merge(pd.DataFrame({"id": old[0], "from": _text(old[1])}), on="id", how="left")
+    else:
+        frame["from"] = _OUT
+    frame["from"] = frame["from"].fillna(_OUT)
+    counts = frame.loc[frame["from"] != frame["to"]].groupby(["from", "to"]).size()
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [Move(source or None, target or None, int(n)) for (source, target), n in rows]
+
+
+_OUT = ""      # stands for "outside every unit" while grouping (a code is never empty)
+
+
+def _text(codes: np.ndarray) -> pd.Series:
+    return pd.Series([_OUT if c is None else str(c) for c in codes], dtype=object)
