@@ -213,7 +213,8 @@ def _repaired(frame: gpd.GeoDataFrame, codes: list[str | None]) -> tuple[gpd.Geo
         problems.append(feature_problem(
             "invalid_geometry", Severity.WARNING, N_("{where}: invalid geometry ({reason}); repaired with "
                                                      "make_valid, area {before} m² → {after} m²"), i, codes[i],
-            location=_reason_point(reason) or _point(geometry[pos]), size_m2=float(area_after - area_before),
+            location=_reason_point(reason) or _point(geometry[pos]),
+            size_m2=round(float(area_after - area_before), 1) + 0.0,   # + 0.0: no "-0.0"
             reason=reason, before=round(float(area_before), 1), after=round(float(area_after), 1)))
     log.info("repaired %d invalid geometries", len(problems))
     return frame.set_geometry(fixed, crs=4326), problems

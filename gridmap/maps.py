@@ -159,8 +159,8 @@ class ReviewLabels:
 
 _BEFORE_STYLE = {"color": "#7b8794", "weight": 2, "dashArray": "6 4", "fillOpacity": 0.0}
 _AFTER_STYLE = {"color": "#0b6fa4", "weight": 2, "fillColor": "#2b8cbe", "fillOpacity": 0.08}
-_PROBLEM_STYLES = {"error": {"color": "#b2182b", "weight": 2, "fillColor": "#ef3b2c", "fillOpacity": 0.55},
-                   "warning": {"color": "#b35806", "weight": 2, "fillColor": "#fdb863", "fillOpacity": 0.55}}
+_PROBLEM_STYLES = {"error": {"color": "#b2182b", "weight": 3, "fillColor": "#ef3b2c", "fillOpacity": 0.6},
+                   "warning": {"color": "#b35806", "weight": 2, "fillColor": "#fdb863", "fillOpacity": 0.35}}
 
 
 def build_review_map(before: geopandas.GeoDataFrame | None, after: geopandas.GeoDataFrame,

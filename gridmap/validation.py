@@ -42,7 +42,7 @@ class Severity(str, Enum):
 class Problem:
     """One problem of an upload.
 
-    ``kind`` is a stable machine name (see the table in DEVELOPERS.md); ``feature`` is the
+    ``kind`` is a stable machine name (see the table in README.md); ``feature`` is the
     0-based index of the feature in the uploaded file (for a stored layer: the unit's row);
     ``location`` is a (lon, lat) point on the problem; ``geometry`` (WGS84) is what the
     report map draws: the gap, the overlap, the part outside the parent.
