@@ -1,0 +1,718 @@
+/* gridmap boundary editor: redraw one level's units on a Leaflet map with Leaflet-Geoman.
+ *
+ * The page hands us its settings and every UI string in <script id="editor-config">; this file
+ * holds no UI text.  Unit properties are user data: they only ever reach the page through
+ * textContent or input values, never innerHTML.
+ *
+ * Shared borders stay shared: vertices of different units that lie within SAME_DEG of each other
+ * are one corner.  Dragging a corner (Geoman's pm:markerdrag* events on the selected unit) moves
+ * it in every unit that has it; adding a vertex on a shared edge (a mid-point) adds it to the
+ * neighbour's edge too, and removing one removes it from a neighbour whose edge runs straight
+ * through it.  Splitting sends the neighbours along, so the server adds the new border corners to
+ * them as well.  Window.gridmapEditor exposes the state for tests and the console.
+ */
+(function () {
+  "use strict";
+
+  const SAME_DEG = 1e-9;
+  const SNAP_PX = 12;
+  const STYLE = {color: "#1f5f8b", weight: 1.5, fillColor: "#5fa8d3", fillOpacity: 0.18};
+  const CHANGED = {color: "#b26a00", weight: 2, fillColor: "#ffb74d", fillOpacity: 0.28};
+  const SELECTED = {color: "#d9480f", weight: 3, fillColor: "#ff922b", fillOpacity: 0.32};
+  const PROBLEM = {color: "#c92a2a", weight: 3, dashArray: "6 4"};
+  const PARENT = {color: "#243b53", weight: 3, opacity: 0.55, fill: false, dashArray: "10 6",
+                  interactive: false, pmIgnore: true, snapIgnore: false};
+  const KEEP_OUT = ["area_m2", "level"];  // the server computes these
+
+  const config = JSON.parse(document.getElementById("editor-config").textContent);
+  const S = config.strings;
+  const $ = (id) => document.getElementById(id);
+
+  /* -- small helpers ------------------------------------------------------------------------ */
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (all, key) => (key in values ? String(values[key]) : all));
+  }
+
+  function same(a, b) {
+    return Math.abs(a.lat - b.lat) <= SAME_DEG && Math.abs(a.lng - b.lng) <= SAME_DEG;
+  }
+
+  function isRing(latlngs) {
+    return latlngs.length === 0 || !Array.isArray(latlngs[0]);
+  }
+
+  /* Every ring of a polygon layer's latlngs, with its path ([ring] or [polygon, ring]). */
+  function rings(latlngs, path = []) {
+    if (isRing(latlngs)) return [{ring: latlngs, path}];
+    return latlngs.flatMap((child, i) => rings(child, path.concat(i)));
+  }
+
+  function ringAt(latlngs, path) {
+    return path.reduce((node, i) => node[i], latlngs);
+  }
+
+  function ringToCoords(ring) {
+    const coords = ring.map((p) => [p.lng, p.lat]);
+    if (coords.length) coords.push(coords[0].slice());
+    return coords;
+  }
+
+  function layerGeometry(layer) {
+    const latlngs = layer.getLatLngs();
+    if (isRing(latlngs[0])) return {type: "Polygon", coordinates: latlngs.map(ringToCoords)};
+    return {type: "MultiPolygon", coordinates: latlngs.map((poly) => poly.map(ringToCoords))};
+  }
+
+  function geometryLatLngs(geometry) {
+    const depth = geometry.type === "Polygon" ? 1 : 2;
+    return L.GeoJSON.coordsToLatLngs(geometry.coordinates, depth);
+  }
+
+  function lineGeometry(layer) {
+    return {type: "LineString", coordinates: layer.getLatLngs().map((p) => [p.lng, p.lat])};
+  }
+
+  function text(value) {
+    return value === null || value === undefined ? "" : String(value);
+  }
+
+  /* -- state -------------------------------------------------------------------------------- */
+
+  const state = {
+    level: config.level, version: null, units: [], removedOriginals: 0, selected: null,
+    mode: "select", undo: [], dirty: false, busy: false, nextId: 1, problems: null, note: null,
+  };
+
+  const map = L.map("editor-map", {zoomControl: true, doubleClickZoom: false, boxZoom: false});
+  map.attributionControl.setPrefix(false);
+  if (config.tiles) L.tileLayer(config.tiles, {attribution: config.tilesAttribution, maxZoom: 19}).addTo(map);
+  map.pm.setLang("gridmap", {tooltips: {
+    firstVertex: S.geomanFirstVertex, continueLine: S.geomanContinueLine,
+    finishLine: S.geomanFinishLine, finishPoly: S.geomanFinishPoly,
+  }}, "en");
+  map.pm.setGlobalOptions({snappable: true, snapDistance: SNAP_PX, allowSelfIntersection: true,
+                           templineStyle: {color: "#d9480f"}, hintlineStyle: {color: "#d9480f", dashArray: "4 4"},
+                           pathOptions: CHANGED});
+  const problemLayer = L.layerGroup().addTo(map);
+
+  /* -- units -------------------------------------------------------------------------------- */
+
+  function featureKey(unit) {
+    return JSON.stringify([outgoingProperties(unit.properties), layerGeometry(unit.layer)]);
+  }
+
+  function outgoingProperties(properties) {
+    const out = {};
+    for (const [key, value] of Object.entries(properties)) if (!KEEP_OUT.includes(key)) out[key] = value;
+    return out;
+  }
+
+  function addUnit(properties, latlngs, originKey) {
+    const layer = L.polygon(latlngs, {...STYLE});
+    const unit = {id: state.nextId++, properties: {...properties}, layer, originKey};
+    layer.unit = unit;
+    const label = document.createElement("span");
+    layer.bindTooltip(label, {permanent: true, direction: "center", className: "unit-label", opacity: 0.9});
+    layer.on("click", (e) => onUnitClick(unit, e));
+    layer.on("pm:markerdragstart", (e) => onDragStart(unit, e));
+    layer.on("pm:markerdrag", (e) => onDrag(unit, e));
+    layer.on("pm:markerdragend", (e) => onDragEnd(unit, e));
+    layer.on("pm:vertexadded", (e) => onVertexAdded(unit, e));
+    layer.on("pm:vertexremoved", (e) => onVertexRemoved(unit, e));
+    layer.addTo(map);
+    state.units.push(unit);
+    if (originKey === undefined) unit.originKey = featureKey(unit);
+    refreshUnit(unit);
+    return unit;
+  }
+
+  function removeUnit(unit) {
+    if (state.selected === unit) select(null);
+    map.removeLayer(unit.layer);
+    state.units = state.units.filter((u) => u !== unit);
+    if (unit.originKey) state.removedOriginals += 1;
+  }
+
+  function setGeometry(unit, latlngs) {
+    const editing = unit.layer.pm.enabled();
+    if (editing) unit.layer.pm.disable();
+    unit.layer.setLatLngs(latlngs);
+    if (editing) enableEditing(unit);
+    refreshUnit(unit);
+  }
+
+  function refreshUnit(unit) {
+    const label = unit.layer.getTooltip();
+    label.getContent().textContent = text(unit.properties.code) || S.nocode;
+    if (unit.layer.getLatLngs().length) label.setLatLng(unit.layer.getCenter());
+    unit.changed = unit.originKey !== featureKey(unit);
+    const problem = state.problems && state.problems.has(text(unit.properties.code));
+    unit.layer.setStyle({...STYLE, dashArray: null, ...(unit.changed ? CHANGED : {}),
+                         ...(problem ? PROBLEM : {}), ...(state.selected === unit ? SELECTED : {})});
+  }
+
+  function unitLabel(unit) {
+    const code = text(unit.properties.code) || S.nocode;
+    const name = text(unit.properties.name);
+    return name ? `${code} ${name}` : code;
+  }
+
+  function featureCollection() {
+    return {type: "FeatureCollection", features: state.units.map((u) => ({
+      type: "Feature", properties: outgoingProperties(u.properties), geometry: layerGeometry(u.layer)}))};
+  }
+
+  /* -- shared corners ----------------------------------------------------------------------- */
+
+  /* Every (unit, ring path, index) other than ``except`` that has a corner at ``latlng``. */
+  function cornersAt(latlng, except) {
+    const found = [];
+    for (const unit of state.units) {
+      if (unit === except) continue;
+      for (const {ring, path} of rings(unit.layer.getLatLngs())) {
+        ring.forEach((p, i) => { if (same(p, latlng)) found.push({unit, path, index: i}); });
+      }
+    }
+    return found;
+  }
+
+  function onDragStart(unit, e) {
+    const start = L.latLng(ringAt(unit.layer.getLatLngs(), e.indexPath.slice(0, -1))[e.indexPath.at(-1)]);
+    if (!state.addedJustNow) pushUndo();
+    const sharers = cornersAt(start, unit);
+    // Geoman builds its snap list at the first drag event: leave out the corners that move along,
+    // or the dragged corner would snap back onto its own copy in the neighbour.
+    for (const s of sharers) s.unit.layer.options.snapIgnore = true;
+    state.drag = {unit, indexPath: e.indexPath, sharers};
+  }
+
+  function onDrag(unit, e) {
+    const drag = state.drag;
+    if (!drag || drag.unit !== unit) return;
+    const now = ringAt(unit.layer.getLatLngs(), e.indexPath.slice(0, -1))[e.indexPath.at(-1)];
+    const touched = new Set();
+    for (const s of drag.sharers) {
+      ringAt(s.unit.layer.getLatLngs(), s.path)[s.index] = L.latLng(now.lat, now.lng);
+      touched.add(s.unit);
+    }
+    for (const other of touched) other.layer.setLatLngs(other.layer.getLatLngs());
+  }
+
+  function onDragEnd(unit, e) {
+    onDrag(unit, e);
+    const drag = state.drag;
+    state.drag = null;
+    if (!drag) return;
+    for (const s of drag.sharers) delete s.unit.layer.options.snapIgnore;
+    new Set(drag.sharers.map((s) => s.unit)).forEach(refreshUnit);
+    refreshUnit(unit);
+    changed();
+  }
+
+  function onVertexAdded(unit, e) {
+    // Geoman has already put the vertex in: undo goes back to the ring without it.
+    const shot = snapshot();
+    const path = e.indexPath.slice(0, -1);
+    ringAt(shot.units[state.units.indexOf(unit)].geometry.coordinates, path).splice(e.indexPath.at(-1), 1);
+    pushUndo(shot);
+    // Dragging a mid-point adds the vertex, then starts dragging it at once (same event turn):
+    // one step to undo, not two.
+    state.addedJustNow = true;
+    setTimeout(() => { state.addedJustNow = false; }, 0);
+    const ring = ringAt(unit.layer.getLatLngs(), path);
+    const i = e.indexPath.at(-1);
+    const prev = ring[(i - 1 + ring.length) % ring.length];
+    const next = ring[(i + 1) % ring.length];
+    for (const other of state.units) {
+      if (other === unit) continue;
+      let touched = false;
+      for (const r of rings(other.layer.getLatLngs())) {
+        for (let j = 0; j < r.ring.length; j++) {
+          const a = r.ring[j], b = r.ring[(j + 1) % r.ring.length];
+          if ((same(a, prev) && same(b, next)) || (same(a, next) && same(b, prev))) {
+            r.ring.splice(j + 1, 0, L.latLng(e.latlng.lat, e.latlng.lng));
+            touched = true;
+            break;
+          }
+        }
+      }
+      if (touched) { other.layer.setLatLngs(other.layer.getLatLngs()); refreshUnit(other); }
+    }
+    refreshUnit(unit);
+    changed();
+  }
+
+  function onVertexRemoved(unit, e) {
+    const removed = e.marker.getLatLng();
+    const path = e.indexPath.slice(0, -1);
+    const i = e.indexPath.at(-1);
+    // Geoman has already taken the vertex out: undo goes back to the ring with it.
+    const shot = snapshot();
+    const coords = ringAt(shot.units[state.units.indexOf(unit)].geometry.coordinates, path);
+    const open = coords.slice(0, -1);
+    open.splice(i, 0, [removed.lng, removed.lat]);
+    coords.splice(0, coords.length, ...open, open[0].slice());
+    pushUndo(shot);
+    const ring = ringAt(unit.layer.getLatLngs(), path);
+    if (ring.length) {
+      const prev = ring[(i - 1 + ring.length) % ring.length];
+      const next = ring[i % ring.length];
+      for (const s of cornersAt(removed, unit)) {
+        const r = ringAt(s.unit.layer.getLatLngs(), s.path);
+        if (r.length <= 3) continue;
+        const a = r[(s.index - 1 + r.length) % r.length], b = r[(s.index + 1) % r.length];
+        if ((same(a, prev) && same(b, next)) || (same(a, next) && same(b, prev))) {
+          r.splice(s.index, 1);
+          s.unit.layer.setLatLngs(s.unit.layer.getLatLngs());
+          refreshUnit(s.unit);
+        }
+      }
+    }
+    refreshUnit(unit);
+    changed();
+  }
+
+  /* -- selection and modes ------------------------------------------------------------------ */
+
+  function enableEditing(unit) {
+    unit.layer.pm.enable({snappable: true, snapDistance: SNAP_PX, allowSelfIntersection: true,
+                          draggable: false, removeVertexOn: "contextmenu"});
+  }
+
+  function select(unit) {
+    const before = state.selected;
+    if (before === unit) return;
+    if (before && before.layer.pm.enabled()) before.layer.pm.disable();
+    state.selected = unit;
+    state.note = null;
+    if (before) refreshUnit(before);
+    if (unit) {
+      enableEditing(unit);
+      refreshUnit(unit);
+      unit.layer.bringToFront();
+    }
+    showForm();
+    renderList();
+    updateTools();
+  }
+
+  function onUnitClick(unit, e) {
+    if (state.busy) return;
+    if (state.mode === "merge") {
+      L.DomEvent.stop(e);
+      mergeWith(unit);
+    } else if (state.mode === "select") {
+      select(unit);
+    }
+  }
+
+  function setMode(mode) {
+    if (state.mode === "split" || state.mode === "draw") map.pm.disableDraw();
+    state.mode = mode;
+    state.note = null;
+    if (mode === "split") {
+      map.pm.enableDraw("Line", {snappable: true, snapDistance: SNAP_PX, finishOn: "dblclick"});
+    } else if (mode === "draw") {
+      if (state.selected) select(null);
+      map.pm.enableDraw("Polygon", {snappable: true, snapDistance: SNAP_PX, finishOn: null});
+    }
+    document.getElementById("editor-map").dataset.mode = mode;
+    updateTools();
+  }
+
+  function updateTools() {
+    for (const button of document.querySelectorAll("#toolbar [data-mode]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.mode === state.mode));
+    }
+    const needsUnit = !state.selected || state.busy;
+    $("tool-split").disabled = needsUnit;
+    $("tool-merge").disabled = needsUnit;
+    $("tool-delete").disabled = needsUnit || state.mode !== "select";
+    $("tool-undo").disabled = !state.undo.length || state.busy || state.mode !== "select";
+    $("tool-draw").disabled = state.busy;
+    $("save").disabled = state.busy;
+    const name = state.selected ? unitLabel(state.selected) : "";
+    const hint = {select: state.selected ? fill(S.hintSelected, {unit: name}) : S.hintSelect,
+                  split: fill(S.hintSplit, {unit: name}), merge: fill(S.hintMerge, {unit: name}),
+                  draw: S.hintDraw}[state.mode];
+    const hintBar = $("hint");
+    hintBar.textContent = state.busy ? state.busyText || S.working : state.note || hint;
+    hintBar.classList.toggle("note", !state.busy && !!state.note);
+    hintBar.classList.toggle("warn", !state.busy && !!state.note && state.noteIsWarning);
+  }
+
+  /* -- split, merge, draw, delete ----------------------------------------------------------- */
+
+  map.on("pm:create", (e) => {
+    const layer = e.layer;
+    map.removeLayer(layer);
+    if (e.shape === "Line" && state.mode === "split") {
+      splitSelected(lineGeometry(layer));
+    } else if (e.shape === "Polygon" && state.mode === "draw") {
+      pushUndo();
+      setMode("select");
+      const unit = addUnit({code: "", name: "", parent_code: null, staff: "", phone: ""},
+                           layer.getLatLngs(), null);
+      select(unit);
+      note(S.drawDone);
+      changed();
+      $("f-code").focus();
+    }
+  });
+
+  function nextCodes(code, count) {
+    const taken = new Set(state.units.map((u) => text(u.properties.code)));
+    const codes = [];
+    for (let k = 1; codes.length < count; k++) {
+      const candidate = `${code}-${k}`;
+      if (!taken.has(candidate)) codes.push(candidate);
+    }
+    return codes;
+  }
+
+  async function splitSelected(line) {
+    const unit = state.selected;
+    setMode("select");
+    if (!unit) return note(S.selectFirst);
+    const bounds = unit.layer.getBounds().pad(0.01);
+    const neighbours = state.units.filter((u) => u !== unit && bounds.intersects(u.layer.getBounds()));
+    const answer = await post(config.splitUrl, {geometry: layerGeometry(unit.layer), line,
+                                                neighbours: neighbours.map((u) => layerGeometry(u.layer))},
+                              S.splitFailed);
+    if (!answer) return;
+    pushUndo();
+    neighbours.forEach((n, i) => {
+      const geometry = answer.neighbours[i];
+      if (JSON.stringify(geometry) !== JSON.stringify(layerGeometry(n.layer))) {
+        const untouched = !n.changed;
+        setGeometry(n, geometryLatLngs(geometry));
+        // Only corners on its border were added: same outline, so an untouched neighbour stays unchanged.
+        if (untouched && n.originKey) { n.originKey = featureKey(n); refreshUnit(n); }
+      }
+    });
+    const codes = nextCodes(text(unit.properties.code), answer.geometries.length);
+    const label = unitLabel(unit);
+    const properties = unit.properties;
+    removeUnit(unit);
+    const pieces = answer.geometries.map((g, i) =>
+      addUnit({...properties, code: codes[i]}, geometryLatLngs(g), null));
+    select(pieces[0]);
+    note(fill(S.splitDone, {unit: label, count: pieces.length}));
+    changed();
+  }
+
+  async function mergeWith(other) {
+    const unit = state.selected;
+    if (!unit) { setMode("select"); return note(S.selectFirst); }
+    if (other === unit) return note(S.sameUnit);
+    setMode("select");
+    const answer = await post(config.mergeUrl,
+                              {geometries: [layerGeometry(unit.layer), layerGeometry(other.layer)]},
+                              S.mergeFailed);
+    if (!answer) return;
+    pushUndo();
+    const label = unitLabel(other);
+    removeUnit(other);
+    setGeometry(unit, geometryLatLngs(answer.geometry));
+    note(fill(S.mergeDone, {unit: unitLabel(unit), other: label}));
+    changed();
+  }
+
+  function deleteSelected() {
+    const unit = state.selected;
+    if (!unit) return;
+    pushUndo();
+    const label = unitLabel(unit);
+    removeUnit(unit);
+    note(fill(S.deleted, {unit: label}));
+    changed();
+  }
+
+  /* -- undo --------------------------------------------------------------------------------- */
+
+  function snapshot() {
+    return {units: state.units.map((u) => ({properties: {...u.properties}, originKey: u.originKey,
+                                            geometry: layerGeometry(u.layer)})),
+            removed: state.removedOriginals,
+            selected: state.selected ? state.units.indexOf(state.selected) : -1};
+  }
+
+  function pushUndo(shot = snapshot()) {
+    state.undo.push(shot);
+    if (state.undo.length > 100) state.undo.shift();
+  }
+
+  function restore(shot) {
+    select(null);
+    for (const unit of state.units) map.removeLayer(unit.layer);
+    state.units = [];
+    for (const u of shot.units) addUnit(u.properties, geometryLatLngs(u.geometry), u.originKey);
+    state.removedOriginals = shot.removed;
+    if (shot.selected >= 0) select(state.units[shot.selected]);
+  }
+
+  function undo() {
+    const shot = state.undo.pop();
+    if (!shot) return;
+    restore(shot);
+    note(S.undone);
+    changed();
+  }
+
+  /* -- the side panel ----------------------------------------------------------------------- */
+
+  const form = $("unit-form");
+  const FIELDS = ["code", "name", "staff", "phone"];
+  let pendingUndo = null;
+
+  function showForm() {
+    const unit = state.selected;
+    form.hidden = !unit;
+    $("no-selection").hidden = !!unit;
+    if (!unit) return;
+    for (const field of FIELDS) form.elements[field].value = text(unit.properties[field]);
+    $("f-parent").textContent = text(unit.properties.parent_code) || S.none;
+  }
+
+  form.addEventListener("focusin", () => { pendingUndo = snapshot(); });
+  form.addEventListener("input", (e) => {
+    const unit = state.selected;
+    if (!unit || !FIELDS.includes(e.target.name)) return;
+    if (pendingUndo) { state.undo.push(pendingUndo); pendingUndo = null; }
+    unit.properties[e.target.name] = e.target.value.trim();
+    refreshUnit(unit);
+    renderList();
+    changed();
+  });
+  form.addEventListener("submit", (e) => e.preventDefault());
+
+  function renderList() {
+    const list = $("units");
+    list.replaceChildren();
+    let selectedButton = null;
+    const sorted = [...state.units].sort((a, b) => text(a.properties.code).localeCompare(text(b.properties.code)));
+    for (const unit of sorted) {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "unit" + (unit === state.selected ? " selected" : "") + (unit.changed ? " changed" : "");
+      button.dataset.code = text(unit.properties.code);
+      const code = document.createElement("b");
+      code.textContent = text(unit.properties.code) || S.nocode;
+      const name = document.createElement("span");
+      name.textContent = text(unit.properties.name) || S.unnamed;
+      button.append(code, name);
+      button.addEventListener("click", () => {
+        if (state.mode === "merge") return mergeWith(unit);
+        if (state.mode !== "select") setMode("select");
+        select(unit);
+        if (!map.getBounds().contains(unit.layer.getBounds())) {
+          map.fitBounds(unit.layer.getBounds(), {maxZoom: map.getZoom(), padding: [40, 40]});
+        }
+      });
+      item.append(button);
+      list.append(item);
+      if (unit === state.selected) selectedButton = button;
+    }
+    if (selectedButton) selectedButton.scrollIntoView({block: "nearest"});
+    $("unit-count").textContent = fill(S.count, {count: state.units.length});
+  }
+
+  function changed() {
+    const edited = state.units.filter((u) => u.changed && u.originKey).length;
+    const added = state.units.filter((u) => !u.originKey).length;
+    state.dirty = edited + added + state.removedOriginals > 0;
+    $("summary").textContent = state.dirty
+      ? fill(S.changes, {changed: edited, added, removed: state.removedOriginals}) : S.noChanges;
+    renderList();
+    updateTools();
+  }
+
+  /* Say what just happened, in the hint bar, until the next selection or tool. */
+  function note(message) {
+    clearMessages();
+    state.note = message;
+    state.noteIsWarning = false;
+    updateTools();
+  }
+
+  function clearMessages() {
+    $("messages").hidden = true;
+    $("message-title").textContent = "";
+    $("message-details").replaceChildren();
+    $("problems").replaceChildren();
+  }
+
+  function showError(title, details, problems) {
+    clearMessages();
+    $("messages").hidden = false;
+    $("message-title").textContent = title;
+    for (const line of details || []) {
+      const li = document.createElement("li");
+      li.textContent = line;
+      $("message-details").append(li);
+    }
+    showProblems(problems || []);
+  }
+
+  /* The validation report's problems: listed in the panel and marked on the map. */
+  function showProblems(problems) {
+    problemLayer.clearLayers();
+    state.problems = new Set();
+    for (const problem of problems) {
+      for (const code of [problem.code, ...(problem.codes || [])]) if (code) state.problems.add(String(code));
+      const li = document.createElement("li");
+      li.className = problem.severity === "warning" ? "warning" : "error";
+      li.textContent = problem.message;
+      if (Array.isArray(problem.location)) {
+        const [lng, lat] = problem.location;
+        const marker = L.circleMarker([lat, lng], {radius: 9, color: "#c92a2a", weight: 3, fillColor: "#ff6b6b",
+                                                   fillOpacity: 0.6, pmIgnore: true, snapIgnore: true});
+        const tip = document.createElement("span");
+        tip.textContent = problem.message;
+        marker.bindTooltip(tip);
+        problemLayer.addLayer(marker);
+        const go = document.createElement("button");
+        go.type = "button";
+        go.className = "link";
+        go.textContent = S.problemAt;
+        go.addEventListener("click", () => { map.setView([lat, lng], Math.max(map.getZoom(), 17)); marker.openTooltip(); });
+        li.append(" ", go);
+      }
+      $("problems").append(li);
+    }
+    state.units.forEach(refreshUnit);
+  }
+
+  /* -- talking to the server ---------------------------------------------------------------- */
+
+  async function post(url, body, failed) {
+    state.busy = true;
+    updateTools();
+    try {
+      const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+                                         body: JSON.stringify(body)});
+      const answer = await response.json().catch(() => ({}));
+      if (response.ok) return answer;
+      showError(answer.error || failed, answer.details || [fill(S.httpError, {status: response.status})]);
+      return null;
+    } catch (error) {
+      showError(S.offline, []);
+      return null;
+    } finally {
+      state.busy = false;
+      updateTools();
+    }
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    if (state.busy) return;
+    const missing = state.units.filter((u) => !text(u.properties.code)).length;
+    if (missing) return showError(fill(S.missingCodes, {count: missing}), []);
+    state.note = null;
+    state.busy = true;
+    state.busyText = S.saving;
+    updateTools();
+    try {
+      const response = await fetch(config.saveUrl, {method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({geojson: featureCollection(), base_version: state.version, mode: "draft",
+                              author: $("author").value.trim(), note: $("note").value.trim()})});
+      const answer = await response.json().catch(() => ({}));
+      if (response.ok && answer.url) {
+        state.dirty = false;
+        window.location.assign(answer.url);
+        return;
+      }
+      const report = answer.report || {};
+      const problems = [...(report.errors || []), ...(report.warnings || [])];
+      const conflict = response.status === 409 || response.status === 412;
+      // The report's problems repeat the details, with a place on the map: list them once.
+      showError(answer.error || (conflict ? S.conflict : S.saveFailed),
+                problems.length ? [] : answer.details || [fill(S.httpError, {status: response.status})], problems);
+      state.note = conflict ? S.conflict : S.saveFailed;
+      state.noteIsWarning = true;
+    } catch (error) {
+      showError(S.offline, []);
+    } finally {
+      state.busy = false;
+      state.busyText = null;
+      updateTools();
+    }
+  }
+
+  /* The edited level as a file, so that no work is lost even when the server refuses it. */
+  function download() {
+    const blob = new Blob([JSON.stringify(featureCollection())], {type: "application/geo+json"});
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = `${state.level}-${state.version}-edited.geojson`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  }
+
+  /* -- loading ------------------------------------------------------------------------------ */
+
+  async function getJson(url) {
+    const response = await fetch(url, {headers: {Accept: "application/json"}});
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw Object.assign(new Error(answer.error || S.loadFailed), {details: answer.details});
+    return answer;
+  }
+
+  async function load() {
+    $("hint").textContent = S.loading;
+    try {
+      const [layer, parent] = await Promise.all([getJson(config.layerUrl),
+                                                 config.parentUrl ? getJson(config.parentUrl) : null]);
+      if (parent) {
+        L.geoJSON(parent, {style: () => PARENT, pmIgnore: true, interactive: false,
+                           onEachFeature: (f, l) => { l.options.snapIgnore = false; }}).addTo(map);
+      }
+      state.version = layer.version;
+      const units = layer.features.filter((f) => f.geometry)
+        .map((f) => ({properties: f.properties || {}, latlngs: geometryLatLngs(f.geometry)}));
+      // The view first: Leaflet places a layer (and its label) only on a map that has one.
+      const bounds = L.latLngBounds([]);
+      units.forEach((u) => bounds.extend(L.polygon(u.latlngs).getBounds()));
+      if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20]});
+      else map.setView([35, 105], 4);
+      for (const u of units) addUnit(u.properties, u.latlngs);
+      $("based-on").textContent = fill(config.version ? S.version : S.versionCurrent, {version: layer.version});
+      changed();
+      state.loaded = true;
+    } catch (error) {
+      map.setView([35, 105], 4);
+      showError(error.message || S.loadFailed, error.details || []);
+    }
+  }
+
+  /* -- wiring ------------------------------------------------------------------------------- */
+
+  for (const button of document.querySelectorAll("#toolbar [data-mode]")) {
+    button.addEventListener("click", () => {
+      const mode = button.dataset.mode;
+      if ((mode === "split" || mode === "merge") && !state.selected) return note(S.selectFirst);
+      setMode(state.mode === mode && mode !== "select" ? "select" : mode);
+    });
+  }
+  $("tool-delete").addEventListener("click", deleteSelected);
+  $("tool-undo").addEventListener("click", undo);
+  $("save-form").addEventListener("submit", save);
+  $("download").addEventListener("click", download);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && state.mode !== "select") setMode("select");
+  });
+  window.addEventListener("beforeunload", (e) => {
+    if (state.dirty) { e.preventDefault(); e.returnValue = S.leave; }
+  });
+
+  window.gridmapEditor = {
+    map, state, featureCollection, select: (code) => select(state.units.find((u) => u.properties.code === code) || null),
+    unit: (code) => state.units.find((u) => u.properties.code === code) || null, setMode, undo,
+  };
+  load();
+})();
