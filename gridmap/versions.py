@@ -100,8 +100,9 @@ def _changed_areas(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> np.ndar
     if before.empty:
         return np.zeros(0)
     crs = equal_area_crs(pd.concat([before[["geometry"]], after[["geometry"]]]).set_crs(4326, allow_override=True))
-    old = before.geometry.to_crs(crs).to_numpy()
-    new = after.geometry.to_crs(crs).to_numpy()
+    # a ring valid in lon/lat can self-touch once projected; repair so GEOS can compare
+    old = shapely.make_valid(before.geometry.to_crs(crs).to_numpy())
+    new = shapely.make_valid(after.geometry.to_crs(crs).to_numpy())
     return shapely.area(shapely.symmetric_difference(old, new))
 
 

@@ -321,3 +321,12 @@ def test_restore_through_the_api(loaded):
     assert {k: response.get_json()[k] for k in ("version", "status", "based_on")} == {
         "version": 3, "status": "committed", "based_on": 2}
     assert [c["code"] for c in response.get_json()["diff"]["added"]] == ["E"]
+
+
+def test_an_edit_drawn_clockwise_is_wound_without_a_warning(loaded):
+    collection = loaded.get("/api/layers/grid").get_json()
+    for feature in collection["features"]:
+        feature["geometry"]["coordinates"][0].reverse()          # clockwise, as a click order may be
+    body = loaded.post("/api/layers/grid", json={"geojson": collection, "mode": "preview"}).get_json()
+    assert body["report"] == {"ok": True, "errors": [], "warnings": []}
+    assert body["diff"]["unchanged"] == 2

@@ -221,14 +221,15 @@ def test_filter_form_redraws_for_one_category(server: LiveServer, tab: Tab) -> N
 def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
     tab.open_map(server.url + "/")
     assert tab.page.get_attribute("html", "lang") == "zh-CN"
-    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界"]
+    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界", "编辑边界", "版本管理"]
 
     with tab.page.expect_navigation():
         tab.page.click("#lang-switch")
     assert parse_qs(urlsplit(tab.page.url).query).get("lang") == ["en"]
     tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
     assert tab.page.get_attribute("html", "lang") == "en"
-    assert tab.page.locator("header nav a").all_inner_texts() == ["Map", "Upload boundaries"]
+    assert tab.page.locator("header nav a").all_inner_texts() == [
+        "Map", "Upload boundaries", "Edit boundaries", "Versions"]
     assert tab.page.inner_text("#lang-switch") == "中文"
     assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == EN_OVERLAYS
     assert {c["name"]: c["value"] for c in tab.context.cookies()}.get("lang") == "en"
@@ -243,7 +244,7 @@ def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
         tab.page.click("#lang-switch")
     assert tab.page.get_attribute("html", "lang") == "zh-CN"
     tab.page.goto(server.url + "/upload")
-    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界"]
+    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界", "编辑边界", "版本管理"]
     tab.assert_clean(server)
 
 
@@ -285,9 +286,13 @@ def test_unit_names_are_text_not_html(chromium: Any, tab: Tab, tmp_path_factory:
         evil.write_text(json.dumps({"type": "FeatureCollection", "features": [
             {"type": "Feature", "properties": {"code": "XSS-1", "name": XSS_NAME},
              "geometry": mapping(shape(demo["geometry"]))}]}), encoding="utf-8")
-        response = upload(tab, live, "micro_grid", evil)
-        assert response.status == 200, tab.page.inner_text("main")
-        assert tab.page.locator(".success").is_visible()
+        response = upload(tab, live, "micro_grid", evil)       # a draft: the review page, after a 303
+        assert response.status == 200 and "/layers/micro_grid/versions/" in tab.page.url, tab.page.inner_text("main")
+        assert XSS_NAME in tab.page.locator("#units-diff").inner_text()          # shown as text
+        assert tab.page.evaluate("() => typeof window.__xss") == "undefined"
+        with tab.page.expect_navigation():
+            tab.page.click("#commit")
+        assert tab.page.url.endswith("/layers/micro_grid/history")
 
         tab.open_map(live.url + "/")
         assert tab.paths() == DEMO_GRIDS + 1 + int(tab.page.inner_text("#unassigned"))

@@ -55,3 +55,15 @@ def test_moves_are_grouped_from_to_and_count_incidents_outside():
     assert count_moves(old, new) == [Move("A", "B", 2), Move(None, "A", 1), Move(None, "C", 1), Move("B", None, 1)]
     assert count_moves(None, (np.array([1, 2]), np.array(["A", None], dtype=object))) == [Move(None, "A", 1)]
     assert count_moves(old, old) == []
+
+
+def test_a_unit_that_self_touches_once_projected_is_still_compared():
+    # The editor can snap a corner onto the unit's own edge: valid in lon/lat to GEOS, it may not be
+    # once projected.  (G03-3 of the demo after such a drag; it made the diff raise a TopologyException.)
+    from shapely import Polygon
+    ring = [(111.8683411, 34.7447168), (111.8701044, 34.7447528), (111.8701975, 34.7459632),
+            (111.8684741, 34.7459335), (111.86873592963441, 34.744724860947784), (111.8683411, 34.7447168)]
+    old = layer({"G03-3": ("a", box(111.8683411, 34.7447168, 111.8701975, 34.7459632))})
+    new = layer({"G03-3": ("a", Polygon(ring))})
+    (reshaped,) = diff_layers(old, new).reshaped
+    assert reshaped.changed_m2 > 0

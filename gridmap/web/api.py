@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Iterator
 
+import shapely
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import gettext
+from shapely.geometry import mapping, shape
 from werkzeug.datastructures import FileStorage
 
 from .. import categories
@@ -254,7 +256,21 @@ def _geojson_bytes(body: dict[str, Any]) -> bytes:
     if not isinstance(geojson, dict) or geojson.get("type") != "FeatureCollection":
         raise InvalidInput(message(N_("expected \"geojson\": a GeoJSON FeatureCollection; got {got}"),
                                    got=type(geojson).__name__ if geojson is not None else "nothing"))
-    return json.dumps(geojson, ensure_ascii=False).encode()
+    return json.dumps(_wound(geojson), ensure_ascii=False).encode()
+
+
+def _wound(collection: dict[str, Any]) -> dict[str, Any]:
+    """An edit from the map has no winding rule (Leaflet keeps the planner's click order), so its
+    rings are wound the RFC 7946 way here rather than reported as wrongly oriented."""
+    features = []
+    for feature in collection.get("features") or []:
+        try:
+            geometry = shapely.orient_polygons(shape(feature["geometry"]))
+            feature = {**feature, "geometry": mapping(geometry)}
+        except Exception:  # noqa: BLE001 - a malformed geometry is left for the reader to report
+            pass
+        features.append(feature)
+    return {**collection, "features": features}
 
 
 def _int_arg(key: str) -> int | None:
