@@ -243,7 +243,8 @@ def _gdal_warnings(source: str) -> Iterator[None]:
 
 def _decode(wkb: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
     """Shapely geometries, one per feature; a WKB that GEOS refuses becomes None plus its reason."""
-    geometry = np.asarray(shapely.from_wkb(wkb, on_invalid="ignore"), dtype=object)
+    with np.errstate(invalid="ignore"):        # NaN coordinates are reported by the feature checks
+        geometry = np.asarray(shapely.from_wkb(wkb, on_invalid="ignore"), dtype=object)
     undecodable = {}
     for i in np.flatnonzero(pd.isna(geometry) & ~pd.isna(wkb)):
         try:

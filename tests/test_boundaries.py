@@ -112,6 +112,18 @@ def test_a_ring_with_too_few_points_is_an_error_naming_the_feature():
     assert layer.codes == ["OK"]
 
 
+def test_coordinates_that_are_not_numbers_are_an_error():
+    text = (b'{"type": "FeatureCollection", "features": ['
+            b'{"type": "Feature", "properties": {"code": "N", "name": "n"}, "geometry": {"type": "Polygon", '
+            b'"coordinates": [[[0, 0], [0.01, 0], [0.01, NaN], [0, 0]]]}},'
+            b'{"type": "Feature", "properties": {"code": "OK", "name": "ok"}, "geometry": {"type": "Polygon", '
+            b'"coordinates": [[[0, 0], [0.01, 0], [0.01, 0.01], [0, 0]]]}}]}')
+    layer = read_layer(text, level=Level.GRID)
+    assert [(p.kind, p.severity.value, p.feature, str(p.message)) for p in layer.problems] == [
+        ("non_finite", "error", 0, 'feature 0 (code "N") has coordinates that are not numbers (NaN or infinity)')]
+    assert layer.codes == ["OK"]
+
+
 @pytest.mark.parametrize("lonlat, service_area, swapped", [
     ((116.39, 39.91), "73.4,18.1,135.1,53.6", False),
     ((39.91, 116.39), "73.4,18.1,135.1,53.6", True),      # latitude first: out of range as a latitude too
