@@ -34,17 +34,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LayerOptions:
-    """How to read an upload and who saves it.  ``base_version`` is the version the planner's
-    work started from: None when not said (whatever is current), 0 when the level had none."""
+class LayerOptions(ReadOptions):
+    """How to read an upload (the reader's options) and who saves it.  ``base_version`` is the
+    version the planner's work started from: None when not said (whatever is current), 0 when the
+    level had none.  ``service_area`` is the deployment's, whatever is given here."""
 
     filename: str = "upload.geojson"
-    crs: str | None = None
-    code_field: str | None = None
-    name_field: str | None = None
-    parent_field: str | None = None
-    layer: str | None = None
-    encoding: str | None = None
     tolerance_m2: float | None = None
     author: str = ""
     note: str = ""
@@ -115,10 +110,8 @@ class Gridmap:
         """Read a boundary file and preview it, save it as a draft, or commit it as the level's
         new version (reassigning every stored incident).  Errors in the validation report
         refuse a draft or a commit with the whole report; nothing is stored then."""
-        layer = read_layer(data, level=level, filename=options.filename, options=ReadOptions(
-            crs=options.crs, code_field=options.code_field, name_field=options.name_field,
-            parent_field=options.parent_field, layer=options.layer, encoding=options.encoding,
-            service_area=self.service_area))
+        layer = read_layer(data, level=level, filename=options.filename,
+                           options=replace(options, service_area=self.service_area))
         return self._save(layer, options, mode)
 
     def import_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions()) -> LayerResult:

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -117,3 +117,39 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class Tab:
+    """A page in a fresh browser context that records every request and every console error."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        context.on("request", lambda request: self.requests.append(request.url))
+        context.on("console", self._console)
+        self.page = context.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+
+    def _console(self, msg: Any) -> None:
+        url = msg.location.get("url", "")
+        # Chromium asks for /favicon.ico on its own; base.html links a data: icon, so that one 404
+        # is the browser's doing, not the page's.  Every other failed load counts.
+        if msg.type == "error" and urlsplit(url).path != "/favicon.ico":
+            self.errors.append(f"{msg.text} ({url})")
+
+    def assert_clean(self, server: LiveServer) -> None:
+        assert not self.errors, f"console errors: {self.errors}"
+        assert self.requests, "no request was recorded"
+        assert not foreign_requests(self.requests, server.netloc), \
+            f"requests left {server.netloc}: {foreign_requests(self.requests, server.netloc)}"
+
+
+def launch_chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, for a module-scoped fixture."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

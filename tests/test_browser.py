@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from shapely.geometry import mapping, shape
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, foreign_requests, require_chromium, screenshot
+from tests.browser import LiveServer, launch_chromium, screenshot
+from tests.browser import Tab as BaseTab
 
 pytestmark = pytest.mark.browser
 
@@ -47,25 +48,7 @@ OVERLAY_LABELS = """() => Array.from(document.querySelectorAll(
     text: l.textContent.trim(), checked: l.querySelector('input').checked}))"""
 
 
-class Tab:
-    """A page in a fresh browser context that records requests and console errors."""
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        context.on("request", lambda request: self.requests.append(request.url))
-        context.on("console", self._console)
-        self.page = context.new_page()
-        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-
-    def _console(self, msg: Any) -> None:
-        url = msg.location.get("url", "")
-        # Chromium asks for /favicon.ico on its own; the pages link no icon (yet), so that one 404
-        # is the browser's doing, not the page's.  Every other failed load counts.
-        if msg.type == "error" and urlsplit(url).path != "/favicon.ico":
-            self.errors.append(f"{msg.text} ({url})")
-
+class Tab(BaseTab):
     def open_map(self, url: str) -> Any:
         """Go to a map page and wait until Leaflet has drawn the overlays and the heat."""
         response = self.page.goto(url, wait_until="load")
@@ -76,23 +59,11 @@ class Tab:
     def paths(self) -> int:
         return self.page.evaluate(COUNT_PATHS)
 
-    def assert_clean(self, server: LiveServer) -> None:
-        assert not self.errors, f"console errors: {self.errors}"
-        assert self.requests, "no request was recorded"
-        assert not foreign_requests(self.requests, server.netloc), \
-            f"requests left {server.netloc}: {foreign_requests(self.requests, server.netloc)}"
-
-
 # -- fixtures --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launch_chromium()
 
 
 @pytest.fixture(scope="module")

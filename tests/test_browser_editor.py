@@ -22,7 +22,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, foreign_requests, require_chromium, screenshot
+from tests.browser import LiveServer, launch_chromium, screenshot
+from tests.browser import Tab as BaseTab
 
 pytestmark = pytest.mark.browser
 
@@ -40,23 +41,7 @@ TO_SCREEN = """([lat, lng]) => { const m = window.gridmapEditor.map;
 EDITED = "() => window.gridmapEditor.featureCollection()"
 
 
-class Tab:
-    """A page in a fresh browser context that records every request and every console error."""
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        context.on("request", lambda request: self.requests.append(request.url))
-        context.on("console", self._console)
-        self.page = context.new_page()
-        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-
-    def _console(self, msg: Any) -> None:
-        # Chromium asks for /favicon.ico on its own; base.html links a data: icon, so it should not.
-        if msg.type == "error" and urlsplit(msg.location.get("url", "")).path != "/favicon.ico":
-            self.errors.append(f"{msg.text} ({msg.location.get('url', '')})")
-
+class Tab(BaseTab):
     def open_editor(self, server: LiveServer) -> Any:
         response = self.page.goto(server.url + EDIT_URL, wait_until="load")
         self.page.wait_for_function(LOADED)
@@ -76,23 +61,11 @@ class Tab:
         """The page's edited level, by code."""
         return {f["properties"]["code"]: f for f in self.page.evaluate(EDITED)["features"]}
 
-    def assert_clean(self, server: LiveServer) -> None:
-        assert not self.errors, f"console errors: {self.errors}"
-        assert self.requests, "no request was recorded"
-        assert not foreign_requests(self.requests, server.netloc), \
-            f"requests left {server.netloc}: {foreign_requests(self.requests, server.netloc)}"
-
-
 # -- fixtures --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launch_chromium()
 
 
 @pytest.fixture
