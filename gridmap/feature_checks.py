@@ -183,7 +183,7 @@ def _oriented(driver: str):
         geometry = frame.geometry.to_numpy()
         wrong = shapely.is_valid(geometry) & ~shapely.equals_exact(
             geometry, shapely.orient_polygons(geometry, exterior_cw=expect_cw))
-        rule = "clockwise" if expect_cw else "counter-clockwise"
+        rule = message(N_("clockwise")) if expect_cw else message(N_("counter-clockwise"))
         problems = [feature_problem("orientation", Severity.WARNING, N_(
             "{where}: rings are wound against the {fmt} rule (outer rings {rule}); normalised"), int(i),
             codes[i], location=_point(frame.geometry.loc[i]), fmt=driver, rule=rule)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .errors import N_, InvalidInput, message
+from .errors import N_, InvalidInput, Message, message
 
 
 class Level(str, Enum):
@@ -26,6 +26,11 @@ class Level(str, Enum):
     def label_en(self) -> str:
         return _LABELS[self][1]
 
+    @property
+    def title(self) -> Message:
+        """The level's name inside a message, translated with it ("Micro-grid" / 微网格)."""
+        return message(self.label_en)
+
     @classmethod
     def parse(cls, value: str) -> "Level":
         try:
@@ -40,8 +45,8 @@ class Level(str, Enum):
 ORDER: tuple[Level, ...] = (Level.STREET, Level.COMMUNITY, Level.GRID, Level.MICRO_GRID)
 
 _LABELS = {
-    Level.STREET: ("街道", "Street"),
-    Level.COMMUNITY: ("社区", "Community"),
-    Level.GRID: ("网格", "Grid"),
-    Level.MICRO_GRID: ("微网格", "Micro-grid"),
+    Level.STREET: ("街道", N_("Street")),
+    Level.COMMUNITY: ("社区", N_("Community")),
+    Level.GRID: ("网格", N_("Grid")),
+    Level.MICRO_GRID: ("微网格", N_("Micro-grid")),
 }

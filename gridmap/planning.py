@@ -80,7 +80,7 @@ def _about_level_below(problems: list[Problem], child: Layer) -> list[Problem]:
     redrawn next, and blocking would make renaming a parent impossible): they are warnings that
     say which level they are about."""
     return [replace(p, severity=Severity.WARNING, feature=None,
-                    message=message(N_("stored {level}: {problem}"), level=child.level.value, problem=p.message))
+                    message=message(N_("stored {level}: {problem}"), level=child.level.title, problem=p.message))
             for p in problems]
 
 

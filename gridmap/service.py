@@ -123,8 +123,8 @@ class Gridmap:
         """Save an older version's units again, as a new version (history is never rewritten)."""
         old = self.store.layer_version(level, version)
         layer = replace(old, version=None, problems=[], units=old.units.reset_index(drop=True))
-        note = options.note or f"restored from version {version}"
-        return self._save(layer, replace(options, note=note), mode, restored_from=version)
+        # the history shows "restored from vN" in the reader's language from restored_from
+        return self._save(layer, options, mode, restored_from=version)
 
     def commit_draft(self, level: Level, version: int, *, author: str = "") -> LayerResult:
         """Commit a stored draft, checked again against what is current now."""
@@ -132,7 +132,7 @@ class Gridmap:
             meta = self.store.version_meta(level, version)
             if meta.status != "draft":
                 raise Conflict(message(N_("{level} version {version} is already committed"),
-                                       level=level.value, version=version))
+                                       level=level.title, version=version))
             self._check_base(level, meta.based_on)
             layer = self.store.layer_version(level, version)
             candidate = self._candidate(replace(layer, problems=_problems(meta.problems)), self.tolerance_m2)
@@ -237,7 +237,7 @@ class Gridmap:
     def layer(self, level: Level) -> Layer:
         layer = self.layers().get(level)
         if layer is None:
-            raise NotFound(message(N_("no {level} layer has been uploaded yet"), level=level.value))
+            raise NotFound(message(N_("no {level} layer has been uploaded yet"), level=level.title))
         return layer
 
     def layer_geojson(self, level: Level, version: int | None = None) -> dict[str, Any]:

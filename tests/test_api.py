@@ -102,7 +102,7 @@ def test_get_layer_and_missing_layer(loaded):
         ("W-S", "W"), ("W-N", "W"), ("E-S", "E"), ("E-N", "E")]
     response = loaded.get("/api/layers/street")
     assert response.status_code == 404
-    assert response.get_json() == {"error": "no street layer has been uploaded yet", "details": []}
+    assert response.get_json() == {"error": "no Street layer has been uploaded yet", "details": []}
     assert [(x["level"], x["version"], x["units"]) for x in loaded.get("/api/layers").get_json()["layers"]] == [
         ("grid", 1, 2), ("micro_grid", 1, 4)]
 
@@ -270,7 +270,7 @@ def test_edited_level_as_json_previews_drafts_and_commits(loaded):
         (2, "committed", "ann", "bo"), (1, "committed", "", "")]
     again = loaded.post("/api/layers/micro_grid", json={**body, "mode": "commit"})
     assert again.status_code == 409
-    assert again.get_json()["error"].startswith("bo committed micro_grid version 2 at ")
+    assert again.get_json()["error"].startswith("bo committed Micro-grid version 2 at ")
 
 
 def test_stale_if_match_is_412_and_a_good_one_commits(loaded):
@@ -281,7 +281,7 @@ def test_stale_if_match_is_412_and_a_good_one_commits(loaded):
     stale = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
                         content_type="multipart/form-data", headers=headers)
     assert stale.status_code == 412
-    assert "committed grid version 2" in stale.get_json()["error"]
+    assert "committed Grid version 2" in stale.get_json()["error"]
 
 
 def test_lookup_and_layer_accept_a_version(loaded):
@@ -292,7 +292,7 @@ def test_lookup_and_layer_accept_a_version(loaded):
     assert [(u["level"], u["code"], u["version"]) for u in old] == [("micro_grid", "E-S", 1), ("grid", "E", 1)]
     assert loaded.get("/api/layers/grid?version=1").get_json()["version"] == 1
     missing = loaded.get("/api/layers/grid?version=9")
-    assert missing.status_code == 404 and missing.get_json()["error"] == "grid has no version 9"
+    assert missing.status_code == 404 and missing.get_json()["error"] == "Grid has no version 9"
     diff = loaded.get("/api/layers/grid/versions/2/compare?with=1").get_json()["diff"]
     assert [c["code"] for c in diff["reshaped"]] == ["W", "E"]
 

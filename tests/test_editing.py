@@ -277,7 +277,7 @@ def test_the_editor_starts_from_a_chosen_version_and_a_top_level_has_no_parent(b
 def test_a_level_never_uploaded_cannot_be_edited(client):
     response = client.get("/layers/micro_grid/edit")
     assert response.status_code == 404
-    assert "no micro_grid layer has been uploaded yet" in response.get_data(as_text=True)
+    assert "no Micro-grid layer has been uploaded yet" in response.get_data(as_text=True)
 
 
 def test_the_editor_page_needs_a_known_level_and_a_version_number(block_client):

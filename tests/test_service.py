@@ -67,7 +67,7 @@ def test_lookup_deepest_first_with_staff(block):
 
 
 def test_missing_layer_is_not_found(service):
-    with pytest.raises(NotFound, match="no grid layer has been uploaded yet"):
+    with pytest.raises(NotFound, match="no Grid layer has been uploaded yet"):
         service.layer(Level.GRID)
 
 
@@ -104,8 +104,8 @@ def test_named_parents_missing_from_a_new_parent_layer_are_warned(service):
     summary = service.import_layer(Level.GRID, feature_collection([({"code": "W"}, box(0, 0, 0.02, 0.02))]))
     # The stored micro-grids' problems never block the grids: they are warnings naming their level.
     assert [str(w.message) for w in summary.report.warnings if w.kind == "unknown_parent"] == [
-        "stored micro_grid: unit E-S names parent E, which is not a grid code",
-        "stored micro_grid: unit E-N names parent E, which is not a grid code"]
+        "stored Micro-grid: unit E-S names parent E, which is not a grid code",
+        "stored Micro-grid: unit E-N names parent E, which is not a grid code"]
     assert summary.status == "committed"
 
 

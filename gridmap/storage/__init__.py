@@ -86,14 +86,15 @@ class Assignments:
 def stale_base(level: Level, based_on: int | None, current: VersionMeta | None) -> Conflict:
     """The refusal of a save whose base version is no longer the current one: who changed what."""
     if current is None:
-        return Conflict(message(N_("the {level} layer was based on version {base}, which is no longer "
-                                   "stored as current; nothing was saved"), level=level.value, base=based_on))
+        return Conflict(message(N_("this edit of the {level} layer is based on version {base}, but the "
+                                   "layer has no committed version; nothing was saved. Save it with "
+                                   "base_version=0."), level=level.title, base=based_on))
     when = (current.committed_at or current.created_at).strftime("%Y-%m-%d %H:%M")
     who = current.committed_by or current.author or "?"
     return Conflict(message(N_("{who} committed {level} version {version} at {when} (note: {note!r}) after "
                                "version {base}, which this edit is based on; nothing was overwritten. Open "
                                "version {version}, redo the edit on it and save again."),
-                            who=who, level=level.value, version=current.version, when=when,
+                            who=who, level=level.title, version=current.version, when=when,
                             note=current.note, base=based_on if based_on is not None else "—"))
 
 

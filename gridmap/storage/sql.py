@@ -193,7 +193,7 @@ class SqlStore(Store):
         row = conn.execute(sa.select(layer_versions).where(layer_versions.c.level == level.value,
                                                            layer_versions.c.version == version)).first()
         if row is None:
-            raise NotFound(message(N_("{level} has no version {version}"), level=level.value, version=version))
+            raise NotFound(message(N_("{level} has no version {version}"), level=level.title, version=version))
         return row
 
     @staticmethod
@@ -224,7 +224,7 @@ class SqlStore(Store):
             row = self._version_row(conn, level, version)
             if row.status != DRAFT:
                 raise Conflict(message(N_("{level} version {version} is already committed"),
-                                       level=level.value, version=version))
+                                       level=level.title, version=version))
             current = self._current_versions(conn)
             self._check_base(conn, level, row.based_on, current)
             self._commit(conn, level, row.id, author, commit, current)
