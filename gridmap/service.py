@@ -165,7 +165,7 @@ class Gridmap:
         return based_on
 
     def _candidate(self, layer: Layer, tolerance_m2: float | None) -> Candidate:
-        current = self.store.layers()
+        current = self.layers()
         ids, lon, lat = self.store.incident_points()
         head = current.get(layer.level)
         points = IncidentPoints(ids, lon, lat, self.store.assignments(layer.level, head.version) if head else None)
@@ -179,7 +179,7 @@ class Gridmap:
                            count=len(units), area_m2=float(units["area_m2"].sum()),
                            parent_source=candidate.layer.parent_source, report=candidate.report,
                            diff=candidate.diff, assigned=candidate.commit.assigned, layer=candidate.layer,
-                           reassigned=len(next(iter(candidate.commit.units.values()))[0]))
+                           reassigned=len(candidate.commit.units[candidate.layer.level][0]))
 
     # -- versions ------------------------------------------------------------------------
     def history(self, level: Level) -> list[VersionMeta]:
@@ -192,22 +192,25 @@ class Gridmap:
         layer = replace(self.store.layer_version(level, version), problems=_problems(meta.problems))
         if meta.status == "draft":
             candidate = self._candidate(layer, self.tolerance_m2)
-            before = self.layers().get(level)
-            return VersionView(meta, candidate.layer, candidate.report, candidate.diff, before)
+            return VersionView(meta, candidate.layer, candidate.report, candidate.diff, self.layers().get(level))
         earlier = [m.version for m in self.store.history(level) if m.status == "committed" and m.version < version]
         before = self.store.layer_version(level, earlier[0]) if earlier else None
         report = Report(list(layer.problems))
         report.add(check_coverage(layer, tolerance_m2=self.tolerance_m2))
-        return VersionView(meta, layer, report, self.compare(level, earlier[0] if earlier else None, version),
-                           before)
+        return VersionView(meta, layer, report, self._diff(before, layer, committed=True), before)
 
-    def compare(self, level: Level, old: int | None, new: int) -> LayerDiff:
-        """Two stored versions of a level, units and incident moves (from their stored assignments)."""
-        before = self.store.layer_version(level, old) if old else None
-        diff = diff_layers(before, self.store.layer_version(level, new))
-        if self.store.version_meta(level, new).status == "committed":
-            ids, codes = self.store.assignments(level, new)
-            diff.moves = count_moves(self.store.assignments(level, old) if old else None, (ids, codes))
+    def compare(self, level: Level, old: int, new: int) -> VersionView:
+        """Version ``new`` against version ``old``: units, and incident moves from their stored
+        assignments when ``new`` is committed.  The view has no report."""
+        meta = self.store.version_meta(level, new)
+        before, after = self.store.layer_version(level, old), self.store.layer_version(level, new)
+        return VersionView(meta, after, None, self._diff(before, after, committed=meta.status == "committed"), before)
+
+    def _diff(self, before: Layer | None, after: Layer, *, committed: bool) -> LayerDiff:
+        diff = diff_layers(before, after)
+        if committed:
+            old = self.store.assignments(after.level, before.version) if before is not None else None
+            diff.moves = count_moves(old, self.store.assignments(after.level, after.version))
         return diff
 
     def layer_at(self, level: Level, version: int | None = None) -> Layer:
@@ -233,6 +236,10 @@ class Gridmap:
             layers = self.store.layers()
             cached = self._cache = (layers, AssignmentIndex(list(layers.values())))
         return cached
+
+    def deepest_level(self) -> Level:
+        """The smallest level that has a version (what ``version=`` means without ``level=``)."""
+        return max(self.layers(), key=lambda lv: lv.depth, default=Level.MICRO_GRID)
 
     def layer(self, level: Level) -> Layer:
         layer = self.layers().get(level)
@@ -305,7 +312,7 @@ class Gridmap:
                                           "-180..180 and latitude -90..90"), lon=lon, lat=lat))
         layers, index = self._current()
         if version is not None:
-            level = level or max(layers, key=lambda lv: lv.depth, default=None) or Level.MICRO_GRID
+            level = level or self.deepest_level()
             layers = {**layers, level: self.store.layer_version(level, version)}
             index = AssignmentIndex(list(layers.values()))
         codes = index.assign(np.array([lon]), np.array([lat]))
@@ -343,7 +350,7 @@ class Gridmap:
 class VersionView:
     meta: VersionMeta
     layer: Layer
-    report: Report
+    report: Report | None      # None for a comparison of two stored versions
     diff: LayerDiff
     before: Layer | None       # what the diff compares against
 

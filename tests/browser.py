@@ -153,3 +153,21 @@ def launch_chromium() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def serving(workdir: Path) -> Iterator[LiveServer]:
+    """A live demo server on ``workdir`` for a fixture, stopped afterwards."""
+    live = LiveServer(workdir).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def tab_in(browser: Any, make: type[Tab], viewport: dict[str, int]) -> Iterator[Any]:
+    """A fresh Chinese-locale browser context wrapped in ``make`` (a Tab subclass) for a fixture."""
+    context = browser.new_context(viewport=viewport, locale="zh-CN")
+    try:
+        yield make(context)
+    finally:
+        context.close()

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from shapely.geometry import mapping, shape
 
-from tests.browser import LiveServer, launch_chromium, screenshot
+from tests.browser import LiveServer, launch_chromium, screenshot, serving, tab_in
 from tests.browser import Tab as BaseTab
 
 pytestmark = pytest.mark.browser
@@ -69,16 +69,12 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The demo community on its own database; only the XSS test changes data, on its own server."""
-    live = LiveServer(tmp_path_factory.mktemp("gridmap-browser")).start()
-    yield live
-    live.stop()
+    yield from serving(tmp_path_factory.mktemp("gridmap-browser"))
 
 
 @pytest.fixture
 def tab(chromium: Any) -> Iterator[Tab]:
-    context = chromium.new_context(viewport=VIEWPORT, locale="zh-CN")
-    yield Tab(context)
-    context.close()
+    yield from tab_in(chromium, Tab, VIEWPORT)
 
 
 def demo_counts(server: LiveServer) -> tuple[int, int, int]:

@@ -22,7 +22,7 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.browser import LiveServer, launch_chromium, screenshot
+from tests.browser import LiveServer, launch_chromium, screenshot, serving, tab_in
 from tests.browser import Tab as BaseTab
 
 pytestmark = pytest.mark.browser
@@ -71,16 +71,12 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture
 def server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The demo community on its own database, for each test (the editor saves and commits)."""
-    live = LiveServer(tmp_path_factory.mktemp("gridmap-editor")).start()
-    yield live
-    live.stop()
+    yield from serving(tmp_path_factory.mktemp("gridmap-editor"))
 
 
 @pytest.fixture
 def tab(chromium: Any) -> Iterator[Tab]:
-    context = chromium.new_context(viewport=VIEWPORT, locale="zh-CN")
-    yield Tab(context)
-    context.close()
+    yield from tab_in(chromium, Tab, VIEWPORT)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

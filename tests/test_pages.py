@@ -112,3 +112,12 @@ def test_upload_page_with_errors_shows_the_report_on_a_map_and_stores_nothing(cl
     assert 'data-kind="overlap"' in html and "units A and B overlap by" in html
     assert "gridmap_map" in html and 'id="commit"' not in html
     assert app.extensions["gridmap"].store.is_empty()
+
+
+def test_upload_page_refuses_a_negative_tolerance_like_the_api(client, app):
+    response = client.post("/upload", data={"level": "grid", "tolerance_m2": "-1",
+                                            "file": (io.BytesIO(grid_file()), "g.geojson")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "tolerance_m2=&#39;-1&#39; is not valid; expected a number &gt;= 0.0" in response.get_data(as_text=True)
+    assert app.extensions["gridmap"].store.is_empty()

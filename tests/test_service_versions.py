@@ -90,7 +90,7 @@ def test_restore_saves_an_old_version_again_as_a_new_one(reported):
     meta = reported.store.version_meta(Level.MICRO_GRID, 3)
     assert (meta.restored_from, meta.note, meta.based_on) == (1, "", 2)
     assert reported.incidents()["micro_grid"].tolist() == ["W-N", "W-N", "W-N"]
-    diff = reported.compare(Level.MICRO_GRID, 2, 3)
+    diff = reported.compare(Level.MICRO_GRID, 2, 3).diff
     assert [c.code for c in diff.reshaped] == ["W-S", "W-N"] and diff.moved == 2
 
 

@@ -19,7 +19,7 @@ from ..incidents import FileOptions
 from ..levels import Level
 from ..service import LayerOptions, LayerResult, ReportResult, SaveMode
 from ..storage import VersionMeta
-from . import parse_query, service
+from . import compared_with, layer_options, opt, parse_query, service, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -31,10 +31,10 @@ def upload_layer(level: str):
     lv = Level.parse(level)
     if request.is_json:
         body = _json_object()
-        data, options = _geojson_bytes(body), _layer_options(body, filename="edit.geojson")
+        data, options = _geojson_bytes(body), layer_options(body, filename="edit.geojson")
     else:
         upload = _file()
-        data, options = upload.read(), _layer_options(request.form, filename=upload.filename or "upload.geojson")
+        data, options = upload.read(), layer_options(request.form, filename=upload.filename or "upload.geojson")
         body = request.form
     mode = _mode(body)
     with _precondition():
@@ -44,7 +44,7 @@ def upload_layer(level: str):
 
 @bp.get("/layers/<level>")
 def get_layer(level: str):
-    body = service().layer_geojson(Level.parse(level), _int_arg("version"))
+    body = service().layer_geojson(Level.parse(level), version_arg("version"))
     response = jsonify(body)
     response.headers["ETag"] = f'"{body["level"]}-v{body["version"]}"'
     return response
@@ -65,19 +65,16 @@ def get_version(level: str, version: int):
 
 @bp.get("/layers/<level>/versions/<int:version>/compare")
 def compare_versions(level: str, version: int):
-    other = _int_arg("with")
-    if other is None:
-        raise InvalidInput(message(N_("expected with=<version number> to compare version {version} with"),
-                                   version=version))
-    diff = service().compare(Level.parse(level), other, version)
-    return {"level": level, "from": other, "to": version, "diff": diff.as_dict()}
+    other = compared_with(version)
+    view = service().compare(Level.parse(level), other, version)
+    return {"level": level, "from": other, "to": version, "diff": view.diff.as_dict()}
 
 
 @bp.post("/layers/<level>/versions/<int:version>/commit")
 def commit_version(level: str, version: int):
     body = _json_object() if request.is_json else request.form
     with _precondition():
-        result = service().commit_draft(Level.parse(level), version, author=_opt(body, "author") or "")
+        result = service().commit_draft(Level.parse(level), version, author=opt(body, "author") or "")
     return layer_result(result), 200
 
 
@@ -86,7 +83,7 @@ def restore_version(level: str, version: int):
     body = _json_object() if request.is_json else request.form
     mode = _mode(body)
     with _precondition():
-        result = service().restore(Level.parse(level), version, _if_match(_layer_options(body, filename="")),
+        result = service().restore(Level.parse(level), version, _if_match(layer_options(body, filename="")),
                                    mode=mode)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
@@ -94,7 +91,7 @@ def restore_version(level: str, version: int):
 @bp.get("/layers/<level>/export")
 def export_layer(level: str):
     fmt = (request.args.get("format") or "geojson").strip().lower()
-    export = service().export(Level.parse(level), _int_arg("version"), fmt)
+    export = service().export(Level.parse(level), version_arg("version"), fmt)
     return Response(export.data, mimetype=export.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{export.filename}"'})
 
@@ -110,9 +107,9 @@ def post_incidents():
         upload = _file()
         form = request.form
         result = service().import_incidents(upload.read(), filename=upload.filename or "upload.csv",
-                                            options=FileOptions(lon_field=_opt(form, "lon_field"),
-                                                                lat_field=_opt(form, "lat_field"),
-                                                                category=_opt(form, "category")))
+                                            options=FileOptions(lon_field=opt(form, "lon_field"),
+                                                                lat_field=opt(form, "lat_field"),
+                                                                category=opt(form, "category")))
     else:
         result = service().report(_json_records())
     if not result.items:
@@ -136,7 +133,7 @@ def list_categories():
 def lookup():
     lon, lat = _float("lon"), _float("lat")
     level = request.args.get("level")
-    units = service().lookup(lon, lat, level=Level.parse(level) if level else None, version=_int_arg("version"))
+    units = service().lookup(lon, lat, level=Level.parse(level) if level else None, version=version_arg("version"))
     return {"lon": lon, "lat": lat, "assigned": bool(units), "units": units}
 
 
@@ -172,47 +169,8 @@ def _file() -> FileStorage:
     return upload
 
 
-def _opt(form: Any, key: str) -> str | None:
-    value = form.get(key)
-    value = "" if value is None else str(value).strip()
-    return value or None
-
-
-def _layer_options(form: Any, *, filename: str) -> LayerOptions:
-    return LayerOptions(filename=filename, crs=_opt(form, "crs"), code_field=_opt(form, "code_field"),
-                        name_field=_opt(form, "name_field"), parent_field=_opt(form, "parent_field"),
-                        layer=_opt(form, "layer"), encoding=_opt(form, "encoding"),
-                        tolerance_m2=_number(form, "tolerance_m2", minimum=0.0),
-                        author=_opt(form, "author") or "", note=_opt(form, "note") or "",
-                        base_version=_base(form))
-
-
-def _number(form: Any, key: str, *, minimum: float) -> float | None:
-    value = _opt(form, key)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number >= minimum:
-        raise InvalidInput(message(N_("{key}={value!r} is not valid; expected a number >= {minimum}"),
-                                   key=key, value=value, minimum=minimum))
-    return number
-
-
-def _base(form: Any) -> int | None:
-    value = _opt(form, "base_version")
-    if value is None or value.lower() in ("none", "null"):
-        return None
-    if not value.isdigit():
-        raise InvalidInput(message(N_("base_version={value!r} is not a version number; expected the number of "
-                                      "the version the edit started from (0 for a level with none)"), value=value))
-    return int(value)
-
-
 def _mode(form: Any) -> SaveMode:
-    value = (_opt(form, "mode") or "commit").lower()
+    value = (opt(form, "mode") or "commit").lower()
     try:
         return SaveMode(value)
     except ValueError:
@@ -271,15 +229,6 @@ def _wound(collection: dict[str, Any]) -> dict[str, Any]:
             pass
         features.append(feature)
     return {**collection, "features": features}
-
-
-def _int_arg(key: str) -> int | None:
-    value = (request.args.get(key) or "").strip()
-    if not value:
-        return None
-    if not value.isdigit():
-        raise InvalidInput(message(N_("{key}={value!r} is not a version number"), key=key, value=value))
-    return int(value)
 
 
 def _json_records() -> list[Any]:

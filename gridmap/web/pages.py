@@ -9,14 +9,14 @@ from shapely import Point
 
 from .. import categories
 from ..boundaries import Layer, staff_of
-from ..errors import N_, GridmapError, InvalidInput, message
+from ..errors import GridmapError
 from ..levels import ORDER, Level
 from ..maps import MapLabels, MapLayer, ReviewLabels, build_map, build_review_map, render_parts
-from ..service import LayerOptions, SaveMode
+from ..service import SaveMode
 from ..storage import VersionMeta
 from ..validation import Problem, Report
 from ..versions import LayerDiff
-from . import parse_query, service, tr
+from . import compared_with, layer_options, opt, parse_query, service, tr, version_arg
 
 bp = Blueprint("pages", __name__)
 
@@ -71,7 +71,7 @@ def upload():
             return render_template("upload.html", levels=levels, form=form,
                                    errors=(gettext("Choose a boundary file to upload."), [])), 400
         level, data = Level.parse(form.get("level", "")), upload_file.read()
-        options = _upload_options(upload_file.filename)
+        options = layer_options(form, filename=upload_file.filename)
         try:
             result = service().save_layer(level, data, options, mode=SaveMode.DRAFT)
         except GridmapError as error:
@@ -103,29 +103,22 @@ def version_page(level: str, version: int):
 
 @bp.get("/layers/<level>/versions/<int:version>/compare")
 def compare_page(level: str, version: int):
-    lv = Level.parse(level)
-    other = request.args.get("with", "").strip()
-    if not other.isdigit():
-        raise InvalidInput(message(N_("expected with=<version number> to compare version {version} with"),
-                                   version=version))
-    svc = service()
-    diff = svc.compare(lv, int(other), version)
-    return _review(svc.layer_at(lv, version), svc.layer_at(lv, int(other)), None, diff,
-                   meta=svc.store.version_meta(lv, version), compared_with=int(other))
+    lv, other = Level.parse(level), compared_with(version)
+    view = service().compare(lv, other, version)
+    return _review(view.layer, view.before, None, view.diff, meta=view.meta, compared_with=other)
 
 
 @bp.post("/layers/<level>/versions/<int:version>/commit")
 def commit_page(level: str, version: int):
     lv = Level.parse(level)
-    service().commit_draft(lv, version, author=_opt("author") or "")
+    service().commit_draft(lv, version, author=opt(request.form, "author") or "")
     return redirect(url_for("pages.history", level=lv.value), 303)
 
 
 @bp.post("/layers/<level>/versions/<int:version>/restore")
 def restore_page(level: str, version: int):
     lv = Level.parse(level)
-    result = service().restore(lv, version, LayerOptions(author=_opt("author") or "", note=_opt("note") or ""),
-                               mode=SaveMode.DRAFT)
+    result = service().restore(lv, version, layer_options(request.form, filename=""), mode=SaveMode.DRAFT)
     return redirect(url_for("pages.version_page", level=lv.value, version=result.version), 303)
 
 
@@ -160,35 +153,13 @@ def _review_labels(before: Layer | None, meta: VersionMeta | None) -> ReviewLabe
                         problem=gettext("Problem"))
 
 
-def _upload_options(filename: str) -> LayerOptions:
-    tolerance = _opt("tolerance_m2")
-    try:
-        tolerance_m2 = float(tolerance) if tolerance else None
-    except ValueError:
-        raise InvalidInput(message(N_("tolerance_m2={value!r} is not a number of square metres"),
-                                   value=tolerance)) from None
-    return LayerOptions(filename=filename, crs=_opt("crs"), code_field=_opt("code_field"),
-                        name_field=_opt("name_field"), parent_field=_opt("parent_field"), layer=_opt("layer"),
-                        encoding=_opt("encoding"), tolerance_m2=tolerance_m2, author=_opt("author") or "",
-                        note=_opt("note") or "")
-
-
 def _version_args() -> tuple[Level, int | None]:
     """``?level=…&version=N``: show that version of the level (default the deepest level)."""
     level = Level.parse(request.args["level"]) if request.args.get("level") else None
-    version = (request.args.get("version") or "").strip()
-    if not version:
-        return level or Level.MICRO_GRID, None
-    if not version.isdigit():
-        raise InvalidInput(message(N_("version={value!r} is not a version number"), value=version))
-    if level is None:
-        layers = service().layers()
-        level = max(layers, key=lambda lv: lv.depth) if layers else Level.MICRO_GRID
-    return level, int(version)
+    version = version_arg("version")
+    return level or service().deepest_level(), version
 
 
-def _opt(key: str) -> str | None:
-    return (request.form.get(key) or "").strip() or None
 
 
 def _lang() -> str:
