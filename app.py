@@ -17,7 +17,7 @@ from gridmap.cli import cli
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
-from gridmap.web import api, editor, handlers, pages
+from gridmap.web import api, editor, handlers, pages, review
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh", "en")
@@ -29,8 +29,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 static_folder="static")
     settings = Settings.from_env(instance_dir=Path(app.instance_path))
     app.config.from_mapping(GRIDMAP_SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
-                            BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
-                            JSON_SORT_KEYS=False)
+                            BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"))
     if test_config:
         app.config.from_mapping(test_config)
         settings = app.config["GRIDMAP_SETTINGS"]
@@ -44,6 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.before_request(_demo_loader(service))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(review.bp)
     app.register_blueprint(editor.bp)
     handlers.register(app)
     app.cli.add_command(cli)

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gridmap.assignment import AssignmentIndex  # noqa: E402
-from gridmap.boundaries import Layer, derive_parents, read_layer  # noqa: E402
+from gridmap.boundaries import derive_parents, read_layer  # noqa: E402
+from gridmap.layer import Layer  # noqa: E402
 from gridmap.levels import Level  # noqa: E402
 
 DEMO = ROOT / "geodata" / "demo"

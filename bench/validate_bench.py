@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.assign_bench import BOSTON, load_boston, machine  # noqa: E402
-from gridmap.boundaries import Layer, texts  # noqa: E402
+from gridmap.layer import Layer, texts  # noqa: E402
 from gridmap.levels import Level  # noqa: E402
-from gridmap.validation import Problem, check_coverage, check_nesting  # noqa: E402
+from gridmap.problems import Problem  # noqa: E402
+from gridmap.validation import check_coverage, check_nesting  # noqa: E402
 
 TOL_M2 = 1.0
 Figures = dict[str, tuple[int, float]]          # kind -> (count, total m²)

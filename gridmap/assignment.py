@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import shapely
 
-from .boundaries import Layer
+from .layer import Layer
 from .levels import Level
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,6 @@ class AssignmentIndex:
                            parents=layer.units["parent_code"].to_numpy(dtype=object),
                            code_rank=np.argsort(np.argsort(codes.astype(str), kind="stable")),
                            tree=shapely.STRtree(geometries))
-
-    @property
-    def levels(self) -> list[Level]:
-        return [index.level for index in self._levels]
 
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> dict[Level, np.ndarray]:
         """The code of the unit holding each point, per level (``None`` where no unit does)."""
@@ -99,7 +95,3 @@ def _choose(index: _LevelIndex, pt: np.ndarray, unit: np.ndarray, n: int,
     chosen[pt[first]] = unit[first]
     return chosen
 
-
-def assign(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray) -> dict[Level, np.ndarray]:
-    """One-off assignment; build an :class:`AssignmentIndex` to assign repeatedly."""
-    return AssignmentIndex(layers).assign(lon, lat)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -24,8 +22,9 @@ from .coordinates import ServiceArea, areas_m2, equal_area_crs
 from .errors import N_, InvalidInput, message
 from .feature_checks import check_features, feature_problem
 from .formats import read_source
+from .layer import Layer, clean_text, find_field, texts
 from .levels import Level
-from .validation import Problem, Severity
+from .problems import Problem, Severity
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +33,6 @@ NAME_FIELDS = ("name", "名称", "网格名称", "title", "label")
 PARENT_FIELDS = ("parent_code", "parent", "上级编码", "所属网格", "parent_id")
 STAFF_FIELDS = ("staff", "网格员", "网格长", "负责人", "manager")
 PHONE_FIELDS = ("phone", "电话", "联系电话", "tel")
-
-
-@dataclass
-class Layer:
-    """The units of one level, plus how their parents were found ("field", "spatial" or None).
-
-    ``units``' index is each unit's feature index in the file it came from, so that every
-    problem found later can name the feature a planner will look for.
-    """
-
-    level: Level
-    units: gpd.GeoDataFrame
-    parent_source: str | None = None
-    version: int | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def codes(self) -> list[str]:
-        return self.units["code"].tolist()
 
 
 @dataclass(frozen=True)
@@ -77,11 +57,6 @@ class ReadOptions:
     layer: str | None = None
     encoding: str | None = None
     service_area: ServiceArea | None = None
-
-
-def texts(values: Iterable[str | None], index: pd.Index | None = None) -> pd.Series:
-    """A column of text that keeps None as None (pandas 3 would turn it into NaN)."""
-    return pd.Series(list(values), dtype=object, index=index)
 
 
 def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson",
@@ -118,17 +93,10 @@ def _problem_order(problem: Problem) -> tuple:
             problem.kind)
 
 
-def read_error(exc: Exception) -> str:
-    """What a reader said, first sentence only, without GDAL's in-memory file name."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    text = re.sub(r"'?/vsimem/[^'\s]+'?\s*", "", text).split(";")[0]
-    return text.strip()
-
-
 def _choose_fields(frame: pd.DataFrame, options: ReadOptions) -> FieldChoice:
     code_field, name_field, parent_field = options.code_field, options.name_field, options.parent_field
     columns = [str(c) for c in frame.columns]
-    problems = [message(N_("the file has no property {field!r} (given as {option}); it has: {available}"),
+    problems = [message(N_("the file has no property {field!r} (given as the {option} option); it has: {available}"),
                         field=value, option=option, available=", ".join(columns) or "none")
                 for option, value in (("code_field", code_field), ("name_field", name_field),
                                       ("parent_field", parent_field))
@@ -136,32 +104,13 @@ def _choose_fields(frame: pd.DataFrame, options: ReadOptions) -> FieldChoice:
     code = code_field or find_field(columns, CODE_FIELDS)
     if code is None:
         problems.append(message(N_("no property looks like the unit code (tried {tried}); the file has: "
-                                   "{available}. Say which one with code_field."),
-                                tried=", ".join(CODE_FIELDS), available=", ".join(columns) or "none"))
+                                   "{available}. Say which one with the {option} option."),
+                                tried=", ".join(CODE_FIELDS), available=", ".join(columns) or "none",
+                                option="code_field"))
     if problems:
         raise InvalidInput(message(N_("the file's properties do not match the options")), problems)
     return FieldChoice(code=code, name=name_field or find_field(columns, NAME_FIELDS),
                        parent=parent_field or find_field(columns, PARENT_FIELDS))
-
-
-def find_field(columns: Iterable[str], candidates: Iterable[str]) -> str | None:
-    """The first column whose name matches a candidate, ignoring case and surrounding space."""
-    by_key = {str(c).strip().lower(): c for c in columns}
-    for name in candidates:
-        if name.lower() in by_key:
-            return by_key[name.lower()]
-    return None
-
-
-
-def clean_text(value: Any) -> str | None:
-    """A value as text: ``7`` and ``7.0`` both become ``"7"``; blanks become None."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
 
 
 @dataclass(frozen=True)
@@ -230,8 +179,34 @@ def derive_parents(child: Layer, parent: Layer) -> Layer:
     units = child.units.copy()
     units["parent_code"] = texts((codes[best[k][1]] if k in best else None for k in range(len(units))),
                                  index=units.index)
-    return Layer(level=child.level, units=units, parent_source="spatial", version=child.version,
-                 problems=child.problems)
+    return replace(child, units=units, parent_source="spatial")
+
+
+def parent_from_children(child: Layer, level: Level, template: Layer | None) -> Layer:
+    """The parent level redrawn as the union of its children (不漏一地 by construction): one unit
+    per parent code the children name, its name, parent and properties kept from ``template``
+    (the current version of that level) where it has the code.  Children naming no parent are in
+    no unit; a code only ``template`` has is dropped (its land now belongs to other codes)."""
+    linked = child.units[child.units["parent_code"].notna()]
+    codes = sorted(set(linked["parent_code"]))
+    shapes = np.array([_union(linked.geometry[linked["parent_code"] == c].to_numpy()) for c in codes], dtype=object)
+    known = template.units.drop_duplicates("code").set_index("code") if template is not None else None
+    kept = [known.loc[c] if known is not None and c in known.index else None for c in codes]
+    units = gpd.GeoDataFrame({
+        "code": texts(codes), "name": texts(c if k is None else k["name"] for c, k in zip(codes, kept)),
+        "parent_code": texts(None if k is None else k["parent_code"] for k in kept), "area_m2": 0.0,
+        "properties": pd.Series([{} if k is None else dict(k["properties"]) for k in kept], dtype=object),
+    }, geometry=gpd.GeoSeries(shapely.orient_polygons(shapes), crs=4326))
+    if len(units):
+        units["area_m2"] = areas_m2(units)
+    return Layer(level=level, units=units, parent_source=template.parent_source if template is not None else None)
+
+
+def _union(shapes: np.ndarray) -> shapely.Geometry:
+    """The union of one parent's children: exact and fast when they form a valid coverage."""
+    union = shapely.coverage_union_all(shapes) if shapely.coverage_is_valid(shapes) else shapely.union_all(shapes)
+    parts = shapely.get_parts(union)
+    return shapely.union_all(parts[shapely.get_type_id(parts) >= 3])     # polygonal parts only
 
 
 def _shared_areas(a: np.ndarray, b: np.ndarray, reference: gpd.GeoDataFrame) -> np.ndarray:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import click
 
+from .changes import LayerOptions, SaveMode
 from .config import Settings
 from .errors import GridmapError
+from .formats import EXPORT_FORMATS
 from .incidents import FileOptions
 from .levels import ORDER, Level
-from .service import Gridmap, LayerOptions, ReportResult, SaveMode
+from .service import Gridmap, ReportResult
 from .storage import open_store
 
 
@@ -82,7 +84,7 @@ def import_boundaries(service: Gridmap, file: Path, level: str, crs: str | None,
             click.echo(f"{problem.severity.value}: {problem.message}", err=True)
         _fail(error)
         return
-    version = f"version {result.version} ({result.status})" if result.version else "preview"
+    version = f"version {result.version} ({result.status.value})" if result.version else "preview"
     click.echo(f"{result.level.value} {version}: {result.count} units, {result.area_m2:,.0f} m², "
                f"parents: {result.parent_source or 'none'}, {result.reassigned} incidents, "
                f"{result.unassigned} outside every unit, {result.diff.moved} would move unit")
@@ -94,7 +96,7 @@ def import_boundaries(service: Gridmap, file: Path, level: str, crs: str | None,
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--level", required=True, type=click.Choice([lv.value for lv in ORDER]))
 @click.option("--version", type=int, help="default: the current version")
-@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "shp"]), default="geojson", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(list(EXPORT_FORMATS)), default="geojson", show_default=True)
 @click.pass_obj
 def export_boundaries(service: Gridmap, out: Path, level: str, version: int | None, fmt: str) -> None:
     """Write a level (any version) as GeoJSON, GeoPackage or zipped Shapefile."""

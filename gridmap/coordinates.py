@@ -101,8 +101,8 @@ def to_wgs84(frame: gpd.GeoDataFrame, *, crs: str | None, source: str) -> gpd.Ge
         raise InvalidInput(message(
             N_("{source}: coordinates run from ({minx}, {miny}) to ({maxx}, {maxy}), which cannot be "
                "longitude/latitude; the file is probably in a projected CRS without saying so. "
-               "Upload it again and give its CRS (for example crs=EPSG:4547 or crs=EPSG:2249)."),
-            source=source, minx=minx, miny=miny, maxx=maxx, maxy=maxy,
+               "Upload it again with its CRS in the {option} option, for example EPSG:4547 or EPSG:2249."),
+            source=source, minx=minx, miny=miny, maxx=maxx, maxy=maxy, option="crs",
         ))
     try:
         return frame.to_crs(WGS84)

@@ -29,6 +29,18 @@ class Message:
     def __str__(self) -> str:
         return self.render()
 
+    def relabel(self, names: Mapping[str, str]) -> Message:
+        """The message with every request option it names (a parameter called ``option``) called
+        by ``names`` instead: the form's label on a page, ``--code-field`` on the command line."""
+        params = {k: v.relabel(names) if isinstance(v, Message) else
+                  names.get(v, v) if k == OPTION and isinstance(v, str) else v for k, v in self.params.items()}
+        return Message(self.template, params)
+
+
+#: A message parameter of this name holds a request option's key (``code_field``), which each edge
+#: shows the way its users know it (see :meth:`Message.relabel`).
+OPTION = "option"
+
 
 def message(template: str, **params: Any) -> Message:
     return Message(template, params)
@@ -76,7 +88,3 @@ class Conflict(GridmapError):
 
 class PreconditionFailed(GridmapError):
     """The version a request said it was based on (If-Match) is no longer the current one."""
-
-
-class TooLarge(GridmapError):
-    """The upload is larger than the service accepts."""

@@ -19,7 +19,7 @@ import shapely
 from .coordinates import ServiceArea, areas_m2, looks_like_lonlat, to_wgs84
 from .errors import N_, Message, message
 from .formats import SourceFile
-from .validation import Problem, Severity
+from .problems import Problem, Severity
 
 log = logging.getLogger(__name__)
 

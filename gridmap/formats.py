@@ -19,7 +19,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -31,9 +31,7 @@ from pyproj import CRS
 from shapely.errors import GEOSException
 
 from .errors import N_, InvalidInput, Message, message
-
-if TYPE_CHECKING:  # boundaries may come to import this module; the type is all we need
-    from .boundaries import Layer
+from .layer import Layer
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +198,8 @@ def _pick(layers: list[str], *, filename: str, layer: str | None) -> str:
         raise InvalidInput(message(N_("{file} holds no layer to read; expected at least one layer of boundaries"),
                                    file=filename))
     if layer is None and len(layers) > 1:
-        raise InvalidInput(message(N_("{file} holds {count} layers: {layers}; choose one with layer="),
-                                   file=filename, count=len(layers), layers=", ".join(layers)))
+        raise InvalidInput(message(N_("{file} holds {count} layers: {layers}; choose one with the {option} option"),
+                                   file=filename, count=len(layers), layers=", ".join(layers), option="layer"))
     if layer is not None and layer not in layers:
         raise InvalidInput(message(N_("{file} has no layer {layer!r}; it has: {layers}"),
                                    file=filename, layer=layer, layers=", ".join(layers)))
@@ -216,11 +214,19 @@ def _read(path: Path, *, kind: str, filename: str, layer: str | None,
             driver = pyogrio.read_info(path, layer=layer)["driver"]
             meta, fids, wkb, fields = pyogrio.raw.read(path, layer=layer, encoding=encoding, return_fids=True)
     except UnicodeDecodeError as exc:
-        raise InvalidInput(message(N_("the text in {file} is not valid {encoding}; give the file's encoding, for "
-                                      "example encoding=GBK"), file=filename, encoding=exc.encoding)) from None
+        raise InvalidInput(message(N_("the text in {file} is not valid {encoding}; give the file's encoding with the "
+                                      "{option} option, for example GBK"), file=filename, encoding=exc.encoding,
+                                   option="encoding")) from None
     except (DataSourceError, DataLayerError) as exc:
         raise _unreadable(exc, filename, kind, path) from None
     return meta, np.full(len(fids), None, dtype=object) if wkb is None else wkb, fields, driver
+
+
+def read_error(exc: Exception) -> str:
+    """What a reader said, first sentence only, without GDAL's in-memory file name."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = re.sub(r"'?/vsimem/[^'\s]+'?\s*", "", text).split(";")[0]
+    return text.strip()
 
 
 def _unreadable(exc: Exception, filename: str, kind: str, path: Path) -> InvalidInput:
@@ -277,8 +283,8 @@ def _encoding_warning(frame: pd.DataFrame, filename: str, assumed: str | None) -
     if all(t.isascii() for t in texts):
         return []
     return [message(N_("{file} has no .cpg file saying how its text is encoded, so it was read as {encoding}; if "
-                       "names look garbled, upload it again with its encoding, for example encoding=GBK"),
-                    file=filename, encoding=assumed or "ISO-8859-1")]
+                       "names look garbled, upload it again with its encoding in the {option} option, for example GBK"),
+                    file=filename, encoding=assumed or "ISO-8859-1", option="encoding")]
 
 
 EXPORT_FORMATS: dict[str, str] = {

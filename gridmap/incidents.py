@@ -25,8 +25,9 @@ import shapely
 from pandas.tseries.api import guess_datetime_format
 
 from . import categories
-from .boundaries import clean_text, find_field, read_error
 from .errors import N_, InvalidInput, Message, message
+from .formats import read_error
+from .layer import clean_text, find_field
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,74 @@ class IncidentDraft:
     description: str = ""
     source: str = ""
     time_given: bool = True     # False when reported_at defaulted to the time of the request
+
+
+class Outcome(str, Enum):
+    """What storing one draft did."""
+
+    CREATED = "created"      # a new incident
+    EXISTING = "existing"    # its external id is stored already, as the same report
+    CONFLICT = "conflict"    # its external id is stored already, as a different report: not stored
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The outcome of one draft and the incident it is (the new one, or the one stored before)."""
+
+    id: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class KnownReport:
+    """A stored incident with an external id, as far as the repeat rule needs it."""
+
+    id: int
+    category: str
+    category_raw: str | None
+    lon: float
+    lat: float
+    reported_at: datetime
+
+
+def new_reports(drafts: Sequence[IncidentDraft], known: Mapping[str, KnownReport]) -> list[int]:
+    """The positions of the drafts to insert: every draft without an external id, and the first
+    draft of each external id not stored yet.  The others are repeats (see :func:`outcomes`)."""
+    fresh, seen = [], set(known)
+    for i, draft in enumerate(drafts):
+        if draft.external_id is None or draft.external_id not in seen:
+            fresh.append(i)
+            if draft.external_id is not None:
+                seen.add(draft.external_id)
+    return fresh
+
+
+def outcomes(drafts: Sequence[IncidentDraft], known: Mapping[str, KnownReport],
+             new_ids: Mapping[int, int]) -> list[Stored]:
+    """What happened to each draft once the new ones have ids (``new_ids``: position → id).
+
+    A repeated external id is the same report when category, position and time match (a time
+    defaulted to the moment of the request proves nothing, so then only category and position
+    must); a different report under a known external id is a conflict, never merged."""
+    first: dict[str, tuple[int, tuple]] = {ext: (k.id, _key(k)) for ext, k in known.items()}
+    result = []
+    for i, draft in enumerate(drafts):
+        if i in new_ids:
+            result.append(Stored(new_ids[i], Outcome.CREATED))
+            if draft.external_id is not None:
+                first[draft.external_id] = (new_ids[i], _key(draft))
+            continue
+        stored_id, key = first[draft.external_id]   # type: ignore[index]  # a repeat has an external id
+        mine = _key(draft)
+        same = key == mine if draft.time_given else key[:-1] == mine[:-1]
+        result.append(Stored(stored_id, Outcome.EXISTING if same else Outcome.CONFLICT))
+    return result
+
+
+def _key(report: IncidentDraft | KnownReport) -> tuple:
+    """What must match for a repeated external id to be the same report, not a different one."""
+    return (report.category, report.category_raw or None, round(report.lon, 7), round(report.lat, 7),
+            report.reported_at)
 
 
 @dataclass(frozen=True)
@@ -195,7 +264,7 @@ _LON, _LAT, _GEOM_TYPE = "\0lon", "\0lat", "\0geometry_type"
 def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | None]:
     """Which column holds what: the planner's options first, then the common names."""
     names = [str(c) for c in frame.columns]
-    problems = [message(N_("no column {field!r} (given as {option}); the file has: {available}"),
+    problems = [message(N_("no column {field!r} (given as the {option} option); the file has: {available}"),
                         field=value, option=option, available=", ".join(names))
                 for option, value in (("lon_field", options.lon_field), ("lat_field", options.lat_field))
                 if value and value not in names]

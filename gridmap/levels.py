@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Iterable
 
 from .errors import N_, InvalidInput, Message, message
 
@@ -50,3 +51,8 @@ _LABELS = {
     Level.GRID: ("网格", N_("Grid")),
     Level.MICRO_GRID: ("微网格", N_("Micro-grid")),
 }
+
+
+def deepest(levels: Iterable[Level]) -> Level | None:
+    """The smallest of ``levels`` (micro-grid before grid), None when there is none."""
+    return max(levels, key=lambda level: level.depth, default=None)

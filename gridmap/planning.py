@@ -13,11 +13,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .assignment import AssignmentIndex
-from .boundaries import Layer, derive_parents
+from .boundaries import derive_parents
+from .cleaning import CleanOptions, clean_units
 from .errors import N_, message
+from .feature_checks import feature_problem
+from .layer import Layer
 from .levels import Level
+from .problems import Problem, Report, Severity
 from .storage import Assignments
-from .validation import Problem, Report, Severity, check_coverage, check_nesting
+from .validation import check_coverage, check_nesting
 from .versions import LayerDiff, count_moves, diff_layers
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     parent, child = _nearest(current, layer.level, above=True), _nearest(current, layer.level, above=False)
     if parent is not None and layer.parent_source != "field":
         layer = derive_parents(layer, parent)
-    report = Report(list(layer.problems))
+    report = Report(list(layer.problems), cleaning=layer.cleaning)
     report.add(check_coverage(layer, tolerance_m2=tolerance_m2))
     if parent is not None:
         report.add(check_nesting(layer, parent, tolerance_m2=tolerance_m2))
@@ -59,12 +63,20 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     codes = units[layer.level]
     diff = diff_layers(current.get(layer.level), layer)
     diff.moves = count_moves(points.current, (points.ids, codes))
+    diff.incidents, diff.assigned = len(points.ids), int(sum(c is not None for c in codes))
     commit = Assignments(
         units={lv: (points.ids, c) for lv, c in units.items() if lv.depth >= layer.level.depth},
         relinked={child.level: dict(zip(relinked.units["code"], relinked.units["parent_code"]))}
         if relinked is not None else {},
-        assigned=int(sum(c is not None for c in codes)), moved=diff.moved)
+        assigned=diff.assigned, moved=diff.moved)
     return Candidate(layer=layer, report=report, diff=diff, commit=commit)
+
+
+def without_levels(commit: Assignments, levels: set[Level]) -> Assignments:
+    """``commit`` less what it would write for ``levels``: in a change that saves several levels
+    at once, each level's assignments and parents come from its own new version."""
+    return replace(commit, units={lv: v for lv, v in commit.units.items() if lv not in levels},
+                   relinked={lv: v for lv, v in commit.relinked.items() if lv not in levels})
 
 
 def _relinked(child: Layer | None, layer: Layer) -> Layer | None:
@@ -89,3 +101,18 @@ def _nearest(current: dict[Level, Layer], level: Level, *, above: bool) -> Layer
     if not levels:
         return None
     return current[max(levels, key=lambda lv: lv.depth) if above else min(levels, key=lambda lv: lv.depth)]
+
+
+def clean_layer(layer: Layer, options: CleanOptions) -> Layer:
+    """``layer`` with its overlaps, slivers and nearly-shared edges cleaned (GEOS CoverageCleaner),
+    and the record of every unit's area change.  A unit cleaning leaves with no land is an error:
+    committing would drop it without a word."""
+    units, cleaning = clean_units(layer.units, options)
+    empty = units["area_m2"] <= 0
+    gone = [feature_problem("cleaned_away", Severity.ERROR, N_(
+        "{where} has no land left after cleaning: all of it lay under neighbouring units, and cleaning gave "
+        "each overlap to a neighbour. Fix the file: redraw this unit, or remove it if it is not meant to exist"),
+        int(i), code)
+        for i, code in zip(units.index[empty], units["code"][empty])]
+    log.info("cleaned %d %s units: %d changed", len(units), layer.level.value, len(cleaning.changes))
+    return replace(layer, units=units[~empty], problems=layer.problems + gone, cleaning=cleaning)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
@@ -18,60 +17,32 @@ import numpy as np
 import pandas as pd
 
 from .assignment import AssignmentIndex
-from .boundaries import Layer, ReadOptions, read_layer, staff_of, to_geojson
+from .boundaries import derive_parents, parent_from_children, read_layer, staff_of, to_geojson
+from .changes import LayerOptions, LayerResult, ParentEdit, ResultStatus, SaveMode, check_base, stale_base
+from .cleaning import CleanOptions
 from .config import DEMO_DIR
 from .coordinates import ServiceArea
-from .errors import N_, Conflict, InvalidInput, NotFound, message, message_from_record, message_record
+from .errors import N_, Conflict, InvalidInput, NotFound, message
 from .formats import Export, export_layer
-from .incidents import FileOptions, ParsedBatch, RowError, parse_records, read_incident_file
-from .levels import ORDER, Level
-from .planning import Candidate, IncidentPoints, build_candidate
-from .storage import IncidentQuery, Store, VersionInfo, VersionMeta, stale_base
-from .validation import DEFAULT_TOLERANCE_M2, Problem, Report, Severity, check_coverage
+from .incidents import (
+    FileOptions,
+    Outcome,
+    ParsedBatch,
+    RowError,
+    new_reports,
+    outcomes,
+    parse_records,
+    read_incident_file,
+)
+from .layer import Layer
+from .levels import ORDER, Level, deepest
+from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
+from .problems import Problem, Report
+from .storage import IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
+from .validation import DEFAULT_TOLERANCE_M2, check_coverage
 from .versions import LayerDiff, count_moves, diff_layers
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LayerOptions(ReadOptions):
-    """How to read an upload (the reader's options) and who saves it.  ``base_version`` is the
-    version the planner's work started from: None when not said (whatever is current), 0 when the
-    level had none.  ``service_area`` is the deployment's, whatever is given here."""
-
-    filename: str = "upload.geojson"
-    tolerance_m2: float | None = None
-    author: str = ""
-    note: str = ""
-    base_version: int | None = None
-
-
-class SaveMode(str, Enum):
-    PREVIEW = "preview"     # report and diff only; nothing stored
-    DRAFT = "draft"         # stored as a draft, committed later
-    COMMIT = "commit"       # stored as the new current version
-
-
-@dataclass
-class LayerResult:
-    """What saving (or previewing) a version of a level did or would do."""
-
-    level: Level
-    status: str                  # "preview", "draft" or "committed"
-    version: int | None
-    based_on: int | None
-    count: int
-    area_m2: float
-    parent_source: str | None
-    report: Report
-    diff: LayerDiff
-    assigned: int
-    reassigned: int
-    layer: Layer                 # the candidate, linked to its parent level
-
-    @property
-    def unassigned(self) -> int:
-        return self.reassigned - self.assigned
 
 
 @dataclass
@@ -106,13 +77,13 @@ class Gridmap:
 
     # -- boundaries ----------------------------------------------------------------------
     def save_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions(), *,
-                   mode: SaveMode = SaveMode.COMMIT) -> LayerResult:
+                   mode: SaveMode = SaveMode.COMMIT, parent: ParentEdit | None = None) -> LayerResult:
         """Read a boundary file and preview it, save it as a draft, or commit it as the level's
-        new version (reassigning every stored incident).  Errors in the validation report
+        new version (reassigning every stored incident) — with the level above when ``parent``
+        brings its edit or ``options.derive_parent`` redraws it.  Errors in the validation report
         refuse a draft or a commit with the whole report; nothing is stored then."""
-        layer = read_layer(data, level=level, filename=options.filename,
-                           options=replace(options, service_area=self.service_area))
-        return self._save(layer, options, mode)
+        layer = self._read(level, data, options)
+        return self._save(self._with_parent(layer, options, parent), mode, author=options.author, note=options.note)
 
     def import_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions()) -> LayerResult:
         """Commit a boundary file as the level's new version (the CLI's and the demo's path)."""
@@ -120,81 +91,166 @@ class Gridmap:
 
     def restore(self, level: Level, version: int, options: LayerOptions = LayerOptions(), *,
                 mode: SaveMode = SaveMode.COMMIT) -> LayerResult:
-        """Save an older version's units again, as a new version (history is never rewritten)."""
-        old = self.store.layer_version(level, version)
-        layer = replace(old, version=None, problems=[], units=old.units.reset_index(drop=True))
+        """Save an older version's units again, as a new version (history is never rewritten),
+        checked with the options that version was saved with."""
+        old, record = self._stored(level, version)
+        layer = replace(old, version=None, problems=[], cleaning=None, units=old.units.reset_index(drop=True))
         # the history shows "restored from vN" in the reader's language from restored_from
-        return self._save(layer, options, mode, restored_from=version)
+        saved = replace(LayerOptions.from_record(record.options), clean=None, derive_parent=False,
+                        base_version=options.base_version)
+        return self._save([_Part(layer, saved)], mode, author=options.author, note=options.note,
+                          restored_from=version)
+
+    def clean_version(self, level: Level, version: int, clean: CleanOptions, options: LayerOptions = LayerOptions(), *,
+                      mode: SaveMode = SaveMode.DRAFT) -> LayerResult:
+        """Clean a stored version's overlaps and gaps (the review page's button): the result is a
+        new version, read-time problems and options kept, cleaning added."""
+        old, record = self._stored(level, version)
+        layer = clean_layer(replace(old, version=None, problems=_problems(record.problems)), clean)
+        saved = replace(LayerOptions.from_record(record.options), clean=clean, derive_parent=False,
+                        base_version=options.base_version)
+        return self._save([_Part(layer, saved)], mode, author=options.author, note=options.note)
 
     def commit_draft(self, level: Level, version: int, *, author: str = "") -> LayerResult:
-        """Commit a stored draft, checked again against what is current now."""
+        """Commit a stored draft — with every other draft of its change — checked again, with the
+        options each was saved with, against what is current now."""
         with self._lock:
             meta = self.store.version_meta(level, version)
-            if meta.status != "draft":
-                raise Conflict(message(N_("{level} version {version} is already committed"),
-                                       level=level.title, version=version))
-            self._check_base(level, meta.based_on)
-            layer = self.store.layer_version(level, version)
-            candidate = self._candidate(replace(layer, problems=_problems(meta.problems)), self.tolerance_m2)
-            _refuse_errors(candidate.report)
-            self.store.commit_draft(level, version, author=author or meta.author, commit=candidate.commit)
-        return self._result(candidate, "committed", version, meta.based_on)
+            if meta.status is not VersionStatus.DRAFT:
+                raise _already_committed(level, version)
+            members = self._change_members(meta)
+            parts = [self._stored_part(m) for m in members]
+            candidates = self._candidates(parts)
+            _refuse_errors(candidates)
+            with self.store.writing() as tx:
+                _still_drafts(tx, meta)
+                heads = tx.heads()
+                for m, part, candidate in zip(members, parts, candidates):
+                    check_base(heads, m.level, m.based_on, tz=self.tz)
+                    tx.commit(m.level, m.version, author=author or m.author, commit=candidate.commit,
+                              record=_record(part, candidate))
+        return _linked([LayerResult.of(c, ResultStatus.COMMITTED, m.version, m.based_on)
+                        for m, c in zip(members, candidates)], level)
 
-    def _save(self, layer: Layer, options: LayerOptions, mode: SaveMode, *,
+    def _read(self, level: Level, data: bytes, options: LayerOptions) -> Layer:
+        layer = read_layer(data, level=level, filename=options.filename,
+                           options=replace(options, service_area=self.service_area))
+        return clean_layer(layer, options.clean) if options.clean is not None else layer
+
+    def _with_parent(self, layer: Layer, options: LayerOptions, edit: ParentEdit | None) -> list[_Part]:
+        """The layers of the change, largest level first: the upload, and the level above when it
+        was edited along with it or is to be redrawn from it."""
+        part = _Part(layer, replace(options, derive_parent=False))
+        if edit is None and not options.derive_parent:
+            return [part]
+        level = _level_above(layer.level)
+        parent_options = LayerOptions(filename=f"{level.value}.geojson", tolerance_m2=options.tolerance_m2)
+        if edit is not None:
+            parent = self._read(level, edit.data, parent_options)
+            return [_Part(parent, replace(parent_options, base_version=edit.base_version)), part]
+        template = self.layers().get(level)
+        if layer.parent_source != "field":
+            if template is None:
+                raise _cannot_derive(layer.level, level)
+            layer = derive_parents(layer, template)
+        derived = parent_from_children(layer, level, template)
+        return [_Part(derived, replace(parent_options, filename="", derive_parent=True)), replace(part, layer=layer)]
+
+    def _save(self, parts: list[_Part], mode: SaveMode, *, author: str, note: str,
               restored_from: int | None = None) -> LayerResult:
         with self._lock:
-            base = self._check_base(layer.level, options.base_version)
-            candidate = self._candidate(layer, options.tolerance_m2)
+            current = self.store.versions()
+            bases = [self._base(current, p.layer.level, p.options.base_version) for p in parts]
+            candidates = self._candidates(parts)
+            main = parts[-1].layer.level
             if mode is SaveMode.PREVIEW:
-                return self._result(candidate, "preview", None, base)
-            _refuse_errors(candidate.report)
-            info = VersionInfo(author=options.author, note=options.note, based_on=base, restored_from=restored_from,
-                               problems=tuple(_record(p) for p in layer.problems))
-            version = self.store.save_layer(candidate.layer, info,
-                                            candidate.commit if mode is SaveMode.COMMIT else None)
-        return self._result(candidate, "committed" if mode is SaveMode.COMMIT else "draft", version, base)
+                return _linked([LayerResult.of(c, ResultStatus.PREVIEW, None, b) for c, b in zip(candidates, bases)],
+                               main)
+            _refuse_errors(candidates)
+            with self.store.writing() as tx:
+                heads = tx.heads()
+                change = tx.new_change() if len(parts) > 1 else None
+                versions = []
+                for part, candidate, base in zip(parts, candidates, bases):
+                    check_base(heads, part.layer.level, base, tz=self.tz)
+                    versions.append(tx.add_version(candidate.layer, VersionInfo(
+                        author=author, note=note, based_on=base, restored_from=restored_from, change=change,
+                        record=_record(part, candidate))))
+                if mode is SaveMode.COMMIT:
+                    for part, candidate, version in zip(parts, candidates, versions):
+                        tx.commit(part.layer.level, version, author=author, commit=candidate.commit,
+                                  record=_record(part, candidate))
+        status = ResultStatus.COMMITTED if mode is SaveMode.COMMIT else ResultStatus.DRAFT
+        return _linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)], main)
 
-    def _check_base(self, level: Level, base_version: int | None) -> int | None:
+    def _base(self, current: dict[Level, int], level: Level, base_version: int | None) -> int | None:
         """The base version of a save: the one given, which must still be current, or the current one."""
-        current = self.store.versions().get(level)
         if base_version is None:
-            return current
+            return current.get(level)
         based_on = base_version or None
-        if based_on != current:
-            raise stale_base(level, based_on, self.store.version_meta(level, current) if current else None)
+        if based_on != current.get(level):
+            head = current.get(level)
+            raise stale_base(level, based_on, self.store.version_meta(level, head) if head else None, tz=self.tz)
         return based_on
 
-    def _candidate(self, layer: Layer, tolerance_m2: float | None) -> Candidate:
-        current = self.layers()
+    def _candidates(self, parts: list[_Part]) -> list[Candidate]:
+        """Each layer of a change checked and reassigned against the current layers, the larger
+        levels of the change already in place of their current versions."""
+        current = dict(self.layers())
+        heads = {lv: layer.version for lv, layer in current.items()}
         ids, lon, lat = self.store.incident_points()
-        head = current.get(layer.level)
-        points = IncidentPoints(ids, lon, lat, self.store.assignments(layer.level, head.version) if head else None)
-        return build_candidate(layer, current, points,
-                               tolerance_m2=self.tolerance_m2 if tolerance_m2 is None else tolerance_m2)
+        saved = {p.layer.level for p in parts}
+        candidates = []
+        for part in parts:
+            level = part.layer.level
+            assigned = self.store.assignments(level, heads[level]) if level in heads else None
+            points = IncidentPoints(ids, lon, lat, assigned)
+            candidate = build_candidate(part.layer, current, points, tolerance_m2=self._tolerance(part.options))
+            candidate.commit = without_levels(candidate.commit, saved - {level})
+            current[level] = candidate.layer
+            candidates.append(candidate)
+        return candidates
 
-    @staticmethod
-    def _result(candidate: Candidate, status: str, version: int | None, based_on: int | None) -> LayerResult:
-        units = candidate.layer.units
-        return LayerResult(level=candidate.layer.level, status=status, version=version, based_on=based_on,
-                           count=len(units), area_m2=float(units["area_m2"].sum()),
-                           parent_source=candidate.layer.parent_source, report=candidate.report,
-                           diff=candidate.diff, assigned=candidate.commit.assigned, layer=candidate.layer,
-                           reassigned=len(candidate.commit.units[candidate.layer.level][0]))
+    def _tolerance(self, options: LayerOptions) -> float:
+        return self.tolerance_m2 if options.tolerance_m2 is None else options.tolerance_m2
+
+    def _stored(self, level: Level, version: int) -> tuple[Layer, VersionRecord]:
+        return self.store.layer_version(level, version), self.store.version_record(level, version)
+
+    def _stored_part(self, meta: VersionMeta) -> _Part:
+        """A stored draft as it was saved: its read-time problems, cleaning and options."""
+        layer, record = self._stored(meta.level, meta.version)
+        cleaning = Report.from_record(record.report).cleaning if record.report else None
+        options = LayerOptions.from_record(record.options)
+        if options.tolerance_m2 is None:
+            options = replace(options, tolerance_m2=self.tolerance_m2)
+        return _Part(replace(layer, problems=_problems(record.problems), cleaning=cleaning), options)
+
+    def _change_members(self, meta: VersionMeta) -> list[VersionMeta]:
+        if meta.change is None:
+            return [meta]
+        return [m for lv in ORDER for m in self.store.history(lv) if m.change == meta.change]
 
     # -- versions ------------------------------------------------------------------------
     def history(self, level: Level) -> list[VersionMeta]:
         return self.store.history(level)
 
     def version(self, level: Level, version: int) -> VersionView:
-        """One stored version with its report, and its diff: a draft against the current
-        version (as committing it would do), a committed one against the version it replaced."""
+        """One stored version with the report and diff shown when it was saved (for a committed
+        draft: when it was committed), against the version it was based on."""
         meta = self.store.version_meta(level, version)
-        layer = replace(self.store.layer_version(level, version), problems=_problems(meta.problems))
-        if meta.status == "draft":
-            candidate = self._candidate(layer, self.tolerance_m2)
-            return VersionView(meta, candidate.layer, candidate.report, candidate.diff, self.layers().get(level))
-        earlier = [m.version for m in self.store.history(level) if m.status == "committed" and m.version < version]
-        before = self.store.layer_version(level, earlier[0]) if earlier else None
+        layer, record = self._stored(level, version)
+        before = self.store.layer_version(level, meta.based_on) if meta.based_on else None
+        if record.report is None or record.diff is None:        # saved by a gridmap that kept neither
+            return self._recomputed(meta, replace(layer, problems=_problems(record.problems)), before)
+        members = [m for m in self._change_members(meta) if m.level != level]
+        return VersionView(meta, layer, Report.from_record(record.report), LayerDiff.from_dict(record.diff), before,
+                           options=record.options, members=members)
+
+    def _recomputed(self, meta: VersionMeta, layer: Layer, before: Layer | None) -> VersionView:
+        if meta.status is VersionStatus.DRAFT:
+            candidate = self._candidates([_Part(layer, LayerOptions())])[0]
+            return VersionView(meta, candidate.layer, candidate.report, candidate.diff, before)
         report = Report(list(layer.problems))
         report.add(check_coverage(layer, tolerance_m2=self.tolerance_m2))
         return VersionView(meta, layer, report, self._diff(before, layer, committed=True), before)
@@ -204,7 +260,8 @@ class Gridmap:
         assignments when ``new`` is committed.  The view has no report."""
         meta = self.store.version_meta(level, new)
         before, after = self.store.layer_version(level, old), self.store.layer_version(level, new)
-        return VersionView(meta, after, None, self._diff(before, after, committed=meta.status == "committed"), before)
+        committed = meta.status is VersionStatus.COMMITTED
+        return VersionView(meta, after, None, self._diff(before, after, committed=committed), before)
 
     def _diff(self, before: Layer | None, after: Layer, *, committed: bool) -> LayerDiff:
         diff = diff_layers(before, after)
@@ -239,7 +296,7 @@ class Gridmap:
 
     def deepest_level(self) -> Level:
         """The smallest level that has a version (what ``version=`` means without ``level=``)."""
-        return max(self.layers(), key=lambda lv: lv.depth, default=Level.MICRO_GRID)
+        return deepest(self.layers()) or Level.MICRO_GRID
 
     def layer(self, level: Level) -> Layer:
         layer = self.layers().get(level)
@@ -266,16 +323,20 @@ class Gridmap:
         drafts = [d for _, d in batch.drafts]
         with self._lock:
             units = self.index().assign(np.array([d.lon for d in drafts]), np.array([d.lat for d in drafts]))
-            stored = self.store.add_incidents(drafts, units)
+            with self.store.writing() as tx:
+                known = tx.known_reports([d.external_id for d in drafts if d.external_id is not None])
+                fresh = new_reports(drafts, known)
+                ids = tx.add_incidents([drafts[i] for i in fresh], {lv: codes[fresh] for lv, codes in units.items()})
+            stored = outcomes(drafts, known, dict(zip(fresh, ids)))
         items, errors = [], list(batch.errors)
         for i, ((row, draft), outcome) in enumerate(zip(batch.drafts, stored)):
-            if outcome.outcome == "conflict":
+            if outcome.outcome is Outcome.CONFLICT:
                 errors.append(RowError(row, (message(
                     N_("external id {external_id!r} is already incident {id}, with a different category, "
                        "position or time; this row was not stored"), external_id=draft.external_id,
                     id=outcome.id),)))
             else:
-                items.append(ReportItem(row=row, id=outcome.id, created=outcome.outcome == "created",
+                items.append(ReportItem(row=row, id=outcome.id, created=outcome.outcome is Outcome.CREATED,
                                         units={lv.value: units[lv][i] for lv in units}))
         self._use_stored_units(items)
         errors.sort(key=lambda e: e.row)
@@ -353,26 +414,73 @@ class VersionView:
     report: Report | None      # None for a comparison of two stored versions
     diff: LayerDiff
     before: Layer | None       # what the diff compares against
+    options: dict[str, Any] = field(default_factory=dict)     # what the version was saved with
+    members: list[VersionMeta] = field(default_factory=list)  # the other levels saved in the same change
 
 
-def _refuse_errors(report: Report) -> None:
+@dataclass(frozen=True)
+class _Part:
+    """One layer of a change and the options it is read, checked and saved with."""
+
+    layer: Layer
+    options: LayerOptions
+
+
+def _record(part: _Part, candidate: Candidate) -> VersionRecord:
+    """What a version is stored with: its options, read-time problems, and the report and diff shown."""
+    tolerance = part.options.tolerance_m2 if part.options.tolerance_m2 is not None else DEFAULT_TOLERANCE_M2
+    return VersionRecord(options=part.options.record(tolerance_m2=tolerance),
+                         problems=tuple(p.as_record() for p in part.layer.problems),
+                         report=candidate.report.as_record(), diff=candidate.diff.as_dict())
+
+
+def _refuse_errors(candidates: list[Candidate]) -> None:
+    """Errors in any layer of a change refuse all of it, with one report naming each level."""
+    main = candidates[-1].layer.level
+    report = Report([p if c.layer.level == main else replace(p, message=message(
+        N_("{level}: {problem}"), level=c.layer.level.title, problem=p.message))
+        for c in candidates for p in c.report.problems], cleaning=candidates[-1].report.cleaning)
     if not report.ok:
         raise InvalidInput(message(N_("the boundaries have {count} error(s); nothing was saved"),
                                    count=len(report.errors)), [p.message for p in report.errors], report=report)
 
 
-def _record(problem: Problem) -> dict[str, Any]:
-    """A read-time problem as stored with a draft (its drawing geometry is not kept)."""
-    return {"kind": problem.kind, "severity": problem.severity.value, "message": message_record(problem.message),
-            "feature": problem.feature, "code": problem.code, "codes": list(problem.codes),
-            "location": list(problem.location) if problem.location else None, "size_m2": problem.size_m2}
+def _linked(results: list[LayerResult], main: Level) -> LayerResult:
+    """The result of the change's main level, with the level above it attached."""
+    result = next(r for r in results if r.level == main)
+    result.parent = next((r for r in results if r.level != main), None)
+    return result
 
 
 def _problems(records: Sequence[dict[str, Any]]) -> list[Problem]:
-    return [Problem(kind=r["kind"], severity=Severity(r["severity"]), message=message_from_record(r["message"]),
-                    feature=r["feature"], code=r["code"], codes=tuple(r["codes"]),
-                    location=tuple(r["location"]) if r["location"] else None, size_m2=r["size_m2"])
-            for r in records]
+    return [Problem.from_record(r) for r in records]
+
+
+def _still_drafts(tx: Writer, meta: VersionMeta) -> None:
+    """Inside the commit's transaction: no other process committed the change meanwhile."""
+    for member in tx.change_versions(meta.change) if meta.change is not None else [tx.version_meta(meta.level,
+                                                                                                  meta.version)]:
+        if member.status is not VersionStatus.DRAFT:
+            raise _already_committed(member.level, member.version)
+
+
+def _already_committed(level: Level, version: int) -> Conflict:
+    return Conflict(message(N_("{level} version {version} is already committed"), level=level.title,
+                            version=version))
+
+
+def _level_above(level: Level) -> Level:
+    if level.depth == 0:
+        raise InvalidInput(message(N_("{level} is the largest level; there is no level above it to edit or derive"),
+                                   level=level.title))
+    return ORDER[level.depth - 1]
+
+
+def _cannot_derive(level: Level, parent: Level) -> InvalidInput:
+    return InvalidInput(message(N_("cannot redraw the {parent} level from the {level} units: the file names no "
+                                   "parent codes and there is no {parent} version to find them in. Upload the "
+                                   "{parent} level first, or name the parent code property in the {option} option."),
+                                level=level.title, parent=parent.title, option="parent_field"))
 
 
 def _unit_info(layer: Layer, code: str) -> dict[str, Any]:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from .boundaries import Layer
 from .coordinates import equal_area_crs
+from .layer import Layer
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ class UnitChange:
         rounded = {k: round(v, 1) if isinstance(v, float) else v for k, v in self.__dict__.items()}
         return {k: v for k, v in rounded.items() if v is not None}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnitChange:
+        return cls(**{k: data.get(k) for k in ("code", "name", "old_name", "area_m2", "old_area_m2", "changed_m2")})
+
 
 @dataclass(frozen=True)
 class Move:
@@ -54,6 +58,8 @@ class LayerDiff:
     reshaped: list[UnitChange] = field(default_factory=list)
     unchanged: int = 0
     moves: list[Move] = field(default_factory=list)
+    incidents: int | None = None     # stored incidents the change was worked out for
+    assigned: int | None = None      # how many of them fall inside a unit of the new version
 
     @property
     def moved(self) -> int:
@@ -67,7 +73,17 @@ class LayerDiff:
         return {"added": [c.as_dict() for c in self.added], "removed": [c.as_dict() for c in self.removed],
                 "renamed": [c.as_dict() for c in self.renamed], "reshaped": [c.as_dict() for c in self.reshaped],
                 "unchanged": self.unchanged, "moved": self.moved,
-                "moves": [{"from": m.source, "to": m.target, "count": m.count} for m in self.moves]}
+                "moves": [{"from": m.source, "to": m.target, "count": m.count} for m in self.moves],
+                "incidents": self.incidents, "assigned": self.assigned}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerDiff:
+        """A diff as stored with its version (``as_dict``'s output)."""
+        changes = {kind: [UnitChange.from_dict(c) for c in data[kind]]
+                   for kind in ("added", "removed", "renamed", "reshaped")}
+        return cls(**changes, unchanged=data["unchanged"],
+                   moves=[Move(m["from"], m["to"], m["count"]) for m in data["moves"]],
+                   incidents=data.get("incidents"), assigned=data.get("assigned"))
 
 
 def diff_layers(old: Layer | None, new: Layer) -> LayerDiff:

@@ -71,7 +71,7 @@ def test_projected_file_is_refused_then_accepted_with_crs(app, client):
     (b'{"type": "FeatureCollection", "features": []}', {}, 400,
      "units.geojson has no features; expected at least one polygon", []),
     (grid_file(), {"code_field": "nope"}, 400, "the file's properties do not match the options",
-     ["the file has no property 'nope' (given as code_field); it has: code, name, staff, phone"]),
+     ["the file has no property 'nope' (given as the code_field option); it has: code, name, staff, phone"]),
 ])
 def test_bad_boundary_files_are_refused_and_change_nothing(loaded, app, data, form, status, error, details):
     before = snapshot(app)

@@ -18,9 +18,10 @@ import geopandas
 import pandas
 import pytest
 
+from gridmap.changes import LayerOptions
 from gridmap.errors import InvalidInput
 from gridmap.levels import Level
-from gridmap.service import Gridmap, LayerOptions, ReportResult
+from gridmap.service import Gridmap, ReportResult
 from gridmap.storage import open_store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "boston-2015"

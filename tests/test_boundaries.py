@@ -38,7 +38,7 @@ def test_projected_file_without_crs_is_refused_with_a_request_for_the_crs():
     text = str(caught.value)
     assert "cannot be longitude/latitude" in text
     assert "(499950.0, 3500000.0) to (500050.0, 3500100.0)" in text
-    assert "crs=EPSG:4547" in text
+    assert "Upload it again with its CRS in the crs option, for example EPSG:4547" in text
 
 
 def test_crs_option_is_honoured_and_area_is_in_square_metres():
@@ -177,10 +177,11 @@ def test_missing_code_property_asks_for_code_field():
     data = feature_collection([({"WARD": 7}, box(0, 0, 1, 1))])
     with pytest.raises(InvalidInput) as caught:
         read_layer(data, level=Level.GRID)
-    assert "Say which one with code_field" in str(caught.value.details[0])
+    assert "Say which one with the code_field option" in str(caught.value.details[0])
     with pytest.raises(InvalidInput) as caught:
         read_layer(data, level=Level.GRID, code_field="ward_no")
-    assert str(caught.value.details[0]) == "the file has no property 'ward_no' (given as code_field); it has: WARD"
+    assert str(caught.value.details[0]) == (
+        "the file has no property 'ward_no' (given as the code_field option); it has: WARD")
 
 
 def test_parent_is_the_unit_holding_the_largest_part():

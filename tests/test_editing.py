@@ -286,4 +286,4 @@ def test_the_editor_page_needs_a_known_level_and_a_version_number(block_client):
     assert "unknown level" in response.get_data(as_text=True)
     response = block_client.get("/layers/micro_grid/edit?version=two")
     assert response.status_code == 400
-    assert "version=&#39;two&#39; is not a version number" in response.get_data(as_text=True)
+    assert "version: &#39;two&#39; is not a version number; expected 1, 2, 3, …" in response.get_data(as_text=True)

@@ -15,9 +15,9 @@ import shapely
 from pyproj import CRS
 from shapely import MultiPolygon, Polygon, box
 
-from gridmap.boundaries import Layer
 from gridmap.errors import InvalidInput
 from gridmap.formats import EXPORT_FORMATS, export_layer, read_source
+from gridmap.layer import Layer
 from gridmap.levels import Level
 
 from .conftest import feature_collection
@@ -133,7 +133,8 @@ def test_two_shapefiles_need_a_layer_choice(tmp_path: Path):
     folder = shapefile(tmp_path / "shp", cells(), name="grid")
     shapefile(folder, cells().iloc[[1]], name="micro_grid")
     data = zipped(folder)
-    assert "upload.zip holds 2 layers: grid, micro_grid; choose one with layer=" in refusal(data, filename="upload.zip")
+    assert refusal(data, filename="upload.zip") == (
+        "upload.zip holds 2 layers: grid, micro_grid; choose one with the layer option")
     assert read_source(data, filename="upload.zip", layer="micro_grid").properties["code"].tolist() == ["MG-02"]
     assert read_source(data, filename="upload.zip", layer="grid").properties["code"].tolist() == CODES
     assert "upload.zip has no layer 'street'; it has: grid, micro_grid" in refusal(data, filename="upload.zip",
@@ -145,7 +146,7 @@ def test_zip_member_names_in_gbk_and_stems_with_dots(tmp_path: Path):
     folder = shapefile(tmp_path / "shp", cells(), name="abcd")
     shapefile(folder, cells().iloc[[0]], name="grid.v2")
     data = zipped(folder).replace(b"abcd", "东城".encode("gbk"))
-    assert refusal(data, filename="a.zip") == "a.zip holds 2 layers: 东城, grid.v2; choose one with layer="
+    assert refusal(data, filename="a.zip") == "a.zip holds 2 layers: 东城, grid.v2; choose one with the layer option"
     assert read_source(data, filename="a.zip", layer="东城").properties["code"].tolist() == CODES
     source = read_source(data, filename="a.zip", layer="grid.v2")
     assert (source.layer, source.properties["code"].tolist()) == ("grid.v2", ["MG-01"])
@@ -175,7 +176,7 @@ def test_shapefile_without_cpg_and_non_ascii_text_is_read_with_a_warning(tmp_pat
     assert source.properties["name"].tolist() != NAMES            # GBK bytes read as ISO-8859-1
     assert [str(w) for w in source.warnings] == [
         "grids.zip has no .cpg file saying how its text is encoded, so it was read as ISO-8859-1; if names look "
-        "garbled, upload it again with its encoding, for example encoding=GBK"]
+        "garbled, upload it again with its encoding in the encoding option, for example GBK"]
 
 
 def test_ascii_shapefile_without_cpg_needs_no_warning(tmp_path: Path):
@@ -188,7 +189,7 @@ def test_ascii_shapefile_without_cpg_needs_no_warning(tmp_path: Path):
 def test_wrong_encoding_is_refused_with_a_hint(tmp_path: Path):
     data = zipped(shapefile(tmp_path / "shp", cells(), encoding="GBK"), drop=(".cpg",))
     assert refusal(data, filename="grids.zip", encoding="UTF-8") == (
-        "the text in grids.zip is not valid utf-8; give the file's encoding, for example encoding=GBK")
+        "the text in grids.zip is not valid utf-8; give the file's encoding with the encoding option, for example GBK")
 
 
 @pytest.mark.parametrize("part", [".shx", ".dbf"])
@@ -233,7 +234,8 @@ def test_geopackage_with_one_layer_needs_no_choice(tmp_path: Path):
 
 def test_geopackage_with_two_layers_needs_a_choice(tmp_path: Path):
     data = gpkg(tmp_path / "a.gpkg", {"grid": cells(), "micro_grid": cells().iloc[[0]]})
-    assert refusal(data, filename="a.gpkg") == "a.gpkg holds 2 layers: grid, micro_grid; choose one with layer="
+    assert refusal(data, filename="a.gpkg") == (
+        "a.gpkg holds 2 layers: grid, micro_grid; choose one with the layer option")
     source = read_source(data, filename="a.gpkg", layer="micro_grid")
     assert (source.layer, source.properties["code"].tolist()) == ("micro_grid", ["MG-01"])
     assert refusal(data, filename="a.gpkg", layer="grids") == "a.gpkg has no layer 'grids'; it has: grid, micro_grid"
@@ -287,7 +289,7 @@ def test_kml_data_elements_become_properties():
 def test_kml_with_two_folders_needs_a_layer_choice():
     body = (f"<Folder><name>东城</name>{placemark('一', '', 116.39)}</Folder>"
             f"<Folder><name>西城</name>{placemark('二', '', 116.40)}</Folder>")
-    assert refusal(kml(body), filename="a.kml") == "a.kml holds 2 layers: 东城, 西城; choose one with layer="
+    assert refusal(kml(body), filename="a.kml") == "a.kml holds 2 layers: 东城, 西城; choose one with the layer option"
     assert read_source(kml(body), filename="a.kml", layer="西城").properties["Name"].tolist() == ["二"]
 
 

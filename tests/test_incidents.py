@@ -78,7 +78,8 @@ def test_unknown_coordinate_columns_are_refused_for_the_whole_file():
     assert "Say which with lon_field and lat_field" in str(caught.value.details[0])
     with pytest.raises(InvalidInput) as caught:
         read_csv("east,north,time\n1,2,2026-01-01\n", lon_field="e", lat_field="north")
-    assert str(caught.value.details[0]) == "no column 'e' (given as lon_field); the file has: east, north, time"
+    assert str(caught.value.details[0]) == (
+        "no column 'e' (given as the lon_field option); the file has: east, north, time")
 
 
 def test_times_with_an_offset_are_converted_to_local_wall_time():

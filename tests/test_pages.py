@@ -114,10 +114,30 @@ def test_upload_page_with_errors_shows_the_report_on_a_map_and_stores_nothing(cl
     assert app.extensions["gridmap"].store.is_empty()
 
 
-def test_upload_page_refuses_a_negative_tolerance_like_the_api(client, app):
+def test_upload_page_refuses_a_negative_tolerance_like_the_api_naming_the_field_by_its_label(client, app):
     response = client.post("/upload", data={"level": "grid", "tolerance_m2": "-1",
                                             "file": (io.BytesIO(grid_file()), "g.geojson")},
                            content_type="multipart/form-data")
     assert response.status_code == 400
-    assert "tolerance_m2=&#39;-1&#39; is not valid; expected a number &gt;= 0.0" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    # the form's label for the field, as the form shows it, and the value kept in the field
+    assert ("“Report gaps and overlaps larger than (m²)”: &#39;-1&#39; is not valid; expected a number &gt;= 0.0"
+            in html)
+    assert '<input name="tolerance_m2" id="f-tolerance_m2" value="-1"' in html
+    api = client.post("/api/layers/grid", data={"tolerance_m2": "-1", "file": (io.BytesIO(grid_file()), "g.geojson")},
+                      content_type="multipart/form-data")
+    assert api.status_code == 400
+    assert api.get_json()["error"] == "tolerance_m2: '-1' is not valid; expected a number >= 0.0"
     assert app.extensions["gridmap"].store.is_empty()
+
+
+def test_file_options_in_errors_are_named_by_their_labels_on_the_page(client, app):
+    data = feature_collection([({"code": "A"}, box(0, 0, 0.01, 0.01))])
+    response = client.post("/upload", content_type="multipart/form-data",
+                           data={"level": "grid", "code_field": "BH", "file": (io.BytesIO(data), "g.geojson")})
+    assert response.status_code == 400
+    assert ("the file has no property &#39;BH&#39; (given as the “Property holding the code” option); it has: code"
+            in response.get_data(as_text=True))
+    api = client.post("/api/layers/grid", data={"code_field": "BH", "file": (io.BytesIO(data), "g.geojson")},
+                      content_type="multipart/form-data")
+    assert api.get_json()["details"] == ["the file has no property 'BH' (given as the code_field option); it has: code"]

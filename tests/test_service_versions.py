@@ -7,9 +7,10 @@ import threading
 import pytest
 from shapely import box
 
+from gridmap.changes import LayerOptions, SaveMode
 from gridmap.errors import Conflict, InvalidInput
 from gridmap.levels import Level
-from gridmap.service import Gridmap, LayerOptions, SaveMode
+from gridmap.service import Gridmap
 from gridmap.storage import open_store
 
 from .conftest import CELLS, feature_collection, micro_file

@@ -1,23 +1,40 @@
-"""The storage contract: every backend must pass these (SQLite today; PostGIS adds a param)."""
+"""The storage contract: every backend must pass these (SQLite and the memory store; PostGIS
+adds a param).  Tests named ``test_sqlite_…`` are about SQLite itself and run on it alone.
+
+The geometries are conftest's 2×2 block: grids W (x 0–0.01) and E (x 0.01–0.02), micro-grids
+W-S, W-N, E-S, E-N (y 0–0.01 south, 0.01–0.02 north).  A store does not assign incidents
+itself, so each test says which unit every incident is in; the points are placed to match.
+"""
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+import time
+from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
+import shapely
 import sqlalchemy as sa
+from geopandas.testing import assert_geodataframe_equal
 
 from gridmap.boundaries import read_layer
-from gridmap.incidents import IncidentDraft, Status
+from gridmap.errors import InvalidInput, NotFound
+from gridmap.incidents import IncidentDraft, KnownReport, Outcome, Status, Stored, new_reports, outcomes
+from gridmap.layer import Layer
 from gridmap.levels import Level
-from gridmap.storage import Assignments, IncidentQuery, Stored, VersionInfo, open_store
+from gridmap.storage import Assignments, IncidentQuery, Store, VersionInfo, VersionRecord, VersionStatus, open_store
 
-from .conftest import grid_file
+from .conftest import CELLS, GRIDS, grid_file, micro_file
+
+GRID, MICRO = Level.GRID, Level.MICRO_GRID
+COMMITTED, DRAFT = VersionStatus.COMMITTED, VersionStatus.DRAFT
+MARCH_5 = datetime(2026, 3, 5, 8, 0)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "memory"])
 def store_url(request, tmp_path):
-    return f"sqlite:///{tmp_path / 'contract.db'}"
+    return f"sqlite:///{tmp_path / 'contract.db'}" if request.param == "sqlite" else "memory://"
 
 
 @pytest.fixture
@@ -27,97 +44,457 @@ def store(store_url):
     s.close()
 
 
+# -- helpers: the writes the domain makes, one transaction each ----------------------------------
+def grid_layer() -> Layer:
+    return read_layer(grid_file(), level=GRID)
+
+
+def micro_layer() -> Layer:
+    """Micro-grids whose file names their grids: W-S, W-N in W; E-S, E-N in E."""
+    return read_layer(micro_file(with_parent=True), level=MICRO)
+
+
+def save(store: Store, layer: Layer, **info) -> int:
+    with store.writing() as tx:
+        return tx.add_version(layer, VersionInfo(**info))
+
+
+def commit(store: Store, level: Level, version: int, units: dict | None = None, *, author: str = "",
+           record: VersionRecord = VersionRecord(), **counts) -> None:
+    with store.writing() as tx:
+        tx.commit(level, version, author=author, record=record,
+                  commit=Assignments({lv: (np.array(ids, dtype=np.int64), np.array(codes, dtype=object))
+                                      for lv, (ids, codes) in (units or {}).items()}, **counts))
+
+
+def save_committed(store: Store, layer: Layer, **info) -> int:
+    version = save(store, layer, **info)
+    commit(store, layer.level, version)
+    return version
+
+
 def draft(lon: float, lat: float, external_id: str | None = None, **kw) -> IncidentDraft:
     return IncidentDraft(category=kw.pop("category", "litter"), lon=lon, lat=lat,
-                         reported_at=kw.pop("reported_at", datetime(2026, 3, 5, 8, 0)),
-                         external_id=external_id, **kw)
+                         reported_at=kw.pop("reported_at", MARCH_5), external_id=external_id, **kw)
 
 
-def test_layer_round_trip_and_versions(store):
-    layer = read_layer(grid_file(), level=Level.GRID)
-    assert store.save_layer(layer, VersionInfo(author="ann", note="first"), Assignments({})) == 1
-    assert store.save_layer(layer, VersionInfo(author="bo", note="again", based_on=1), Assignments({})) == 2
-    assert store.versions() == {Level.GRID: 2}
-    loaded = store.layers()[Level.GRID]
-    assert loaded.version == 2
-    assert loaded.units["code"].tolist() == ["W", "E"]
+def add(store: Store, drafts: list[IncidentDraft], units: dict[Level, list] | None = None) -> list[int]:
+    with store.writing() as tx:
+        return tx.add_incidents(drafts, {lv: np.array(codes, dtype=object) for lv, codes in (units or {}).items()})
+
+
+def report(store: Store, drafts: list[IncidentDraft], units: dict[Level, list]) -> list[Stored]:
+    """What the service does with a batch: the stored reports with these external ids, the
+    domain's repeat rule, then only the new drafts written, all in one transaction."""
+    with store.writing() as tx:
+        known = tx.known_reports([d.external_id for d in drafts if d.external_id is not None])
+        fresh = new_reports(drafts, known)
+        ids = tx.add_incidents([drafts[i] for i in fresh],
+                               {lv: np.array(codes, dtype=object)[fresh] for lv, codes in units.items()})
+        return outcomes(drafts, known, dict(zip(fresh, ids)))
+
+
+def block(store: Store) -> None:
+    """Grids v1 and micro-grids v1, committed."""
+    save_committed(store, grid_layer())
+    save_committed(store, micro_layer())
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# -- layers and versions -------------------------------------------------------------------------
+def test_layer_round_trip_keeps_every_column_and_exact_geometry(store):
+    saved = micro_layer()
+    save_committed(store, saved)
+    loaded = store.layers()[MICRO]
+    assert (loaded.level, loaded.version, loaded.parent_source) == (MICRO, 1, "field")
+    assert loaded.units.columns.tolist() == ["code", "name", "parent_code", "area_m2", "properties", "geometry"]
+    assert loaded.units["code"].tolist() == ["W-S", "W-N", "E-S", "E-N"]
+    assert loaded.units["name"].tolist() == ["微网格W-S", "微网格W-N", "微网格E-S", "微网格E-N"]
+    assert loaded.units["parent_code"].tolist() == ["W", "W", "E", "E"]
+    assert loaded.units["properties"].tolist() == [{"staff": f"worker {c}"} for c in ["W-S", "W-N", "E-S", "E-N"]]
+    assert shapely.equals(loaded.units.geometry.to_numpy(), [CELLS[c] for c in loaded.units["code"]]).all()
+    # exactly what was saved: same coordinates in the same order, same areas
+    assert shapely.to_wkb(loaded.units.geometry.to_numpy()).tolist() == \
+        shapely.to_wkb(saved.units.geometry.to_numpy()).tolist()
+    assert_geodataframe_equal(loaded.units, saved.units.reset_index(drop=True))
+    assert store.layer_version(MICRO, 1).units["code"].tolist() == ["W-S", "W-N", "E-S", "E-N"]
+
+
+def test_a_layer_without_parents_round_trips_with_none(store):
+    save_committed(store, grid_layer())
+    loaded = store.layers()[GRID]
+    assert loaded.parent_source is None
     assert loaded.units["parent_code"].tolist() == [None, None]
-    assert loaded.units["properties"].tolist() == layer.units["properties"].tolist()
-    assert loaded.units.geometry.geom_equals(layer.units.geometry).all()
-    assert loaded.units["area_m2"].tolist() == layer.units["area_m2"].tolist()
-    (meta,) = store.layer_meta()
-    assert (meta.level, meta.version, meta.author, meta.note, meta.unit_count) == (Level.GRID, 2, "bo", "again", 2)
+    assert loaded.units["properties"].tolist() == [{"staff": "staff W", "phone": "139****0001"},
+                                                   {"staff": "staff E", "phone": "139****0001"}]
+    assert shapely.equals(loaded.units.geometry.to_numpy(), [GRIDS["W"], GRIDS["E"]]).all()
 
 
-def test_incidents_dedupe_by_external_id_within_and_across_batches(store):
-    store.save_layer(read_layer(grid_file(), level=Level.GRID), VersionInfo(), Assignments({}))
-    units = {Level.GRID: np.array(["W", "E", "W", None, "W"], dtype=object)}
-    first = store.add_incidents([draft(0.005, 0.005, "a"), draft(0.015, 0.005, "b"), draft(0.005, 0.005, "a"),
-                                 draft(5, 5), draft(0.005, 0.005, "a", category="dispute")], units)
-    assert first == [Stored(1, "created"), Stored(2, "created"), Stored(1, "existing"), Stored(3, "created"),
-                     Stored(1, "conflict")]
-    again = store.add_incidents([draft(0.015, 0.005, "b"), draft(0.015, 0.0051, "b")],
-                                {Level.GRID: np.array(["E", "E"], dtype=object)})
-    assert again == [Stored(2, "existing"), Stored(2, "conflict")]
+def test_returned_layers_are_copies_and_saving_copies_the_layer(store):
+    layer = grid_layer()
+    save_committed(store, layer)
+    layer.units.loc[0, "code"] = "changed after saving"
+    layer.units["properties"].iloc[1]["phone"] = "changed after saving"
+    loaded = store.layers()[GRID]
+    loaded.units.loc[0, "name"] = "changed by a reader"
+    loaded.units["properties"].iloc[0]["staff"] = "changed in place"
+    loaded.units.loc[1, "geometry"] = shapely.box(5, 5, 6, 6)
+    again = store.layer_version(GRID, 1).units
+    assert again["code"].tolist() == ["W", "E"]
+    assert again["name"].tolist() == ["网格W", "网格E"]
+    assert again["properties"].tolist() == [{"staff": "staff W", "phone": "139****0001"},
+                                            {"staff": "staff E", "phone": "139****0001"}]
+    assert again.geometry.iloc[1].equals(GRIDS["E"])
+
+
+def test_empty_store(store):
+    assert (store.versions(), store.layers(), store.layer_meta(), store.history(GRID)) == ({}, {}, [], [])
+    assert store.count_incidents() == 0
+    assert store.is_empty()
+
+
+def test_versions_are_numbered_per_level_and_drafts_are_not_current(store):
+    assert save(store, grid_layer(), author="ann", note="first") == 1
+    assert (store.versions(), store.layers(), store.layer_meta()) == ({}, {}, [])
+    commit(store, GRID, 1)
+    assert save(store, grid_layer(), author="bo", note="a draft", based_on=1) == 2
+    assert store.versions() == {GRID: 1}
+    assert store.layers()[GRID].version == 1
+    assert save(store, micro_layer()) == 1          # its own sequence
+    assert save(store, grid_layer(), based_on=1) == 3
+    commit(store, GRID, 3)
+    assert store.versions() == {GRID: 3}
+    assert [(m.version, m.status) for m in store.history(GRID)] == [(3, COMMITTED), (2, DRAFT), (1, COMMITTED)]
+    assert [(m.version, m.status) for m in store.history(MICRO)] == [(1, DRAFT)]
+    assert store.history(Level.STREET) == []
+    assert not store.is_empty()
+
+
+def test_version_meta_says_who_when_and_what_the_commit_did(store):
+    before = utc_now()
+    save(store, micro_layer(), author="ann", note="micro first", change=7)
+    commit(store, MICRO, 1, author="cy", assigned=5, moved=2)
+    save(store, grid_layer(), author="bo", note="grids", based_on=4, restored_from=3)
+    commit(store, GRID, 1, author="di")
+    save(store, grid_layer(), author="ed", note="pending", based_on=1)
+    after = utc_now()
+    assert [m.level for m in store.layer_meta()] == [GRID, MICRO]   # by depth, not by the order saved
+    grid, micro = store.layer_meta()
+    assert (grid.level, grid.version, grid.author, grid.note, grid.unit_count) == (GRID, 1, "bo", "grids", 2)
+    assert (grid.based_on, grid.restored_from, grid.committed_by, grid.change) == (4, 3, "di", None)
+    assert (micro.level, micro.unit_count, micro.committed_by, micro.assigned, micro.moved, micro.change) == (
+        MICRO, 4, "cy", 5, 2, 7)
+    pending = store.version_meta(GRID, 2)
+    assert (pending.status, pending.author, pending.note, pending.based_on, pending.unit_count) == (
+        DRAFT, "ed", "pending", 1, 2)
+    assert (pending.committed_at, pending.committed_by, pending.assigned, pending.moved) == (None, "", None, None)
+    for meta in (grid, micro, pending):       # naive UTC
+        assert before <= meta.created_at <= after and meta.created_at.tzinfo is None
+    assert before <= micro.committed_at <= after and micro.committed_at.tzinfo is None
+    assert store.history(GRID) == [pending, grid]
+
+
+def test_version_record_is_what_was_saved_then_what_the_commit_showed(store):
+    saved = VersionRecord(options={"tolerance_m": 0.5, "crs": None, "fields": ["code", "名称"]},
+                          problems=({"template": "repaired {code}", "params": {"code": "W"}},),
+                          report={"errors": 0, "warnings": 1, "gaps": []}, diff={"added": ["W", "E"], "removed": []})
+    shown = VersionRecord(options={"tolerance_m": 1.0}, report={"errors": 0}, diff={"added": [], "moved": 3})
+    with store.writing() as tx:
+        tx.add_version(grid_layer(), VersionInfo(record=saved))
+    assert store.version_record(GRID, 1) == saved
+    commit(store, GRID, 1, record=shown)
+    assert store.version_record(GRID, 1) == shown
+    save(store, grid_layer())
+    assert store.version_record(GRID, 2) == VersionRecord(options={}, problems=(), report=None, diff=None)
+
+
+def test_versions_saved_as_one_change_are_found_together_largest_level_first(store):
+    with store.writing() as tx:
+        assert tx.new_change() == 1
+        tx.add_version(micro_layer(), VersionInfo(change=1))
+        tx.add_version(grid_layer(), VersionInfo(change=1))
+        assert tx.new_change() == 2
+        tx.add_version(grid_layer(), VersionInfo(change=2))
+        tx.add_version(grid_layer(), VersionInfo())
+    with store.writing() as tx:
+        assert [(m.level, m.version) for m in tx.change_versions(1)] == [(GRID, 1), (MICRO, 1)]
+        assert [(m.level, m.version) for m in tx.change_versions(2)] == [(GRID, 2)]
+        assert tx.change_versions(3) == []
+        assert tx.new_change() == 3
+        assert tx.version_meta(GRID, 3).change is None
+
+
+def test_heads_are_the_current_versions_inside_a_transaction(store):
+    block(store)
+    save(store, grid_layer())
+    with store.writing() as tx:
+        assert {lv: (m.version, m.status) for lv, m in tx.heads().items()} == {GRID: (1, COMMITTED),
+                                                                              MICRO: (1, COMMITTED)}
+        tx.commit(GRID, 2, author="", commit=Assignments({}), record=VersionRecord())
+        assert tx.heads()[GRID].version == 2     # its own writes are seen
+
+
+def test_a_missing_version_is_not_found(store):
+    save_committed(store, grid_layer())
+    for missing in [(GRID, 2), (MICRO, 1)]:
+        for read in (store.version_meta, store.version_record, store.layer_version, store.assignments):
+            with pytest.raises(NotFound) as refused:
+                read(*missing)
+            assert refused.value.summary.template == "{level} has no version {version}"
+            assert refused.value.summary.params["version"] == missing[1]
+    assert str(pytest.raises(NotFound, store.version_meta, GRID, 2).value) == "Grid has no version 2"
+    with pytest.raises(NotFound):
+        store.incidents(at={GRID: 2})
+    with pytest.raises(NotFound), store.writing() as tx:
+        tx.version_meta(MICRO, 1)
+    with pytest.raises(NotFound), store.writing() as tx:
+        tx.commit(GRID, 2, author="", commit=Assignments({}), record=VersionRecord())
+
+
+# -- commits and assignments ---------------------------------------------------------------------
+def test_a_commit_keeps_each_incidents_unit_under_every_version(store):
+    save_committed(store, grid_layer())
+    assert add(store, [draft(0.005, 0.005), draft(0.015, 0.005)], {GRID: ["W", "E"]}) == [1, 2]
+    save(store, grid_layer(), based_on=1)
+    commit(store, GRID, 2, {GRID: ([1, 2], ["E", None])}, assigned=1, moved=2)
+    assert store.incidents()["grid"].tolist() == ["E", None]
+    assert store.incidents(at={GRID: 1})["grid"].tolist() == ["W", "E"]
+    ids, codes = store.assignments(GRID, 1)
+    assert (ids.dtype, codes.dtype, ids.tolist(), codes.tolist()) == (np.int64, object, [1, 2], ["W", "E"])
+    ids, codes = store.assignments(GRID, 2)
+    assert (ids.tolist(), codes.tolist()) == ([1, 2], ["E", None])
+    assert [(m.version, m.status, m.assigned, m.moved) for m in store.history(GRID)] == [
+        (2, COMMITTED, 1, 2), (1, COMMITTED, 0, 0)]
+
+
+def test_a_commit_replaces_the_current_assignments_of_the_levels_below(store):
+    block(store)
+    add(store, [draft(0.005, 0.005), draft(0.015, 0.005)], {GRID: ["W", "E"], MICRO: ["W-S", "E-S"]})
+    save(store, grid_layer(), based_on=1)
+    commit(store, GRID, 2, {GRID: ([1, 2], ["W", "E"]), MICRO: ([1], ["W-N"])})
+    ids, codes = store.assignments(MICRO, 1)     # the current micro-grid version, rewritten whole
+    assert (ids.tolist(), codes.tolist()) == ([1], ["W-N"])
+    assert store.incidents()[["grid", "micro_grid"]].values.tolist() == [["W", "W-N"], ["E", None]]
+    assert store.versions() == {GRID: 2, MICRO: 1}
+
+
+def test_relinked_parents_change_the_current_child_version_in_place(store):
+    block(store)
+    save(store, grid_layer(), based_on=1)
+    commit(store, GRID, 2, relinked={MICRO: {"W-S": "E", "E-N": None}})
+    micro = store.layers()[MICRO]
+    assert (micro.version, micro.parent_source) == (1, "spatial")
+    assert micro.units["parent_code"].tolist() == ["E", "W", "E", None]
+    assert store.layer_version(MICRO, 1).units["parent_code"].tolist() == ["E", "W", "E", None]
+    assert store.layers()[GRID].units["parent_code"].tolist() == [None, None]
+
+
+# -- incidents -----------------------------------------------------------------------------------
+INCIDENT_DTYPES = {"id": "int64", "external_id": "object", "category": "object", "category_raw": "object",
+                   "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]", "status": "object",
+                   "description": "object", "source": "object"}
+
+
+def test_incidents_get_ids_in_order_and_their_unit_per_current_level(store):
+    block(store)
+    save(store, grid_layer())                    # grid v2, a draft: incidents go under v1, the current one
+    first = [draft(0.005, 0.005, "a", category="other", category_raw="井盖丢失", description="东门", source="app"),
+             draft(0.015, 0.015, status=Status.CLOSED, reported_at=datetime(2026, 3, 6, 9, 30, 15, 250)),
+             draft(5, 5, "c")]
+    assert add(store, first, {GRID: ["W", "E", None], MICRO: ["W-S", "E-N", None], Level.STREET: ["S1"] * 3}) == [
+        1, 2, 3]
+    assert add(store, [draft(0.005, 0.015)], {GRID: ["W"], MICRO: ["W-N"]}) == [4]
+    assert add(store, [], {}) == []
+    frame = store.incidents()
+    assert frame.dtypes.astype(str).to_dict() == {**INCIDENT_DTYPES, "grid": "object", "micro_grid": "object"}
+    assert frame.index.tolist() == [0, 1, 2, 3]
+    assert frame.to_dict("records")[:2] == [
+        {"id": 1, "external_id": "a", "category": "other", "category_raw": "井盖丢失", "lon": 0.005, "lat": 0.005,
+         "reported_at": pd.Timestamp(MARCH_5), "status": "reported", "description": "东门", "source": "app",
+         "grid": "W", "micro_grid": "W-S"},
+        {"id": 2, "external_id": None, "category": "litter", "category_raw": None, "lon": 0.015, "lat": 0.015,
+         "reported_at": pd.Timestamp(2026, 3, 6, 9, 30, 15, 250), "status": "closed", "description": "",
+         "source": "", "grid": "E", "micro_grid": "E-N"}]
+    assert frame[["id", "external_id", "grid", "micro_grid"]].values.tolist() == [
+        [1, "a", "W", "W-S"], [2, None, "E", "E-N"], [3, "c", None, None], [4, None, "W", "W-N"]]
+    assert store.count_incidents() == 4
+    assert store.assignments(GRID, 1)[0].tolist() == [1, 2, 3, 4]
+    assert store.assignments(GRID, 2)[0].tolist() == []
+    ids, lon, lat = store.incident_points()
+    assert (ids.dtype, ids.tolist(), lon.tolist(), lat.tolist()) == (
+        np.int64, [1, 2, 3, 4], [0.005, 0.015, 5.0, 0.005], [0.005, 0.015, 5.0, 0.015])
+
+
+def test_incidents_before_any_layer_have_no_unit_columns(store):
+    assert store.incidents().dtypes.astype(str).to_dict() == INCIDENT_DTYPES
+    assert len(store.incidents()) == 0
+    assert add(store, [draft(1, 2, "x")], {GRID: ["W"]}) == [1]
+    frame = store.incidents()
+    assert frame.columns.tolist() == list(INCIDENT_DTYPES)
+    assert frame["external_id"].tolist() == ["x"]
+    save_committed(store, grid_layer())
+    assert store.incidents()["grid"].tolist() == [None]     # never assigned under this version
+
+
+def test_filters(store):
+    block(store)
+    add(store, [
+        draft(0.005, 0.005, category="litter", reported_at=datetime(2026, 1, 31, 23, 59)),
+        draft(0.015, 0.005, category="clutter", reported_at=datetime(2026, 2, 1, 0, 0), status=Status.CLOSED),
+        draft(0.015, 0.015, category="litter", reported_at=datetime(2026, 2, 2, 12, 0)),
+    ], {GRID: ["W", "E", "E"], MICRO: ["W-S", "E-S", "E-N"]})
+
+    def ids(query: IncidentQuery, **kw) -> list[int]:
+        return store.incidents(query, **kw)["id"].tolist()
+    assert ids(IncidentQuery()) == [1, 2, 3]
+    assert ids(IncidentQuery(category="clutter")) == [2]
+    assert ids(IncidentQuery(status="closed")) == [2]
+    assert ids(IncidentQuery(status="reported")) == [1, 3]
+    assert ids(IncidentQuery(date_from=datetime(2026, 2, 1))) == [2, 3]            # from: inclusive
+    assert ids(IncidentQuery(date_to=datetime(2026, 2, 1))) == [1]                 # to: exclusive
+    assert ids(IncidentQuery(date_from=datetime(2026, 2, 1), date_to=datetime(2026, 2, 2, 12, 0))) == [2]
+    assert ids(IncidentQuery(ids=(3, 1, 99))) == [1, 3]
+    assert ids(IncidentQuery(ids=())) == []
+    assert ids(IncidentQuery(unit="W")) == [1]                                     # a grid
+    assert ids(IncidentQuery(unit="E-S")) == [2]                                   # a micro-grid
+    assert ids(IncidentQuery(unit="E", category="litter")) == [3]
+    assert ids(IncidentQuery(unit="nowhere")) == []
+    save(store, grid_layer(), based_on=1)
+    commit(store, GRID, 2, {GRID: ([1, 2, 3], ["E", "E", "E"])})
+    assert ids(IncidentQuery(unit="W")) == []
+    assert ids(IncidentQuery(unit="W"), at={GRID: 1}) == [1]                       # the version shown
+
+
+def test_known_reports_are_the_stored_incidents_with_those_external_ids(store):
+    add(store, [draft(0.005, 0.005, "a"), draft(0.015, 0.005),
+                draft(0.015, 0.015, "b", category="other", category_raw="噪音", reported_at=datetime(2026, 2, 1))])
+    with store.writing() as tx:
+        assert tx.known_reports(["b", "zz", "a", "b"]) == {
+            "a": KnownReport(1, "litter", None, 0.005, 0.005, MARCH_5),
+            "b": KnownReport(3, "other", "噪音", 0.015, 0.015, datetime(2026, 2, 1))}
+        assert tx.known_reports([]) == {}
+
+
+def test_repeated_external_ids_follow_the_domain_rule_within_and_across_batches(store):
+    save_committed(store, grid_layer())
+    first = report(store, [draft(0.005, 0.005, "a"), draft(0.015, 0.005, "b"), draft(0.005, 0.005, "a"),
+                           draft(5, 5), draft(0.005, 0.005, "a", category="dispute")],
+                   {GRID: ["W", "E", "W", None, "W"]})
+    assert first == [Stored(1, Outcome.CREATED), Stored(2, Outcome.CREATED), Stored(1, Outcome.EXISTING),
+                     Stored(3, Outcome.CREATED), Stored(1, Outcome.CONFLICT)]
+    again = report(store, [draft(0.015, 0.005, "b"), draft(0.015, 0.0051, "b")], {GRID: ["E", "E"]})
+    assert again == [Stored(2, Outcome.EXISTING), Stored(2, Outcome.CONFLICT)]
     # A draft whose time was defaulted (not given) matches on category and position alone.
     undated = draft(0.015, 0.005, "b", reported_at=datetime(2030, 1, 1), time_given=False)
-    assert store.add_incidents([undated], {}) == [Stored(2, "existing")]
+    assert report(store, [undated], {}) == [Stored(2, Outcome.EXISTING)]
     frame = store.incidents()
     assert frame["id"].tolist() == [1, 2, 3]
     assert frame["grid"].tolist() == ["W", "E", None]
     assert store.count_incidents() == 3
 
 
-def test_filters(store):
-    store.save_layer(read_layer(grid_file(), level=Level.GRID), VersionInfo(), Assignments({}))
-    store.add_incidents([
-        draft(0.005, 0.005, category="litter", reported_at=datetime(2026, 1, 31, 23, 59)),
-        draft(0.015, 0.005, category="clutter", reported_at=datetime(2026, 2, 1, 0, 0), status=Status.CLOSED),
-    ], {Level.GRID: np.array(["W", "E"], dtype=object)})
-    ids = lambda q: store.incidents(q)["id"].tolist()   # noqa: E731
-    assert ids(IncidentQuery(category="clutter")) == [2]
-    assert ids(IncidentQuery(status="closed")) == [2]
-    assert ids(IncidentQuery(date_from=datetime(2026, 2, 1))) == [2]
-    assert ids(IncidentQuery(date_to=datetime(2026, 2, 1))) == [1]
-    assert ids(IncidentQuery(unit="W")) == [1]
-    assert ids(IncidentQuery(ids=(2,))) == [2]
+# -- transactions --------------------------------------------------------------------------------
+class Boom(Exception):
+    pass
 
 
-def test_new_layer_version_carries_every_incidents_new_unit(store):
-    layer = read_layer(grid_file(), level=Level.GRID)
-    store.save_layer(layer, VersionInfo(), Assignments({}))
-    store.add_incidents([draft(0.005, 0.005), draft(0.015, 0.005)], {Level.GRID: np.array(["W", "E"], dtype=object)})
-    store.save_layer(layer, VersionInfo(based_on=1), Assignments(
-        {Level.GRID: (np.array([1, 2]), np.array(["E", None], dtype=object))}, assigned=1, moved=2))
-    assert store.incidents()["grid"].tolist() == ["E", None]
-    # each incident keeps the unit it had under each version it was assigned in
-    assert store.incidents(at={Level.GRID: 1})["grid"].tolist() == ["W", "E"]
-    ids, codes = store.assignments(Level.GRID, 1)
-    assert (ids.tolist(), codes.tolist()) == ([1, 2], ["W", "E"])
-    assert [(m.version, m.status, m.assigned, m.moved) for m in store.history(Level.GRID)] == [
-        (2, "committed", 1, 2), (1, "committed", 0, 0)]
+def snapshot(store: Store) -> dict:
+    """Everything a reader can see, as plain values."""
+    return {"versions": store.versions(), "layer_meta": store.layer_meta(),
+            "history": {lv: store.history(lv) for lv in (GRID, MICRO)},
+            "layers": {lv: (layer.version, layer.parent_source, layer.units.drop(columns="geometry").values.tolist(),
+                            shapely.to_wkb(layer.units.geometry.to_numpy()).tolist())
+                       for lv, layer in store.layers().items()},
+            "records": {lv: store.version_record(lv, 1) for lv in (GRID, MICRO)},
+            "assignments": {lv: [a.tolist() for a in store.assignments(lv, 1)] for lv in (GRID, MICRO)},
+            "incidents": store.incidents().to_dict("list"), "points": [a.tolist() for a in store.incident_points()]}
 
 
-def test_data_survives_reopening_and_sqlite_runs_in_wal_mode(store_url):
-    first = open_store(store_url)
-    first.add_incidents([draft(1, 2, "keep")], {})
+def test_a_failed_transaction_keeps_nothing(store):
+    block(store)
+    add(store, [draft(0.005, 0.005, "a")], {GRID: ["W"], MICRO: ["W-S"]})
+    before = snapshot(store)
+    with pytest.raises(Boom), store.writing() as tx:
+        assert tx.add_version(grid_layer(), VersionInfo(based_on=1, change=tx.new_change())) == 2
+        assert tx.add_incidents([draft(0.015, 0.005, "b")], {GRID: np.array(["E"], dtype=object)}) == [2]
+        tx.commit(GRID, 2, author="x", record=VersionRecord(options={"x": 1}), commit=Assignments(
+            {GRID: (np.array([1, 2]), np.array(["E", "E"], dtype=object)),
+             MICRO: (np.array([1]), np.array(["E-S"], dtype=object))}, relinked={MICRO: {"W-S": None}}))
+        assert tx.heads()[GRID].version == 2
+        raise Boom
+    assert snapshot(store) == before
+    with pytest.raises(NotFound):
+        store.layer_version(GRID, 2)
+    with store.writing() as tx:          # nothing was used up either
+        assert tx.new_change() == 1
+        assert tx.add_version(grid_layer(), VersionInfo()) == 2
+        assert tx.add_incidents([draft(0.015, 0.005, "b")], {}) == [2]
+
+
+def test_a_batch_repeating_a_stored_external_id_is_refused_whole(store):
+    # The domain never asks for this (see new_reports); the store still refuses it, as a
+    # unique column does, and the rows written before it in the transaction go too.
+    with pytest.raises((sa.exc.IntegrityError, ValueError)), store.writing() as tx:
+        tx.add_incidents([draft(1, 2, "ok"), draft(1, 2, "x")], {})
+        tx.add_incidents([draft(1, 2, "x")], {})
+    assert store.count_incidents() == 0
+
+
+def test_transactions_of_two_threads_never_interleave(store):
+    events: list[str] = []
+    inside = threading.Event()
+
+    def first() -> None:
+        with store.writing() as tx:
+            events.append("first in")
+            inside.set()
+            time.sleep(0.2)                 # the second thread is trying to start meanwhile
+            tx.add_version(grid_layer(), VersionInfo())
+            events.append("first out")
+
+    def second() -> None:
+        inside.wait()
+        with store.writing() as tx:
+            events.append("second in")
+            events.append(f"second sees {tx.add_version(grid_layer(), VersionInfo())}")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert events == ["first in", "first out", "second in", "second sees 2"]
+
+
+def test_unsupported_url_is_refused():
+    with pytest.raises(InvalidInput, match="unsupported database URL 'mysql://host/db'"):
+        open_store("mysql://host/db")
+
+
+# -- one backend only ----------------------------------------------------------------------------
+def test_sqlite_data_survives_reopening_and_runs_in_wal_mode(tmp_path):
+    url = f"sqlite:///{tmp_path / 'reopen.db'}"
+    first = open_store(url)
+    save(first, grid_layer())
+    commit(first, GRID, 1, record=VersionRecord(options={"kept": True}))
+    add(first, [draft(1, 2, "keep")], {GRID: ["W"]})
     first.close()
-    second = open_store(store_url)
-    assert second.incidents()["external_id"].tolist() == ["keep"]
+    second = open_store(url)
+    assert second.versions() == {GRID: 1}
+    assert second.layers()[GRID].units["code"].tolist() == ["W", "E"]
+    assert second.version_record(GRID, 1).options == {"kept": True}
+    assert second.incidents()[["external_id", "grid"]].values.tolist() == [["keep", "W"]]
     with second.engine.connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
     second.close()
 
 
-def test_a_failed_batch_writes_nothing(store):
-    bad = draft(1, 2, "x")
-    bad.reported_at = None   # violates NOT NULL inside the transaction, after the first row went in
-    with pytest.raises(sa.exc.IntegrityError):
-        store.add_incidents([draft(1, 2, "ok"), bad], {})
-    assert store.count_incidents() == 0
-
-
-def test_unsupported_url_is_refused():
-    from gridmap.errors import InvalidInput
-    with pytest.raises(InvalidInput, match="unsupported database URL 'mysql://host/db'"):
-        open_store("mysql://host/db")
+def test_memory_store_refuses_a_transaction_inside_another():
+    store = open_store("memory://")
+    with pytest.raises(RuntimeError, match="already open"), store.writing():
+        with store.writing():
+            pass
+    assert save(store, grid_layer()) == 1      # the lock was released

@@ -21,9 +21,11 @@ from pyproj import Transformer
 from shapely import Point, box
 from shapely.geometry.base import BaseGeometry
 
-from gridmap.boundaries import Layer, read_layer
+from gridmap.boundaries import read_layer
+from gridmap.layer import Layer
 from gridmap.levels import Level
-from gridmap.validation import Problem, Severity, check_coverage, check_nesting
+from gridmap.problems import Problem, Severity
+from gridmap.validation import check_coverage, check_nesting
 
 LOCAL = "+proj=tmerc +lat_0=30 +lon_0=114 +k=1 +datum=WGS84 +units=m +no_defs"
 TO_LONLAT = Transformer.from_crs(LOCAL, "EPSG:4326", always_xy=True)

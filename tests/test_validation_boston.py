@@ -24,9 +24,11 @@ import pandas
 import pytest
 from shapely import Polygon
 
-from gridmap.boundaries import Layer, read_layer
+from gridmap.boundaries import read_layer
+from gridmap.layer import Layer
 from gridmap.levels import Level
-from gridmap.validation import DEFAULT_TOLERANCE_M2, Problem, check_coverage, check_nesting
+from gridmap.problems import Problem
+from gridmap.validation import DEFAULT_TOLERANCE_M2, check_coverage, check_nesting
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "boston-2015"
 STATE_PLANE = "EPSG:26986"

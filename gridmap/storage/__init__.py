@@ -1,23 +1,38 @@
-"""Storage behind one interface (a repository, as in Cosmic Python).
+"""Storage behind one interface (a repository with a unit of work, as in Cosmic Python).
 
-The domain and the web layer talk only to :class:`Store`.  ``open_store(url)`` picks the
-implementation from the database URL: ``sqlite:///…`` (the embedded default, WAL) today;
-a PostGIS store implements the same methods and passes the same contract tests.
+The domain and the web layer talk only to :class:`Store`.  Reads are plain methods; every
+write happens inside :meth:`Store.writing`, one transaction that holds the store's write lock
+from its first statement, so the domain can read the current versions (or the external ids
+already stored), apply its rule and write, without another writer slipping in between.  The
+rules themselves (which base version a save may have, which repeated report is the same
+report) live in the domain (:mod:`gridmap.service`, :mod:`gridmap.incidents`): a store only
+stores and answers queries.
+
+``open_store(url)`` picks the implementation from the database URL: ``sqlite:///…`` (the
+embedded default, WAL) or ``memory://`` (a fake kept in this process, for the contract tests);
+a PostGIS store implements the same methods and passes the same contract suite.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
+from enum import Enum
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..boundaries import Layer
-from ..errors import N_, Conflict, InvalidInput, message
-from ..incidents import IncidentDraft
+from ..errors import N_, InvalidInput, message
+from ..incidents import IncidentDraft, KnownReport
+from ..layer import Layer
 from ..levels import Level
+
+
+class VersionStatus(str, Enum):
+    DRAFT = "draft"              # stored for review, not current
+    COMMITTED = "committed"      # was (or is) the current version
 
 
 @dataclass(frozen=True)
@@ -33,20 +48,13 @@ class IncidentQuery:
 
 
 @dataclass(frozen=True)
-class Stored:
-    """What happened to one incident draft: ``created``, ``existing`` or ``conflict``."""
-
-    id: int
-    outcome: str
-
-
-@dataclass(frozen=True)
 class VersionMeta:
-    """One stored version of a level: who made it, from what, and what committing it did."""
+    """One stored version of a level: who made it, from what, and what committing it did.
+    Times are UTC; the edge shows them in the deployment's time zone."""
 
     level: Level
     version: int
-    status: str                   # "draft" or "committed"
+    status: VersionStatus
     created_at: datetime
     author: str
     note: str
@@ -57,18 +65,32 @@ class VersionMeta:
     committed_by: str = ""
     assigned: int | None = None   # incidents inside a unit of this level when it was committed
     moved: int | None = None      # incidents whose unit changed against the version it replaced
-    problems: tuple[dict, ...] = ()   # the warnings read from the file, kept for a draft's preview
+    change: int | None = None     # versions of several levels saved as one change share this number
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """What a version was saved with, as JSON-safe records: the options it was read and checked
+    with, the read-time problems (re-checked at commit), and the report and diff the planner
+    was shown (at saving; replaced by the ones of the commit when a draft is committed)."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[dict, ...] = ()
+    report: dict[str, Any] | None = None
+    diff: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """Who saves a version, why, and which committed version the work started from."""
+    """Who saves a version, why, which committed version the work started from, and the record
+    of what was shown."""
 
     author: str = ""
     note: str = ""
     based_on: int | None = None
     restored_from: int | None = None
-    problems: tuple[dict, ...] = ()
+    change: int | None = None
+    record: VersionRecord = field(default_factory=VersionRecord)
 
 
 @dataclass(frozen=True)
@@ -83,23 +105,52 @@ class Assignments:
     moved: int = 0
 
 
-def stale_base(level: Level, based_on: int | None, current: VersionMeta | None) -> Conflict:
-    """The refusal of a save whose base version is no longer the current one: who changed what."""
-    if current is None:
-        return Conflict(message(N_("this edit of the {level} layer is based on version {base}, but the "
-                                   "layer has no committed version; nothing was saved. Save it with "
-                                   "base_version=0."), level=level.title, base=based_on))
-    when = (current.committed_at or current.created_at).strftime("%Y-%m-%d %H:%M")
-    who = current.committed_by or current.author or "?"
-    return Conflict(message(N_("{who} committed {level} version {version} at {when} (note: {note!r}) after "
-                               "version {base}, which this edit is based on; nothing was overwritten. Open "
-                               "version {version}, redo the edit on it and save again."),
-                            who=who, level=level.title, version=current.version, when=when,
-                            note=current.note, base=based_on if based_on is not None else "—"))
+class Writer(ABC):
+    """The writes of one transaction, and the reads a rule needs inside it."""
+
+    @abstractmethod
+    def heads(self) -> dict[Level, VersionMeta]:
+        """The current (latest committed) version of every level, as of this transaction."""
+
+    @abstractmethod
+    def version_meta(self, level: Level, version: int) -> VersionMeta:
+        """One version's line; NotFound if there is none."""
+
+    @abstractmethod
+    def change_versions(self, change: int) -> list[VersionMeta]:
+        """Every version saved as part of one change, from the largest level to the smallest."""
+
+    @abstractmethod
+    def new_change(self) -> int:
+        """A fresh change number, for versions of several levels saved together."""
+
+    @abstractmethod
+    def add_version(self, layer: Layer, info: VersionInfo) -> int:
+        """Store ``layer`` as a new draft version of its level; returns its number."""
+
+    @abstractmethod
+    def commit(self, level: Level, version: int, *, author: str, commit: Assignments,
+               record: VersionRecord) -> None:
+        """Make a stored draft the current version: write ``commit`` (assignments, relinked
+        parents, counts) and keep ``record`` as what the commit showed."""
+
+    @abstractmethod
+    def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
+        """The stored incidents with these external ids."""
+
+    @abstractmethod
+    def add_incidents(self, drafts: Sequence[IncidentDraft], units: dict[Level, np.ndarray]) -> list[int]:
+        """Insert every draft with its unit per current level (``units[level][i]`` for draft i);
+        returns the new ids in draft order."""
 
 
 class Store(ABC):
     """Everything gridmap keeps: boundary layers with their versions, incidents, assignments."""
+
+    @abstractmethod
+    def writing(self) -> AbstractContextManager[Writer]:
+        """One all-or-nothing write transaction that holds the store's write lock from the start
+        (other processes too): what it reads stays true until it commits."""
 
     @abstractmethod
     def layers(self) -> dict[Level, Layer]:
@@ -122,29 +173,16 @@ class Store(ABC):
         """One version's line; NotFound if there is none."""
 
     @abstractmethod
+    def version_record(self, level: Level, version: int) -> VersionRecord:
+        """What a version was saved with and showed; NotFound if there is none."""
+
+    @abstractmethod
     def layer_version(self, level: Level, version: int) -> Layer:
         """Any stored version of a level, draft or committed; NotFound if there is none."""
 
     @abstractmethod
-    def save_layer(self, layer: Layer, info: VersionInfo, commit: Assignments | None) -> int:
-        """Store ``layer`` as a new version of its level, all or nothing: a draft when
-        ``commit`` is None, else the new current version with ``commit`` written alongside.
-        Refused with :func:`stale_base`'s Conflict when ``info.based_on`` is not the current
-        version at the moment of writing.  Returns the new version number."""
-
-    @abstractmethod
-    def commit_draft(self, level: Level, version: int, *, author: str, commit: Assignments) -> None:
-        """Make a stored draft the current version, with the same base check as ``save_layer``."""
-
-    @abstractmethod
     def assignments(self, level: Level, version: int) -> tuple[np.ndarray, np.ndarray]:
         """(incident ids, unit codes) of the incidents assigned under one version of a level."""
-
-    @abstractmethod
-    def add_incidents(self, drafts: Sequence[IncidentDraft], units: dict[Level, np.ndarray]) -> list[Stored]:
-        """Insert incidents with their units, all or nothing.  A draft whose external id is
-        already stored (or came earlier in the batch) is not inserted again: it is ``existing``
-        when it is the same report (category, position, time) and ``conflict`` when it is not."""
 
     @abstractmethod
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,5 +212,8 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:"):
         from .sql import SqlStore
         return SqlStore(url)
+    if url == "memory://":
+        from .memory import MemoryStore
+        return MemoryStore()
     raise InvalidInput(message(N_("unsupported database URL {url!r}; expected sqlite:///path"),
                                url=url.split("@")[-1]))

@@ -2,15 +2,18 @@
 
 Geometries are kept as WKB and read back into shapely arrays; incident positions as
 lon/lat floats.  Each incident keeps the unit it got under every layer version it was
-assigned in (table ``assignments``), so an older version's view can be rebuilt.
+assigned in (table ``assignments``), so an older version's view can be rebuilt.  Each
+version keeps the options, report and diff it was saved with (JSON text).  Columns leave
+the database as cursor tuples turned into arrays, never as one Python object per row.
 """
 from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -19,11 +22,11 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..boundaries import Layer, texts
-from ..errors import N_, Conflict, NotFound, message
-from ..incidents import IncidentDraft
+from ..errors import N_, NotFound, message
+from ..incidents import IncidentDraft, KnownReport
+from ..layer import Layer, texts
 from ..levels import ORDER, Level
-from . import Assignments, IncidentQuery, Store, Stored, VersionInfo, VersionMeta, stale_base
+from . import Assignments, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ layer_versions = sa.Table(
     sa.Column("assigned", sa.Integer),
     sa.Column("moved", sa.Integer),
     sa.Column("problems", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("options", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("report", sa.Text),
+    sa.Column("diff", sa.Text),
+    sa.Column("change", sa.Integer, index=True),
     sa.UniqueConstraint("level", "version"),
 )
 
@@ -85,7 +92,6 @@ assignment_table = sa.Table(
     sa.Index("ix_assignments_version_unit", "version_id", "unit_code"),
 )
 
-DRAFT, COMMITTED = "draft", "committed"
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
                     "status", "description", "source"]
 
@@ -135,196 +141,64 @@ class SqlStore(Store):
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- layers --------------------------------------------------------------------------
-    def _current_versions(self, conn: sa.Connection) -> dict[Level, sa.Row]:
-        latest = (sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version).label("v"))
-                  .where(layer_versions.c.status == COMMITTED).group_by(layer_versions.c.level).subquery())
-        rows = conn.execute(sa.select(layer_versions).join(
-            latest, sa.and_(latest.c.level == layer_versions.c.level, latest.c.v == layer_versions.c.version)))
-        return {Level(r.level): r for r in rows}
+    @contextmanager
+    def writing(self) -> Iterator[Writer]:
+        with self.writer.begin() as conn:
+            yield _SqlWriter(conn)
 
+    # -- layers --------------------------------------------------------------------------
     def layers(self) -> dict[Level, Layer]:
         with self.engine.connect() as conn:
-            current = self._current_versions(conn)
-            return {level: self._load_layer(conn, row) for level, row in sorted(
+            current = _current_rows(conn)
+            return {level: _load_layer(conn, row) for level, row in sorted(
                 current.items(), key=lambda item: item[0].depth)}
 
     def versions(self) -> dict[Level, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version))
-                                .where(layer_versions.c.status == COMMITTED).group_by(layer_versions.c.level))
+                                .where(layer_versions.c.status == VersionStatus.COMMITTED.value)
+                                .group_by(layer_versions.c.level))
             return {Level(level): int(version) for level, version in rows}
-
-    def _load_layer(self, conn: sa.Connection, version: sa.Row) -> Layer:
-        rows = conn.execute(sa.select(units).where(units.c.version_id == version.id)
-                            .order_by(units.c.id)).all()
-        frame = gpd.GeoDataFrame({
-            "code": texts(r.code for r in rows), "name": texts(r.name for r in rows),
-            "parent_code": texts(r.parent_code for r in rows),
-            "area_m2": np.array([r.area_m2 for r in rows], dtype=float),
-            "properties": [json.loads(r.properties) for r in rows],
-        }, geometry=gpd.GeoSeries(shapely.from_wkb([r.geometry for r in rows]), crs=4326))
-        return Layer(level=Level(version.level), units=frame, parent_source=version.parent_source,
-                     version=version.version)
 
     def layer_meta(self) -> list[VersionMeta]:
         with self.engine.connect() as conn:
-            current = self._current_versions(conn)
-            counts = self._unit_counts(conn)
+            current = _current_rows(conn)
+            counts = _unit_counts(conn)
         return [_meta(row, counts) for _, row in sorted(current.items(), key=lambda item: item[0].depth)]
 
     def history(self, level: Level) -> list[VersionMeta]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(layer_versions).where(layer_versions.c.level == level.value)
+            rows = conn.execute(sa.select(*_META_COLUMNS).where(layer_versions.c.level == level.value)
                                 .order_by(layer_versions.c.version.desc())).all()
-            counts = self._unit_counts(conn)
+            counts = _unit_counts(conn)
         return [_meta(row, counts) for row in rows]
 
     def version_meta(self, level: Level, version: int) -> VersionMeta:
         with self.engine.connect() as conn:
-            return _meta(self._version_row(conn, level, version), self._unit_counts(conn))
+            return _meta(_version_row(conn, level, version), _unit_counts(conn))
+
+    def version_record(self, level: Level, version: int) -> VersionRecord:
+        with self.engine.connect() as conn:
+            row = _version_row(conn, level, version, layer_versions.c.problems, layer_versions.c.options,
+                               layer_versions.c.report, layer_versions.c.diff)
+        return VersionRecord(options=json.loads(row.options or "{}"), problems=tuple(json.loads(row.problems or "[]")),
+                             report=json.loads(row.report) if row.report else None,
+                             diff=json.loads(row.diff) if row.diff else None)
 
     def layer_version(self, level: Level, version: int) -> Layer:
         with self.engine.connect() as conn:
-            return self._load_layer(conn, self._version_row(conn, level, version))
-
-    @staticmethod
-    def _version_row(conn: sa.Connection, level: Level, version: int) -> sa.Row:
-        row = conn.execute(sa.select(layer_versions).where(layer_versions.c.level == level.value,
-                                                           layer_versions.c.version == version)).first()
-        if row is None:
-            raise NotFound(message(N_("{level} has no version {version}"), level=level.title, version=version))
-        return row
-
-    @staticmethod
-    def _unit_counts(conn: sa.Connection) -> dict[int, int]:
-        return dict(conn.execute(sa.select(units.c.version_id, sa.func.count()).group_by(units.c.version_id)).all())
-
-    def save_layer(self, layer: Layer, info: VersionInfo, commit: Assignments | None) -> int:
-        with self.writer.begin() as conn:
-            current = self._current_versions(conn)
-            self._check_base(conn, layer.level, info.based_on, current)
-            latest = conn.execute(sa.select(sa.func.max(layer_versions.c.version))
-                                  .where(layer_versions.c.level == layer.level.value)).scalar()
-            version = (latest or 0) + 1
-            version_id = conn.execute(sa.insert(layer_versions).values(
-                level=layer.level.value, version=version, created_at=_now(), author=info.author, note=info.note,
-                parent_source=layer.parent_source, status=DRAFT, based_on=info.based_on,
-                restored_from=info.restored_from, problems=json.dumps(list(info.problems), ensure_ascii=False),
-            )).inserted_primary_key[0]
-            conn.execute(sa.insert(units), _unit_rows(layer, version_id))
-            if commit is not None:
-                self._commit(conn, layer.level, version_id, info.author, commit, current)
-        log.info("stored %s version %d (%d units, %s)", layer.level.value, version, len(layer.units),
-                 "committed" if commit else "draft")
-        return version
-
-    def commit_draft(self, level: Level, version: int, *, author: str, commit: Assignments) -> None:
-        with self.writer.begin() as conn:
-            row = self._version_row(conn, level, version)
-            if row.status != DRAFT:
-                raise Conflict(message(N_("{level} version {version} is already committed"),
-                                       level=level.title, version=version))
-            current = self._current_versions(conn)
-            self._check_base(conn, level, row.based_on, current)
-            self._commit(conn, level, row.id, author, commit, current)
-        log.info("committed %s draft %d", level.value, version)
-
-    def _check_base(self, conn: sa.Connection, level: Level, based_on: int | None,
-                    current: dict[Level, sa.Row]) -> None:
-        head = current.get(level)
-        if (head.version if head is not None else None) != based_on:
-            raise stale_base(level, based_on, _meta(head, self._unit_counts(conn)) if head is not None else None)
-
-    def _commit(self, conn: sa.Connection, level: Level, version_id: int, author: str, commit: Assignments,
-                current: dict[Level, sa.Row]) -> None:
-        conn.execute(sa.update(layer_versions).where(layer_versions.c.id == version_id).values(
-            status=COMMITTED, committed_at=_now(), committed_by=author, assigned=commit.assigned,
-            moved=commit.moved))
-        for lv, (ids, codes) in commit.units.items():
-            target = version_id if lv == level else current[lv].id
-            conn.execute(sa.delete(assignment_table).where(assignment_table.c.version_id == target))
-            if len(ids):
-                conn.execute(sa.insert(assignment_table), [
-                    {"incident_id": int(i), "version_id": target, "unit_code": c} for i, c in zip(ids, codes)])
-        for lv, parents in commit.relinked.items():
-            self._set_parents(conn, current[lv].id, parents)
+            return _load_layer(conn, _version_row(conn, level, version))
 
     def assignments(self, level: Level, version: int) -> tuple[np.ndarray, np.ndarray]:
         with self.engine.connect() as conn:
-            row = self._version_row(conn, level, version)
+            row = _version_row(conn, level, version)
             rows = conn.execute(sa.select(assignment_table.c.incident_id, assignment_table.c.unit_code)
                                 .where(assignment_table.c.version_id == row.id)
                                 .order_by(assignment_table.c.incident_id)).all()
-        return (np.array([r[0] for r in rows], dtype=np.int64),
-                np.array([r[1] for r in rows], dtype=object))
-
-    @staticmethod
-    def _set_parents(conn: sa.Connection, version_id: int, parents: dict[str, str | None]) -> None:
-        for code, parent in parents.items():
-            conn.execute(sa.update(units).where(units.c.version_id == version_id, units.c.code == code)
-                         .values(parent_code=parent))
-        conn.execute(sa.update(layer_versions).where(layer_versions.c.id == version_id)
-                     .values(parent_source="spatial"))
+        ids, codes = _columns(rows, 2)
+        return ids.astype(np.int64), codes
 
     # -- incidents -----------------------------------------------------------------------
-    def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[Stored]:
-        with self.writer.begin() as conn:
-            known = self._known_external_ids(conn, [d.external_id for d in drafts if d.external_id])
-            fresh: list[int] = []
-            first_of: dict[str, int] = {}     # external id -> position of its first new draft
-            for i, draft in enumerate(drafts):
-                ext = draft.external_id
-                if ext is None or (ext not in known and ext not in first_of):
-                    fresh.append(i)
-                    if ext is not None:
-                        first_of[ext] = i
-            new_ids = dict(zip(fresh, self._insert_incidents(conn, [_incident_row(drafts[i]) for i in fresh])))
-            self._insert_assignments(conn, [(new_ids[i], i) for i in fresh], units_by_level)
-        return [self._outcome(i, d, new_ids, known, first_of, drafts) for i, d in enumerate(drafts)]
-
-    @staticmethod
-    def _outcome(i: int, draft: IncidentDraft, new_ids: dict[int, int], known: dict[str, tuple[int, tuple]],
-                 first_of: dict[str, int], drafts: Sequence[IncidentDraft]) -> Stored:
-        if i in new_ids:
-            return Stored(new_ids[i], "created")
-        if draft.external_id in known:
-            stored_id, key = known[draft.external_id]
-        else:
-            first = first_of[draft.external_id]
-            stored_id, key = new_ids[first], _same_report_key(drafts[first])
-        mine = _same_report_key(draft)
-        same = key == mine if draft.time_given else key[:-1] == mine[:-1]   # a defaulted time proves nothing
-        return Stored(stored_id, "existing" if same else "conflict")
-
-    @staticmethod
-    def _known_external_ids(conn: sa.Connection, external_ids: list[str]) -> dict[str, tuple[int, tuple]]:
-        known: dict[str, tuple[int, tuple]] = {}
-        unique = list(dict.fromkeys(external_ids))
-        columns = [incidents.c[c] for c in ("external_id", "id", "category", "category_raw", "lon", "lat",
-                                            "reported_at")]
-        for start in range(0, len(unique), 500):
-            rows = conn.execute(sa.select(*columns).where(incidents.c.external_id.in_(unique[start:start + 500])))
-            known.update({r.external_id: (r.id, _same_report_key(r)) for r in rows})
-        return known
-
-    @staticmethod
-    def _insert_incidents(conn: sa.Connection, rows: list[dict]) -> list[int]:
-        if not rows:
-            return []
-        stmt = sa.insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True)
-        return [r[0] for r in conn.execute(stmt, rows)]
-
-    def _insert_assignments(self, conn: sa.Connection, new: list[tuple[int, int]],
-                            units_by_level: dict[Level, np.ndarray]) -> None:
-        current = self._current_versions(conn)
-        rows = [{"incident_id": incident_id, "version_id": current[level].id,
-                 "unit_code": codes[pos]}
-                for level, codes in units_by_level.items() if level in current
-                for incident_id, pos in new]
-        if rows:
-            conn.execute(sa.insert(assignment_table), rows)
-
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat)
@@ -339,23 +213,152 @@ class SqlStore(Store):
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            current = self._current_versions(conn)
-            current.update({lv: self._version_row(conn, lv, v) for lv, v in (at or {}).items()})
+            current = _current_rows(conn)
+            current.update({lv: _version_row(conn, lv, v) for lv, v in (at or {}).items()})
             levels = [lv for lv in ORDER if lv in current]
             columns = [incidents.c[c] for c in INCIDENT_COLUMNS]
-            stmt = sa.select(*columns, *[self._unit_column(current[lv].id, lv) for lv in levels])
+            stmt = sa.select(*columns, *[_unit_column(current[lv].id, lv) for lv in levels])
             stmt = stmt.where(*_filters(query, [current[lv].id for lv in levels])).order_by(incidents.c.id)
             rows = conn.execute(stmt).all()
         # object dtype keeps None as None in the text columns (pandas 3 would make it NaN)
         frame = pd.DataFrame(rows, columns=INCIDENT_COLUMNS + [lv.value for lv in levels], dtype=object)
         return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
 
-    @staticmethod
-    def _unit_column(version_id: int, level: Level) -> sa.ScalarSelect:
-        return (sa.select(assignment_table.c.unit_code)
-                .where(assignment_table.c.incident_id == incidents.c.id, assignment_table.c.version_id == version_id)
-                .scalar_subquery().label(level.value))
 
+class _SqlWriter(Writer):
+    """The writes of one ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def heads(self) -> dict[Level, VersionMeta]:
+        counts = _unit_counts(self.conn)
+        return {level: _meta(row, counts) for level, row in _current_rows(self.conn).items()}
+
+    def version_meta(self, level: Level, version: int) -> VersionMeta:
+        return _meta(_version_row(self.conn, level, version), _unit_counts(self.conn))
+
+    def change_versions(self, change: int) -> list[VersionMeta]:
+        rows = self.conn.execute(sa.select(*_META_COLUMNS).where(layer_versions.c.change == change)).all()
+        counts = _unit_counts(self.conn)
+        return sorted((_meta(row, counts) for row in rows), key=lambda m: m.level.depth)
+
+    def new_change(self) -> int:
+        return int(self.conn.execute(sa.select(sa.func.max(layer_versions.c.change))).scalar() or 0) + 1
+
+    def add_version(self, layer: Layer, info: VersionInfo) -> int:
+        latest = self.conn.execute(sa.select(sa.func.max(layer_versions.c.version))
+                                   .where(layer_versions.c.level == layer.level.value)).scalar()
+        version = (latest or 0) + 1
+        version_id = self.conn.execute(sa.insert(layer_versions).values(
+            level=layer.level.value, version=version, created_at=_now(), author=info.author, note=info.note,
+            parent_source=layer.parent_source, status=VersionStatus.DRAFT.value, based_on=info.based_on,
+            restored_from=info.restored_from, change=info.change, **_record_columns(info.record),
+        )).inserted_primary_key[0]
+        self.conn.execute(sa.insert(units), _unit_rows(layer, version_id))
+        log.info("stored %s version %d (%d units)", layer.level.value, version, len(layer.units))
+        return version
+
+    def commit(self, level: Level, version: int, *, author: str, commit: Assignments,
+               record: VersionRecord) -> None:
+        version_id = _version_row(self.conn, level, version).id
+        current = _current_rows(self.conn)
+        self.conn.execute(sa.update(layer_versions).where(layer_versions.c.id == version_id).values(
+            status=VersionStatus.COMMITTED.value, committed_at=_now(), committed_by=author,
+            assigned=commit.assigned, moved=commit.moved, **_record_columns(record)))
+        for lv, (ids, codes) in commit.units.items():
+            target = version_id if lv == level else current[lv].id
+            self.conn.execute(sa.delete(assignment_table).where(assignment_table.c.version_id == target))
+            if len(ids):
+                self.conn.execute(sa.insert(assignment_table), [
+                    {"incident_id": int(i), "version_id": target, "unit_code": c} for i, c in zip(ids, codes)])
+        for lv, parents in commit.relinked.items():
+            _set_parents(self.conn, current[lv].id, parents)
+        log.info("committed %s version %d", level.value, version)
+
+    def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
+        known: dict[str, KnownReport] = {}
+        unique = list(dict.fromkeys(external_ids))
+        columns = [incidents.c[c] for c in ("external_id", "id", "category", "category_raw", "lon", "lat",
+                                            "reported_at")]
+        for start in range(0, len(unique), 500):
+            rows = self.conn.execute(sa.select(*columns).where(incidents.c.external_id.in_(unique[start:start + 500])))
+            known.update({ext: KnownReport(*rest) for ext, *rest in rows})
+        return known
+
+    def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[int]:
+        if not drafts:
+            return []
+        stmt = sa.insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True)
+        ids = [r[0] for r in self.conn.execute(stmt, [_incident_row(d) for d in drafts])]
+        current = _current_rows(self.conn)
+        rows = [{"incident_id": incident_id, "version_id": current[level].id, "unit_code": codes[pos]}
+                for level, codes in units_by_level.items() if level in current
+                for pos, incident_id in enumerate(ids)]
+        if rows:
+            self.conn.execute(sa.insert(assignment_table), rows)
+        return ids
+
+
+# -- queries shared by reads and writes ---------------------------------------------------------
+_META_COLUMNS = [c for c in layer_versions.columns if c.name not in ("problems", "options", "report", "diff")]
+
+
+def _current_rows(conn: sa.Connection) -> dict[Level, sa.Row]:
+    latest = (sa.select(layer_versions.c.level, sa.func.max(layer_versions.c.version).label("v"))
+              .where(layer_versions.c.status == VersionStatus.COMMITTED.value)
+              .group_by(layer_versions.c.level).subquery())
+    rows = conn.execute(sa.select(*_META_COLUMNS).join(
+        latest, sa.and_(latest.c.level == layer_versions.c.level, latest.c.v == layer_versions.c.version)))
+    return {Level(r.level): r for r in rows}
+
+
+def _version_row(conn: sa.Connection, level: Level, version: int, *extra: sa.Column) -> sa.Row:
+    row = conn.execute(sa.select(*_META_COLUMNS, *extra).where(layer_versions.c.level == level.value,
+                                                              layer_versions.c.version == version)).first()
+    if row is None:
+        raise NotFound(message(N_("{level} has no version {version}"), level=level.title, version=version))
+    return row
+
+
+def _unit_counts(conn: sa.Connection) -> dict[int, int]:
+    return dict(conn.execute(sa.select(units.c.version_id, sa.func.count()).group_by(units.c.version_id)).all())
+
+
+def _load_layer(conn: sa.Connection, version: sa.Row) -> Layer:
+    rows = conn.execute(sa.select(units.c.code, units.c.name, units.c.parent_code, units.c.area_m2,
+                                  units.c.properties, units.c.geometry)
+                        .where(units.c.version_id == version.id).order_by(units.c.id)).all()
+    code, name, parent, area, props, wkb = _columns(rows, 6)
+    frame = gpd.GeoDataFrame({
+        "code": texts(code), "name": texts(name), "parent_code": texts(parent),
+        "area_m2": area.astype(float),
+        "properties": [json.loads(p) for p in props],
+    }, geometry=gpd.GeoSeries(shapely.from_wkb(wkb), crs=4326))
+    return Layer(level=Level(version.level), units=frame, parent_source=version.parent_source,
+                 version=version.version)
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[np.ndarray]:
+    """Cursor tuples as one object array per column (no per-row attribute probing)."""
+    columns = [np.empty(len(rows), dtype=object) for _ in range(width)]
+    for j, values in enumerate(zip(*rows)) if rows else ():
+        columns[j][:] = values
+    return columns
+
+
+def _set_parents(conn: sa.Connection, version_id: int, parents: dict[str, str | None]) -> None:
+    for code, parent in parents.items():
+        conn.execute(sa.update(units).where(units.c.version_id == version_id, units.c.code == code)
+                     .values(parent_code=parent))
+    conn.execute(sa.update(layer_versions).where(layer_versions.c.id == version_id)
+                 .values(parent_source="spatial"))
+
+
+def _unit_column(version_id: int, level: Level) -> sa.ScalarSelect:
+    return (sa.select(assignment_table.c.unit_code)
+            .where(assignment_table.c.incident_id == incidents.c.id, assignment_table.c.version_id == version_id)
+            .scalar_subquery().label(level.value))
 
 
 def _filters(query: IncidentQuery, version_ids: list[int]) -> list[sa.ColumnElement[bool]]:
@@ -378,11 +381,18 @@ def _filters(query: IncidentQuery, version_ids: list[int]) -> list[sa.ColumnElem
 
 
 def _meta(row: sa.Row, counts: dict[int, int]) -> VersionMeta:
-    return VersionMeta(level=Level(row.level), version=row.version, status=row.status, created_at=row.created_at,
-                       author=row.author, note=row.note, unit_count=counts.get(row.id, 0), based_on=row.based_on,
-                       restored_from=row.restored_from, committed_at=row.committed_at,
-                       committed_by=row.committed_by or "", assigned=row.assigned, moved=row.moved,
-                       problems=tuple(json.loads(row.problems or "[]")))
+    return VersionMeta(level=Level(row.level), version=row.version, status=VersionStatus(row.status),
+                       created_at=row.created_at, author=row.author, note=row.note, unit_count=counts.get(row.id, 0),
+                       based_on=row.based_on, restored_from=row.restored_from, committed_at=row.committed_at,
+                       committed_by=row.committed_by or "", assigned=row.assigned, moved=row.moved, change=row.change)
+
+
+def _record_columns(record: VersionRecord) -> dict[str, Any]:
+    def text(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+    return {"options": json.dumps(record.options, ensure_ascii=False),
+            "problems": json.dumps(list(record.problems), ensure_ascii=False),
+            "report": text(record.report), "diff": text(record.diff)}
 
 
 def _unit_rows(layer: Layer, version_id: int) -> list[dict]:
@@ -392,12 +402,6 @@ def _unit_rows(layer: Layer, version_id: int) -> list[dict]:
              "area_m2": float(area), "properties": json.dumps(props, ensure_ascii=False), "geometry": blob}
             for code, name, parent, area, props, blob in zip(
                 frame["code"], frame["name"], frame["parent_code"], frame["area_m2"], frame["properties"], wkb)]
-
-
-def _same_report_key(report: IncidentDraft | sa.Row) -> tuple:
-    """What must match for a repeated external id to be the same report, not a different one."""
-    return (report.category, report.category_raw or None, round(report.lon, 7), round(report.lat, 7),
-            report.reported_at)
 
 
 def _incident_row(draft: IncidentDraft) -> dict:

@@ -4,16 +4,20 @@ The only package under ``gridmap`` allowed to import Flask.
 """
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
 from flask import current_app, request
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
 from .. import categories
+from ..changes import LayerOptions
+from ..cleaning import CleanOptions
 from ..errors import N_, InvalidInput, Message, message
 from ..incidents import Status
-from ..service import Gridmap, LayerOptions
+from ..levels import Level
+from ..service import Gridmap
 from ..storage import IncidentQuery
 
 
@@ -21,9 +25,10 @@ def service() -> Gridmap:
     return current_app.extensions["gridmap"]
 
 
-def tr(msg: Message) -> str:
-    """A domain message in the request's language."""
-    return msg.render(gettext)
+def tr(msg: Message, labels: Mapping[str, str] | None = None) -> str:
+    """A domain message in the request's language; ``labels`` names the request options it
+    mentions the way the page's form labels them."""
+    return (msg.relabel(labels) if labels else msg).render(gettext)
 
 
 def parse_query(args: Mapping[str, str]) -> IncidentQuery:
@@ -70,13 +75,38 @@ def opt(form: Any, key: str) -> str | None:
 
 
 def layer_options(form: Any, *, filename: str) -> LayerOptions:
-    """How to read and save a boundary upload, from a form or a JSON body (the API and the pages)."""
+    """How to read, check and save a boundary upload, from a form or a JSON body (the API, the
+    pages and the editor alike)."""
     return LayerOptions(filename=filename, crs=opt(form, "crs"), code_field=opt(form, "code_field"),
                         name_field=opt(form, "name_field"), parent_field=opt(form, "parent_field"),
                         layer=opt(form, "layer"), encoding=opt(form, "encoding"),
                         tolerance_m2=_number(form, "tolerance_m2", minimum=0.0),
+                        clean=clean_options(form) if flag(form, "clean") else None,
+                        derive_parent=flag(form, "derive_parent"),
                         author=opt(form, "author") or "", note=opt(form, "note") or "",
-                        base_version=_base(form))
+                        base_version=parse_version(opt(form, "base_version"), "base_version", minimum=0))
+
+
+def clean_options(form: Any) -> CleanOptions:
+    """Coverage cleaning's widths in metres (``gap_width_m``, ``snap_m``); the defaults where not given."""
+    gap, snap = _number(form, "gap_width_m", minimum=0.0), _number(form, "snap_m", minimum=0.0)
+    defaults = CleanOptions()
+    return CleanOptions(gap_width_m=defaults.gap_width_m if gap is None else gap,
+                        snap_m=defaults.snap_m if snap is None else snap)
+
+
+def flag(form: Any, key: str) -> bool:
+    """A checkbox or a JSON boolean: on for ``1``, ``true``, ``on``, ``yes`` (and JSON ``true``)."""
+    value = form.get(key)
+    if isinstance(value, bool):
+        return value
+    text = opt(form, key)
+    if text is None or text.lower() in ("0", "false", "off", "no"):
+        return False
+    if text.lower() in ("1", "true", "on", "yes"):
+        return True
+    raise InvalidInput(message(N_("{option}: {value!r} is not a yes/no value; expected 1 or 0"), option=key,
+                               value=text))
 
 
 def _number(form: Any, key: str, *, minimum: float) -> float | None:
@@ -87,30 +117,26 @@ def _number(form: Any, key: str, *, minimum: float) -> float | None:
         number = float(value)
     except ValueError:
         number = float("nan")
-    if not number >= minimum:
-        raise InvalidInput(message(N_("{key}={value!r} is not valid; expected a number >= {minimum}"),
-                                   key=key, value=value, minimum=minimum))
+    if not (number >= minimum and math.isfinite(number)):
+        raise InvalidInput(message(N_("{option}: {value!r} is not valid; expected a number >= {minimum}"),
+                                   option=key, value=value, minimum=minimum))
     return number
 
 
-def _base(form: Any) -> int | None:
-    value = opt(form, "base_version")
-    if value is None or value.lower() in ("none", "null"):
+def parse_version(value: str | None, key: str, *, minimum: int = 1) -> int | None:
+    """A version number (``version=``, ``with=``, ``base_version=``; 0 only where it means "none")."""
+    if value is None or (minimum == 0 and value.lower() in ("none", "null")):
         return None
-    if not value.isdigit():
-        raise InvalidInput(message(N_("base_version={value!r} is not a version number; expected the number of "
-                                      "the version the edit started from (0 for a level with none)"), value=value))
+    if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= minimum):
+        raise InvalidInput(message(N_("{option}: {value!r} is not a version number; expected {expected}"),
+                                   option=key, value=value,
+                                   expected="0, 1, 2, … (0: the level had none)" if minimum == 0 else "1, 2, 3, …"))
     return int(value)
 
 
 def version_arg(key: str) -> int | None:
     """A version number from the query string (``version=``, ``with=``); absent is None."""
-    value = (request.args.get(key) or "").strip()
-    if not value:
-        return None
-    if not value.isdigit():
-        raise InvalidInput(message(N_("{key}={value!r} is not a version number"), key=key, value=value))
-    return int(value)
+    return parse_version(opt(request.args, key), key)
 
 
 def compared_with(version: int) -> int:
@@ -120,3 +146,24 @@ def compared_with(version: int) -> int:
         raise InvalidInput(message(N_("expected with=<version number> to compare version {version} with"),
                                    version=version))
     return other
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON object body; anything else is refused saying what arrived."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise InvalidInput(message(N_("expected a JSON object (Content-Type: application/json); got {got}"),
+                                   got=type(payload).__name__ if payload is not None else
+                                   request.content_type or "no body"))
+    return payload
+
+
+def language() -> str:
+    """The request's UI language, "zh" or "en"."""
+    locale = get_locale()
+    return locale.language if locale else "zh"
+
+
+def level_title(level: Level) -> str:
+    """A level's name in the request's language (微网格 / Micro-grid)."""
+    return level.label_en if language() == "en" else level.label_zh

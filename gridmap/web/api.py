@@ -5,6 +5,7 @@ import json
 import re
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import shapely
@@ -14,31 +15,45 @@ from shapely.geometry import mapping, shape
 from werkzeug.datastructures import FileStorage
 
 from .. import categories
+from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
 from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message
 from ..incidents import FileOptions
 from ..levels import Level
-from ..service import LayerOptions, LayerResult, ReportResult, SaveMode
+from ..service import ReportResult
 from ..storage import VersionMeta
-from . import compared_with, layer_options, opt, parse_query, service, version_arg
+from . import (
+    clean_options,
+    compared_with,
+    json_object,
+    layer_options,
+    opt,
+    parse_query,
+    parse_version,
+    service,
+    version_arg,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.post("/layers/<level>")
 def upload_layer(level: str):
-    """A boundary file (multipart ``file``) or an edited level (JSON ``{"geojson": …}``): preview
+    """A boundary file (multipart ``file``) or an edited level (JSON ``{"geojson": …}``, with
+    ``"parent": {"geojson": …, "base_version": N}`` when the level above was edited along): preview
     it, save it as a draft or commit it (``mode``), based on ``base_version`` / ``If-Match``."""
     lv = Level.parse(level)
+    parent = None
     if request.is_json:
-        body = _json_object()
-        data, options = _geojson_bytes(body), layer_options(body, filename="edit.geojson")
+        body = json_object()
+        data, options = _geojson_bytes(body.get("geojson")), layer_options(body, filename="edit.geojson")
+        parent = _parent_edit(body)
     else:
         upload = _file()
         data, options = upload.read(), layer_options(request.form, filename=upload.filename or "upload.geojson")
         body = request.form
     mode = _mode(body)
     with _precondition():
-        result = service().save_layer(lv, data, _if_match(options), mode=mode)
+        result = service().save_layer(lv, data, _if_match(options), mode=mode, parent=parent)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
@@ -58,9 +73,11 @@ def list_versions(level: str):
 
 @bp.get("/layers/<level>/versions/<int:version>")
 def get_version(level: str, version: int):
+    """One version with the report and diff it was saved (or committed) with, and its options."""
     view = service().version(Level.parse(level), version)
-    return {**version_meta(view.meta), "report": view.report.as_dict(gettext), "diff": view.diff.as_dict(),
-            "against": view.before.version if view.before is not None else None}
+    return {**version_meta(view.meta), "report": view.report.as_dict(gettext) if view.report else None,
+            "diff": view.diff.as_dict(), "against": view.before.version if view.before is not None else None,
+            "options": view.options, "change": [version_meta(m) for m in view.members]}
 
 
 @bp.get("/layers/<level>/versions/<int:version>/compare")
@@ -72,7 +89,7 @@ def compare_versions(level: str, version: int):
 
 @bp.post("/layers/<level>/versions/<int:version>/commit")
 def commit_version(level: str, version: int):
-    body = _json_object() if request.is_json else request.form
+    body = json_object() if request.is_json else request.form
     with _precondition():
         result = service().commit_draft(Level.parse(level), version, author=opt(body, "author") or "")
     return layer_result(result), 200
@@ -80,11 +97,23 @@ def commit_version(level: str, version: int):
 
 @bp.post("/layers/<level>/versions/<int:version>/restore")
 def restore_version(level: str, version: int):
-    body = _json_object() if request.is_json else request.form
+    body = json_object() if request.is_json else request.form
     mode = _mode(body)
     with _precondition():
         result = service().restore(Level.parse(level), version, _if_match(layer_options(body, filename="")),
                                    mode=mode)
+    return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
+
+
+@bp.post("/layers/<level>/versions/<int:version>/clean")
+def clean_version(level: str, version: int):
+    """Clean a stored version's overlaps and gaps (``gap_width_m``, ``snap_m``) into a new version
+    (``mode``: a draft by default)."""
+    body = json_object() if request.is_json else request.form
+    mode = _mode(body, default=SaveMode.DRAFT)
+    with _precondition():
+        result = service().clean_version(Level.parse(level), version, clean_options(body),
+                                         _if_match(layer_options(body, filename="")), mode=mode)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
@@ -138,20 +167,27 @@ def lookup():
 
 
 def layer_result(result: LayerResult) -> dict[str, Any]:
-    url = url_for("pages.version_page", level=result.level.value, version=result.version) if result.version else None
-    return {"level": result.level.value, "status": result.status, "version": result.version,
+    url = url_for("review.version_page", level=result.level.value, version=result.version) if result.version else None
+    body = {"level": result.level.value, "status": result.status.value, "version": result.version,
             "based_on": result.based_on, "url": url, "count": result.count, "area_m2": round(result.area_m2, 1),
             "parent_source": result.parent_source, "reassigned": result.reassigned, "assigned": result.assigned,
             "unassigned": result.unassigned, "report": result.report.as_dict(gettext),
             "diff": result.diff.as_dict()}
+    if result.parent is not None:
+        body["parent"] = layer_result(result.parent)
+    return body
 
 
 def version_meta(meta: VersionMeta) -> dict[str, Any]:
-    return {"level": meta.level.value, "version": meta.version, "status": meta.status, "author": meta.author,
-            "note": meta.note, "created_at": meta.created_at.isoformat(timespec="seconds"),
-            "committed_at": meta.committed_at.isoformat(timespec="seconds") if meta.committed_at else None,
+    """A version's line; times with the deployment's UTC offset (as the pages show them)."""
+    def when(utc: datetime | None) -> str | None:
+        return None if utc is None else utc.replace(tzinfo=timezone.utc).astimezone(service().tz).isoformat(
+            timespec="seconds")
+    return {"level": meta.level.value, "version": meta.version, "status": meta.status.value, "author": meta.author,
+            "note": meta.note, "created_at": when(meta.created_at), "committed_at": when(meta.committed_at),
             "committed_by": meta.committed_by, "units": meta.unit_count, "based_on": meta.based_on,
-            "restored_from": meta.restored_from, "assigned": meta.assigned, "moved": meta.moved}
+            "restored_from": meta.restored_from, "assigned": meta.assigned, "moved": meta.moved,
+            "change": meta.change}
 
 
 def report_body(result: ReportResult) -> dict[str, Any]:
@@ -169,8 +205,8 @@ def _file() -> FileStorage:
     return upload
 
 
-def _mode(form: Any) -> SaveMode:
-    value = (opt(form, "mode") or "commit").lower()
+def _mode(form: Any, default: SaveMode = SaveMode.COMMIT) -> SaveMode:
+    value = (opt(form, "mode") or default.value).lower()
     try:
         return SaveMode(value)
     except ValueError:
@@ -201,20 +237,23 @@ def _precondition() -> Iterator[None]:
         raise
 
 
-def _json_object() -> dict[str, Any]:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise InvalidInput(message(N_("expected a JSON object; got {got}"), got=type(payload).__name__
-                                   if payload is not None else "a body that is not JSON"))
-    return payload
-
-
-def _geojson_bytes(body: dict[str, Any]) -> bytes:
-    geojson = body.get("geojson")
+def _geojson_bytes(geojson: Any, key: str = "geojson") -> bytes:
     if not isinstance(geojson, dict) or geojson.get("type") != "FeatureCollection":
-        raise InvalidInput(message(N_("expected \"geojson\": a GeoJSON FeatureCollection; got {got}"),
+        raise InvalidInput(message(N_("expected \"{key}\": a GeoJSON FeatureCollection; got {got}"), key=key,
                                    got=type(geojson).__name__ if geojson is not None else "nothing"))
     return json.dumps(_wound(geojson), ensure_ascii=False).encode()
+
+
+def _parent_edit(body: dict[str, Any]) -> ParentEdit | None:
+    """``"parent": {"geojson": …, "base_version": N}``: the level above, edited along."""
+    parent = body.get("parent")
+    if parent is None:
+        return None
+    if not isinstance(parent, dict):
+        raise InvalidInput(message(N_("expected \"parent\": an object with \"geojson\" and \"base_version\"; "
+                                      "got {got}"), got=type(parent).__name__))
+    return ParentEdit(_geojson_bytes(parent.get("geojson"), "parent.geojson"),
+                      parse_version(opt(parent, "base_version"), "parent.base_version", minimum=0))
 
 
 def _wound(collection: dict[str, Any]) -> dict[str, Any]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
-from flask_babel import get_locale
+from flask import Blueprint, current_app, render_template, url_for
 from shapely.geometry import mapping
 
 from .. import editing
 from ..errors import N_, InvalidInput, message
 from ..levels import ORDER, Level
-from . import service
+from . import json_object, level_title, service, version_arg
 
 bp = Blueprint("editor", __name__)
 
@@ -27,7 +26,7 @@ AREAL = ("Polygon", "MultiPolygon")
 @bp.get("/layers/<level>/edit")
 def edit_page(level: str):
     lv = Level.parse(level)
-    version = _version(request.args.get("version"))
+    version = version_arg("version")
     layers = service().layers()
     service().layer(lv)  # NotFound (a readable page) when the level has never been uploaded
     parent = ORDER[lv.depth - 1] if lv.depth > 0 else None
@@ -40,13 +39,13 @@ def edit_page(level: str):
         "splitUrl": url_for("editor.split"), "mergeUrl": url_for("editor.merge"),
         "tiles": settings.tiles, "tilesAttribution": settings.tiles_attribution,
     }
-    return render_template("editor.html", config=config, level=lv.value, level_title=_title(lv),
-                           parent_title=_title(parent) if parent in layers else None)
+    return render_template("editor.html", config=config, level=lv.value, level_title=level_title(lv),
+                           parent_title=level_title(parent) if parent in layers else None)
 
 
 @bp.post("/api/edit/split")
 def split():
-    body = _json_object()
+    body = json_object()
     polygon, line, *neighbours = editing.read_geometries(
         [("geometry", body.get("geometry"), POLYGON), ("line", body.get("line"), ("LineString",))]
         + _neighbour_fields(body))
@@ -59,7 +58,7 @@ def split():
 
 @bp.post("/api/edit/merge")
 def merge():
-    body = _json_object()
+    body = json_object()
     pair = body.get("geometries")
     if not isinstance(pair, list):
         raise InvalidInput(message(N_("expected \"geometries\": a list of two GeoJSON Polygons, got {got}"),
@@ -71,14 +70,6 @@ def merge():
     return {"geometry": mapping(editing.merge_units(a, b))}
 
 
-def _json_object() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput(message(N_("expected a JSON object (Content-Type: application/json); got {got}"),
-                                   got=request.content_type or "no body"))
-    return body
-
-
 def _neighbour_fields(body: dict[str, Any]) -> list[editing.GeometryField]:
     """The optional units around the one being split: they get the new border vertices too."""
     value = body.get("neighbours")
@@ -88,17 +79,3 @@ def _neighbour_fields(body: dict[str, Any]) -> list[editing.GeometryField]:
         raise InvalidInput(message(N_("expected \"neighbours\": a list of GeoJSON Polygons, got {got}"),
                                    got=editing.preview(value)))
     return [(f"neighbours[{i}]", g, AREAL) for i, g in enumerate(value)]
-
-
-def _version(text: str | None) -> int | None:
-    if text is None or not text.strip():
-        return None
-    if not text.strip().isdigit() or int(text) < 1:
-        raise InvalidInput(message(N_("version={value!r} is not a version number; expected 1, 2, 3, …"),
-                                   value=text))
-    return int(text)
-
-
-def _title(level: Level) -> str:
-    locale = get_locale()
-    return level.label_en if locale and locale.language == "en" else level.label_zh

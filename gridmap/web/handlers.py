@@ -7,12 +7,12 @@ from flask import Flask, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
-from ..errors import Conflict, GridmapError, InvalidInput, NotFound, PreconditionFailed, TooLarge
+from ..errors import Conflict, GridmapError, InvalidInput, NotFound, PreconditionFailed
 from . import error_body, tr
 
 log = logging.getLogger(__name__)
 
-STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, PreconditionFailed: 412, TooLarge: 413}
+STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, PreconditionFailed: 412}
 
 
 def register(app: Flask) -> None:

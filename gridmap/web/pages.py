@@ -1,24 +1,32 @@
-"""Pages for people: the map with its filters, the boundary upload, review and history."""
+"""Pages for people: the map with its filters, the boundary upload, history, commit, restore
+and clean.  The review page of a version or an upload lives in :mod:`gridmap.web.review`."""
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
 
 import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext
-from shapely import Point
+from flask_babel import gettext
 
 from .. import categories
-from ..boundaries import Layer, staff_of
+from ..boundaries import staff_of
+from ..changes import SaveMode, local_time
 from ..errors import GridmapError
+from ..layer import Layer
 from ..levels import ORDER, Level
-from ..maps import MapLabels, MapLayer, ReviewLabels, build_map, build_review_map, render_parts
-from ..service import SaveMode
-from ..storage import VersionMeta
-from ..validation import Problem, Report
-from ..versions import LayerDiff
-from . import compared_with, layer_options, opt, parse_query, service, tr, version_arg
+from ..maps import MapLabels, MapLayer, build_map, render_parts
+from ..rankings import top_units, unit_counts
+from . import clean_options, language, layer_options, level_title, opt, parse_query, service, tr, version_arg
+from .review import review_page
 
 bp = Blueprint("pages", __name__)
+
+#: The upload form's fields that are options of the file (kept when the planner goes back to the form).
+UPLOAD_FIELDS = ("level", "crs", "code_field", "name_field", "parent_field", "layer", "encoding", "tolerance_m2",
+                 "clean", "gap_width_m", "snap_m", "derive_parent", "author", "note")
 
 
 @bp.after_app_request
@@ -30,8 +38,14 @@ def remember_language(response):
 
 
 @bp.app_context_processor
-def language() -> dict[str, str]:
-    return {"lang": _lang()}
+def page_context() -> dict[str, Any]:
+    return {"lang": language(), "level_title": level_title, "levels_with_versions": _levels_with_versions}
+
+
+@bp.app_template_filter("local")
+def local(utc: datetime | None) -> str:
+    """A stored UTC time as the deployment's wall-clock time (like incident times)."""
+    return "" if utc is None else local_time(utc, service().tz).strftime("%Y-%m-%d %H:%M")
 
 
 @bp.get("/")
@@ -51,25 +65,25 @@ def index():
                      unassigned=frame.loc[outside, ["lon", "lat"]].to_numpy(dtype=float),
                      labels=_labels(), tiles=settings.tiles, tiles_attribution=settings.tiles_attribution)
     return render_template("index.html", parts=render_parts(fmap), args=request.args,
-                           categories=[(c.code, c.label(_lang())) for c in categories.CATEGORIES],
+                           categories=[(c.code, c.label(language())) for c in categories.CATEGORIES],
                            total=len(frame), unassigned=int(outside.sum()),
-                           ranking=_ranking(layers, frame), shown_version=(level, version) if version else None)
+                           ranking=top_units(layers, frame), shown_version=(level, version) if version else None)
 
 
 @bp.route("/upload", methods=["GET", "POST"])
 def upload():
     """Upload → validation report and diff.  A file without errors is saved as a draft and the
     planner lands on its review page; a file with errors gets the report drawn on a map, and
-    nothing is stored."""
-    levels = [(lv.value, _level_title(lv)) for lv in ORDER]
+    nothing is stored.  ``GET /upload?crs=…`` opens the form with those options filled in."""
+    labels = upload_labels()
+    names = {key: f"“{label}”" for key, label in labels.items()}     # how errors name a field
     if request.method == "GET":
-        return render_template("upload.html", levels=levels, form={}, errors=None)
+        return _upload_form(request.args, labels)
     form = request.form
     upload_file = request.files.get("file")
     try:
         if upload_file is None or not upload_file.filename:
-            return render_template("upload.html", levels=levels, form=form,
-                                   errors=(gettext("Choose a boundary file to upload."), [])), 400
+            return _upload_form(form, labels, (gettext("Choose a boundary file to upload."), [])), 400
         level, data = Level.parse(form.get("level", "")), upload_file.read()
         options = layer_options(form, filename=upload_file.filename)
         try:
@@ -78,12 +92,35 @@ def upload():
             if error.report is None:
                 raise
             preview = service().save_layer(level, data, options, mode=SaveMode.PREVIEW)
-            return _review(preview.layer, None, preview.report, preview.diff, meta=None,
-                           filename=upload_file.filename), 400
+            return review_page(preview, filename=upload_file.filename, form_url=_form_url(form)), 400
     except GridmapError as error:
-        return render_template("upload.html", levels=levels, form=form,
-                               errors=(tr(error.summary), [tr(d) for d in error.details])), 400
-    return redirect(url_for("pages.version_page", level=level.value, version=result.version), 303)
+        return _upload_form(form, labels, (tr(error.summary, names), [tr(d, names) for d in error.details])), 400
+    return redirect(url_for("review.version_page", level=level.value, version=result.version), 303)
+
+
+def upload_labels() -> dict[str, str]:
+    """The upload form's field labels: the form shows them, and errors name fields by them."""
+    return {"level": gettext("Level"), "author": gettext("Your name"), "note": gettext("Note"),
+            "crs": gettext("CRS of the file, if it does not say (e.g. EPSG:4547)"),
+            "code_field": gettext("Property holding the code"), "name_field": gettext("Property holding the name"),
+            "parent_field": gettext("Property holding the parent code"),
+            "layer": gettext("Layer of a GeoPackage or KML, or shapefile in the zip"),
+            "encoding": gettext("Text encoding of a shapefile without .cpg (e.g. GBK)"),
+            "tolerance_m2": gettext("Report gaps and overlaps larger than (m²)"),
+            "clean": gettext("Clean overlaps and gaps"), "gap_width_m": gettext("Fill gaps narrower than (m)"),
+            "snap_m": gettext("Snap corners closer than (m)"), "derive_parent":
+            gettext("Redraw the level above as the union of these units")}
+
+
+def _upload_form(form: Any, labels: dict[str, str], errors: tuple[str, list[str]] | None = None) -> str:
+    return render_template("upload.html", levels=[(lv.value, level_title(lv)) for lv in ORDER], form=form,
+                           errors=errors, labels=labels, defaults=clean_options({}))
+
+
+def _form_url(form: Any) -> str:
+    """The upload form again, with this upload's options filled in (the file must be chosen again)."""
+    kept = {key: form.get(key) for key in UPLOAD_FIELDS if form.get(key)}
+    return url_for("pages.upload") + ("?" + urlencode(kept) if kept else "")
 
 
 @bp.get("/layers/<level>/history")
@@ -91,21 +128,7 @@ def history(level: str):
     lv = Level.parse(level)
     versions = service().history(lv)
     current = service().store.versions().get(lv)
-    return render_template("history.html", level=lv, level_title=_level_title(lv), versions=versions,
-                           current=current)
-
-
-@bp.get("/layers/<level>/versions/<int:version>")
-def version_page(level: str, version: int):
-    view = service().version(Level.parse(level), version)
-    return _review(view.layer, view.before, view.report, view.diff, meta=view.meta)
-
-
-@bp.get("/layers/<level>/versions/<int:version>/compare")
-def compare_page(level: str, version: int):
-    lv, other = Level.parse(level), compared_with(version)
-    view = service().compare(lv, other, version)
-    return _review(view.layer, view.before, None, view.diff, meta=view.meta, compared_with=other)
+    return render_template("history.html", level=lv, versions=versions, current=current)
 
 
 @bp.post("/layers/<level>/versions/<int:version>/commit")
@@ -119,38 +142,23 @@ def commit_page(level: str, version: int):
 def restore_page(level: str, version: int):
     lv = Level.parse(level)
     result = service().restore(lv, version, layer_options(request.form, filename=""), mode=SaveMode.DRAFT)
-    return redirect(url_for("pages.version_page", level=lv.value, version=result.version), 303)
+    return redirect(url_for("review.version_page", level=lv.value, version=result.version), 303)
 
 
-def _review(layer: Layer, before: Layer | None, report: Report | None, diff: LayerDiff, *,
-            meta: VersionMeta | None, filename: str | None = None, compared_with: int | None = None) -> str:
-    """The review page: the report and the diff, the old and new outlines and the problems on a map."""
-    settings = current_app.config["GRIDMAP_SETTINGS"]
-    problems = report.problems if report is not None else []
-    fmap = build_review_map(before.units if before is not None else None, layer.units, _problem_frame(problems),
-                            labels=_review_labels(before, meta), tiles=settings.tiles,
-                            tiles_attribution=settings.tiles_attribution)
-    current = service().store.versions().get(layer.level)
-    return render_template("review.html", parts=render_parts(fmap), level=layer.level,
-                           level_title=_level_title(layer.level), meta=meta, filename=filename, report=report,
-                           errors=[tr(p.message) for p in report.errors] if report else [],
-                           problems=[(p, tr(p.message)) for p in problems], diff=diff, before=before,
-                           current=current, compared_with=compared_with, units=len(layer.units))
+@bp.post("/layers/<level>/versions/<int:version>/clean")
+def clean_page(level: str, version: int):
+    """The review page's "clean overlaps and gaps": a new draft, cleaned, and its review page."""
+    lv = Level.parse(level)
+    result = service().clean_version(lv, version, clean_options(request.form),
+                                     layer_options(request.form, filename=""), mode=SaveMode.DRAFT)
+    return redirect(url_for("review.version_page", level=lv.value, version=result.version), 303)
 
 
-def _problem_frame(problems: list[Problem]) -> gpd.GeoDataFrame:
-    rows = [(p.severity.value, tr(p.message), p.geometry if p.geometry is not None else Point(p.location))
-            for p in problems if p.geometry is not None or p.location is not None]
-    return gpd.GeoDataFrame({"severity": [r[0] for r in rows], "message": [r[1] for r in rows]},
-                            geometry=gpd.GeoSeries([r[2] for r in rows], crs=4326))
-
-
-def _review_labels(before: Layer | None, meta: VersionMeta | None) -> ReviewLabels:
-    after = gettext("Version %(v)s", v=meta.version) if meta else gettext("Uploaded file")
-    old = gettext("Version %(v)s", v=before.version) if before is not None else ""
-    return ReviewLabels(before=gettext("Before: %(name)s", name=old), after=gettext("After: %(name)s", name=after),
-                        problems=gettext("Problems"), name=gettext("Name"), code=gettext("Code"),
-                        problem=gettext("Problem"))
+def _levels_with_versions() -> list[Level]:
+    """The levels this deployment uses (those with a version), largest first; grid and micro-grid
+    when none has one yet."""
+    stored = service().store.versions()
+    return [lv for lv in ORDER if lv in stored] or [Level.GRID, Level.MICRO_GRID]
 
 
 def _version_args() -> tuple[Level, int | None]:
@@ -160,17 +168,6 @@ def _version_args() -> tuple[Level, int | None]:
     return level or service().deepest_level(), version
 
 
-
-
-def _lang() -> str:
-    locale = get_locale()
-    return locale.language if locale else "zh"
-
-
-def _level_title(level: Level) -> str:
-    return level.label_en if _lang() == "en" else level.label_zh
-
-
 def _labels() -> MapLabels:
     return MapLabels(name=gettext("Name"), code=gettext("Code"), staff=gettext("Staff"),
                      incidents=gettext("Incidents"), heat=gettext("Incident heatmap"),
@@ -178,22 +175,9 @@ def _labels() -> MapLabels:
 
 
 def _map_layer(layer: Layer, frame: pd.DataFrame) -> MapLayer:
-    counts = frame[layer.level.value].value_counts() if layer.level.value in frame else pd.Series(dtype=int)
     units = gpd.GeoDataFrame({
         "code": layer.units["code"], "name": layer.units["name"],
         "staff": [staff_of(p)["staff"] or "" for p in layer.units["properties"]],
-        "incident_count": [int(counts.get(code, 0)) for code in layer.units["code"]],
+        "incident_count": unit_counts(layer, frame),
     }, geometry=layer.units.geometry, crs=4326)
-    return MapLayer(level=layer.level, title=_level_title(layer.level), units=units)
-
-
-def _ranking(layers: dict[Level, Layer], frame: pd.DataFrame) -> list[dict]:
-    """The ten units of the deepest level with the most incidents (月评比 at a glance)."""
-    if not layers:
-        return []
-    deepest = max(layers, key=lambda lv: lv.depth)
-    counts = frame[deepest.value].value_counts() if deepest.value in frame else pd.Series(dtype=int)
-    units = layers[deepest].units.set_index("code")
-    return [{"code": code, "name": units.at[code, "name"], "count": int(n),
-             "staff": staff_of(units.at[code, "properties"])["staff"] or ""}
-            for code, n in counts.head(10).items() if code in units.index]
+    return MapLayer(level=layer.level, title=level_title(layer.level), units=units)

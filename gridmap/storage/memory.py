@@ -1,0 +1,306 @@
+"""The memory store: everything kept in this process, answering exactly as :mod:`.sql` does.
+
+It is the contract suite's second backend (``open_store("memory://")``) and the plainest
+statement of what a store keeps.  Data is held the way the SQL store holds it: units as
+columns with properties as JSON text and geometries as WKB, records as JSON text, so what
+comes back is always a fresh copy and round-trips exactly as it would through a database.
+
+A write transaction works on a copy of the data while holding the store's lock, and swaps the
+copy in only when its block ends without an exception: a failed block leaves nothing behind,
+and a reader always sees one whole state (it never waits, as with SQLite's WAL).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..errors import N_, NotFound, message
+from ..incidents import IncidentDraft, KnownReport
+from ..layer import Layer, texts
+from ..levels import ORDER, Level
+from . import Assignments, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
+
+log = logging.getLogger(__name__)
+
+INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
+                    "status", "description", "source"]
+_STORED_COLUMNS = INCIDENT_COLUMNS + ["created_at"]
+_KNOWN_COLUMNS = ("id", "category", "category_raw", "lon", "lat", "reported_at")
+
+
+@dataclass
+class _Version:
+    """One stored version: its line, its units as columns, what it was saved with (JSON text)
+    and the unit every incident assigned under it got (incident id → code)."""
+
+    meta: VersionMeta
+    parent_source: str | None
+    units: dict[str, np.ndarray]
+    record: str
+    assignments: dict[int, str | None] = field(default_factory=dict)
+
+    def copy(self) -> _Version:
+        """A copy whose containers a transaction may change (their items are immutable)."""
+        return replace(self, units={name: column.copy() for name, column in self.units.items()},
+                       assignments=dict(self.assignments))
+
+    def layer(self) -> Layer:
+        """The units as a fresh Layer, built as sql.py builds it."""
+        units = self.units
+        frame = gpd.GeoDataFrame({
+            "code": texts(units["code"]), "name": texts(units["name"]), "parent_code": texts(units["parent_code"]),
+            "area_m2": units["area_m2"].copy(),
+            "properties": [json.loads(p) for p in units["properties"]],
+        }, geometry=gpd.GeoSeries(shapely.from_wkb(units["geometry"]), crs=4326))
+        return Layer(level=self.meta.level, units=frame, parent_source=self.parent_source,
+                     version=self.meta.version)
+
+    def relink(self, parents: dict[str, str | None]) -> None:
+        """New parent codes by child code; the parents are now derived spatially."""
+        for code, parent in parents.items():
+            self.units["parent_code"][self.units["code"] == code] = parent
+        self.parent_source = "spatial"
+
+
+@dataclass
+class _Data:
+    """Everything the store keeps: versions in the order they were saved, incidents as columns."""
+
+    versions: list[_Version] = field(default_factory=list)
+    incidents: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in _STORED_COLUMNS})
+
+    def copy(self) -> _Data:
+        """A working copy for one transaction; the original is never changed after it is shared."""
+        return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()})
+
+    def find(self, level: Level, version: int) -> _Version:
+        for stored in self.versions:
+            if stored.meta.level == level and stored.meta.version == version:
+                return stored
+        raise NotFound(message(N_("{level} has no version {version}"), level=level.title, version=version))
+
+    def current(self) -> dict[Level, _Version]:
+        """The highest committed version of every level that has one, largest level first."""
+        current: dict[Level, _Version] = {}
+        for stored in self.versions:
+            meta = stored.meta
+            if meta.status == VersionStatus.COMMITTED and (
+                    meta.level not in current or meta.version > current[meta.level].meta.version):
+                current[meta.level] = stored
+        return dict(sorted(current.items(), key=lambda item: item[0].depth))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The incidents' listed columns as object arrays."""
+        return {name: _objects(self.incidents[name]) for name in INCIDENT_COLUMNS}
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._data = _Data()
+        self._lock = threading.RLock()
+        self._writing = False   # read and set only while holding the lock
+
+    @contextmanager
+    def writing(self) -> Iterator[Writer]:
+        # An RLock so that a transaction opened inside another one in the same thread is
+        # refused at once; SQLite would wait for its own lock, then fail "database is locked".
+        with self._lock:
+            if self._writing:
+                raise RuntimeError("a write transaction is already open on this store")
+            self._writing = True
+            try:
+                work = self._data.copy()
+                yield _MemoryWriter(work)
+                self._data = work
+            finally:
+                self._writing = False
+
+    # -- layers --------------------------------------------------------------------------
+    def layers(self) -> dict[Level, Layer]:
+        return {level: stored.layer() for level, stored in self._data.current().items()}
+
+    def versions(self) -> dict[Level, int]:
+        return {level: stored.meta.version for level, stored in self._data.current().items()}
+
+    def layer_meta(self) -> list[VersionMeta]:
+        return [stored.meta for stored in self._data.current().values()]
+
+    def history(self, level: Level) -> list[VersionMeta]:
+        metas = [stored.meta for stored in self._data.versions if stored.meta.level == level]
+        return sorted(metas, key=lambda meta: meta.version, reverse=True)
+
+    def version_meta(self, level: Level, version: int) -> VersionMeta:
+        return self._data.find(level, version).meta
+
+    def version_record(self, level: Level, version: int) -> VersionRecord:
+        return _record(self._data.find(level, version).record)
+
+    def layer_version(self, level: Level, version: int) -> Layer:
+        return self._data.find(level, version).layer()
+
+    def assignments(self, level: Level, version: int) -> tuple[np.ndarray, np.ndarray]:
+        assigned = self._data.find(level, version).assignments
+        ids = sorted(assigned)
+        return np.array(ids, dtype=np.int64), _objects(assigned[i] for i in ids)
+
+    # -- incidents -----------------------------------------------------------------------
+    def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        stored = self._data.incidents
+        return (np.array(stored["id"], dtype=np.int64), np.array(stored["lon"], dtype=float),
+                np.array(stored["lat"], dtype=float))
+
+    def count_incidents(self) -> int:
+        return len(self._data.incidents["id"])
+
+    def incidents(self, query: IncidentQuery = IncidentQuery(), *,
+                  at: dict[Level, int] | None = None) -> pd.DataFrame:
+        data = self._data
+        shown = data.current()
+        shown.update({level: data.find(level, version) for level, version in (at or {}).items()})
+        levels = [level for level in ORDER if level in shown]
+        columns = data.columns()
+        for level in levels:
+            columns[level.value] = _objects(shown[level].assignments.get(i) for i in columns["id"])
+        keep = _matches(columns, query, [shown[level] for level in levels])
+        # object dtype keeps None as None in the text columns, as sql.py does
+        frame = pd.DataFrame({name: column[keep] for name, column in columns.items()}, dtype=object)
+        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
+
+
+class _MemoryWriter(Writer):
+    """The writes of one transaction, made on the store's working copy."""
+
+    def __init__(self, data: _Data) -> None:
+        self.data = data
+
+    def heads(self) -> dict[Level, VersionMeta]:
+        return {level: stored.meta for level, stored in self.data.current().items()}
+
+    def version_meta(self, level: Level, version: int) -> VersionMeta:
+        return self.data.find(level, version).meta
+
+    def change_versions(self, change: int) -> list[VersionMeta]:
+        metas = [stored.meta for stored in self.data.versions if stored.meta.change == change]
+        return sorted(metas, key=lambda meta: meta.level.depth)
+
+    def new_change(self) -> int:
+        return max((s.meta.change for s in self.data.versions if s.meta.change is not None), default=0) + 1
+
+    def add_version(self, layer: Layer, info: VersionInfo) -> int:
+        level = layer.level
+        version = max((s.meta.version for s in self.data.versions if s.meta.level == level), default=0) + 1
+        meta = VersionMeta(level=level, version=version, status=VersionStatus.DRAFT, created_at=_now(),
+                           author=info.author, note=info.note, unit_count=len(layer.units),
+                           based_on=info.based_on, restored_from=info.restored_from, change=info.change)
+        self.data.versions.append(_Version(meta, layer.parent_source, _unit_columns(layer.units),
+                                           _record_text(info.record)))
+        log.info("stored %s version %d (%d units)", level.value, version, len(layer.units))
+        return version
+
+    def commit(self, level: Level, version: int, *, author: str, commit: Assignments,
+               record: VersionRecord) -> None:
+        target = self.data.find(level, version)
+        current = self.data.current()   # as before this commit, as in sql.py
+        target.meta = replace(target.meta, status=VersionStatus.COMMITTED, committed_at=_now(),
+                              committed_by=author, assigned=commit.assigned, moved=commit.moved)
+        target.record = _record_text(record)
+        for lv, (ids, codes) in commit.units.items():
+            (target if lv == level else current[lv]).assignments = dict(zip(map(int, ids), codes))
+        for lv, parents in commit.relinked.items():
+            current[lv].relink(parents)
+        log.info("committed %s version %d", level.value, version)
+
+    def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
+        stored = self.data.incidents
+        where = {ext: pos for pos, ext in enumerate(stored["external_id"]) if ext is not None}
+        return {ext: KnownReport(*(stored[name][where[ext]] for name in _KNOWN_COLUMNS))
+                for ext in dict.fromkeys(external_ids) if ext in where}
+
+    def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[int]:
+        stored = self.data.incidents
+        _check_unique([*stored["external_id"], *(d.external_id for d in drafts)])
+        first = len(stored["id"]) + 1
+        ids = list(range(first, first + len(drafts)))
+        for incident_id, draft in zip(ids, drafts):
+            for name, value in _incident_row(incident_id, draft).items():
+                stored[name].append(value)
+        current = self.data.current()
+        for level, codes in units_by_level.items():
+            if level in current:
+                current[level].assignments.update({i: codes[pos] for pos, i in enumerate(ids)})
+        return ids
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _objects(values: Iterable[Any]) -> np.ndarray:
+    """Values as a one-dimensional object array (never a string array, never 2-D)."""
+    items = list(values)
+    column = np.empty(len(items), dtype=object)
+    column[:] = items
+    return column
+
+
+def _matches(columns: dict[str, np.ndarray], query: IncidentQuery, shown: list[_Version]) -> np.ndarray:
+    """Which incidents pass the filters (sql.py's ``_filters``); ``unit`` is a code of any shown level."""
+    keep = np.ones(len(columns["id"]), dtype=bool)
+    if query.category:
+        keep &= columns["category"] == query.category
+    if query.status:
+        keep &= columns["status"] == query.status
+    if query.date_from:
+        keep &= columns["reported_at"] >= query.date_from
+    if query.date_to:
+        keep &= columns["reported_at"] < query.date_to
+    ids = columns["id"].astype(np.int64)
+    if query.ids is not None:
+        keep &= np.isin(ids, np.array(query.ids, dtype=np.int64))
+    if query.unit:
+        held = {i for stored in shown for i, code in stored.assignments.items() if code == query.unit}
+        keep &= np.isin(ids, np.array(sorted(held), dtype=np.int64))
+    return keep
+
+
+def _check_unique(external_ids: list[str | None]) -> None:
+    """The database's unique external id: a repeat must have been sorted out by the domain."""
+    given = [ext for ext in external_ids if ext is not None]
+    if len(set(given)) < len(given):
+        repeated = sorted({ext for ext in given if given.count(ext) > 1})
+        raise ValueError(f"external ids stored twice: {', '.join(repeated)}")
+
+
+def _unit_columns(frame: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
+    return {"code": _objects(frame["code"]), "name": _objects(frame["name"]),
+            "parent_code": _objects(frame["parent_code"]), "area_m2": frame["area_m2"].to_numpy(dtype=float, copy=True),
+            "properties": _objects(json.dumps(p, ensure_ascii=False) for p in frame["properties"]),
+            "geometry": shapely.to_wkb(frame.geometry.to_numpy())}
+
+
+def _record_text(record: VersionRecord) -> str:
+    return json.dumps(asdict(record), ensure_ascii=False)
+
+
+def _record(text: str) -> VersionRecord:
+    saved = json.loads(text)
+    return VersionRecord(options=saved["options"], problems=tuple(saved["problems"]), report=saved["report"],
+                         diff=saved["diff"])
+
+
+def _incident_row(incident_id: int, draft: IncidentDraft) -> dict[str, Any]:
+    return {"id": incident_id, "external_id": draft.external_id, "category": draft.category,
+            "category_raw": draft.category_raw, "lon": float(draft.lon), "lat": float(draft.lat),
+            "reported_at": draft.reported_at, "status": draft.status.value, "description": draft.description,
+            "source": draft.source, "created_at": _now()}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
