@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from .changes import LayerOptions, SaveMode
+from .changes import LayerResult, SaveMode
 from .config import Settings
 from .errors import GridmapError
 from .formats import EXPORT_FORMATS
 from .incidents import FileOptions
 from .levels import ORDER, Level
+from .options import layer_options
 from .service import Gridmap, ReportResult
 from .storage import open_store
 
@@ -34,7 +35,8 @@ def cli(ctx: click.Context) -> None:
 
 
 def _fail(error: GridmapError) -> None:
-    click.echo(f"error: {error}", err=True)
+    lines = [error.summary.relabel(OPTIONS)] + [f"  - {d.relabel(OPTIONS)}" for d in error.details]
+    click.echo("error: " + "\n".join(str(line) for line in lines), err=True)
     sys.exit(2)
 
 
@@ -63,33 +65,51 @@ def load_demo(service: Gridmap) -> None:
 @click.option("--code-field")
 @click.option("--name-field")
 @click.option("--parent-field")
-@click.option("--layer", "layer_name", help="layer of a GeoPackage/KML, or shapefile in a zip")
+@click.option("--layer", help="layer of a GeoPackage/KML, or shapefile in a zip")
 @click.option("--encoding", help="text encoding of a shapefile without .cpg, e.g. GBK")
-@click.option("--tolerance", type=float, help="gaps/overlaps below this many m² are not reported")
+@click.option("--tolerance", help="gaps/overlaps below this many m² are not reported")
+@click.option("--clean", is_flag=True, help="clean overlaps and gaps (GEOS CoverageCleaner) before checking")
+@click.option("--gap-width", help="with --clean: fill gaps narrower than this many metres")
+@click.option("--snap", help="with --clean: snap corners closer than this many metres")
+@click.option("--derive-parent", is_flag=True, help="redraw the level above as the union of these units")
 @click.option("--mode", type=click.Choice([m.value for m in SaveMode]), default=SaveMode.COMMIT.value,
               show_default=True, help="preview: only report; draft: store for review; commit: make current")
 @click.option("--note", default="")
 @click.pass_obj
-def import_boundaries(service: Gridmap, file: Path, level: str, crs: str | None, code_field: str | None,
-                      name_field: str | None, parent_field: str | None, layer_name: str | None,
-                      encoding: str | None, tolerance: float | None, mode: str, note: str) -> None:
+def import_boundaries(service: Gridmap, file: Path, level: str, mode: str, **given: str | bool | None) -> None:
     """Check a boundary file and preview it, save it as a draft, or commit it as the new version."""
+    fields = {FLAGS.get(name, name): value for name, value in given.items()}
     try:
-        result = service.save_layer(Level(level), file.read_bytes(), LayerOptions(
-            filename=file.name, crs=crs, code_field=code_field, name_field=name_field,
-            parent_field=parent_field, layer=layer_name, encoding=encoding, tolerance_m2=tolerance,
-            author="cli", note=note), mode=SaveMode(mode))
+        options = layer_options({**fields, "author": "cli"}, filename=file.name)
+        result = service.save_layer(Level(level), file.read_bytes(), options, mode=SaveMode(mode))
     except GridmapError as error:
         for problem in error.report.problems if error.report is not None else []:
-            click.echo(f"{problem.severity.value}: {problem.message}", err=True)
+            click.echo(f"{problem.severity.value}: {problem.message.relabel(OPTIONS)}", err=True)
         _fail(error)
         return
+    _echo_layer(result)
+    if result.parent is not None:
+        _echo_layer(result.parent)
+
+
+#: The import options' keys (as the API and the pages know them) and this command's flags.
+FLAGS = {"tolerance": "tolerance_m2", "gap_width": "gap_width_m", "snap": "snap_m"}
+OPTIONS = {FLAGS.get(name, name): f"--{name.replace('_', '-')}" for name in (
+    "crs", "code_field", "name_field", "parent_field", "layer", "encoding", "tolerance", "clean", "gap_width",
+    "snap", "derive_parent")}
+
+
+def _echo_layer(result: LayerResult) -> None:
     version = f"version {result.version} ({result.status.value})" if result.version else "preview"
     click.echo(f"{result.level.value} {version}: {result.count} units, {result.area_m2:,.0f} m², "
                f"parents: {result.parent_source or 'none'}, {result.reassigned} incidents, "
                f"{result.unassigned} outside every unit, {result.diff.moved} would move unit")
+    if result.report.cleaning is not None:
+        changes = result.report.cleaning.changes
+        click.echo(f"cleaned: {len(changes)} unit(s) changed, {sum(abs(c.change_m2) for c in changes):,.1f} m² "
+                   f"in all" + "".join(f"\n  {c.code}: {c.before_m2:,.1f} → {c.after_m2:,.1f} m²" for c in changes))
     for problem in result.report.problems:
-        click.echo(f"{problem.severity.value}: {problem.message}")
+        click.echo(f"{problem.severity.value}: {problem.message.relabel(OPTIONS)}")
 
 
 @cli.command("export-boundaries")

@@ -199,14 +199,16 @@ class Gridmap:
         current = dict(self.layers())
         heads = {lv: layer.version for lv, layer in current.items()}
         ids, lon, lat = self.store.incident_points()
-        saved = {p.layer.level for p in parts}
         candidates = []
-        for part in parts:
-            level = part.layer.level
+        for i, part in enumerate(parts):
+            level, later = part.layer.level, {p.layer.level for p in parts[i + 1:]}
             assigned = self.store.assignments(level, heads[level]) if level in heads else None
             points = IncidentPoints(ids, lon, lat, assigned)
-            candidate = build_candidate(part.layer, current, points, tolerance_m2=self._tolerance(part.options))
-            candidate.commit = without_levels(candidate.commit, saved - {level})
+            # the levels saved after this one in the change replace their stored versions: neither
+            # checked against it nor reassigned with it
+            context = {lv: layer for lv, layer in current.items() if lv not in later}
+            candidate = build_candidate(part.layer, context, points, tolerance_m2=self._tolerance(part.options))
+            candidate.commit = without_levels(candidate.commit, {p.layer.level for p in parts} - {level})
             current[level] = candidate.layer
             candidates.append(candidate)
         return candidates

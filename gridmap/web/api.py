@@ -19,19 +19,10 @@ from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
 from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message
 from ..incidents import FileOptions
 from ..levels import Level
+from ..options import clean_options, layer_options, opt, parse_version
 from ..service import ReportResult
 from ..storage import VersionMeta
-from . import (
-    clean_options,
-    compared_with,
-    json_object,
-    layer_options,
-    opt,
-    parse_query,
-    parse_version,
-    service,
-    version_arg,
-)
+from . import compared_with, json_object, parse_query, service, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -18,8 +18,9 @@ from ..errors import GridmapError
 from ..layer import Layer
 from ..levels import ORDER, Level
 from ..maps import MapLabels, MapLayer, build_map, render_parts
+from ..options import clean_options, layer_options, opt
 from ..rankings import top_units, unit_counts
-from . import clean_options, language, layer_options, level_title, opt, parse_query, service, tr, version_arg
+from . import language, level_title, parse_query, service, tr, version_arg
 from .review import review_page
 
 bp = Blueprint("pages", __name__)
