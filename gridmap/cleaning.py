@@ -98,9 +98,11 @@ class AreaChange:
     def change_m2(self) -> float:
         return self.after_m2 - self.before_m2
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"feature": int(self.feature), "code": str(self.code), "before_m2": _m2(self.before_m2),
-                "after_m2": _m2(self.after_m2), "change_m2": _m2(self.change_m2), "moved_m2": _m2(self.moved_m2)}
+    def as_dict(self, *, exact: bool = False) -> dict[str, Any]:
+        """JSON-safe, to 0.1 m² for people (``exact``: every digit, as stored with a version)."""
+        m2 = float if exact else _m2
+        return {"feature": int(self.feature), "code": str(self.code), "before_m2": m2(self.before_m2),
+                "after_m2": m2(self.after_m2), "change_m2": m2(self.change_m2), "moved_m2": m2(self.moved_m2)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AreaChange:
@@ -116,8 +118,8 @@ class Cleaning:
     options: CleanOptions
     changes: tuple[AreaChange, ...]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.options.as_dict(), "changes": [change.as_dict() for change in self.changes]}
+    def as_dict(self, *, exact: bool = False) -> dict[str, Any]:
+        return {**self.options.as_dict(), "changes": [change.as_dict(exact=exact) for change in self.changes]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cleaning:

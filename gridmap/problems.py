@@ -118,7 +118,7 @@ class Report:
     def as_record(self) -> dict[str, Any]:
         """The whole report as JSON-safe data, stored with the version it was made for."""
         return {"problems": [p.as_record() for p in self.problems],
-                "cleaning": self.cleaning.as_dict() if self.cleaning is not None else None}
+                "cleaning": self.cleaning.as_dict(exact=True) if self.cleaning is not None else None}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Report:
