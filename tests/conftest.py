@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pytest
+from pyproj import Geod
 from shapely import box
 from shapely.geometry import mapping
 
@@ -30,6 +31,13 @@ CELLS = {
     "E-S": box(0.01, 0.00, 0.02, 0.01), "E-N": box(0.01, 0.01, 0.02, 0.02),
 }
 GRIDS = {"W": box(0.00, 0.00, 0.01, 0.02), "E": box(0.01, 0.00, 0.02, 0.02)}
+
+
+def geodesic_m2(geometry: Any) -> float:
+    """A lon/lat polygon's area on the WGS84 ellipsoid (pyproj.Geod): an independent measure of
+    what gridmap measures in an equal-area projection.  A 0.01° × 0.02° cell at the equator is
+    2,461,814.37 m²; gridmap's projection agrees to a few hundredths of a m²."""
+    return abs(Geod(ellps="WGS84").geometry_area_perimeter(geometry)[0])
 
 
 def grid_file() -> bytes:

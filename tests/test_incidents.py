@@ -117,7 +117,9 @@ def test_api_records_default_the_time_and_require_a_category():
 def test_empty_csv_is_refused():
     with pytest.raises(InvalidInput, match="x.csv has no rows"):
         read_csv("lon,lat,time\n")
-    json.dumps([e.as_dict() for e in read_csv("lon,lat,time\n1,2,x\n").errors])
+    errors = [e.as_dict() for e in read_csv("lon,lat,time\n1,2,x\n").errors]
+    assert errors == [{"row": 2, "error": "cannot read 'x' as a date and time"}]
+    assert json.loads(json.dumps(errors)) == errors         # JSON-safe as the API sends it
 
 
 def test_trailing_commas_and_blank_lines_keep_the_real_line_numbers():

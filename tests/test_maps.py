@@ -230,11 +230,14 @@ def test_standalone_page_fills_the_window() -> None:
     assert f'id="{MAP_ID}"' in html and f"var {MAP_ID} = L.map(" in html
 
 
-@pytest.mark.parametrize("heat", [numpy.array([1.0, 2.0]), numpy.array([[1.0, 2.0, 3.0]]),
-                                  numpy.array([[39.0, 116.0]]), numpy.array([[numpy.nan, 39.0]])])
-def test_bad_points_are_rejected(heat: numpy.ndarray) -> None:
-    with pytest.raises(ValueError):
-        render(heat=heat)  # [[39, 116]] is lat-first: latitude 116 is out of range
+@pytest.mark.parametrize("heat, reason", [
+    (numpy.array([1.0, 2.0]), r"heat must be an \(n, 2\) array of lon, lat; got shape \(2,\)"),
+    (numpy.array([[1.0, 2.0, 3.0]]), r"heat must be an \(n, 2\) array of lon, lat; got shape \(1, 3\)"),
+    (numpy.array([[39.0, 116.0]]), "heat has non-finite or out-of-range lon/lat"),   # lat-first: latitude 116
+    (numpy.array([[numpy.nan, 39.0]]), "heat has non-finite or out-of-range lon/lat")])
+def test_bad_points_are_rejected(heat: numpy.ndarray, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        render(heat=heat)
 
 
 def test_bad_units_are_rejected() -> None:

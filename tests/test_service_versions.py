@@ -2,7 +2,9 @@
 versions kept per incident, and every export format read back in."""
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from typing import Any
 
 import pytest
 from shapely import box
@@ -123,34 +125,55 @@ def test_every_export_format_reads_back_as_the_same_units(block, fmt):
     assert [p.kind for p in result.report.problems] == []
 
 
+def _save_in_a_process(url: str, name: str, data: bytes, barrier: Any, outcomes: Any) -> None:
+    """One planner's server process: save based on version 1, holding at the base check until the
+    other process reaches it too (or 2 s pass: the other cannot, while this one holds the lock)."""
+    import gridmap.service
+
+    check = gridmap.service.check_base
+
+    def check_when_both_have_read(*args: Any, **kwargs: Any) -> None:
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        check(*args, **kwargs)
+
+    gridmap.service.check_base = check_when_both_have_read
+    svc = Gridmap(open_store(url))
+    try:
+        outcomes.put((name, svc.save_layer(Level.MICRO_GRID, data, LayerOptions(author=name, base_version=1)).version))
+    except Conflict as refused:
+        outcomes.put((name, str(refused.summary)))
+    except Exception as failed:  # noqa: BLE001 - what went wrong is the test's finding
+        outcomes.put((name, f"{type(failed).__name__}: {failed}"))
+    finally:
+        svc.store.close()
+
+
 def test_two_planners_saving_on_the_same_version_at_once_one_wins_nothing_is_lost(tmp_path):
-    """Two services (two processes' worth: separate engines) on one SQLite file commit at the same
-    moment, both based on version 1: exactly one becomes version 2, the other is refused."""
+    """Two server processes on one SQLite file commit at the same moment, both based on version 1,
+    each reading the current version inside its write transaction before either writes: exactly
+    one becomes version 2, the other is refused naming it.  Without the write lock taken at the
+    start of the transaction (``BEGIN IMMEDIATE``), both read version 1 and this fails every time."""
     url = f"sqlite:///{tmp_path / 'race.db'}"
-    first, second = Gridmap(open_store(url)), Gridmap(open_store(url))
+    first = Gridmap(open_store(url))
     first.import_layer(Level.MICRO_GRID, micro_file())
     first.report(STRIP)
-    barrier, outcomes = threading.Barrier(2), {}
-
-    def save(name: str, svc: Gridmap, data: bytes) -> None:
-        barrier.wait()
-        try:
-            outcomes[name] = svc.save_layer(Level.MICRO_GRID, data, LayerOptions(author=name, base_version=1)).version
-        except Conflict as refused:
-            outcomes[name] = str(refused.summary)
-
-    threads = [threading.Thread(target=save, args=("ann", first, RESHAPED)),
-               threading.Thread(target=save, args=("bo", second, micro_file()))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    winner = next(name for name, outcome in outcomes.items() if outcome == 2)
+    context = multiprocessing.get_context("fork")
+    barrier, outcomes = context.Barrier(2), context.Queue()
+    processes = [context.Process(target=_save_in_a_process, args=(url, name, data, barrier, outcomes))
+                 for name, data in (("ann", RESHAPED), ("bo", micro_file()))]
+    for process in processes:
+        process.start()
+    results = dict(outcomes.get(timeout=60) for _ in processes)
+    for process in processes:
+        process.join(timeout=30)
+    winner = next(name for name, outcome in results.items() if outcome == 2)
     loser = "bo" if winner == "ann" else "ann"
-    assert outcomes[loser].startswith(f"{winner} committed Micro-grid version 2 at ")
+    assert results[loser].startswith(f"{winner} committed Micro-grid version 2 at ")
     history = first.store.history(Level.MICRO_GRID)
     assert [(m.version, m.status, m.author) for m in history] == [(2, "committed", winner), (1, "committed", "")]
     expected = ["W-S", "W-S", "W-N"] if winner == "ann" else ["W-N", "W-N", "W-N"]
     assert first.incidents()["micro_grid"].tolist() == expected
     first.store.close()
-    second.store.close()
