@@ -125,6 +125,22 @@ def test_land_enclosed_by_units_and_covered_by_none_is_a_gap():
                                     "no unit covers it")
 
 
+def test_when_the_fast_union_of_a_coverage_fails_the_full_union_finds_the_gap(monkeypatch):
+    """GEOS can take units whose edges do not quite match for a valid coverage, and its coverage
+    union then raises ("cannot process incorrectly noded inputs") or drops land: the check must
+    fall back to a full union, never fail (a 500) or lose the gap."""
+    def broken(shapes):
+        raise shapely.errors.GEOSException("TopologyException: CoverageUnion cannot process incorrectly noded inputs")
+
+    monkeypatch.setattr(shapely, "coverage_is_valid", lambda shapes: True)     # the fast path is taken
+    monkeypatch.setattr(shapely, "coverage_union_all", broken)
+    [problem] = check_coverage(grids(PINWHEEL))
+    assert (problem.kind, problem.codes) == ("gap", ("A", "B", "C", "D"))
+    assert_piece(problem, size=100.0, shape=box(10, 10, 20, 20))
+    monkeypatch.setattr(shapely, "coverage_union_all", lambda shapes: shapely.union_all(shapes[:1]))   # drops land
+    assert [p.kind for p in check_coverage(grids(PINWHEEL))] == ["gap"]
+
+
 def test_a_notch_in_the_outline_is_not_a_gap():
     # A U shape: the 10 m × 20 m notch (x 10–20, y 10–30) is open to the north.
     assert check_coverage(grids({"W": box(0, 0, 10, 30), "S": box(10, 0, 20, 10), "E": box(20, 0, 30, 30)})) == []
