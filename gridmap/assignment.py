@@ -62,8 +62,9 @@ class AssignmentIndex:
         for index in self._levels:
             pt, unit = _holding_pairs(index, points)
             chosen = _choose(index, pt, unit, len(points), above)
-            result[index.level] = codes = np.where(chosen >= 0, index.codes[chosen], None)
-            above = codes
+            codes = index.codes[chosen]              # object array: None where no unit holds the point
+            codes[chosen < 0] = None
+            result[index.level] = above = codes
         return result
 
 

@@ -60,7 +60,7 @@ class ReadOptions:
 
 
 def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson",
-               options: ReadOptions = ReadOptions(), **fields: str | None) -> Layer:
+               options: ReadOptions = ReadOptions(), **fields: Any) -> Layer:
     """Read a boundary file (GeoJSON, zipped Shapefile, GeoPackage, KML) into a :class:`Layer`.
 
     Every feature problem is collected into ``layer.problems`` (errors block a commit, warnings
@@ -107,7 +107,7 @@ def _choose_fields(frame: pd.DataFrame, options: ReadOptions) -> FieldChoice:
                                    "{available}. Say which one with the {option} option."),
                                 tried=", ".join(CODE_FIELDS), available=", ".join(columns) or "none",
                                 option="code_field"))
-    if problems:
+    if problems or code is None:
         raise InvalidInput(message(N_("the file's properties do not match the options")), problems)
     return FieldChoice(code=code, name=name_field or find_field(columns, NAME_FIELDS),
                        parent=parent_field or find_field(columns, PARENT_FIELDS))

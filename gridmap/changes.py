@@ -138,13 +138,13 @@ def stale_base(level: Level, based_on: int | None, current: VersionMeta | None, 
     if current is None:
         return Conflict(message(N_("this edit of the {level} layer is based on version {base}, but the "
                                    "layer has no committed version; nothing was saved. Save it with "
-                                   "base_version=0."), level=level.title, base=based_on))
+                                   "base_version=0."), level=level.noun, base=based_on))
     when = local_time(current.committed_at or current.created_at, tz).strftime("%Y-%m-%d %H:%M")
     who = current.committed_by or current.author or "?"
     return Conflict(message(N_("{who} committed {level} version {version} at {when} (note: {note!r}) after "
                                "version {base}, which this edit is based on; nothing was overwritten. Open "
                                "version {version}, redo the edit on it and save again."),
-                            who=who, level=level.title, version=current.version, when=when,
+                            who=who, level=level.noun, version=current.version, when=when,
                             note=current.note, base=based_on if based_on is not None else "—"))
 
 

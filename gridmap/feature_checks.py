@@ -73,7 +73,8 @@ def check_features(source: SourceFile, *, codes: list[str | None], names: list[s
 
 
 def _code_problems(codes: list[str | None], names: list[str | None] | None) -> list[Problem]:
-    problems, first = [], {}
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
     if names is None:
         problems.append(Problem(kind="missing_name", severity=Severity.WARNING, message=message(N_(
             "the file has no name property; the codes are shown as names"))))
@@ -117,10 +118,10 @@ def _unusable_geometry(source: SourceFile, codes: list[str | None]) -> tuple[np.
         elif not finite[i]:
             problems.append(feature_problem("non_finite", Severity.ERROR, N_(
                 "{where} has coordinates that are not numbers (NaN or infinity)"), i, code))
-        elif reasons[i]:
+        elif (reason := reasons[i]) is not None:
             problems.append(feature_problem("too_few_points", Severity.ERROR, N_(
                 "{where}: a ring has too few points ({reason}); a ring needs at least 4 positions, the last "
-                "repeating the first"), i, code, location=_reason_point(reasons[i]), reason=reasons[i]))
+                "repeating the first"), i, code, location=_reason_point(reason), reason=reason))
         else:
             continue
         usable[i] = False

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -295,7 +295,7 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
     _check_times(frame, cols["time"], times, problems, require_time)
     batch = ParsedBatch()
     for i, (row, record) in enumerate(zip(frame.index, frame.to_dict("records"))):
-        if require_category and not _present(record.get(cols["category"])):
+        if require_category and not _present(record.get(cols["category"] or "")):
             problems[i].append(message(N_("missing category; expected one of {expected}"),
                                        expected=", ".join(c.code for c in categories.CATEGORIES)))
         draft = None if problems[i] else _draft(record, cols, lon[i], lat[i], times[i], now,
@@ -416,7 +416,7 @@ def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:
     return value if _present(value) else None
 
 
-def _draft(record: Mapping[str, Any], cols: Mapping[str, str | None], lon: float, lat: float,
+def _draft(record: Mapping[Hashable, Any], cols: Mapping[str, str | None], lon: float, lat: float,
            when: datetime | None, now: datetime, category: str | None,
            problems: list[Message]) -> IncidentDraft | None:
     def value(key: str) -> Any:

@@ -28,7 +28,7 @@ class Level(str, Enum):
         return _LABELS[self][1]
 
     @property
-    def title(self) -> Message:
+    def noun(self) -> Message:
         """The level's name inside a message, translated with it ("Micro-grid" / 微网格)."""
         return message(self.label_en)
 

@@ -58,7 +58,7 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     relinked = _relinked(child, layer)
     if child is not None:
         report.add(_about_level_below(check_nesting(relinked or child, layer, tolerance_m2=tolerance_m2), child))
-    layers = {**current, layer.level: layer, **({child.level: relinked} if relinked is not None else {})}
+    layers = {**current, layer.level: layer, **({relinked.level: relinked} if relinked is not None else {})}
     units = AssignmentIndex(list(layers.values())).assign(points.lon, points.lat)
     codes = units[layer.level]
     diff = diff_layers(current.get(layer.level), layer)
@@ -66,7 +66,7 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     diff.incidents, diff.assigned = len(points.ids), int(sum(c is not None for c in codes))
     commit = Assignments(
         units={lv: (points.ids, c) for lv, c in units.items() if lv.depth >= layer.level.depth},
-        relinked={child.level: dict(zip(relinked.units["code"], relinked.units["parent_code"]))}
+        relinked={relinked.level: dict(zip(relinked.units["code"], relinked.units["parent_code"]))}
         if relinked is not None else {},
         assigned=diff.assigned, moved=diff.moved)
     return Candidate(layer=layer, report=report, diff=diff, commit=commit)
@@ -92,7 +92,7 @@ def _about_level_below(problems: list[Problem], child: Layer) -> list[Problem]:
     redrawn next, and blocking would make renaming a parent impossible): they are warnings that
     say which level they are about."""
     return [replace(p, severity=Severity.WARNING, feature=None,
-                    message=message(N_("stored {level}: {problem}"), level=child.level.title, problem=p.message))
+                    message=message(N_("stored {level}: {problem}"), level=child.level.noun, problem=p.message))
             for p in problems]
 
 

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -197,7 +197,7 @@ class Gridmap:
         """Each layer of a change checked and reassigned against the current layers, the larger
         levels of the change already in place of their current versions."""
         current = dict(self.layers())
-        heads = {lv: layer.version for lv, layer in current.items()}
+        heads = {lv: layer.version for lv, layer in current.items() if layer.version is not None}
         ids, lon, lat = self.store.incident_points()
         candidates = []
         for i, part in enumerate(parts):
@@ -267,8 +267,9 @@ class Gridmap:
 
     def _diff(self, before: Layer | None, after: Layer, *, committed: bool) -> LayerDiff:
         diff = diff_layers(before, after)
-        if committed:
-            old = self.store.assignments(after.level, before.version) if before is not None else None
+        if committed and after.version is not None:
+            old = (self.store.assignments(after.level, before.version)
+                   if before is not None and before.version is not None else None)
             diff.moves = count_moves(old, self.store.assignments(after.level, after.version))
         return diff
 
@@ -303,7 +304,7 @@ class Gridmap:
     def layer(self, level: Level) -> Layer:
         layer = self.layers().get(level)
         if layer is None:
-            raise NotFound(message(N_("no {level} layer has been uploaded yet"), level=level.title))
+            raise NotFound(message(N_("no {level} layer has been uploaded yet"), level=level.noun))
         return layer
 
     def layer_geojson(self, level: Level, version: int | None = None) -> dict[str, Any]:
@@ -440,7 +441,7 @@ def _refuse_errors(candidates: list[Candidate]) -> None:
     """Errors in any layer of a change refuse all of it, with one report naming each level."""
     main = candidates[-1].layer.level
     report = Report([p if c.layer.level == main else replace(p, message=message(
-        N_("{level}: {problem}"), level=c.layer.level.title, problem=p.message))
+        N_("{level}: {problem}"), level=c.layer.level.noun, problem=p.message))
         for c in candidates for p in c.report.problems], cleaning=candidates[-1].report.cleaning)
     if not report.ok:
         raise InvalidInput(message(N_("the boundaries have {count} error(s); nothing was saved"),
@@ -467,14 +468,14 @@ def _still_drafts(tx: Writer, meta: VersionMeta) -> None:
 
 
 def _already_committed(level: Level, version: int) -> Conflict:
-    return Conflict(message(N_("{level} version {version} is already committed"), level=level.title,
+    return Conflict(message(N_("{level} version {version} is already committed"), level=level.noun,
                             version=version))
 
 
 def _level_above(level: Level) -> Level:
     if level.depth == 0:
         raise InvalidInput(message(N_("{level} is the largest level; there is no level above it to edit or derive"),
-                                   level=level.title))
+                                   level=level.noun))
     return ORDER[level.depth - 1]
 
 
@@ -482,7 +483,7 @@ def _cannot_derive(level: Level, parent: Level) -> InvalidInput:
     return InvalidInput(message(N_("cannot redraw the {parent} level from the {level} units: the file names no "
                                    "parent codes and there is no {parent} version to find them in. Upload the "
                                    "{parent} level first, or name the parent code property in the {option} option."),
-                                level=level.title, parent=parent.title, option="parent_field"))
+                                level=level.noun, parent=parent.noun, option="parent_field"))
 
 
 def _unit_info(layer: Layer, code: str) -> dict[str, Any]:
@@ -492,7 +493,7 @@ def _unit_info(layer: Layer, code: str) -> dict[str, Any]:
             "properties": row["properties"], "version": layer.version}
 
 
-def _incident_feature(row: dict[str, Any], levels: list[str]) -> dict[str, Any]:
+def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[str, Any]:
     props = {k: _none(v) for k, v in row.items() if k not in ("lon", "lat") and k not in levels}
     props["reported_at"] = row["reported_at"].isoformat(sep=" ")
     props["units"] = {lv: _none(row[lv]) for lv in levels}

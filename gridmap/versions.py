@@ -38,7 +38,8 @@ class UnitChange:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnitChange:
-        return cls(**{k: data.get(k) for k in ("code", "name", "old_name", "area_m2", "old_area_m2", "changed_m2")})
+        return cls(code=data["code"], name=data["name"], old_name=data.get("old_name"), area_m2=data.get("area_m2"),
+                   old_area_m2=data.get("old_area_m2"), changed_m2=data.get("changed_m2"))
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,9 @@ def count_moves(old: tuple[np.ndarray, np.ndarray] | None, new: tuple[np.ndarray
     else:
         frame["from"] = _OUT
     frame["from"] = frame["from"].fillna(_OUT)
-    counts = frame.loc[frame["from"] != frame["to"]].groupby(["from", "to"]).size()
-    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [Move(source or None, target or None, int(n)) for (source, target), n in rows]
+    counts = frame.loc[frame["from"] != frame["to"]].groupby(["from", "to"]).size().reset_index(name="n")
+    rows = sorted(zip(counts["from"], counts["to"], counts["n"]), key=lambda row: (-row[2], row[0], row[1]))
+    return [Move(source or None, target or None, int(n)) for source, target, n in rows]
 
 
 _OUT = ""      # stands for "outside every unit" while grouping (a code is never empty)

@@ -87,7 +87,7 @@ class _Data:
         for stored in self.versions:
             if stored.meta.level == level and stored.meta.version == version:
                 return stored
-        raise NotFound(message(N_("{level} has no version {version}"), level=level.title, version=version))
+        raise NotFound(message(N_("{level} has no version {version}"), level=level.noun, version=version))
 
     def current(self) -> dict[Level, _Version]:
         """The highest committed version of every level that has one, largest level first."""

@@ -250,11 +250,11 @@ class _SqlWriter(Writer):
         latest = self.conn.execute(sa.select(sa.func.max(layer_versions.c.version))
                                    .where(layer_versions.c.level == layer.level.value)).scalar()
         version = (latest or 0) + 1
-        version_id = self.conn.execute(sa.insert(layer_versions).values(
+        version_id: int = self.conn.execute(sa.insert(layer_versions).values(
             level=layer.level.value, version=version, created_at=_now(), author=info.author, note=info.note,
             parent_source=layer.parent_source, status=VersionStatus.DRAFT.value, based_on=info.based_on,
             restored_from=info.restored_from, change=info.change, **_record_columns(info.record),
-        )).inserted_primary_key[0]
+        )).inserted_primary_key[0]  # type: ignore[index]  # an INSERT always has a key
         self.conn.execute(sa.insert(units), _unit_rows(layer, version_id))
         log.info("stored %s version %d (%d units)", layer.level.value, version, len(layer.units))
         return version
@@ -317,7 +317,7 @@ def _version_row(conn: sa.Connection, level: Level, version: int, *extra: sa.Col
     row = conn.execute(sa.select(*_META_COLUMNS, *extra).where(layer_versions.c.level == level.value,
                                                               layer_versions.c.version == version)).first()
     if row is None:
-        raise NotFound(message(N_("{level} has no version {version}"), level=level.title, version=version))
+        raise NotFound(message(N_("{level} has no version {version}"), level=level.noun, version=version))
     return row
 
 
@@ -355,7 +355,7 @@ def _set_parents(conn: sa.Connection, version_id: int, parents: dict[str, str | 
                  .values(parent_source="spatial"))
 
 
-def _unit_column(version_id: int, level: Level) -> sa.ScalarSelect:
+def _unit_column(version_id: int, level: Level) -> sa.Label:
     return (sa.select(assignment_table.c.unit_code)
             .where(assignment_table.c.incident_id == incidents.c.id, assignment_table.c.version_id == version_id)
             .scalar_subquery().label(level.value))

@@ -33,14 +33,14 @@ def edit_page(level: str):
     settings = current_app.config["GRIDMAP_SETTINGS"]
     config = {
         "level": lv.value, "version": version,
-        "layerUrl": url_for("api.get_layer", level=lv.value, **({"version": version} if version else {})),
-        "parentUrl": url_for("api.get_layer", level=parent.value) if parent in layers else None,
+        "layerUrl": url_for("api.get_layer", level=lv.value, version=version),
+        "parentUrl": url_for("api.get_layer", level=parent.value) if parent is not None and parent in layers else None,
         "saveUrl": url_for("api.upload_layer", level=lv.value),
         "splitUrl": url_for("editor.split"), "mergeUrl": url_for("editor.merge"),
         "tiles": settings.tiles, "tilesAttribution": settings.tiles_attribution,
     }
-    return render_template("editor.html", config=config, level=lv.value, level_title=level_title(lv),
-                           parent_title=level_title(parent) if parent in layers else None)
+    return render_template("editor.html", config=config, level=lv.value, title=level_title(lv),
+                           parent_title=level_title(parent) if parent is not None and parent in layers else None)
 
 
 @bp.post("/api/edit/split")
