@@ -10,6 +10,18 @@
  * neighbour's edge too, and removing one removes it from a neighbour whose edge runs straight
  * through it.  Splitting sends the neighbours along, so the server adds the new border corners to
  * them as well.  Window.gridmapEditor exposes the state for tests and the console.
+ *
+ * Levels stay nested: the parent level (grids behind micro-grids) is held as editable data, drawn
+ * dashed and not clickable.  A corner that lies on a parent's line (a parent corner, or a parent
+ * edge within NEAR_M: real files are not exact) moves the parent's line with it; an edge-hit first
+ * gets a parent corner at that point.  A corner added on an edge that runs along a parent edge
+ * goes into the parent too, and removing it takes it out of a parent whose edge runs straight
+ * through it.  Undo restores both levels; the save sends the parent only when a unit of it changed.
+ *
+ * Labels only where they fit: a unit shows its code permanently when its box on screen holds the
+ * label with room to spare and it lies near the view; otherwise the code shows on hover.  The
+ * choice is made again after every move or zoom (two projections per unit, a rebind only where
+ * it flips), so a thousand units stay smooth and a zoomed-out map is not a pile of labels.
  */
 (function () {
   "use strict";
@@ -22,7 +34,18 @@
   const PROBLEM = {color: "#c92a2a", weight: 3, dashArray: "6 4"};
   const PARENT = {color: "#243b53", weight: 3, opacity: 0.55, fill: false, dashArray: "10 6",
                   interactive: false, pmIgnore: true, snapIgnore: false};
+  const PARENT_CHANGED = {...PARENT, color: "#b26a00", opacity: 0.8};
   const KEEP_OUT = ["area_m2", "level"];  // the server computes these
+  const NEAR_M = 0.05;        // a corner this close to a parent's line lies on it
+  const M_PER_DEG = 111195;   // metres in a degree of latitude (mean Earth radius)
+  // Labels: CSS .unit-label is 600 11px, 15 px tall with 4 px side padding.  A label shows when the
+  // unit's box on screen holds it with LABEL_ROOM_PX to spare on every side and the unit lies in the
+  // view padded by a quarter on each side (a short pan finds its labels there).  Each label needs
+  // about 60 × 23 px of its own box, so a screen holds a few hundred at most, however many units
+  // the level has: opening them (Leaflet measures each tooltip) stays bounded by the screen.
+  const LABEL = {permanent: true, direction: "center", className: "unit-label", opacity: 0.9};
+  const HOVER = {sticky: true, direction: "top", offset: [0, -6], className: "unit-tip", opacity: 0.95};
+  const LABEL_PAD_PX = 4, LABEL_HEIGHT_PX = 15, LABEL_ROOM_PX = 4, LABEL_VIEW_PAD = 0.25;
 
   const config = JSON.parse(document.getElementById("editor-config").textContent);
   const S = config.strings;
@@ -36,6 +59,27 @@
 
   function same(a, b) {
     return Math.abs(a.lat - b.lat) <= SAME_DEG && Math.abs(a.lng - b.lng) <= SAME_DEG;
+  }
+
+  /* Where ``p`` lies, in metres east and north of ``origin`` (flat at these distances). */
+  function metresFrom(origin) {
+    const east = M_PER_DEG * Math.cos(origin.lat * Math.PI / 180);
+    return (p) => ({x: (p.lng - origin.lng) * east, y: (p.lat - origin.lat) * M_PER_DEG});
+  }
+
+  function near(a, b) {
+    const d = metresFrom(a)(b);
+    return Math.hypot(d.x, d.y) <= NEAR_M;
+  }
+
+  /* Metres from ``p`` to the segment a–b. */
+  function segmentDistance(p, a, b) {
+    const local = metresFrom(p);
+    const A = local(a), B = local(b);
+    const dx = B.x - A.x, dy = B.y - A.y;
+    const length2 = dx * dx + dy * dy;
+    const t = length2 ? Math.max(0, Math.min(1, -(A.x * dx + A.y * dy) / length2)) : 0;
+    return Math.hypot(A.x + t * dx, A.y + t * dy);
   }
 
   function isRing(latlngs) {
@@ -82,6 +126,7 @@
   const state = {
     level: config.level, version: null, units: [], removedOriginals: 0, selected: null,
     mode: "select", undo: [], dirty: false, busy: false, nextId: 1, problems: null, note: null,
+    parent: null,  // {version, features (as loaded), units: [{feature, layer, originKey}]}
   };
 
   const map = L.map("editor-map", {zoomControl: true, doubleClickZoom: false, boxZoom: false});
@@ -110,10 +155,9 @@
 
   function addUnit(properties, latlngs, originKey) {
     const layer = L.polygon(latlngs, {...STYLE});
-    const unit = {id: state.nextId++, properties: {...properties}, layer, originKey};
-    layer.unit = unit;
     const label = document.createElement("span");
-    layer.bindTooltip(label, {permanent: true, direction: "center", className: "unit-label", opacity: 0.9});
+    const unit = {id: state.nextId++, properties: {...properties}, layer, originKey, label, labelled: null};
+    layer.unit = unit;
     layer.on("click", (e) => onUnitClick(unit, e));
     layer.on("pm:markerdragstart", (e) => onDragStart(unit, e));
     layer.on("pm:markerdrag", (e) => onDrag(unit, e));
@@ -143,14 +187,59 @@
   }
 
   function refreshUnit(unit) {
-    const label = unit.layer.getTooltip();
-    label.getContent().textContent = text(unit.properties.code) || S.nocode;
-    if (unit.layer.getLatLngs().length) label.setLatLng(unit.layer.getCenter());
+    const code = text(unit.properties.code) || S.nocode;
+    if (unit.label.textContent !== code || unit.labelWidth === undefined) {
+      unit.label.textContent = code;
+      unit.labelWidth = textWidth(code) + 2 * LABEL_PAD_PX;
+    }
+    if (!placeLabel(unit) && unit.labelled && !unit.layer.isEmpty()) {
+      unit.layer.getTooltip().setLatLng(unit.layer.getCenter());
+    }
     unit.changed = unit.originKey !== featureKey(unit);
     const problem = state.problems && state.problems.has(text(unit.properties.code));
     unit.layer.setStyle({...STYLE, dashArray: null, ...(unit.changed ? CHANGED : {}),
                          ...(problem ? PROBLEM : {}), ...(state.selected === unit ? SELECTED : {})});
   }
+
+  /* -- labels ------------------------------------------------------------------------------- */
+
+  const measure = document.createElement("canvas").getContext("2d");
+
+  function textWidth(value) {
+    if (!measure.fontSet) {
+      measure.font = `600 11px ${getComputedStyle(map.getContainer()).fontFamily}`;
+      measure.fontSet = true;
+    }
+    return measure.measureText(value).width;
+  }
+
+  function labelFits(unit, view) {
+    if (unit.layer.isEmpty()) return false;
+    const bounds = unit.layer.getBounds();
+    if (!view.intersects(bounds)) return false;
+    const sw = map.latLngToLayerPoint(bounds.getSouthWest());
+    const ne = map.latLngToLayerPoint(bounds.getNorthEast());
+    return ne.x - sw.x >= unit.labelWidth + 2 * LABEL_ROOM_PX && sw.y - ne.y >= LABEL_HEIGHT_PX + 2 * LABEL_ROOM_PX;
+  }
+
+  /* A permanent label when the unit is selected or its label fits; else its code on hover.
+   * True when the tooltip was bound again (a permanent one opens at the unit's centre). */
+  function placeLabel(unit, view = map.getBounds().pad(LABEL_VIEW_PAD)) {
+    const permanent = unit === state.selected || labelFits(unit, view);
+    if (unit.labelled === permanent) return false;
+    unit.labelled = permanent;
+    unit.layer.unbindTooltip();
+    unit.layer.bindTooltip(unit.label, permanent ? LABEL : HOVER);
+    return true;
+  }
+
+  function placeLabels() {
+    const view = map.getBounds().pad(LABEL_VIEW_PAD);
+    for (const unit of state.units) placeLabel(unit, view);
+  }
+
+  // Leaflet fires moveend after every pan and every zoom.
+  map.on("moveend", placeLabels);
 
   function unitLabel(unit) {
     const code = text(unit.properties.code) || S.nocode;
@@ -161,6 +250,114 @@
   function featureCollection() {
     return {type: "FeatureCollection", features: state.units.map((u) => ({
       type: "Feature", properties: outgoingProperties(u.properties), geometry: layerGeometry(u.layer)}))};
+  }
+
+  /* -- the parent level ---------------------------------------------------------------------- */
+
+  function parentUnits() {
+    return state.parent ? state.parent.units : [];
+  }
+
+  function loadParent(collection) {
+    const units = [];
+    for (const feature of collection.features || []) {
+      if (!feature.geometry) continue;
+      const layer = L.polygon(geometryLatLngs(feature.geometry), {...PARENT}).addTo(map);
+      units.push({feature, layer, originKey: JSON.stringify(layerGeometry(layer))});
+    }
+    state.parent = {version: collection.version, features: collection.features || [], units};
+  }
+
+  function setParentGeometry(unit, latlngs) {
+    unit.layer.setLatLngs(latlngs);
+    refreshParent(unit);
+  }
+
+  function refreshParent(unit) {
+    unit.changed = unit.originKey !== JSON.stringify(layerGeometry(unit.layer));
+    unit.layer.setStyle(unit.changed ? PARENT_CHANGED : PARENT);
+  }
+
+  function changedParents() {
+    return parentUnits().filter((u) => u.changed);
+  }
+
+  /* The parent level as edited: every feature as loaded (properties untouched), with its geometry now. */
+  function parentCollection() {
+    if (!state.parent) return null;
+    const edited = new Map(state.parent.units.map((u) => [u.feature, u]));
+    return {type: "FeatureCollection", features: state.parent.features.map((f) =>
+      (edited.has(f) ? {...f, geometry: layerGeometry(edited.get(f).layer)} : f))};
+  }
+
+  /* Where each parent ring meets ``latlng``: {unit, path, index} for its corner there (the nearest
+   * within NEAR_M), else {unit, path, edge} for an edge passing within NEAR_M (edge j runs from
+   * corner j to corner j + 1).  At most one hit per ring. */
+  function parentHits(latlng) {
+    const hits = [];
+    const local = metresFrom(latlng);
+    for (const unit of parentUnits()) {
+      for (const {ring, path} of rings(unit.layer.getLatLngs())) {
+        let index = -1, best = NEAR_M;
+        ring.forEach((p, i) => {
+          const d = local(p), m = Math.hypot(d.x, d.y);
+          if (m <= best) { index = i; best = m; }
+        });
+        if (index >= 0) { hits.push({unit, path, index}); continue; }
+        let edge = -1;
+        best = NEAR_M;
+        ring.forEach((p, j) => {
+          const m = segmentDistance(latlng, p, ring[(j + 1) % ring.length]);
+          if (m <= best) { edge = j; best = m; }
+        });
+        if (edge >= 0) hits.push({unit, path, edge});
+      }
+    }
+    return hits;
+  }
+
+  /* The parent corners at ``latlng``, after putting a corner exactly there into each parent edge
+   * that passes through it. */
+  function parentCornersAt(latlng) {
+    const corners = [];
+    for (const hit of parentHits(latlng)) {
+      if (hit.edge === undefined) { corners.push(hit); continue; }
+      ringAt(hit.unit.layer.getLatLngs(), hit.path).splice(hit.edge + 1, 0, L.latLng(latlng.lat, latlng.lng));
+      hit.unit.layer.setLatLngs(hit.unit.layer.getLatLngs());
+      corners.push({unit: hit.unit, path: hit.path, index: hit.edge + 1});
+    }
+    return corners;
+  }
+
+  /* A corner just added between prev and next goes into every parent edge that the edge prev–next
+   * runs along (both ends and the new corner within NEAR_M of it). */
+  function addToParents(latlng, prev, next) {
+    for (const unit of parentUnits()) {
+      let touched = false;
+      for (const {ring} of rings(unit.layer.getLatLngs())) {
+        const j = ring.findIndex((a, k) => {
+          const b = ring[(k + 1) % ring.length];
+          return [latlng, prev, next].every((p) => segmentDistance(p, a, b) <= NEAR_M);
+        });
+        if (j >= 0) { ring.splice(j + 1, 0, L.latLng(latlng.lat, latlng.lng)); touched = true; }
+      }
+      if (touched) setParentGeometry(unit, unit.layer.getLatLngs());
+    }
+  }
+
+  /* A corner just removed (the unit's edge now runs prev–next) leaves every parent whose corner
+   * there sits between the same two corners, as in the neighbours. */
+  function removeFromParents(latlng, prev, next) {
+    for (const hit of parentHits(latlng)) {
+      if (hit.index === undefined) continue;
+      const r = ringAt(hit.unit.layer.getLatLngs(), hit.path);
+      if (r.length <= 3) continue;
+      const a = r[(hit.index - 1 + r.length) % r.length], b = r[(hit.index + 1) % r.length];
+      if ((near(a, prev) && near(b, next)) || (near(a, next) && near(b, prev))) {
+        r.splice(hit.index, 1);
+        setParentGeometry(hit.unit, hit.unit.layer.getLatLngs());
+      }
+    }
   }
 
   /* -- shared corners ----------------------------------------------------------------------- */
@@ -181,10 +378,11 @@
     const start = L.latLng(ringAt(unit.layer.getLatLngs(), e.indexPath.slice(0, -1))[e.indexPath.at(-1)]);
     if (!state.addedJustNow) pushUndo();
     const sharers = cornersAt(start, unit);
+    const parents = parentCornersAt(start);
     // Geoman builds its snap list at the first drag event: leave out the corners that move along,
-    // or the dragged corner would snap back onto its own copy in the neighbour.
-    for (const s of sharers) s.unit.layer.options.snapIgnore = true;
-    state.drag = {unit, indexPath: e.indexPath, sharers};
+    // or the dragged corner would snap back onto its own copy in the neighbour (or the parent).
+    for (const s of sharers.concat(parents)) s.unit.layer.options.snapIgnore = true;
+    state.drag = {unit, indexPath: e.indexPath, sharers, parents};
   }
 
   function onDrag(unit, e) {
@@ -192,7 +390,7 @@
     if (!drag || drag.unit !== unit) return;
     const now = ringAt(unit.layer.getLatLngs(), e.indexPath.slice(0, -1))[e.indexPath.at(-1)];
     const touched = new Set();
-    for (const s of drag.sharers) {
+    for (const s of drag.sharers.concat(drag.parents)) {
       ringAt(s.unit.layer.getLatLngs(), s.path)[s.index] = L.latLng(now.lat, now.lng);
       touched.add(s.unit);
     }
@@ -205,7 +403,9 @@
     state.drag = null;
     if (!drag) return;
     for (const s of drag.sharers) delete s.unit.layer.options.snapIgnore;
+    for (const s of drag.parents) s.unit.layer.options.snapIgnore = PARENT.snapIgnore;
     new Set(drag.sharers.map((s) => s.unit)).forEach(refreshUnit);
+    new Set(drag.parents.map((s) => s.unit)).forEach(refreshParent);
     refreshUnit(unit);
     changed();
   }
@@ -239,6 +439,7 @@
       }
       if (touched) { other.layer.setLatLngs(other.layer.getLatLngs()); refreshUnit(other); }
     }
+    addToParents(e.latlng, prev, next);
     refreshUnit(unit);
     changed();
   }
@@ -268,6 +469,7 @@
           refreshUnit(s.unit);
         }
       }
+      removeFromParents(removed, prev, next);
     }
     refreshUnit(unit);
     changed();
@@ -435,6 +637,7 @@
     return {units: state.units.map((u) => ({properties: {...u.properties}, originKey: u.originKey,
                                             geometry: layerGeometry(u.layer)})),
             removed: state.removedOriginals,
+            parent: parentUnits().map((u) => layerGeometry(u.layer)),
             selected: state.selected ? state.units.indexOf(state.selected) : -1};
   }
 
@@ -449,6 +652,7 @@
     state.units = [];
     for (const u of shot.units) addUnit(u.properties, geometryLatLngs(u.geometry), u.originKey);
     state.removedOriginals = shot.removed;
+    parentUnits().forEach((u, i) => setParentGeometry(u, geometryLatLngs(shot.parent[i])));
     if (shot.selected >= 0) select(state.units[shot.selected]);
   }
 
@@ -522,9 +726,14 @@
   function changed() {
     const edited = state.units.filter((u) => u.changed && u.originKey).length;
     const added = state.units.filter((u) => !u.originKey).length;
-    state.dirty = edited + added + state.removedOriginals > 0;
-    $("summary").textContent = state.dirty
-      ? fill(S.changes, {changed: edited, added, removed: state.removedOriginals}) : S.noChanges;
+    const parents = changedParents().length;
+    state.dirty = edited + added + state.removedOriginals + parents > 0;
+    const summary = $("summary");
+    summary.textContent = !state.dirty ? S.noChanges
+      : fill(parents ? S.changesWithParent : S.changes,
+             {changed: edited, added, removed: state.removedOriginals, parents});
+    Object.assign(summary.dataset, {changed: edited, added, removed: state.removedOriginals,
+                                    parentChanged: parents});
     renderList();
     updateTools();
   }
@@ -606,6 +815,16 @@
     }
   }
 
+  /* The level as edited; the parent level with its base version when a unit of it changed; the
+   * planner's wish to redraw the parents as unions of their children. */
+  function saveBody() {
+    const body = {geojson: featureCollection(), base_version: state.version, mode: "draft",
+                  author: $("author").value.trim(), note: $("note").value.trim()};
+    if (changedParents().length) body.parent = {geojson: parentCollection(), base_version: state.parent.version};
+    if ($("derive-parent") && $("derive-parent").checked) body.derive_parent = true;
+    return body;
+  }
+
   async function save(event) {
     event.preventDefault();
     if (state.busy) return;
@@ -617,8 +836,7 @@
     updateTools();
     try {
       const response = await fetch(config.saveUrl, {method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify({geojson: featureCollection(), base_version: state.version, mode: "draft",
-                              author: $("author").value.trim(), note: $("note").value.trim()})});
+                                                    body: JSON.stringify(saveBody())});
       const answer = await response.json().catch(() => ({}));
       if (response.ok && answer.url) {
         state.dirty = false;
@@ -668,10 +886,7 @@
     try {
       const [layer, parent] = await Promise.all([getJson(config.layerUrl),
                                                  config.parentUrl ? getJson(config.parentUrl) : null]);
-      if (parent) {
-        L.geoJSON(parent, {style: () => PARENT, pmIgnore: true, interactive: false,
-                           onEachFeature: (f, l) => { l.options.snapIgnore = false; }}).addTo(map);
-      }
+      if (parent) loadParent(parent);
       state.version = layer.version;
       const units = layer.features.filter((f) => f.geometry)
         .map((f) => ({properties: f.properties || {}, latlngs: geometryLatLngs(f.geometry)}));
@@ -711,7 +926,8 @@
   });
 
   window.gridmapEditor = {
-    map, state, featureCollection, select: (code) => select(state.units.find((u) => u.properties.code === code) || null),
+    map, state, featureCollection, parentCollection,
+    select: (code) => select(state.units.find((u) => u.properties.code === code) || null),
     unit: (code) => state.units.find((u) => u.properties.code === code) || null, setMode, undo,
   };
   load();
