@@ -184,19 +184,27 @@ def _to_lonlat(cleaned: np.ndarray, projected: np.ndarray, original: np.ndarray,
     only vertices the cleaner made (where edges cross) are projected back.  Identical vertices in
     metres become identical lon/lat either way, so shared edges stay identical.
     """
-    known = dict(zip(map(tuple, shapely.get_coordinates(projected)), map(tuple, shapely.get_coordinates(original))))
-    inverse = Transformer.from_crs(metric, WGS84, always_xy=True)
-
-    def back(xy: np.ndarray) -> np.ndarray:
-        lon, lat = inverse.transform(xy[:, 0], xy[:, 1])
-        out = np.column_stack([lon, lat])
-        for row, vertex in enumerate(map(tuple, xy)):
-            out[row] = known.get(vertex, out[row])
-        return out
-
-    shapes = _settled(shapely.transform(cleaned, back))
+    xy = shapely.get_coordinates(cleaned)
+    lon, lat = Transformer.from_crs(metric, WGS84, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    out = np.column_stack([lon, lat])
+    kept, source = _same_vertices(xy, shapely.get_coordinates(projected))
+    out[kept] = shapely.get_coordinates(original)[source]
+    shapes = shapely.set_coordinates(shapely.transform(cleaned, lambda c: c), out)     # a copy, then filled in
+    shapes = _settled(shapes)
     shapes[shapely.is_missing(shapes) | shapely.is_empty(shapes)] = shapely.Polygon()
     return shapely.orient_polygons(shapes, exterior_cw=False)
+
+
+def _same_vertices(xy: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of ``xy`` are exactly a row of ``known``, and which row: each (x, y) pair as one
+    complex number (both floats kept exactly), matched by sorting, with no Python loop."""
+    keys, wanted = known[:, 0] + 1j * known[:, 1], xy[:, 0] + 1j * xy[:, 1]
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    order = np.argsort(keys)
+    at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    found = np.flatnonzero(keys[order][at] == wanted)
+    return found, order[at[found]]
 
 
 def _settled(shapes: np.ndarray) -> np.ndarray:
@@ -230,6 +238,13 @@ def _moved_areas(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> np.ndarra
     both = gpd.GeoDataFrame(geometry=pd.concat([before.geometry, after.geometry], ignore_index=True), crs=WGS84)
     crs = equal_area_crs(both)
     # a ring valid in lon/lat can self-touch once projected; repair so GEOS can compare
-    old = shapely.make_valid(before.geometry.to_crs(crs).to_numpy())
-    new = shapely.make_valid(after.geometry.to_crs(crs).to_numpy())
-    return shapely.area(shapely.symmetric_difference(old, new))
+    moved = np.zeros(len(before))
+    # the cleaner may start a ring at another vertex; a unit whose normalised outline is the same
+    # kept every vertex, and moved nothing
+    touched = ~shapely.equals_exact(shapely.normalize(before.geometry.to_numpy()),
+                                    shapely.normalize(after.geometry.to_numpy()))
+    if touched.any():
+        old = shapely.make_valid(before.geometry[touched].to_crs(crs).to_numpy())
+        new = shapely.make_valid(after.geometry[touched].to_crs(crs).to_numpy())
+        moved[touched] = shapely.area(shapely.symmetric_difference(old, new))
+    return moved
