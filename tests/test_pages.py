@@ -141,3 +141,17 @@ def test_file_options_in_errors_are_named_by_their_labels_on_the_page(client, ap
     api = client.post("/api/layers/grid", data={"code_field": "BH", "file": (io.BytesIO(data), "g.geojson")},
                       content_type="multipart/form-data")
     assert api.get_json()["details"] == ["the file has no property 'BH' (given as the code_field option); it has: code"]
+
+
+def test_every_level_in_use_is_reachable_from_history_and_the_editor(client, app):
+    community = feature_collection([({"code": "C", "name": "社区C"}, box(0, 0, 0.02, 0.02))])
+    assert client.post("/api/layers/community", data={"file": (io.BytesIO(community), "c.geojson")},
+                       content_type="multipart/form-data").status_code == 201
+    assert client.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
+                       content_type="multipart/form-data").status_code == 201
+    for page in ("/layers/grid/history", "/layers/grid/edit"):
+        html = client.get(page).get_data(as_text=True)
+        links = re.findall(r'<p class="[^"]*" id="levels">(.*?)</p>', html, flags=re.S)[0]
+        assert re.findall(r'href="(/layers/[a-z_]+/(?:history|edit))"', links) == (
+            ["/layers/community/history", "/layers/grid/history", "/layers/grid/edit"] if page.endswith("history")
+            else ["/layers/community/edit", "/layers/grid/history"])      # the grid itself: bold, not a link
