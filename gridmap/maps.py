@@ -20,7 +20,7 @@ import folium
 import geopandas
 import numpy
 import pandas
-from branca.element import Element
+from branca.element import Element, Figure
 from folium.plugins import HeatMap
 from markupsafe import Markup
 from shapely.geometry import mapping
@@ -47,7 +47,7 @@ _LEVEL_STYLES: dict[Level, dict[str, Any]] = {
     Level.MICRO_GRID: {"color": "#2b8cbe", "weight": 1, "fillColor": "#2b8cbe", "fillOpacity": 0.05},
 }
 _HIGHLIGHT = {"weight": 5, "fillOpacity": 0.4}
-_UNASSIGNED_STYLE = {"radius": 4, "color": "#b2182b", "weight": 1,
+_UNASSIGNED_STYLE: dict[str, Any] = {"radius": 4, "color": "#b2182b", "weight": 1,
                      "fill": True, "fill_color": "#d6301f", "fill_opacity": 0.9}
 _MAP_CSS = f"""<style>
 #{MAP_ID} {{ width: 100%; height: 100%; background: #f4f3ef; }}
@@ -107,8 +107,8 @@ class _EmbeddableMap(folium.Map):
     def get_name(self) -> str:
         return MAP_ID
 
-    def render(self, **kwargs: Any) -> None:
-        figure = self.get_root()
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # folium's Map.render returns None
+        figure = _figure(self)
         # Each render adds every layer's ``addTo`` again under a fresh random key;
         # starting from an empty script keeps repeated renders identical.
         figure.script._children.clear()
@@ -131,7 +131,7 @@ def build_map(layers: Sequence[MapLayer], heat: numpy.ndarray, *, unassigned: nu
     _check_layers(layers, labels)
     m = _EmbeddableMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None)
     _use_local_assets(m, asset_base)
-    m.get_root().header.add_child(Element(_PAGE_CSS), name="gridmap_page_css")  # standalone only
+    _figure(m).header.add_child(Element(_PAGE_CSS), name="gridmap_page_css")  # standalone only
     if tiles is not None:
         _tile_layer(tiles, tiles_attribution).add_to(m)
     for layer in layers:
@@ -147,74 +147,94 @@ def build_map(layers: Sequence[MapLayer], heat: numpy.ndarray, *, unassigned: nu
 
 @dataclass(frozen=True)
 class ReviewLabels:
-    """Already-translated overlay titles of the review map."""
+    """Already-translated overlay titles and tooltip names of the review map (drawn by static/review.js)."""
 
     before: str
     after: str
     problems: str
+    cleaned: str
     name: str
     code: str
-    problem: str
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
 
 
-_BEFORE_STYLE = {"color": "#7b8794", "weight": 2, "dashArray": "6 4", "fillOpacity": 0.0}
-_AFTER_STYLE = {"color": "#0b6fa4", "weight": 2, "fillColor": "#2b8cbe", "fillOpacity": 0.08}
-_PROBLEM_STYLES = {"error": {"color": "#b2182b", "weight": 3, "fillColor": "#ef3b2c", "fillOpacity": 0.6},
-                   "warning": {"color": "#b35806", "weight": 2, "fillColor": "#fdb863", "fillOpacity": 0.35}}
+#: Review shapes are drawn from coordinates rounded to 1e-6° (about 0.1 m), delta-encoded.
+SHAPE_PRECISION = 1e6
 
 
-def build_review_map(before: geopandas.GeoDataFrame | None, after: geopandas.GeoDataFrame,
-                     problems: geopandas.GeoDataFrame, *, labels: ReviewLabels, tiles: str | None,
-                     tiles_attribution: str = "", asset_base: str = "/static/vendor/") -> folium.Map:
-    """A version under review: the old outlines dashed grey, the new ones blue, and every located
-    problem in red (errors) or orange (warnings), its message in the tooltip.
+def build_review_map(bounds: Sequence[float] | None, *, tiles: str | None, tiles_attribution: str = "",
+                     asset_base: str = "/static/vendor/") -> folium.Map:
+    """The review page's map: the base (tiles or a plain background) fitted to ``bounds``
+    (minx, miny, maxx, maxy in lon/lat; None or NaN: all of China).
 
-    ``before``/``after`` have columns code, name, geometry; ``problems`` severity, message, geometry
-    (a polygon where the problem has an area, else its location point); all in EPSG:4326.
+    The overlays are drawn by the page's script (``static/review.js``): the outlines of stored
+    versions come from ``GET /api/layers/<level>?version=N`` after the page has loaded, and the
+    outlines of a refused upload and the problem shapes come as :func:`review_shape` strings,
+    so the page stays small (Boston's 255 precinct outlines: 279 kB as GeoJSON even with
+    coordinates rounded to 1e-6°, 58 kB encoded).
     """
     m = _EmbeddableMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None)
     _use_local_assets(m, asset_base)
     if tiles is not None:
         _tile_layer(tiles, tiles_attribution).add_to(m)
-    fields = [html.escape(labels.name), html.escape(labels.code)]
-    for frame, title, style in ((before, labels.before, _BEFORE_STYLE), (after, labels.after, _AFTER_STYLE)):
-        if frame is not None:
-            _outline_overlay(frame, title, style, fields).add_to(m)
-    _problem_overlay(problems, labels).add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    frames = [f for f in (before, after, problems) if f is not None and not f.empty]
-    if frames:
-        minx, miny, maxx, maxy = numpy.vstack([f.total_bounds for f in frames]).T
-        m.fit_bounds([[miny.min(), minx.min()], [maxy.max(), maxx.max()]], max_zoom=MAX_FIT_ZOOM)
+    if bounds is not None and numpy.isfinite(numpy.asarray(bounds, dtype=float)).all():
+        minx, miny, maxx, maxy = (float(v) for v in bounds)
+        m.fit_bounds([[miny, minx], [maxy, maxx]], max_zoom=MAX_FIT_ZOOM)
     return m
 
 
-def _outline_overlay(units: geopandas.GeoDataFrame, title: str, style: dict[str, Any],
-                     aliases: list[str]) -> folium.GeoJson:
-    features = [{"type": "Feature", "geometry": mapping(g),
-                 "properties": {"name": _escaped_text(n), "code": _escaped_text(c)}}
-                for c, n, g in zip(units["code"], units["name"], units.geometry)]
-    tooltip = folium.GeoJsonTooltip(fields=["name", "code"], aliases=aliases) if features else None
-    return folium.GeoJson({"type": "FeatureCollection", "features": features}, name=html.escape(title),
-                          style_function=lambda _f: style, highlight_function=lambda _f: _HIGHLIGHT,
-                          tooltip=tooltip)
+def review_shape(geometry: Any) -> list[list[str]] | None:
+    """The polygons of ``geometry`` (WGS84) for the review map: a list of polygons, each a list
+    of rings (exterior first) encoded like Google's polyline format (lat, lon pairs at 1e-6°,
+    each a delta from the one before).  Lines and points are left out; None when nothing is left."""
+    polygons = [p for p in _polygons(geometry) if not p.is_empty]
+    if not polygons:
+        return None
+    return [[_encoded_ring(p.exterior.coords)] + [_encoded_ring(r.coords) for r in p.interiors] for p in polygons]
 
 
-def _problem_overlay(problems: geopandas.GeoDataFrame, labels: ReviewLabels) -> folium.GeoJson:
-    features = [{"type": "Feature", "geometry": mapping(g),
-                 "properties": {"severity": severity, "message": _escaped_text(text)}}
-                for severity, text, g in zip(problems["severity"], problems["message"], problems.geometry)
-                if g is not None and not g.is_empty]
-    tooltip = (folium.GeoJsonTooltip(fields=["message"], aliases=[html.escape(labels.problem)])
-               if features else None)
-    return folium.GeoJson({"type": "FeatureCollection", "features": features}, name=html.escape(labels.problems),
-                          style_function=lambda f: _PROBLEM_STYLES[f["properties"]["severity"]],
-                          marker=folium.CircleMarker(radius=7), tooltip=tooltip)
+def review_outlines(units: geopandas.GeoDataFrame) -> list[dict[str, Any]]:
+    """Units (code, name, geometry in WGS84) as compact outlines for the review map; the text is
+    plain (the script writes it with ``textContent``, never as HTML)."""
+    return [{"code": _plain(code), "name": _plain(name), "shape": review_shape(geometry)}
+            for code, name, geometry in zip(units["code"], units["name"], units.geometry)
+            if geometry is not None and not geometry.is_empty]
+
+
+def _polygons(geometry: Any) -> list[Any]:
+    if geometry is None:
+        return []
+    if geometry.geom_type == "Polygon":
+        return [geometry]
+    return [p for part in getattr(geometry, "geoms", []) for p in _polygons(part)]
+
+
+def _encoded_ring(coords: Any) -> str:
+    """One ring as a polyline string: zig-zag varints of the lat/lon deltas, 5 bits a character."""
+    xy = numpy.asarray(coords, dtype=float)[:, [1, 0]]
+    steps = numpy.diff(numpy.round(xy * SHAPE_PRECISION).astype(numpy.int64), axis=0, prepend=[[0, 0]])
+    out: list[str] = []
+    for value in (int(v) for v in steps.ravel()):
+        value = ~(value << 1) if value < 0 else value << 1
+        while value >= 0x20:
+            out.append(chr((0x20 | (value & 0x1F)) + 63))
+            value >>= 5
+        out.append(chr(value + 63))
+    return "".join(out)
+
+
+def _plain(value: object) -> str:
+    """``value`` as text; missing values (None, NaN, NA) become ""."""
+    if value is None or value is pandas.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
 
 
 def render_parts(m: folium.Map) -> MapParts:
     """Render ``m`` into head/body/script pieces, leaving out page-wide CSS and meta."""
-    figure = m.get_root()
+    figure = _figure(m)
     figure.render()  # makes every element register its links, div and script
     head = "\n".join(child.render() for name, child in figure.header._children.items()
                      if name not in _PAGE_ONLY_HEADERS)
@@ -328,3 +348,10 @@ def _escaped_text(value: object) -> str:
     if value is None or value is pandas.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return html.escape(str(value))
+
+
+def _figure(m: folium.Map) -> Figure:
+    """The page a map belongs to (folium always puts a map in a Figure)."""
+    figure = m.get_root()
+    assert isinstance(figure, Figure)
+    return figure

@@ -6,7 +6,7 @@ in a parameter called ``option``, which each edge shows its own way (:meth:`Mess
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 from .changes import LayerOptions
 from .cleaning import CleanOptions
@@ -73,8 +73,33 @@ def parse_version(value: str | None, key: str, *, minimum: int = 1) -> int | Non
     """A version number (``version=``, ``with=``, ``base_version=``; 0 only where it means "none")."""
     if value is None or (minimum == 0 and value.lower() in ("none", "null")):
         return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= minimum):
+    if not (_whole(value) and int(value) >= minimum):
         raise InvalidInput(message(N_("{option}: {value!r} is not a version number; expected {expected}"),
                                    option=key, value=value,
                                    expected="0, 1, 2, … (0: the level had none)" if minimum == 0 else "1, 2, 3, …"))
     return int(value)
+
+
+def parse_count(value: str | None, key: str, *, default: int, maximum: int = 999_999_999) -> int:
+    """A whole number from 0 to ``maximum`` (``offset=``, ``limit=``); absent is ``default``."""
+    if value is None:
+        return default
+    if not (_whole(value) and int(value) <= maximum):
+        raise InvalidInput(message(N_("{option}: {value!r} is not valid; expected a whole number from 0 to {maximum}"),
+                                   option=key, value=value, maximum=maximum))
+    return int(value)
+
+
+def parse_choice(value: str | None, key: str, choices: Sequence[str]) -> str | None:
+    """One of ``choices`` (``mode=``, ``part=``, ``severity=``); absent is None."""
+    if value is None:
+        return None
+    if value not in choices:
+        raise InvalidInput(message(N_("{option}: {value!r} is not known; expected one of {expected}"), option=key,
+                                   value=value, expected=", ".join(choices)))
+    return value
+
+
+def _whole(value: str) -> bool:
+    """Digits only (``²`` passes str.isdigit but not int) and at most nine of them (no overflow later)."""
+    return value.isascii() and value.isdigit() and len(value) <= 9

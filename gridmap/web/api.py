@@ -19,7 +19,7 @@ from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
 from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message
 from ..incidents import FileOptions
 from ..levels import Level
-from ..options import clean_options, layer_options, opt, parse_version
+from ..options import clean_options, layer_options, opt, parse_choice, parse_version
 from ..service import ReportResult
 from ..storage import VersionMeta
 from . import compared_with, json_object, parse_query, service, version_arg
@@ -198,11 +198,7 @@ def _file() -> FileStorage:
 
 def _mode(form: Any, default: SaveMode = SaveMode.COMMIT) -> SaveMode:
     value = (opt(form, "mode") or default.value).lower()
-    try:
-        return SaveMode(value)
-    except ValueError:
-        raise InvalidInput(message(N_("mode={value!r} is not known; expected one of {expected}"), value=value,
-                                   expected=", ".join(m.value for m in SaveMode))) from None
+    return SaveMode(parse_choice(value, "mode", [m.value for m in SaveMode]))
 
 
 def _if_match(options: LayerOptions) -> LayerOptions:

@@ -44,7 +44,7 @@ def edit_page(level: str):
 
 
 @bp.post("/api/edit/split")
-def split():
+def split() -> dict[str, Any]:
     body = json_object()
     polygon, line, *neighbours = editing.read_geometries(
         [("geometry", body.get("geometry"), POLYGON), ("line", body.get("line"), ("LineString",))]
@@ -57,7 +57,7 @@ def split():
 
 
 @bp.post("/api/edit/merge")
-def merge():
+def merge() -> dict[str, Any]:
     body = json_object()
     pair = body.get("geometries")
     if not isinstance(pair, list):

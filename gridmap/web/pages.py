@@ -93,7 +93,7 @@ def upload():
             if error.report is None:
                 raise
             preview = service().save_layer(level, data, options, mode=SaveMode.PREVIEW)
-            return review_page(preview, filename=upload_file.filename, form_url=_form_url(form)), 400
+            return review_page(preview, options=options, form_url=_form_url(form)), 400
     except GridmapError as error:
         return _upload_form(form, labels, (tr(error.summary, names), [tr(d, names) for d in error.details])), 400
     return redirect(url_for("review.version_page", level=level.value, version=result.version), 303)
