@@ -336,7 +336,7 @@
       if (key === "cleaned") {
         left = showHidden(button);
       } else {
-        const shown = body.querySelectorAll("tr:not(.more-row)").length;
+        const shown = body.querySelectorAll("tr:not(.more-row):not(.unlisted)").length;
         const more = await moreRows(key, shown);
         more.rows.forEach((tr) => body.insertBefore(tr, moreRow));
         left = more.total - shown - more.rows.length;

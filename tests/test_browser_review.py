@@ -10,6 +10,7 @@ the page script's state (``window.gridmap_review``).  The screenshot of the Bost
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -159,6 +160,8 @@ def test_boston_cleaned_upload_review_and_commit(server: LiveServer, tab: Tab) -
     features = json.loads((BOSTON / "precincts.geojson").read_text())["features"]      # in file order
     assert units.count() == 70 and units.nth(69).locator("td").nth(1).inner_text() == \
         features[69]["properties"]["WARD_PRECINCT"]
+    # a page that cannot fetch more carries 200 of a list's rows and says how many it leaves out
+    assert re.findall(r"\d+", tab.page.locator("#units-diff tr.unlisted").inner_text()) == ["55"]
     assert [m["level"] for m in server.get_json("/api/layers")["layers"]] == ["grid"]     # nothing stored
 
     # "upload again with cleaning": the form comes back with the file's options and cleaning ticked

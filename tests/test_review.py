@@ -22,6 +22,7 @@ from gridmap.changes import LayerOptions, SaveMode
 from gridmap.errors import InvalidInput
 from gridmap.levels import Level
 from gridmap.maps import review_shape
+from gridmap.web import review
 
 from .conftest import CELLS, SHARED, build_app, feature_collection, grid_file, micro_file
 
@@ -232,6 +233,29 @@ def test_a_refused_upload_with_a_long_group_shows_twenty_rows_and_carries_the_re
     rest = page_data(root)["groups"]["warning-missing_name"]["rest"]
     assert [(r["i"], r["feature"], r["code"]) for r in rest] == [(20, 22, "C22"), (21, 23, "C23"), (22, 24, "C24")]
     assert rest[0]["message"] == 'feature 22 (code "C22") has no name; the code is shown instead'
+
+
+def test_a_refused_upload_carries_at_most_so_many_rows_and_outlines_and_says_so(client, monkeypatch):
+    """At district scale a refused page cannot carry every row and outline (10,000 micro-grids:
+    2.8 MB): it carries the first EMBED_MAX rows of a list and, beyond OUTLINES_MAX units, only the
+    units its listed problems name.  Here the limits are made tiny: 22 rows, 24 units."""
+    monkeypatch.setattr(review, "EMBED_MAX", 22)
+    monkeypatch.setattr(review, "OUTLINES_MAX", 24)
+    cells = {**STRIPS, "C24": box(0.0004 * 23.5, 0, 0.0004 * 25, 0.01)}                   # overlaps C23
+    root = read(upload(client, "grid", micro(cells, unnamed=UNNAMED)))
+
+    missing = root.one("details", data_kind="missing_name")
+    assert missing.one("span", class_="count").text == "23"                     # the whole count, still
+    assert missing.one("button", class_="more").text == "Show more (2 not shown)"
+    assert missing.one("tr", class_="unlisted").words() == (
+        "1 more are not listed: this upload was not stored. Fix the errors and save it as a draft to see them all.")
+    data = page_data(root)
+    assert [r["code"] for r in data["groups"]["warning-missing_name"]["rest"]] == ["C22", "C23"]
+    assert data["groups"]["warning-missing_name"]["total"] == 22                 # what the script can list
+    # the units named by the listed problems: C23 and C24 overlap, C02…C23 have no name (C24's is unlisted)
+    assert [u["code"] for u in data["after"]["units"]] == [f"C{i:02d}" for i in range(2, 25)]
+    added = root.one("tbody", data_part="added")
+    assert added.one("tr", class_="unlisted").words().startswith("3 more are not listed")
 
 
 def test_a_draft_page_shows_the_report_it_was_saved_with_not_one_recomputed(block, app):

@@ -34,6 +34,8 @@ bp = Blueprint("review", __name__)
 
 PAGE = 20               # rows of a list the page shows at first
 MAX_LIMIT = 1000        # rows one request for more may ask for
+EMBED_MAX = 200         # rows of a list a page that cannot fetch more carries
+OUTLINES_MAX = 2000     # beyond this many units, such a page draws only the units its problems name
 PARTS = ("added", "removed", "renamed", "reshaped", "moves")
 COVERAGE_KINDS = ("overlap", "gap")
 
@@ -135,10 +137,12 @@ def _groups(report: Report | None, *, embed: bool) -> list[dict[str, Any]]:
     they cannot be fetched later."""
     groups = []
     for group in report.groups() if report is not None else []:
-        rows = [_problem_row(p, i) for i, p in enumerate(group.problems if embed else group.problems[:PAGE])]
+        listed = group.problems[:EMBED_MAX] if embed else group.problems
+        rows = [_problem_row(p, i) for i, p in enumerate(listed if embed else listed[:PAGE])]
         groups.append({"key": f"{group.severity.value}-{group.kind}", "kind": group.kind,
                        "severity": group.severity.value, "title": _kind_title(group.kind),
-                       "total": len(group.problems), "rows": rows[:PAGE], "rest": rows[PAGE:] if embed else None})
+                       "total": len(group.problems), "listed": len(listed), "rows": rows[:PAGE],
+                       "rest": rows[PAGE:] if embed else None})
     return groups
 
 
@@ -154,7 +158,9 @@ def _parts(diff: LayerDiff, *, embed: bool) -> list[dict[str, Any]]:
     parts = []
     for part in PARTS:
         rows = _part_rows(diff, part)
-        parts.append({"part": part, "total": len(rows), "rows": rows[:PAGE], "rest": rows[PAGE:] if embed else None})
+        listed = rows[:EMBED_MAX] if embed else rows
+        parts.append({"part": part, "total": len(rows), "listed": len(listed), "rows": rows[:PAGE],
+                      "rest": listed[PAGE:] if embed else None})
     return parts
 
 
@@ -180,9 +186,9 @@ def _cleaning(review: _Review) -> dict[str, Any] | None:
         return None
     names = dict(zip(review.layer.units["code"], review.layer.units["name"]))
     changes = sorted(cleaning.changes, key=lambda c: (-abs(c.change_m2), -c.moved_m2, c.code))
-    return {"options": cleaning.options, "changes": [
+    return {"options": cleaning.options, "total": len(changes), "changes": [
         {"code": c.code, "name": names.get(c.code, ""), "before_m2": c.before_m2, "after_m2": c.after_m2,
-         "change_m2": c.change_m2, "moved_m2": c.moved_m2} for c in changes]}
+         "change_m2": c.change_m2, "moved_m2": c.moved_m2} for c in changes[:EMBED_MAX]]}
 
 
 def _state(review: _Review) -> dict[str, Any]:
@@ -242,13 +248,13 @@ def _page_data(review: _Review, groups: list[dict[str, Any]], parts: list[dict[s
                                   if review.stored and review.meta else None)
     return {
         "after": {"url": url_for("api.get_layer", level=level, version=review.meta.version)} if review.meta
-        else {"units": review_outlines(review.layer.units)},
+        else {"units": review_outlines(_drawn_units(review))},
         "before": {"url": url_for("api.get_layer", level=level, version=review.before.version)}
         if review.before is not None and review.before.version is not None else None,
         "problemsUrl": url_for("review.version_problems", **api) if api else None,
         "diffUrl": url_for("review.version_diff", **api) if api else None,
         "groups": {g["key"]: _group_data(g) for g in groups},
-        "parts": {p["part"]: {"total": p["total"], "rest": p["rest"]} for p in parts},
+        "parts": {p["part"]: {"total": p["listed"], "rest": p["rest"]} for p in parts},
         "cleaned": [c["code"] for c in cleaning["changes"]] if cleaning else [],
         "labels": _script_labels(review),
     }
@@ -258,8 +264,18 @@ def _group_data(group: dict[str, Any]) -> dict[str, Any]:
     """A group for the script: the shapes of the rows on the page (their text is in the table)."""
     shapes = [_present({"i": row["i"], "shape": row.get("shape"), "location": row.get("location")})
               for row in group["rows"]]
-    return {"kind": group["kind"], "severity": group["severity"], "total": group["total"], "shapes": shapes,
+    return {"kind": group["kind"], "severity": group["severity"], "total": group["listed"], "shapes": shapes,
             "rest": group["rest"]}
+
+
+def _drawn_units(review: _Review) -> Any:
+    """The outlines a page that carries them draws: every unit, or beyond :data:`OUTLINES_MAX` only
+    those its listed problems name (10,000 outlines would be megabytes of page)."""
+    units = review.layer.units
+    if len(units) <= OUTLINES_MAX or review.report is None:
+        return units
+    named = {c for g in review.report.groups() for p in g.problems[:EMBED_MAX] for c in (p.code, *p.codes)}
+    return units[units["code"].isin(named)]
 
 
 def _script_labels(review: _Review) -> dict[str, str]:
