@@ -63,10 +63,11 @@ class GridmapError(Exception):
     """Base class: a problem the user caused or can fix, with every detail collected."""
 
     def __init__(self, summary: Message | str, details: list[Message] | None = None, *,
-                 report: Any = None) -> None:
+                 report: Any = None, preview: Any = None) -> None:
         self.summary = summary if isinstance(summary, Message) else Message(summary)
         self.details = list(details or [])
         self.report = report          # a validation Report when the refusal comes from one
+        self.preview = preview        # and what the refused save would have been, to show with it
         super().__init__(str(self.summary))
 
     def __str__(self) -> str:

@@ -162,11 +162,11 @@ class Gridmap:
             current = self.store.versions()
             bases = [self._base(current, p.layer.level, p.options.base_version) for p in parts]
             candidates = self._candidates(parts)
-            main = parts[-1].layer.level
+            preview = _linked([LayerResult.of(c, ResultStatus.PREVIEW, None, b) for c, b in zip(candidates, bases)],
+                              parts[-1].layer.level)
             if mode is SaveMode.PREVIEW:
-                return _linked([LayerResult.of(c, ResultStatus.PREVIEW, None, b) for c, b in zip(candidates, bases)],
-                               main)
-            _refuse_errors(candidates)
+                return preview
+            _refuse_errors(candidates, preview)
             with self.store.writing() as tx:
                 heads = tx.heads()
                 change = tx.new_change() if len(parts) > 1 else None
@@ -181,7 +181,8 @@ class Gridmap:
                         tx.commit(part.layer.level, version, author=author, commit=candidate.commit,
                                   record=_record(part, candidate))
         status = ResultStatus.COMMITTED if mode is SaveMode.COMMIT else ResultStatus.DRAFT
-        return _linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)], main)
+        return _linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)],
+                       preview.level)
 
     def _base(self, current: dict[Level, int], level: Level, base_version: int | None) -> int | None:
         """The base version of a save: the one given, which must still be current, or the current one."""
@@ -437,15 +438,17 @@ def _record(part: _Part, candidate: Candidate) -> VersionRecord:
                          report=candidate.report.as_record(), diff=candidate.diff.as_dict())
 
 
-def _refuse_errors(candidates: list[Candidate]) -> None:
-    """Errors in any layer of a change refuse all of it, with one report naming each level."""
+def _refuse_errors(candidates: list[Candidate], preview: LayerResult | None = None) -> None:
+    """Errors in any layer of a change refuse all of it, with one report naming each level (and
+    the preview of the change, so that a page can show it without working it out again)."""
     main = candidates[-1].layer.level
     report = Report([p if c.layer.level == main else replace(p, message=message(
         N_("{level}: {problem}"), level=c.layer.level.noun, problem=p.message))
         for c in candidates for p in c.report.problems], cleaning=candidates[-1].report.cleaning)
     if not report.ok:
         raise InvalidInput(message(N_("the boundaries have {count} error(s); nothing was saved"),
-                                   count=len(report.errors)), [p.message for p in report.errors], report=report)
+                                   count=len(report.errors)), [p.message for p in report.errors], report=report,
+                           preview=preview)
 
 
 def _linked(results: list[LayerResult], main: Level) -> LayerResult:

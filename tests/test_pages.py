@@ -155,3 +155,16 @@ def test_every_level_in_use_is_reachable_from_history_and_the_editor(client, app
         assert re.findall(r'href="(/layers/[a-z_]+/(?:history|edit))"', links) == (
             ["/layers/community/history", "/layers/grid/history", "/layers/grid/edit"] if page.endswith("history")
             else ["/layers/community/edit", "/layers/grid/history"])      # the grid itself: bold, not a link
+
+
+def test_a_refused_upload_is_checked_once_for_its_report_page(client, app, monkeypatch):
+    svc = app.extensions["gridmap"]
+    calls = []
+    checked = type(svc)._candidates
+    monkeypatch.setattr(type(svc), "_candidates", lambda self, parts: calls.append(len(parts)) or checked(self, parts))
+    overlapping = feature_collection([({"code": "A"}, box(0, 0, 0.01, 0.01)),
+                                      ({"code": "B"}, box(0.005, 0, 0.02, 0.01))])
+    response = client.post("/upload", data={"level": "grid", "file": (io.BytesIO(overlapping), "g.geojson")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400 and 'data-kind="overlap"' in response.get_data(as_text=True)
+    assert calls == [1]           # the refusal carries what the page shows: no second pass over the file

@@ -90,10 +90,9 @@ def upload():
         try:
             result = service().save_layer(level, data, options, mode=SaveMode.DRAFT)
         except GridmapError as error:
-            if error.report is None:
+            if error.preview is None:
                 raise
-            preview = service().save_layer(level, data, options, mode=SaveMode.PREVIEW)
-            return review_page(preview, options=options, form_url=_form_url(form)), 400
+            return review_page(error.preview, options=options, form_url=_form_url(form)), 400
     except GridmapError as error:
         return _upload_form(form, labels, (tr(error.summary, names), [tr(d, names) for d in error.details])), 400
     return redirect(url_for("review.version_page", level=level.value, version=result.version), 303)
