@@ -820,6 +820,7 @@
   function saveBody() {
     const body = {geojson: featureCollection(), base_version: state.version, mode: "draft",
                   author: $("author").value.trim(), note: $("note").value.trim()};
+    if (config.tolerance != null) body.tolerance_m2 = config.tolerance;
     if (changedParents().length) body.parent = {geojson: parentCollection(), base_version: state.parent.version};
     if ($("derive-parent") && $("derive-parent").checked) body.derive_parent = true;
     return body;

@@ -651,7 +651,7 @@ def test_the_save_sends_the_grids_only_when_they_changed_and_the_redraw_choice(
     tab.page.locator("#messages").wait_for(state="visible")
     assert tab.page.inner_text("#message-title") == "stale base"
     assert bodies == [{"geojson": tab.page.evaluate(EDITED), "base_version": micro_layer["version"],
-                       "mode": "draft", "author": "规划员丙", "note": ""}]
+                       "mode": "draft", "author": "规划员丙", "note": "", "tolerance_m2": 1.0}]   # as v1 was saved
 
     # 2. a corner on a grid line moved and "redraw each grid" ticked: both members, exactly
     old, owners, parents = grid_corner(micro, grids, tab)
@@ -663,7 +663,7 @@ def test_the_save_sends_the_grids_only_when_they_changed_and_the_redraw_choice(
     tab.page.wait_for_function("() => !window.gridmapEditor.state.busy")
     assert len(bodies) == 2
     assert bodies[1] == {"geojson": tab.page.evaluate(EDITED), "base_version": micro_layer["version"],
-                         "mode": "draft", "author": "规划员丙", "note": "move a grid corner",
+                         "mode": "draft", "author": "规划员丙", "note": "move a grid corner", "tolerance_m2": 1.0,
                          "parent": {"geojson": tab.page.evaluate(PARENT), "base_version": grid_layer["version"]},
                          "derive_parent": True}
     changed_grids = {c for c, f in by_code(bodies[1]["parent"]["geojson"]).items() if f != grids[c]}

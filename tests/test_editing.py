@@ -1,6 +1,7 @@
 """Editing boundaries: split a unit along a line, merge two neighbours, and their HTTP endpoints."""
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -12,7 +13,7 @@ from shapely.geometry import mapping, shape
 from gridmap.editing import insert_cut_points, merge_units, read_geometries, split_unit
 from gridmap.errors import InvalidInput
 from gridmap.levels import Level
-from tests.conftest import grid_file, micro_file
+from tests.conftest import feature_collection, grid_file, micro_file
 
 UNIT = box(0.0, 0.0, 0.02, 0.01)  # 0.02° wide, 0.01° high
 
@@ -287,3 +288,21 @@ def test_the_editor_page_needs_a_known_level_and_a_version_number(block_client):
     response = block_client.get("/layers/micro_grid/edit?version=two")
     assert response.status_code == 400
     assert "version: &#39;two&#39; is not a version number; expected 1, 2, 3, …" in response.get_data(as_text=True)
+
+
+def test_an_edit_is_checked_with_the_tolerance_its_version_was_saved_with(client):
+    """A level committed with a tolerance that accepts its slivers can be edited and saved again as
+    it is: the editor sends the tolerance of the version it opened (Boston's precincts, 44 overlaps
+    under 1,000 m², could not be saved unchanged from the editor before)."""
+    overlapping = feature_collection([({"code": "A", "name": "a"}, box(0, 0, 0.01, 0.01)),
+                                      ({"code": "B", "name": "b"}, box(0.00999, 0, 0.02, 0.01))])
+    assert client.post("/api/layers/grid", data={"file": (io.BytesIO(overlapping), "g.geojson"),
+                                                 "tolerance_m2": "2000"},
+                       content_type="multipart/form-data").status_code == 201
+    config = page_config(client.get("/layers/grid/edit"))
+    assert config["tolerance"] == 2000.0
+    level = client.get("/api/layers/grid").get_json()
+    unchanged = {"geojson": level, "base_version": 1, "mode": "draft"}
+    assert client.post("/api/layers/grid", json=unchanged).status_code == 400          # at the default 1 m²
+    saved = client.post("/api/layers/grid", json={**unchanged, "tolerance_m2": config["tolerance"]})
+    assert saved.status_code == 201 and saved.get_json()["report"]["errors"] == []

@@ -31,8 +31,11 @@ def edit_page(level: str):
     service().layer(lv)  # NotFound (a readable page) when the level has never been uploaded
     parent = ORDER[lv.depth - 1] if lv.depth > 0 else None
     settings = current_app.config["GRIDMAP_SETTINGS"]
+    edited = version if version is not None else service().store.versions()[lv]
     config = {
         "level": lv.value, "version": version,
+        # an edit is checked with the tolerance the version it starts from was saved with
+        "tolerance": service().store.version_record(lv, edited).options.get("tolerance_m2"),
         "layerUrl": url_for("api.get_layer", level=lv.value, version=version),
         "parentUrl": url_for("api.get_layer", level=parent.value) if parent is not None and parent in layers else None,
         "saveUrl": url_for("api.upload_layer", level=lv.value),
