@@ -10,19 +10,19 @@ saw is what is kept), which base version a save may have, and what a result says
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone, tzinfo
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .boundaries import ReadOptions
 from .cleaning import CleanOptions
-from .errors import N_, Conflict, message
+from .errors import N_, Conflict, InvalidInput, message
 from .layer import Layer
-from .levels import Level
+from .levels import ORDER, Level
 from .planning import Candidate
-from .problems import Report
-from .storage import VersionMeta
+from .problems import Problem, Report
+from .storage import VersionMeta, VersionRecord, VersionStatus, Writer
 from .versions import LayerDiff
 
 
@@ -43,11 +43,11 @@ class LayerOptions(ReadOptions):
     note: str = ""
     base_version: int | None = None
 
-    def record(self, *, tolerance_m2: float) -> dict[str, Any]:
-        """What decides the outcome of a save, as stored with its version (the tolerance in force)."""
+    def record(self) -> dict[str, Any]:
+        """What decides the outcome of a save, as stored with its version (the tolerance in force
+        is filled in by then: see :meth:`Gridmap._in_force`)."""
         kept = {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in _NOT_RECORDED and getattr(self, f.name) not in (None, False, "")}
-        kept["tolerance_m2"] = tolerance_m2
         if self.clean is not None:
             kept["clean"] = self.clean.as_dict()
         return kept
@@ -125,14 +125,6 @@ def check_base(heads: Mapping[Level, VersionMeta], level: Level, based_on: int |
         raise stale_base(level, based_on, head, tz=tz)
 
 
-def base_of(heads: Mapping[Level, VersionMeta], level: Level, base_version: int | None) -> int | None:
-    """The base of a save: the version given (0: none), or whatever is current when not given."""
-    if base_version is None:
-        head = heads.get(level)
-        return head.version if head is not None else None
-    return base_version or None
-
-
 def stale_base(level: Level, based_on: int | None, current: VersionMeta | None, *, tz: tzinfo) -> Conflict:
     """The refusal of a save whose base version is no longer the current one: who changed what."""
     if current is None:
@@ -151,3 +143,69 @@ def stale_base(level: Level, based_on: int | None, current: VersionMeta | None, 
 def local_time(utc: datetime, tz: tzinfo) -> datetime:
     """A stored (naive UTC) time as wall-clock time in the deployment's zone, like report times."""
     return utc.replace(tzinfo=timezone.utc).astimezone(tz).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One layer of a change and the options it is read, checked and saved with."""
+
+    layer: Layer
+    options: LayerOptions
+
+
+def record_of(part: Part, candidate: Candidate) -> VersionRecord:
+    """What a version is stored with: its options, read-time problems, and the report and diff shown."""
+    return VersionRecord(options=part.options.record(),
+                         problems=tuple(p.as_record() for p in part.layer.problems),
+                         report=candidate.report.as_record(), diff=candidate.diff.as_dict())
+
+
+def refuse_errors(candidates: list[Candidate], preview: LayerResult | None = None) -> None:
+    """Errors in any layer of a change refuse all of it, with one report naming each level (and
+    the preview of the change, so that a page can show it without working it out again)."""
+    main = candidates[-1].layer.level
+    report = Report([p if c.layer.level == main else replace(p, message=message(
+        N_("{level}: {problem}"), level=c.layer.level.noun, problem=p.message))
+        for c in candidates for p in c.report.problems], cleaning=candidates[-1].report.cleaning)
+    if not report.ok:
+        raise InvalidInput(message(N_("the boundaries have {count} error(s); nothing was saved"),
+                                   count=len(report.errors)), [p.message for p in report.errors], report=report,
+                           preview=preview)
+
+
+def linked(results: list[LayerResult], main: Level) -> LayerResult:
+    """The result of the change's main level, with the level above it attached."""
+    result = next(r for r in results if r.level == main)
+    result.parent = next((r for r in results if r.level != main), None)
+    return result
+
+
+def problems_of(records: Sequence[dict[str, Any]]) -> list[Problem]:
+    return [Problem.from_record(r) for r in records]
+
+
+def still_drafts(tx: Writer, meta: VersionMeta) -> None:
+    """Inside the commit's transaction: no other process committed the change meanwhile."""
+    for member in tx.change_versions(meta.change) if meta.change is not None else [tx.version_meta(meta.level,
+                                                                                                  meta.version)]:
+        if member.status is not VersionStatus.DRAFT:
+            raise already_committed(member.level, member.version)
+
+
+def already_committed(level: Level, version: int) -> Conflict:
+    return Conflict(message(N_("{level} version {version} is already committed"), level=level.noun,
+                            version=version))
+
+
+def level_above(level: Level) -> Level:
+    if level.depth == 0:
+        raise InvalidInput(message(N_("{level} is the largest level; there is no level above it to edit or derive"),
+                                   level=level.noun))
+    return ORDER[level.depth - 1]
+
+
+def cannot_derive(level: Level, parent: Level) -> InvalidInput:
+    return InvalidInput(message(N_("cannot redraw the {parent} level from the {level} units: the file names no "
+                                   "parent codes and there is no {parent} version to find them in. Upload the "
+                                   "{parent} level first, or name the parent code property in the {option} option."),
+                                level=level.noun, parent=parent.noun, option="parent_field"))

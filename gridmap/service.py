@@ -18,11 +18,28 @@ import pandas as pd
 
 from .assignment import AssignmentIndex
 from .boundaries import derive_parents, parent_from_children, read_layer, staff_of, to_geojson
-from .changes import LayerOptions, LayerResult, ParentEdit, ResultStatus, SaveMode, check_base, stale_base
+from .changes import (
+    LayerOptions,
+    LayerResult,
+    ParentEdit,
+    Part,
+    ResultStatus,
+    SaveMode,
+    already_committed,
+    cannot_derive,
+    check_base,
+    level_above,
+    linked,
+    problems_of,
+    record_of,
+    refuse_errors,
+    stale_base,
+    still_drafts,
+)
 from .cleaning import CleanOptions
 from .config import DEMO_DIR
 from .coordinates import ServiceArea
-from .errors import N_, Conflict, InvalidInput, NotFound, message
+from .errors import N_, InvalidInput, NotFound, message
 from .formats import Export, export_layer
 from .incidents import (
     FileOptions,
@@ -37,8 +54,8 @@ from .incidents import (
 from .layer import Layer
 from .levels import ORDER, Level, deepest
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
-from .problems import Problem, Report
-from .storage import IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
+from .problems import Report
+from .storage import IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus
 from .validation import DEFAULT_TOLERANCE_M2, check_coverage
 from .versions import LayerDiff, count_moves, diff_layers
 
@@ -98,7 +115,7 @@ class Gridmap:
         # the history shows "restored from vN" in the reader's language from restored_from
         saved = replace(LayerOptions.from_record(record.options), clean=None, derive_parent=False,
                         base_version=options.base_version)
-        return self._save([_Part(layer, saved)], mode, author=options.author, note=options.note,
+        return self._save([Part(layer, saved)], mode, author=options.author, note=options.note,
                           restored_from=version)
 
     def clean_version(self, level: Level, version: int, clean: CleanOptions, options: LayerOptions = LayerOptions(), *,
@@ -106,10 +123,10 @@ class Gridmap:
         """Clean a stored version's overlaps and gaps (the review page's button): the result is a
         new version, read-time problems and options kept, cleaning added."""
         old, record = self._stored(level, version)
-        layer = clean_layer(replace(old, version=None, problems=_problems(record.problems)), clean)
+        layer = clean_layer(replace(old, version=None, problems=problems_of(record.problems)), clean)
         saved = replace(LayerOptions.from_record(record.options), clean=clean, derive_parent=False,
                         base_version=options.base_version)
-        return self._save([_Part(layer, saved)], mode, author=options.author, note=options.note)
+        return self._save([Part(layer, saved)], mode, author=options.author, note=options.note)
 
     def commit_draft(self, level: Level, version: int, *, author: str = "") -> LayerResult:
         """Commit a stored draft — with every other draft of its change — checked again, with the
@@ -117,19 +134,19 @@ class Gridmap:
         with self._lock:
             meta = self.store.version_meta(level, version)
             if meta.status is not VersionStatus.DRAFT:
-                raise _already_committed(level, version)
+                raise already_committed(level, version)
             members = self._change_members(meta)
             parts = [self._stored_part(m) for m in members]
             candidates = self._candidates(parts)
-            _refuse_errors(candidates)
+            refuse_errors(candidates)
             with self.store.writing() as tx:
-                _still_drafts(tx, meta)
+                still_drafts(tx, meta)
                 heads = tx.heads()
                 for m, part, candidate in zip(members, parts, candidates):
                     check_base(heads, m.level, m.based_on, tz=self.tz)
                     tx.commit(m.level, m.version, author=author or m.author, commit=candidate.commit,
-                              record=_record(part, candidate))
-        return _linked([LayerResult.of(c, ResultStatus.COMMITTED, m.version, m.based_on)
+                              record=record_of(part, candidate))
+        return linked([LayerResult.of(c, ResultStatus.COMMITTED, m.version, m.based_on)
                         for m, c in zip(members, candidates)], level)
 
     def _read(self, level: Level, data: bytes, options: LayerOptions) -> Layer:
@@ -137,36 +154,37 @@ class Gridmap:
                            options=replace(options, service_area=self.service_area))
         return clean_layer(layer, options.clean) if options.clean is not None else layer
 
-    def _with_parent(self, layer: Layer, options: LayerOptions, edit: ParentEdit | None) -> list[_Part]:
+    def _with_parent(self, layer: Layer, options: LayerOptions, edit: ParentEdit | None) -> list[Part]:
         """The layers of the change, largest level first: the upload, and the level above when it
         was edited along with it or is to be redrawn from it."""
-        part = _Part(layer, replace(options, derive_parent=False))
+        part = Part(layer, replace(options, derive_parent=False))
         if edit is None and not options.derive_parent:
             return [part]
-        level = _level_above(layer.level)
+        level = level_above(layer.level)
         parent_options = LayerOptions(filename=f"{level.value}.geojson", tolerance_m2=options.tolerance_m2)
         if edit is not None:
             parent = self._read(level, edit.data, parent_options)
-            return [_Part(parent, replace(parent_options, base_version=edit.base_version)), part]
+            return [Part(parent, replace(parent_options, base_version=edit.base_version)), part]
         template = self.layers().get(level)
         if layer.parent_source != "field":
             if template is None:
-                raise _cannot_derive(layer.level, level)
+                raise cannot_derive(layer.level, level)
             layer = derive_parents(layer, template)
         derived = parent_from_children(layer, level, template)
-        return [_Part(derived, replace(parent_options, filename="", derive_parent=True)), replace(part, layer=layer)]
+        return [Part(derived, replace(parent_options, filename="", derive_parent=True)), replace(part, layer=layer)]
 
-    def _save(self, parts: list[_Part], mode: SaveMode, *, author: str, note: str,
+    def _save(self, parts: list[Part], mode: SaveMode, *, author: str, note: str,
               restored_from: int | None = None) -> LayerResult:
+        parts = [replace(p, options=self._in_force(p.options)) for p in parts]
         with self._lock:
             current = self.store.versions()
             bases = [self._base(current, p.layer.level, p.options.base_version) for p in parts]
             candidates = self._candidates(parts)
-            preview = _linked([LayerResult.of(c, ResultStatus.PREVIEW, None, b) for c, b in zip(candidates, bases)],
+            preview = linked([LayerResult.of(c, ResultStatus.PREVIEW, None, b) for c, b in zip(candidates, bases)],
                               parts[-1].layer.level)
             if mode is SaveMode.PREVIEW:
                 return preview
-            _refuse_errors(candidates, preview)
+            refuse_errors(candidates, preview)
             with self.store.writing() as tx:
                 heads = tx.heads()
                 change = tx.new_change() if len(parts) > 1 else None
@@ -175,13 +193,13 @@ class Gridmap:
                     check_base(heads, part.layer.level, base, tz=self.tz)
                     versions.append(tx.add_version(candidate.layer, VersionInfo(
                         author=author, note=note, based_on=base, restored_from=restored_from, change=change,
-                        record=_record(part, candidate))))
+                        record=record_of(part, candidate))))
                 if mode is SaveMode.COMMIT:
                     for part, candidate, version in zip(parts, candidates, versions):
                         tx.commit(part.layer.level, version, author=author, commit=candidate.commit,
-                                  record=_record(part, candidate))
+                                  record=record_of(part, candidate))
         status = ResultStatus.COMMITTED if mode is SaveMode.COMMIT else ResultStatus.DRAFT
-        return _linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)],
+        return linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)],
                        preview.level)
 
     def _base(self, current: dict[Level, int], level: Level, base_version: int | None) -> int | None:
@@ -194,7 +212,7 @@ class Gridmap:
             raise stale_base(level, based_on, self.store.version_meta(level, head) if head else None, tz=self.tz)
         return based_on
 
-    def _candidates(self, parts: list[_Part]) -> list[Candidate]:
+    def _candidates(self, parts: list[Part]) -> list[Candidate]:
         """Each layer of a change checked and reassigned against the current layers, the larger
         levels of the change already in place of their current versions."""
         current = dict(self.layers())
@@ -217,17 +235,20 @@ class Gridmap:
     def _tolerance(self, options: LayerOptions) -> float:
         return self.tolerance_m2 if options.tolerance_m2 is None else options.tolerance_m2
 
+    def _in_force(self, options: LayerOptions) -> LayerOptions:
+        """The options with the tolerance that applies filled in (the deployment's when not given),
+        as they are checked and recorded."""
+        return replace(options, tolerance_m2=self._tolerance(options))
+
     def _stored(self, level: Level, version: int) -> tuple[Layer, VersionRecord]:
         return self.store.layer_version(level, version), self.store.version_record(level, version)
 
-    def _stored_part(self, meta: VersionMeta) -> _Part:
+    def _stored_part(self, meta: VersionMeta) -> Part:
         """A stored draft as it was saved: its read-time problems, cleaning and options."""
         layer, record = self._stored(meta.level, meta.version)
         cleaning = Report.from_record(record.report).cleaning if record.report else None
-        options = LayerOptions.from_record(record.options)
-        if options.tolerance_m2 is None:
-            options = replace(options, tolerance_m2=self.tolerance_m2)
-        return _Part(replace(layer, problems=_problems(record.problems), cleaning=cleaning), options)
+        options = self._in_force(LayerOptions.from_record(record.options))
+        return Part(replace(layer, problems=problems_of(record.problems), cleaning=cleaning), options)
 
     def _change_members(self, meta: VersionMeta) -> list[VersionMeta]:
         if meta.change is None:
@@ -245,14 +266,14 @@ class Gridmap:
         layer, record = self._stored(level, version)
         before = self.store.layer_version(level, meta.based_on) if meta.based_on else None
         if record.report is None or record.diff is None:        # saved by a gridmap that kept neither
-            return self._recomputed(meta, replace(layer, problems=_problems(record.problems)), before)
+            return self._recomputed(meta, replace(layer, problems=problems_of(record.problems)), before)
         members = [m for m in self._change_members(meta) if m.level != level]
         return VersionView(meta, layer, Report.from_record(record.report), LayerDiff.from_dict(record.diff), before,
                            options=record.options, members=members)
 
     def _recomputed(self, meta: VersionMeta, layer: Layer, before: Layer | None) -> VersionView:
         if meta.status is VersionStatus.DRAFT:
-            candidate = self._candidates([_Part(layer, LayerOptions())])[0]
+            candidate = self._candidates([Part(layer, LayerOptions())])[0]
             return VersionView(meta, candidate.layer, candidate.report, candidate.diff, before)
         report = Report(list(layer.problems))
         report.add(check_coverage(layer, tolerance_m2=self.tolerance_m2))
@@ -420,73 +441,6 @@ class VersionView:
     before: Layer | None       # what the diff compares against
     options: dict[str, Any] = field(default_factory=dict)     # what the version was saved with
     members: list[VersionMeta] = field(default_factory=list)  # the other levels saved in the same change
-
-
-@dataclass(frozen=True)
-class _Part:
-    """One layer of a change and the options it is read, checked and saved with."""
-
-    layer: Layer
-    options: LayerOptions
-
-
-def _record(part: _Part, candidate: Candidate) -> VersionRecord:
-    """What a version is stored with: its options, read-time problems, and the report and diff shown."""
-    tolerance = part.options.tolerance_m2 if part.options.tolerance_m2 is not None else DEFAULT_TOLERANCE_M2
-    return VersionRecord(options=part.options.record(tolerance_m2=tolerance),
-                         problems=tuple(p.as_record() for p in part.layer.problems),
-                         report=candidate.report.as_record(), diff=candidate.diff.as_dict())
-
-
-def _refuse_errors(candidates: list[Candidate], preview: LayerResult | None = None) -> None:
-    """Errors in any layer of a change refuse all of it, with one report naming each level (and
-    the preview of the change, so that a page can show it without working it out again)."""
-    main = candidates[-1].layer.level
-    report = Report([p if c.layer.level == main else replace(p, message=message(
-        N_("{level}: {problem}"), level=c.layer.level.noun, problem=p.message))
-        for c in candidates for p in c.report.problems], cleaning=candidates[-1].report.cleaning)
-    if not report.ok:
-        raise InvalidInput(message(N_("the boundaries have {count} error(s); nothing was saved"),
-                                   count=len(report.errors)), [p.message for p in report.errors], report=report,
-                           preview=preview)
-
-
-def _linked(results: list[LayerResult], main: Level) -> LayerResult:
-    """The result of the change's main level, with the level above it attached."""
-    result = next(r for r in results if r.level == main)
-    result.parent = next((r for r in results if r.level != main), None)
-    return result
-
-
-def _problems(records: Sequence[dict[str, Any]]) -> list[Problem]:
-    return [Problem.from_record(r) for r in records]
-
-
-def _still_drafts(tx: Writer, meta: VersionMeta) -> None:
-    """Inside the commit's transaction: no other process committed the change meanwhile."""
-    for member in tx.change_versions(meta.change) if meta.change is not None else [tx.version_meta(meta.level,
-                                                                                                  meta.version)]:
-        if member.status is not VersionStatus.DRAFT:
-            raise _already_committed(member.level, member.version)
-
-
-def _already_committed(level: Level, version: int) -> Conflict:
-    return Conflict(message(N_("{level} version {version} is already committed"), level=level.noun,
-                            version=version))
-
-
-def _level_above(level: Level) -> Level:
-    if level.depth == 0:
-        raise InvalidInput(message(N_("{level} is the largest level; there is no level above it to edit or derive"),
-                                   level=level.noun))
-    return ORDER[level.depth - 1]
-
-
-def _cannot_derive(level: Level, parent: Level) -> InvalidInput:
-    return InvalidInput(message(N_("cannot redraw the {parent} level from the {level} units: the file names no "
-                                   "parent codes and there is no {parent} version to find them in. Upload the "
-                                   "{parent} level first, or name the parent code property in the {option} option."),
-                                level=level.noun, parent=parent.noun, option="parent_field"))
 
 
 def _unit_info(layer: Layer, code: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from gridmap.changes import LayerOptions, ParentEdit, ResultStatus, SaveMode
 from gridmap.cleaning import CleanOptions
 from gridmap.errors import Conflict, InvalidInput
 from gridmap.levels import Level
-from gridmap.storage import VersionStatus
+from gridmap.service import Gridmap
+from gridmap.storage import VersionStatus, open_store
 
 from .conftest import feature_collection
 
@@ -161,3 +162,13 @@ def test_deriving_needs_parent_codes_or_a_parent_level(service):
         service.save_layer(Level.MICRO_GRID, micro(MOVED), LayerOptions(derive_parent=True))
     with pytest.raises(InvalidInput, match="Street is the largest level"):
         service.save_layer(Level.STREET, micro(MOVED), LayerOptions(derive_parent=True))
+
+
+def test_the_tolerance_recorded_is_the_one_in_force(tmp_path):
+    """A version saved without a tolerance records the deployment's (GRIDMAP_TOLERANCE_M2), which is
+    the one its checks used, not the built-in 1 m²."""
+    svc = Gridmap(open_store(f"sqlite:///{tmp_path / 't.db'}"), tolerance_m2=2000.0)
+    saved = svc.save_layer(Level.GRID, OVERLAPPING, mode=SaveMode.DRAFT)      # its 1,237 m² overlap accepted
+    assert saved.report.ok
+    assert svc.version(Level.GRID, 1).options["tolerance_m2"] == 2000.0
+    svc.store.close()

@@ -11,7 +11,7 @@ stored nowhere as they are shown, so their rest rides along in the page, compact
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -77,7 +77,7 @@ def review_page(result: LayerResult, *, options: LayerOptions, form_url: str) ->
     filename = options.filename
     tolerance = options.tolerance_m2 if options.tolerance_m2 is not None else service().tolerance_m2
     return _render(_Review(result.layer, before, result.report, result.diff, filename=filename, form_url=form_url,
-                           options=options.record(tolerance_m2=tolerance)))
+                           options=replace(options, tolerance_m2=tolerance).record()))
 
 
 @bp.get("/api/layers/<level>/versions/<int:version>/problems")
