@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shapely.geometry import mapping
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -37,7 +35,8 @@ def post(client: Any, level: str, data: bytes, **fields: str) -> tuple[Any, floa
     return response, time.perf_counter() - start
 
 
-def pages(name: str, grids: bytes, grid_fields: dict[str, str], micro: bytes, micro_fields: dict[str, str]) -> list[list[str]]:
+def pages(name: str, grids: bytes, grid_fields: dict[str, str], micro: bytes,
+          micro_fields: dict[str, str]) -> list[list[str]]:
     with tempfile.TemporaryDirectory() as tmp:
         app = build_app(Path(tmp), GRIDMAP_LANG="en")
         client = app.test_client()
