@@ -331,3 +331,17 @@ def test_an_edit_drawn_clockwise_is_wound_without_a_warning(loaded):
     body = loaded.post("/api/layers/grid", json={"geojson": collection, "mode": "preview"}).get_json()
     assert body["report"] == {"ok": True, "errors": [], "warnings": []}
     assert body["diff"]["unchanged"] == 2
+
+
+def test_version_times_are_in_the_deployments_time_zone(client):
+    """Like incident times: the default GRIDMAP_TIMEZONE is Asia/Shanghai, UTC+8 all year."""
+    from datetime import datetime, timedelta, timezone
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    upload(client, "grid", grid_file())
+    (version,) = client.get("/api/layers/grid/versions").get_json()["versions"]
+    for key in ("created_at", "committed_at"):
+        when = datetime.fromisoformat(version[key])
+        assert when.utcoffset() == timedelta(hours=8), version[key]
+        assert before <= when <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    html = client.get("/layers/grid/history").get_data(as_text=True)
+    assert f'<td class="saved">{version["created_at"][:16].replace("T", " ")}</td>' in html
