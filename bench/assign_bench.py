@@ -173,13 +173,18 @@ def bench(name: str, layers: list[Layer], n: int, *, repeat: int, seed: int,
     return rows
 
 
+def markdown_table(header: list[str], rows: list[list[str]], *, right: range | set[int] = frozenset()) -> None:
+    """Print a Markdown table, the columns in ``right`` aligned right (the benches' shared output)."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def print_table(rows: list[list[str]]) -> None:
     header = ["units", "method", "build s", "assign/join s", "total s", "points/s (total)",
               "points/s (excl. build)", "check grid", "check micro_grid"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    markdown_table(header, rows, right=range(2, len(header)))
 
 
 def main(argv: list[str] | None = None) -> None:

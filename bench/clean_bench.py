@@ -36,7 +36,7 @@ from shapely.geometry import mapping
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.assign_bench import BOSTON, load_boston, machine  # noqa: E402
+from bench.assign_bench import BOSTON, load_boston, machine, markdown_table  # noqa: E402
 from bench.validate_bench import synthetic  # noqa: E402
 from gridmap.changes import LayerOptions, SaveMode  # noqa: E402
 from gridmap.cleaning import CleanOptions, clean_units  # noqa: E402
@@ -113,10 +113,7 @@ def bench_upload(name: str, layers: list[Layer], repeat: int) -> list[list[str]]
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    markdown_table(header, rows)
     print()
 
 

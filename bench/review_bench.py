@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.assign_bench import BOSTON, machine  # noqa: E402
+from bench.assign_bench import BOSTON, machine, markdown_table  # noqa: E402
 from bench.clean_bench import geojson  # noqa: E402
 from bench.validate_bench import synthetic  # noqa: E402
 from tests.conftest import build_app  # noqa: E402
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     rows += pages(f"synthetic {args.size * args.size:,} micro-grids over {len(grid.units)} grids", geojson(grid),
                   {"tolerance_m2": "1e12"}, geojson(micro), {})
     header = ["data set", "page", "status", "HTML bytes", "seconds", "outlines as GeoJSON, bytes"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    markdown_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.assign_bench import BOSTON, load_boston, machine  # noqa: E402
+from bench.assign_bench import BOSTON, load_boston, machine, markdown_table  # noqa: E402
 from gridmap.layer import Layer, texts  # noqa: E402
 from gridmap.levels import Level  # noqa: E402
 from gridmap.problems import Problem  # noqa: E402
@@ -205,10 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     rows += bench(f"synthetic {args.size}×{args.size}", synthetic(args.size, args.seed), args.repeat)
     header = ["data set", "units", "check", "gridmap s", "overlay s", "speed-up", "vectorised s", "speed-up",
               "found (gridmap; count / total area)", "agree: overlay / vectorised"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---:" if 3 <= i <= 7 else "---" for i in range(len(header))) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    markdown_table(header, rows, right=range(3, 8))
 
 
 if __name__ == "__main__":

@@ -483,9 +483,7 @@ def test_a_corner_on_a_grid_line_moves_the_grids_with_it_and_undo_restores_both(
 
 def test_a_corner_added_on_a_grid_line_goes_into_the_grid_and_removing_it_takes_it_out(
         server: LiveServer, tab: Tab) -> None:
-    grids = by_code(server.get_json("/api/layers/grid"))
-    micro = by_code(server.get_json("/api/layers/micro_grid"))
-    tab.open_editor(server)
+    grids, micro = open_both_levels(server, tab)
     original, original_parent = tab.page.evaluate(EDITED), tab.page.evaluate(PARENT)
     a, (p, q), holders = grid_edge(micro, grids, tab)
     tab.select(a)
@@ -523,9 +521,7 @@ def test_a_corner_added_on_a_grid_line_goes_into_the_grid_and_removing_it_takes_
 
 def test_a_corner_cut_on_a_grid_edge_puts_a_corner_into_the_grids_when_it_is_dragged(
         server: LiveServer, tab: Tab) -> None:
-    grids = by_code(server.get_json("/api/layers/grid"))
-    micro = by_code(server.get_json("/api/layers/micro_grid"))
-    tab.open_editor(server)
+    grids, micro = open_both_levels(server, tab)
     original_parent = tab.page.evaluate(PARENT)
     # a micro-grid that a horizontal cut (draw_line_across) leaves with a corner in the middle of an
     # edge between two grids: no grid has a corner there, so the drag must put one in first
@@ -723,6 +719,14 @@ def test_a_grid_line_moved_in_the_micro_grid_editor_is_committed_with_the_grids(
 
 def by_code(layer: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["properties"]["code"]: f for f in layer["features"]}
+
+
+def open_both_levels(server: LiveServer, tab: Tab) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored grids and micro-grids by code (read outside the browser), and the micro-grid editor open."""
+    grids = by_code(server.get_json("/api/layers/grid"))
+    micro = by_code(server.get_json("/api/layers/micro_grid"))
+    tab.open_editor(server)
+    return grids, micro
 
 
 def between(ring: list[tuple[float, float]], p: tuple[float, float], q: tuple[float, float],
