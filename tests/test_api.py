@@ -345,3 +345,40 @@ def test_version_times_are_in_the_deployments_time_zone(client):
         assert before <= when <= datetime.now(timezone.utc) + timedelta(seconds=1)
     html = client.get("/layers/grid/history").get_data(as_text=True)
     assert f'<td class="saved">{version["created_at"][:16].replace("T", " ")}</td>' in html
+
+
+# grids W and E overlapping by a 1.1 m strip, accepted by a tolerance; micro-grids whose W|E line moved
+OVERLAPPING = feature_collection([({"code": "W", "name": "w"}, box(0, 0, 0.01, 0.02)),
+                                  ({"code": "E", "name": "e"}, box(0.00999, 0, 0.02, 0.02))])
+
+
+def test_clean_a_stored_version_through_the_api(client):
+    assert upload(client, "grid", OVERLAPPING, tolerance_m2="5000").status_code == 201
+    refused = client.post("/api/layers/grid/versions/1/clean", json={"gap_width_m": "-2"})
+    assert (refused.status_code, refused.get_json()["error"]) == (
+        400, "gap_width_m: '-2' is not valid; expected a number >= 0.0")
+    response = client.post("/api/layers/grid/versions/1/clean", json={"gap_width_m": 1, "author": "ann"})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert (body["status"], body["version"], body["based_on"]) == ("draft", 2, 1)
+    assert [c["code"] for c in body["report"]["cleaning"]["changes"]] in (["W"], ["E"])   # one loses the strip
+    assert body["report"]["cleaning"]["gap_width_m"] == 1.0
+    version = client.get("/api/layers/grid/versions/2").get_json()
+    assert version["options"]["clean"] == {"gap_width_m": 1.0, "snap_m": 0.1}
+    assert version["options"]["tolerance_m2"] == 5000.0                  # kept from the version cleaned
+
+
+def test_derive_parent_through_the_api_saves_both_levels(loaded):
+    moved = feature_collection([({"code": c}, g) for c, g in (
+        ("W-S", box(0, 0, 0.012, 0.01)), ("W-N", box(0, 0.01, 0.012, 0.02)),
+        ("E-S", box(0.012, 0, 0.02, 0.01)), ("E-N", box(0.012, 0.01, 0.02, 0.02)))])
+    response = upload(loaded, "micro_grid", moved, derive_parent="1")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert (body["version"], body["parent"]["level"], body["parent"]["version"]) == (2, "grid", 2)
+    assert body["parent"]["diff"]["reshaped"][0]["code"] in ("W", "E")
+    versions = {lv: loaded.get(f"/api/layers/{lv}/versions").get_json()["versions"][0]
+                for lv in ("grid", "micro_grid")}
+    assert versions["grid"]["change"] == versions["micro_grid"]["change"] is not None
+    assert upload(loaded, "grid", grid_file(), derive_parent="maybe").get_json()["error"] == (
+        "derive_parent: 'maybe' is not a yes/no value; expected 1 or 0")

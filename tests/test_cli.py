@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from shapely import LineString
+from shapely import LineString, box
 
 from gridmap.cli import cli
 from gridmap.levels import Level
@@ -94,3 +94,23 @@ def test_entry_points_run_the_same_commands(entry, tmp_path):
 
 
 
+
+
+def test_derive_parent_and_clean_from_the_command_line(run, service, tmp_path):
+    assert run("import-boundaries", write(tmp_path, "g.geojson", grid_file()), "--level", "grid").exit_code == 0
+    moved = feature_collection([({"code": c}, g) for c, g in (
+        ("W-S", box(0, 0, 0.012, 0.01)), ("W-N", box(0, 0.01, 0.012, 0.02)),
+        ("E-S", box(0.012, 0, 0.02, 0.01)), ("E-N", box(0.012, 0.01, 0.02, 0.02)))])
+    result = run("import-boundaries", write(tmp_path, "m.geojson", moved), "--level", "micro_grid",
+                 "--derive-parent", "--clean", "--gap-width", "1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("micro_grid version 1 (committed): 4 units")
+    assert lines[1] == "cleaned: 0 unit(s) changed, 0.0 m² in all"            # a clean tiling stays as it is
+    assert lines[2] == "warning: the file has no name property; the codes are shown as names"
+    assert lines[3].startswith("grid version 2 (committed): 2 units")          # the grids, redrawn with them
+    assert service.layer(Level.GRID).units.set_index("code").geometry["W"].equals(box(0, 0, 0.012, 0.02))
+    refused = run("import-boundaries", write(tmp_path, "m2.geojson", moved), "--level", "micro_grid",
+                  "--clean", "--snap", "-1")
+    assert refused.exit_code == 2
+    assert "error: --snap: '-1' is not valid; expected a number >= 0.0" in refused.stderr
