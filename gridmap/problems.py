@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from .cleaning import Cleaning
 from .errors import Message, message_from_record, message_record
-
-if TYPE_CHECKING:
-    from .cleaning import Cleaning
 
 
 class Severity(str, Enum):
@@ -122,7 +120,6 @@ class Report:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Report:
-        from .cleaning import Cleaning
         cleaning = record.get("cleaning")
         return cls([Problem.from_record(p) for p in record["problems"]],
                    Cleaning.from_dict(cleaning) if cleaning else None)

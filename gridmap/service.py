@@ -188,16 +188,16 @@ class Gridmap:
             with self.store.writing() as tx:
                 heads = tx.heads()
                 change = tx.new_change() if len(parts) > 1 else None
+                records = [record_of(part, candidate) for part, candidate in zip(parts, candidates)]
                 versions = []
-                for part, candidate, base in zip(parts, candidates, bases):
+                for part, candidate, base, record in zip(parts, candidates, bases, records):
                     check_base(heads, part.layer.level, base, tz=self.tz)
                     versions.append(tx.add_version(candidate.layer, VersionInfo(
                         author=author, note=note, based_on=base, restored_from=restored_from, change=change,
-                        record=record_of(part, candidate))))
+                        record=record)))
                 if mode is SaveMode.COMMIT:
-                    for part, candidate, version in zip(parts, candidates, versions):
-                        tx.commit(part.layer.level, version, author=author, commit=candidate.commit,
-                                  record=record_of(part, candidate))
+                    for part, candidate, version, record in zip(parts, candidates, versions, records):
+                        tx.commit(part.layer.level, version, author=author, commit=candidate.commit, record=record)
         status = ResultStatus.COMMITTED if mode is SaveMode.COMMIT else ResultStatus.DRAFT
         return linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)],
                        preview.level)
@@ -270,6 +270,15 @@ class Gridmap:
         members = [m for m in self._change_members(meta) if m.level != level]
         return VersionView(meta, layer, Report.from_record(record.report), LayerDiff.from_dict(record.diff), before,
                            options=record.options, members=members)
+
+    def saved_review(self, level: Level, version: int) -> tuple[Report, LayerDiff]:
+        """A version's report and diff as stored, without loading its units (the review page's
+        "show more"); worked out again only for a version saved before gridmap kept them."""
+        record = self.store.version_record(level, version)
+        if record.report is None or record.diff is None:
+            view = self.version(level, version)
+            return view.report or Report(), view.diff
+        return Report.from_record(record.report), LayerDiff.from_dict(record.diff)
 
     def _recomputed(self, meta: VersionMeta, layer: Layer, before: Layer | None) -> VersionView:
         if meta.status is VersionStatus.DRAFT:

@@ -97,7 +97,9 @@ def test_cleaning_a_stored_version_saves_a_cleaned_draft_with_its_options(servic
     cleaned = service.clean_version(Level.GRID, 1, CleanOptions(gap_width_m=1.0, snap_m=0.05),
                                     LayerOptions(author="bo", note="cleaned"))
     assert (cleaned.status, cleaned.version, cleaned.based_on) == (ResultStatus.DRAFT, 2, 1)
-    assert [c.code for c in cleaned.report.cleaning.changes] != []
+    (change,) = cleaned.report.cleaning.changes                # one of A, B gives up the 1.1 m strip
+    assert change.code in ("A", "B")
+    assert change.change_m2 == pytest.approx(-geodesic_m2(box(0.00999, 0, 0.01, 0.01)), rel=1e-4)
     view = service.version(Level.GRID, 2)
     assert view.options == {"crs": "EPSG:4326", "filename": "upload.geojson", "tolerance_m2": 2000.0,
                             "clean": {"gap_width_m": 1.0, "snap_m": 0.05}}

@@ -177,3 +177,19 @@ def test_two_planners_saving_on_the_same_version_at_once_one_wins_nothing_is_los
     expected = ["W-S", "W-S", "W-N"] if winner == "ann" else ["W-N", "W-N", "W-N"]
     assert first.incidents()["micro_grid"].tolist() == expected
     first.store.close()
+
+
+def test_a_version_saved_before_reports_were_kept_is_checked_again_when_viewed(block):
+    """Rows written by an older gridmap have no report or diff: the view works them out again."""
+    import sqlalchemy as sa
+    block.save_layer(Level.MICRO_GRID, RESHAPED, mode=SaveMode.DRAFT)
+    with block.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE layer_versions SET report = NULL, diff = NULL, options = '{}'"))
+    draft = block.version(Level.MICRO_GRID, 2)
+    assert [c.code for c in draft.diff.reshaped] == ["W-S", "W-N"] and draft.report.ok
+    committed = block.version(Level.MICRO_GRID, 1)
+    assert committed.report.problems == [] and [c.code for c in committed.diff.added] == ["W-S", "W-N", "E-S", "E-N"]
+    report, diff = block.saved_review(Level.MICRO_GRID, 2)
+    assert report.ok and [c.code for c in diff.reshaped] == ["W-S", "W-N"]
+    assert block.commit_draft(Level.MICRO_GRID, 2).version == 2            # and it commits, options recorded now
+    assert block.version(Level.MICRO_GRID, 2).options == {"filename": "upload.geojson", "tolerance_m2": 1.0}

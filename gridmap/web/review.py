@@ -88,7 +88,7 @@ def version_problems(level: str, version: int):
     lv = Level.parse(level)
     kind, severity = opt(request.args, "kind"), _severity(opt(request.args, "severity"))
     offset, limit = _counts()
-    report = service().version(lv, version).report or Report()
+    report, _ = service().saved_review(lv, version)
     chosen = [p for g in report.groups() if kind in (None, g.kind) and severity in (None, g.severity)
               for p in g.problems]
     return {"level": lv.value, "version": version, "kind": kind, "severity": severity.value if severity else None,
@@ -103,7 +103,7 @@ def version_diff(level: str, version: int):
     lv = Level.parse(level)
     part = parse_choice(opt(request.args, "part") or "", "part", PARTS) or ""
     offset, limit = _counts()
-    rows = _part_rows(service().version(lv, version).diff, part)
+    rows = _part_rows(service().saved_review(lv, version)[1], part)
     return {"level": lv.value, "version": version, "part": part, "total": len(rows), "offset": offset,
             "limit": limit, "rows": rows[offset:offset + limit]}
 
