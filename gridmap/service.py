@@ -55,7 +55,7 @@ from .layer import Layer
 from .levels import ORDER, Level, deepest
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
-from .storage import IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus
+from .storage import HeatCells, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus
 from .validation import DEFAULT_TOLERANCE_M2, check_coverage
 from .versions import LayerDiff, count_moves, diff_layers
 
@@ -390,6 +390,34 @@ class Gridmap:
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
         return self.store.incidents(query, at=at)
+
+    def heat(self, query: IncidentQuery, *, bbox: tuple[float, float, float, float] | None, cell_deg: float,
+             at: dict[Level, int] | None = None) -> HeatCells:
+        """The matching incidents in ``bbox`` counted on a ``cell_deg`` grid (the heat map's data)."""
+        return self.store.heat(replace(query, bbox=bbox or query.bbox), cell_deg=cell_deg, at=at)
+
+    def unit_counts(self, level: Level, query: IncidentQuery = IncidentQuery(), *,
+                    version: int | None = None) -> dict[str, int]:
+        """Matching incidents per unit code of ``level`` under ``version`` (default: the current one)."""
+        if version is None:
+            version = self.store.versions().get(level)
+            if version is None:
+                return {}
+        return self.store.unit_counts(level, version, query)
+
+    def incident_totals(self, query: IncidentQuery = IncidentQuery(), *,
+                        at: dict[Level, int] | None = None) -> tuple[int, int]:
+        """(matching incidents, of them outside a unit of some level)."""
+        return self.store.totals(query, at=at)
+
+    def outside_points(self, query: IncidentQuery, *, bbox: tuple[float, float, float, float] | None, limit: int,
+                       at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """lon, lat of up to ``limit`` matching incidents outside every unit in ``bbox``, and how many
+        there are in all."""
+        query = replace(query, bbox=bbox or query.bbox)
+        lon, lat = self.store.outside_points(query, limit=limit, at=at)
+        total = len(lon) if len(lon) < limit else self.store.totals(query, at=at)[1]
+        return lon, lat, total
 
     def incidents_geojson(self, query: IncidentQuery = IncidentQuery()) -> dict[str, Any]:
         frame = self.store.incidents(query)

@@ -368,6 +368,78 @@ def test_filters(store):
     assert ids(IncidentQuery(unit="W"), at={GRID: 1}) == [1]                       # the version shown
 
 
+
+def four_incidents(store: Store) -> None:
+    """W-S holds two (one closed), E-N one, and one lies outside both levels (west of the block)."""
+    block(store)
+    add(store, [
+        draft(0.002, 0.002, category="litter"),
+        draft(0.004, 0.003, category="litter", status=Status.CLOSED),
+        draft(0.015, 0.015, category="clutter"),
+        draft(-0.003, 0.005, category="litter"),
+    ], {GRID: ["W", "W", "E", None], MICRO: ["W-S", "W-S", "E-N", None]})
+
+
+def test_bbox_filter_is_inclusive_on_every_side(store):
+    four_incidents(store)
+    assert store.incidents(IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)))["id"].tolist() == [1, 2, 3]
+    assert store.incidents(IncidentQuery(bbox=(0.0021, 0.0, 0.02, 0.02)))["id"].tolist() == [2, 3]
+    assert store.incidents(IncidentQuery(bbox=(-1, -1, 1, 0.0029)))["id"].tolist() == [1]
+
+
+def test_incident_pages_follow_ids_after_a_cursor(store):
+    four_incidents(store)
+    assert store.incident_page(limit=3)["id"].tolist() == [1, 2, 3]
+    assert store.incident_page(after=3, limit=3)["id"].tolist() == [4]
+    assert store.incident_page(after=4, limit=3)["id"].tolist() == []
+    page = store.incident_page(IncidentQuery(category="litter"), after=1, limit=1)
+    assert page[["id", "grid", "micro_grid"]].values.tolist() == [[2, "W", "W-S"]]
+    assert page.dtypes.astype(str).to_dict() == {**INCIDENT_DTYPES, "grid": "object", "micro_grid": "object"}
+
+
+def test_heat_counts_incidents_per_cell_at_their_mean_position(store):
+    four_incidents(store)
+    # cells of 0.01° from lon -180 / lat -90: incidents 1 and 2 share cell (18000, 9000)
+    heat = store.heat(IncidentQuery(), cell_deg=0.01)
+    cells = sorted(zip(heat.count.tolist(), np.round(heat.lon, 9).tolist(), np.round(heat.lat, 9).tolist()))
+    assert cells == [(1, -0.003, 0.005), (1, 0.015, 0.015), (2, 0.003, 0.0025)]
+    assert (heat.total, heat.cell_deg, heat.count.dtype) == (4, 0.01, np.int64)
+    closed = store.heat(IncidentQuery(status="closed", bbox=(0, 0, 0.01, 0.01)), cell_deg=0.001)
+    assert (closed.count.tolist(), closed.lon.tolist(), closed.lat.tolist(), closed.total) == ([1], [0.004], [0.003], 1)
+    assert store.heat(IncidentQuery(unit="E-N"), cell_deg=0.01).count.tolist() == [1]
+    empty = store.heat(IncidentQuery(category="fire_hazard"), cell_deg=0.01)
+    assert (len(empty.count), len(empty.lon), empty.total) == (0, 0, 0)
+
+
+def test_unit_counts_come_from_one_versions_assignments(store):
+    four_incidents(store)
+    assert store.unit_counts(MICRO, 1) == {"W-S": 2, "E-N": 1}
+    assert store.unit_counts(GRID, 1) == {"W": 2, "E": 1}
+    assert store.unit_counts(GRID, 1, IncidentQuery(status="reported")) == {"W": 1, "E": 1}
+    assert store.unit_counts(MICRO, 1, IncidentQuery(unit="E")) == {"E-N": 1}
+    save(store, grid_layer(), based_on=1)
+    commit(store, GRID, 2, {GRID: ([1, 2, 3, 4], ["E", "E", "E", "E"])})
+    assert (store.unit_counts(GRID, 2), store.unit_counts(GRID, 1)) == ({"E": 4}, {"W": 2, "E": 1})
+
+
+def test_totals_and_points_outside_some_level(store):
+    assert store.totals() == (0, 0)
+    add(store, [draft(1, 1)], {})
+    assert store.totals() == (1, 1)                   # no level has units: outside every one
+    assert [a.tolist() for a in store.outside_points(IncidentQuery(), limit=5)] == [[1.0], [1.0]]
+    block(store)
+    assert store.totals() == (1, 1)                   # never assigned under these versions
+    add(store, [draft(0.002, 0.002), draft(0.015, 0.015), draft(-0.003, 0.005)],
+        {GRID: ["W", "E", None], MICRO: ["W-S", None, None]})
+    assert store.totals() == (4, 3)                   # 3 is in a grid but in no micro-grid
+    assert store.totals(IncidentQuery(bbox=(0, 0, 0.02, 0.02))) == (2, 1)
+    lon, lat = store.outside_points(IncidentQuery(), limit=2)
+    assert (lon.tolist(), lat.tolist()) == ([1.0, 0.015], [1.0, 0.015])
+    save(store, micro_layer(), based_on=1)
+    commit(store, MICRO, 2, {MICRO: ([1, 2, 3, 4], [None, "W-S", "E-N", None])})
+    assert store.totals() == (4, 2)
+    assert store.totals(at={MICRO: 1}) == (4, 3)      # as shown under the old micro-grids
+
 def test_known_reports_are_the_stored_incidents_with_those_external_ids(store):
     add(store, [draft(0.005, 0.005, "a"), draft(0.015, 0.005),
                 draft(0.015, 0.015, "b", category="other", category_raw="噪音", reported_at=datetime(2026, 2, 1))])
@@ -498,3 +570,28 @@ def test_memory_store_refuses_a_transaction_inside_another():
         with store.writing():
             pass
     assert save(store, grid_layer()) == 1      # the lock was released
+
+
+def test_sqlite_a_database_keyed_the_old_way_is_rebuilt_keeping_every_assignment(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_store(url)
+    block(store)
+    add(store, [draft(0.002, 0.002), draft(-1, 0.005)], {GRID: ["W", None], MICRO: ["W-S", None]})
+    store.close()
+    # the table as gridmap made it before assignments were keyed by version first
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_assignments_version_unit")
+        conn.exec_driver_sql("ALTER TABLE assignments RENAME TO new_way")
+        conn.exec_driver_sql("CREATE TABLE assignments (incident_id INTEGER NOT NULL REFERENCES incidents (id), "
+                             "version_id INTEGER NOT NULL REFERENCES layer_versions (id), unit_code VARCHAR(100), "
+                             "PRIMARY KEY (incident_id, version_id))")
+        conn.exec_driver_sql("INSERT INTO assignments SELECT incident_id, version_id, unit_code FROM new_way")
+        conn.exec_driver_sql("DROP TABLE new_way")
+        conn.exec_driver_sql("DROP INDEX ix_incidents_category_time")
+    store = open_store(url)
+    inspector = sa.inspect(store.engine)      # type: ignore[attr-defined]
+    assert inspector.get_pk_constraint("assignments")["constrained_columns"] == ["version_id", "incident_id"]
+    assert {i["name"] for i in inspector.get_indexes("incidents")} >= {"ix_incidents_category_time"}
+    assert store.incidents()[["id", "grid", "micro_grid"]].values.tolist() == [[1, "W", "W-S"], [2, None, None]]
+    assert store.unit_counts(MICRO, 1) == {"W-S": 1}
+    store.close()

@@ -45,6 +45,19 @@ class IncidentQuery:
     date_to: datetime | None = None   # exclusive
     unit: str | None = None            # a unit code of any level
     ids: tuple[int, ...] | None = None
+    bbox: tuple[float, float, float, float] | None = None   # west, south, east, north (WGS84), inclusive
+
+
+@dataclass(frozen=True)
+class HeatCells:
+    """Incidents counted on a lon/lat grid of ``cell_deg`` (the heat map's data): for each
+    non-empty cell the mean position of its incidents and how many there are."""
+
+    lon: np.ndarray      # float64
+    lat: np.ndarray      # float64
+    count: np.ndarray    # int64
+    cell_deg: float
+    total: int           # incidents matching the filters in the box: count.sum()
 
 
 @dataclass(frozen=True)
@@ -195,6 +208,32 @@ class Store(ABC):
         status, description, source, and one column per current level with the unit code —
         under the versions named in ``at`` instead of the current ones where given (None for
         an incident that was not assigned under that version)."""
+
+    @abstractmethod
+    def incident_page(self, query: IncidentQuery = IncidentQuery(), *, after: int = 0,
+                      limit: int = 1000) -> pd.DataFrame:
+        """Like :meth:`incidents` (current versions), but only the first ``limit`` matching incidents
+        with an id above ``after``, by id: a page of an export that never holds them all."""
+
+    @abstractmethod
+    def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
+        """Matching incidents counted per cell of a ``cell_deg`` grid anchored at lon -180, lat -90."""
+
+    @abstractmethod
+    def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
+        """How many matching incidents each unit of a version holds (units holding none are absent);
+        ``query.unit`` is read under the current versions."""
+
+    @abstractmethod
+    def totals(self, query: IncidentQuery = IncidentQuery(), *,
+               at: dict[Level, int] | None = None) -> tuple[int, int]:
+        """(matching incidents, of them outside a unit of some current level — or of the version
+        in ``at`` for its level)."""
+
+    @abstractmethod
+    def outside_points(self, query: IncidentQuery, *, limit: int,
+                       at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """lon, lat of up to ``limit`` matching incidents outside a unit of some level (lowest ids first)."""
 
     @abstractmethod
     def count_incidents(self) -> int:

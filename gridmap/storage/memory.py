@@ -28,7 +28,17 @@ from ..errors import N_, NotFound, message
 from ..incidents import IncidentDraft, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
-from . import Assignments, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
+from . import (
+    Assignments,
+    HeatCells,
+    IncidentQuery,
+    Store,
+    VersionInfo,
+    VersionMeta,
+    VersionRecord,
+    VersionStatus,
+    Writer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +174,63 @@ class MemoryStore(Store):
 
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
-        data = self._data
-        shown = data.current()
-        shown.update({level: data.find(level, version) for level, version in (at or {}).items()})
-        levels = [level for level in ORDER if level in shown]
-        columns = data.columns()
-        for level in levels:
-            columns[level.value] = _objects(shown[level].assignments.get(i) for i in columns["id"])
-        keep = _matches(columns, query, [shown[level] for level in levels])
-        # object dtype keeps None as None in the text columns, as sql.py does
-        frame = pd.DataFrame({name: column[keep] for name, column in columns.items()}, dtype=object)
-        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
+        columns, keep = self._matching(query, at)
+        return _frame(columns, keep)
+
+    def incident_page(self, query: IncidentQuery = IncidentQuery(), *, after: int = 0,
+                      limit: int = 1000) -> pd.DataFrame:
+        columns, keep = self._matching(query, None)
+        keep = np.flatnonzero(keep & (columns["id"].astype(np.int64) > after))[:limit]   # ids ascend
+        return _frame(columns, keep)
+
+    def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
+        columns, keep = self._matching(query, at)
+        lon, lat = columns["lon"][keep].astype(float), columns["lat"][keep].astype(float)
+        cells = np.stack([((lon + 180.0) / cell_deg).astype(np.int64), ((lat + 90.0) / cell_deg).astype(np.int64)])
+        _, which, count = np.unique(cells, axis=1, return_inverse=True, return_counts=True)
+        which = which.ravel()
+        return HeatCells(lon=np.bincount(which, lon) / count, lat=np.bincount(which, lat) / count,
+                         count=count.astype(np.int64), cell_deg=cell_deg, total=int(count.sum()))
+
+    def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
+        assigned = self._data.find(level, version).assignments
+        columns, keep = self._matching(query, None)
+        counts: dict[str, int] = {}
+        for incident_id in columns["id"][keep]:
+            code = assigned.get(incident_id)
+            if code is not None:
+                counts[code] = counts.get(code, 0) + 1
+        return counts
+
+    def totals(self, query: IncidentQuery = IncidentQuery(), *,
+               at: dict[Level, int] | None = None) -> tuple[int, int]:
+        columns, keep = self._matching(query, at)
+        return int(keep.sum()), int((keep & self._outside(columns, at)).sum())
+
+    def outside_points(self, query: IncidentQuery, *, limit: int,
+                       at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        columns, keep = self._matching(query, at)
+        chosen = np.flatnonzero(keep & self._outside(columns, at))[:limit]
+        return columns["lon"][chosen].astype(float), columns["lat"][chosen].astype(float)
+
+    def _shown(self, at: dict[Level, int] | None) -> dict[Level, _Version]:
+        shown = self._data.current()
+        shown.update({level: self._data.find(level, version) for level, version in (at or {}).items()})
+        return {level: shown[level] for level in ORDER if level in shown}
+
+    def _matching(self, query: IncidentQuery, at: dict[Level, int] | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The incidents' columns, with one per level shown, and which incidents pass the filters."""
+        shown = self._shown(at)
+        columns = self._data.columns()
+        for level, stored in shown.items():
+            columns[level.value] = _objects(stored.assignments.get(i) for i in columns["id"])
+        return columns, _matches(columns, query, list(shown.values()))
+
+    def _outside(self, columns: dict[str, np.ndarray], at: dict[Level, int] | None) -> np.ndarray:
+        levels = [level.value for level in self._shown(at)]
+        if not levels:
+            return np.ones(len(columns["id"]), dtype=bool)
+        return np.any([pd.isna(columns[name]) for name in levels], axis=0)
 
 
 class _MemoryWriter(Writer):
@@ -264,10 +320,20 @@ def _matches(columns: dict[str, np.ndarray], query: IncidentQuery, shown: list[_
     ids = columns["id"].astype(np.int64)
     if query.ids is not None:
         keep &= np.isin(ids, np.array(query.ids, dtype=np.int64))
+    if query.bbox is not None:
+        west, south, east, north = query.bbox
+        lon, lat = columns["lon"].astype(float), columns["lat"].astype(float)
+        keep &= (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
     if query.unit:
         held = {i for stored in shown for i, code in stored.assignments.items() if code == query.unit}
         keep &= np.isin(ids, np.array(sorted(held), dtype=np.int64))
     return keep
+
+
+def _frame(columns: dict[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
+    # object dtype keeps None as None in the text columns, as sql.py does
+    frame = pd.DataFrame({name: column[keep] for name, column in columns.items()}, dtype=object)
+    return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
 
 
 def _check_unique(external_ids: list[str | None]) -> None:

@@ -12,9 +12,10 @@ import json
 import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -27,7 +28,17 @@ from ..errors import N_, NotFound, message
 from ..incidents import IncidentDraft, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
-from . import Assignments, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
+from . import (
+    Assignments,
+    HeatCells,
+    IncidentQuery,
+    Store,
+    VersionInfo,
+    VersionMeta,
+    VersionRecord,
+    VersionStatus,
+    Writer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +85,7 @@ incidents = sa.Table(
     "incidents", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("external_id", sa.String(200), unique=True),
-    sa.Column("category", sa.String(40), nullable=False, index=True),
+    sa.Column("category", sa.String(40), nullable=False),
     sa.Column("category_raw", sa.String(200)),
     sa.Column("lon", sa.Float, nullable=False),
     sa.Column("lat", sa.Float, nullable=False),
@@ -83,14 +94,19 @@ incidents = sa.Table(
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.String(100), nullable=False, default=""),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index("ix_incidents_category_time", "category", "reported_at"),
 )
 
+# Keyed by version first and stored without rowids: a commit writes one version's rows in id
+# order (appends, not a million B-tree inserts), and a page reads one version's rows in order.
 assignment_table = sa.Table(
     "assignments", metadata,
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
-    sa.Column("version_id", sa.Integer, sa.ForeignKey("layer_versions.id"), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("layer_versions.id"), nullable=False),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
     sa.Column("unit_code", sa.String(100)),
+    sa.PrimaryKeyConstraint("version_id", "incident_id"),
     sa.Index("ix_assignments_version_unit", "version_id", "unit_code"),
+    sqlite_with_rowid=False,
 )
 
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
@@ -122,13 +138,28 @@ def _engine(url: str) -> Engine:
 
 
 def _upgrade(engine: Engine) -> None:
-    """Add the columns newer code expects to a database made by older code (SQLite ALTER TABLE)."""
-    have = {c["name"] for c in sa.inspect(engine).get_columns("layer_versions")}
+    """Bring a database made by older code up to this schema: add the columns and indexes newer
+    code expects (SQLite ALTER TABLE), and rebuild the assignments keyed by version first."""
+    inspector = sa.inspect(engine)
+    have = {c["name"] for c in inspector.get_columns("layer_versions")}
+    keyed = inspector.get_pk_constraint("assignments")["constrained_columns"]
     with engine.begin() as conn:
         for column in layer_versions.columns:
             if column.name not in have:
                 ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE layer_versions ADD COLUMN {ddl}")
+        if keyed != ["version_id", "incident_id"]:
+            log.info("rebuilding the assignments table keyed by version")
+            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_assignments_version_unit")
+            conn.exec_driver_sql("ALTER TABLE assignments RENAME TO assignments_before_upgrade")
+            assignment_table.create(conn)
+            conn.exec_driver_sql("INSERT INTO assignments (version_id, incident_id, unit_code) SELECT version_id, "
+                                 "incident_id, unit_code FROM assignments_before_upgrade ORDER BY version_id, "
+                                 "incident_id")
+            conn.exec_driver_sql("DROP TABLE assignments_before_upgrade")
+        for table in (incidents, assignment_table):
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 class SqlStore(Store):
@@ -193,18 +224,17 @@ class SqlStore(Store):
     def assignments(self, level: Level, version: int) -> tuple[np.ndarray, np.ndarray]:
         with self.engine.connect() as conn:
             row = _version_row(conn, level, version)
-            rows = conn.execute(sa.select(assignment_table.c.incident_id, assignment_table.c.unit_code)
-                                .where(assignment_table.c.version_id == row.id)
-                                .order_by(assignment_table.c.incident_id)).all()
+            rows = _fetch(conn, sa.select(assignment_table.c.incident_id, assignment_table.c.unit_code)
+                          .where(assignment_table.c.version_id == row.id)
+                          .order_by(assignment_table.c.incident_id))
         ids, codes = _columns(rows, 2)
         return ids.astype(np.int64), codes
 
     # -- incidents -----------------------------------------------------------------------
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat)
-                                .order_by(incidents.c.id)).all()
-        data = np.array(rows, dtype=float).reshape(-1, 3)
+            rows = _fetch(conn, sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat).order_by(incidents.c.id))
+        data = _numbers(rows, 3)
         return data[:, 0].astype(np.int64), data[:, 1], data[:, 2]
 
     def count_incidents(self) -> int:
@@ -213,17 +243,67 @@ class SqlStore(Store):
 
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
+        return self._incident_frame(query, at=at)
+
+    def incident_page(self, query: IncidentQuery = IncidentQuery(), *, after: int = 0,
+                      limit: int = 1000) -> pd.DataFrame:
+        return self._incident_frame(query, after=after, limit=limit)
+
+    def _incident_frame(self, query: IncidentQuery, *, at: dict[Level, int] | None = None, after: int = 0,
+                        limit: int | None = None) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            current = _current_rows(conn)
-            current.update({lv: _version_row(conn, lv, v) for lv, v in (at or {}).items()})
-            levels = [lv for lv in ORDER if lv in current]
+            shown = _shown(conn, at)
+            levels = list(shown)
             columns = [incidents.c[c] for c in INCIDENT_COLUMNS]
-            stmt = sa.select(*columns, *[_unit_column(current[lv].id, lv) for lv in levels])
-            stmt = stmt.where(*_filters(query, [current[lv].id for lv in levels])).order_by(incidents.c.id)
-            rows = conn.execute(stmt).all()
-        # object dtype keeps None as None in the text columns (pandas 3 would make it NaN)
-        frame = pd.DataFrame(rows, columns=INCIDENT_COLUMNS + [lv.value for lv in levels], dtype=object)
-        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
+            stmt = sa.select(*columns, *[_unit_column(shown[lv].id, lv) for lv in levels])
+            stmt = stmt.where(*_filters(conn, query, at), incidents.c.id > after).order_by(incidents.c.id).limit(limit)
+            rows = _fetch(conn, stmt)
+        names = INCIDENT_COLUMNS + [lv.value for lv in levels]
+        frame = pd.DataFrame(dict(zip(names, _columns(rows, len(names)))), columns=names, dtype=object)
+        frame["reported_at"] = _datetimes(frame["reported_at"])
+        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64"})
+
+    def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
+        # cells counted from lon -180, lat -90, so every index is positive and CAST truncates like floor
+        gx = sa.cast((incidents.c.lon + 180.0) / cell_deg, sa.Integer).label("gx")
+        gy = sa.cast((incidents.c.lat + 90.0) / cell_deg, sa.Integer).label("gy")
+        stmt = (sa.select(sa.func.count(), sa.func.avg(incidents.c.lon), sa.func.avg(incidents.c.lat))
+                .group_by(gx, gy))
+        with self.engine.connect() as conn:
+            data = _numbers(_fetch(conn, stmt.where(*_filters(conn, query, at))), 3)
+        count = data[:, 0].astype(np.int64)
+        return HeatCells(lon=data[:, 1], lat=data[:, 2], count=count, cell_deg=cell_deg, total=int(count.sum()))
+
+    def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
+        a = assignment_table.alias("counted")       # the unit filter's EXISTS reads the table too
+        with self.engine.connect() as conn:
+            version_id = _version_row(conn, level, version).id
+            stmt = (sa.select(a.c.unit_code, sa.func.count()).where(a.c.version_id == version_id,
+                                                                    a.c.unit_code.is_not(None))
+                    .group_by(a.c.unit_code))
+            clauses = _filters(conn, query)
+            if clauses:                  # without filters the count reads the (version, unit) index only
+                stmt = stmt.join(incidents, incidents.c.id == a.c.incident_id).where(*clauses)
+            return {code: int(n) for code, n in _fetch(conn, stmt)}
+
+    def totals(self, query: IncidentQuery = IncidentQuery(), *,
+               at: dict[Level, int] | None = None) -> tuple[int, int]:
+        with self.engine.connect() as conn:
+            shown = _shown(conn, at)
+            clauses = _filters(conn, query, at)
+            total = conn.execute(sa.select(sa.func.count()).select_from(incidents).where(*clauses)).scalar_one()
+            outside = conn.execute(sa.select(sa.func.count()).select_from(incidents)
+                                   .where(*clauses, _outside(shown))).scalar_one()
+        return int(total), int(outside)
+
+    def outside_points(self, query: IncidentQuery, *, limit: int,
+                       at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        with self.engine.connect() as conn:
+            shown = _shown(conn, at)
+            rows = _fetch(conn, sa.select(incidents.c.lon, incidents.c.lat)
+                          .where(*_filters(conn, query, at), _outside(shown)).order_by(incidents.c.id).limit(limit))
+        data = _numbers(rows, 2)
+        return data[:, 0], data[:, 1]
 
 
 class _SqlWriter(Writer):
@@ -270,9 +350,7 @@ class _SqlWriter(Writer):
         for lv, (ids, codes) in commit.units.items():
             target = version_id if lv == level else current[lv].id
             self.conn.execute(sa.delete(assignment_table).where(assignment_table.c.version_id == target))
-            if len(ids):
-                self.conn.execute(sa.insert(assignment_table), [
-                    {"incident_id": int(i), "version_id": target, "unit_code": c} for i, c in zip(ids, codes)])
+            _insert_assignments(self.conn, target, ids, codes)
         for lv, parents in commit.relinked.items():
             _set_parents(self.conn, current[lv].id, parents)
         log.info("committed %s version %d", level.value, version)
@@ -290,15 +368,19 @@ class _SqlWriter(Writer):
     def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[int]:
         if not drafts:
             return []
-        stmt = sa.insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True)
-        ids = [r[0] for r in self.conn.execute(stmt, [_incident_row(d) for d in drafts])]
+        # the write lock is held from the transaction's start, so the next ids are ours to take
+        first = int(self.conn.execute(sa.select(sa.func.max(incidents.c.id))).scalar() or 0) + 1
+        ids = np.arange(first, first + len(drafts), dtype=np.int64)
+        now = _time_texts(np.array([_now()], dtype="datetime64[us]"))[0]
+        times = _time_texts(np.array([d.reported_at for d in drafts], dtype="datetime64[us]"))
+        rows = ((int(i), d.external_id, d.category, d.category_raw, float(d.lon), float(d.lat), t, d.status.value,
+                 d.description, d.source, now) for i, d, t in zip(ids, drafts, times))
+        _insert_many(self.conn, incidents, INCIDENT_COLUMNS + ["created_at"], rows)
         current = _current_rows(self.conn)
-        rows = [{"incident_id": incident_id, "version_id": current[level].id, "unit_code": codes[pos]}
-                for level, codes in units_by_level.items() if level in current
-                for pos, incident_id in enumerate(ids)]
-        if rows:
-            self.conn.execute(sa.insert(assignment_table), rows)
-        return ids
+        for level, codes in units_by_level.items():
+            if level in current:
+                _insert_assignments(self.conn, current[level].id, ids, codes)
+        return ids.tolist()
 
 
 # -- queries shared by reads and writes ---------------------------------------------------------
@@ -362,7 +444,9 @@ def _unit_column(version_id: int, level: Level) -> sa.Label:
             .scalar_subquery().label(level.value))
 
 
-def _filters(query: IncidentQuery, version_ids: list[int]) -> list[sa.ColumnElement[bool]]:
+def _filters(conn: sa.Connection, query: IncidentQuery,
+             at: dict[Level, int] | None = None) -> list[sa.ColumnElement[bool]]:
+    """The query as WHERE clauses; ``unit`` is a unit code of any level shown (current, or ``at``)."""
     clauses: list[sa.ColumnElement[bool]] = []
     if query.category:
         clauses.append(incidents.c.category == query.category)
@@ -374,11 +458,82 @@ def _filters(query: IncidentQuery, version_ids: list[int]) -> list[sa.ColumnElem
         clauses.append(incidents.c.reported_at < query.date_to)
     if query.ids is not None:
         clauses.append(incidents.c.id.in_(query.ids))
+    if query.bbox is not None:
+        west, south, east, north = query.bbox
+        clauses.append(incidents.c.lon.between(west, east))
+        clauses.append(incidents.c.lat.between(south, north))
     if query.unit:
+        version_ids = [row.id for row in _shown(conn, at).values()]
         clauses.append(sa.exists().where(assignment_table.c.incident_id == incidents.c.id,
                                          assignment_table.c.version_id.in_(version_ids),
                                          assignment_table.c.unit_code == query.unit))
     return clauses
+
+
+def _shown(conn: sa.Connection, at: dict[Level, int] | None) -> dict[Level, sa.Row]:
+    """The version line of every level shown, largest level first: the current ones, or ``at``'s."""
+    shown = _current_rows(conn)
+    shown.update({lv: _version_row(conn, lv, v) for lv, v in (at or {}).items()})
+    return {lv: shown[lv] for lv in ORDER if lv in shown}
+
+
+def _outside(shown: dict[Level, sa.Row]) -> sa.ColumnElement[bool]:
+    """An incident outside a unit of some level shown (every incident, when no level has units)."""
+    held = [sa.exists().where(assignment_table.c.version_id == row.id, assignment_table.c.incident_id == incidents.c.id,
+                              assignment_table.c.unit_code.is_not(None)) for row in shown.values()]
+    return sa.or_(*[~h for h in held]) if held else sa.true()
+
+
+def _insert_many(conn: sa.Connection, table: sa.Table, columns: list[str], rows: Iterable[tuple]) -> None:
+    """Rows as plain tuples through the driver's ``executemany`` (values exactly as stored: times
+    as :func:`_time_texts`), for the million-row writes of imports and commits."""
+    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    cursor = conn.connection.driver_connection.cursor()     # type: ignore[union-attr]  # an open connection
+    try:
+        cursor.executemany(statement, rows)
+    except conn.dialect.loaded_dbapi.Error as error:       # as SQLAlchemy raises it for its own statements
+        raise sa.exc.DBAPIError.instance(statement, None, error, conn.dialect.loaded_dbapi.Error) from error
+    finally:
+        cursor.close()
+
+
+def _insert_assignments(conn: sa.Connection, version_id: int, ids: np.ndarray, codes: np.ndarray) -> None:
+    order = np.argsort(ids, kind="stable")      # in key order: appended, not inserted
+    ordered_ids, ordered_codes = np.asarray(ids)[order].tolist(), np.asarray(codes, dtype=object)[order].tolist()
+    _insert_many(conn, assignment_table, ["version_id", "incident_id", "unit_code"],
+                 zip(repeat(version_id), ordered_ids, ordered_codes))
+
+
+def _fetch(conn: sa.Connection, stmt: sa.Executable) -> Sequence[tuple]:
+    """The rows as the driver's plain tuples: no Row objects, no per-value type processing
+    (times stay text; :func:`_datetimes` reads a whole column at once)."""
+    result = conn.execute(stmt)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _numbers(rows: Sequence[tuple], width: int) -> np.ndarray:
+    """Rows of numbers as one float array (n, width)."""
+    if not rows:
+        return np.empty((0, width))
+    return np.fromiter(chain.from_iterable(rows), dtype=float, count=len(rows) * width).reshape(-1, width)
+
+
+#: How SQLAlchemy writes a DateTime into SQLite, and so how every time is stored and compared.
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _datetimes(column: pd.Series) -> pd.Series:
+    return pd.to_datetime(column.astype(str), format=_TIME_FORMAT).astype("datetime64[us]")
+
+
+def _time_texts(times: np.ndarray) -> np.ndarray:
+    """datetime64 values as stored text, in :data:`_TIME_FORMAT`."""
+    text = np.datetime_as_string(np.asarray(times, dtype="datetime64[us]"), unit="us")
+    return np.char.replace(text, "T", " ").astype(object)
 
 
 def _meta(row: sa.Row, counts: dict[int, int]) -> VersionMeta:
@@ -403,12 +558,6 @@ def _unit_rows(layer: Layer, version_id: int) -> list[dict]:
              "area_m2": float(area), "properties": json.dumps(props, ensure_ascii=False), "geometry": blob}
             for code, name, parent, area, props, blob in zip(
                 frame["code"], frame["name"], frame["parent_code"], frame["area_m2"], frame["properties"], wkb)]
-
-
-def _incident_row(draft: IncidentDraft) -> dict:
-    return {"external_id": draft.external_id, "category": draft.category, "category_raw": draft.category_raw,
-            "lon": draft.lon, "lat": draft.lat, "reported_at": draft.reported_at, "status": draft.status.value,
-            "description": draft.description, "source": draft.source, "created_at": _now()}
 
 
 def _now() -> datetime:
