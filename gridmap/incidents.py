@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -76,6 +76,56 @@ class IncidentDraft:
     time_given: bool = True     # False when reported_at defaulted to the time of the request
 
 
+@dataclass
+class IncidentColumns:
+    """Incidents as reported, as columns: entry i of every array is incident i.  Imports read,
+    check, assign and store them this way, never as one Python object per row."""
+
+    category: np.ndarray          # object: our category code
+    category_raw: np.ndarray      # object: the original text when it was not one of ours, else None
+    lon: np.ndarray               # float64, WGS84
+    lat: np.ndarray               # float64
+    reported_at: np.ndarray       # datetime64[us], wall-clock time in the service's zone
+    status: np.ndarray            # object: a Status value
+    external_id: np.ndarray       # object: str or None
+    description: np.ndarray       # object: str
+    source: np.ndarray            # object: str
+    time_given: np.ndarray        # bool: False where reported_at defaulted to the time of the request
+
+    def __len__(self) -> int:
+        return len(self.lon)
+
+    def take(self, positions: np.ndarray) -> IncidentColumns:
+        return IncidentColumns(**{name: values[positions] for name, values in self.__dict__.items()})
+
+    @classmethod
+    def of(cls, drafts: Sequence[IncidentDraft]) -> IncidentColumns:
+        """Drafts (a handful, from code and tests) as columns."""
+        def objects(values: Any) -> np.ndarray:
+            column = np.empty(len(drafts), dtype=object)
+            column[:] = list(values)
+            return column
+        return cls(category=objects(d.category for d in drafts), category_raw=objects(d.category_raw for d in drafts),
+                   lon=np.array([d.lon for d in drafts], dtype=float),
+                   lat=np.array([d.lat for d in drafts], dtype=float),
+                   reported_at=np.array([d.reported_at for d in drafts], dtype="datetime64[us]").reshape(-1),
+                   status=objects(Status(d.status).value for d in drafts),
+                   external_id=objects(d.external_id for d in drafts),
+                   description=objects(d.description for d in drafts), source=objects(d.source for d in drafts),
+                   time_given=np.array([d.time_given for d in drafts], dtype=bool))
+
+    @classmethod
+    def concat(cls, parts: Sequence[IncidentColumns]) -> IncidentColumns:
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__})
+
+    def draft(self, i: int) -> IncidentDraft:
+        return IncidentDraft(category=self.category[i], category_raw=self.category_raw[i], lon=float(self.lon[i]),
+                             lat=float(self.lat[i]), reported_at=self.reported_at[i].astype("datetime64[us]").item(),
+                             status=Status(self.status[i]), external_id=self.external_id[i],
+                             description=self.description[i], source=self.source[i],
+                             time_given=bool(self.time_given[i]))
+
+
 class Outcome(str, Enum):
     """What storing one draft did."""
 
@@ -104,38 +154,55 @@ class KnownReport:
     reported_at: datetime
 
 
-def new_reports(drafts: Sequence[IncidentDraft], known: Mapping[str, KnownReport]) -> list[int]:
-    """The positions of the drafts to insert: every draft without an external id, and the first
-    draft of each external id not stored yet.  The others are repeats (see :func:`outcomes`)."""
-    fresh, seen = [], set(known)
-    for i, draft in enumerate(drafts):
-        if draft.external_id is None or draft.external_id not in seen:
-            fresh.append(i)
-            if draft.external_id is not None:
-                seen.add(draft.external_id)
-    return fresh
+def new_reports(incidents: IncidentColumns, known: Mapping[str, KnownReport]) -> np.ndarray:
+    """The positions of the incidents to insert: every one without an external id, and the first
+    of each external id not stored yet.  The others are repeats (see :func:`outcomes`)."""
+    external = pd.Series(incidents.external_id, dtype=object)
+    anonymous = external.isna().to_numpy()
+    first = ~external.duplicated().to_numpy()
+    unknown = ~external.isin(list(known)).to_numpy() if known else np.ones(len(external), dtype=bool)
+    return np.flatnonzero(anonymous | (first & unknown))
 
 
-def outcomes(drafts: Sequence[IncidentDraft], known: Mapping[str, KnownReport],
-             new_ids: Mapping[int, int]) -> list[Stored]:
-    """What happened to each draft once the new ones have ids (``new_ids``: position → id).
+@dataclass(frozen=True)
+class Outcomes:
+    """What storing each incident of a batch did: its id (the new one, or the one stored before)
+    and whether it is new or a conflict (neither: the same report, stored before)."""
+
+    ids: np.ndarray       # int64
+    created: np.ndarray   # bool
+    conflict: np.ndarray  # bool
+
+    def __getitem__(self, i: int) -> Stored:
+        kind = Outcome.CREATED if self.created[i] else Outcome.CONFLICT if self.conflict[i] else Outcome.EXISTING
+        return Stored(int(self.ids[i]), kind)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def outcomes(incidents: IncidentColumns, known: Mapping[str, KnownReport], fresh: np.ndarray,
+             new_ids: np.ndarray) -> Outcomes:
+    """What happened to each incident once the new ones (positions ``fresh``) have ids.
 
     A repeated external id is the same report when category, position and time match (a time
     defaulted to the moment of the request proves nothing, so then only category and position
     must); a different report under a known external id is a conflict, never merged."""
-    first: dict[str, tuple[int, tuple]] = {ext: (k.id, _key(k)) for ext, k in known.items()}
-    result = []
-    for i, draft in enumerate(drafts):
-        if i in new_ids:
-            result.append(Stored(new_ids[i], Outcome.CREATED))
-            if draft.external_id is not None:
-                first[draft.external_id] = (new_ids[i], _key(draft))
-            continue
-        stored_id, key = first[draft.external_id]   # type: ignore[index]  # a repeat has an external id
-        mine = _key(draft)
-        same = key == mine if draft.time_given else key[:-1] == mine[:-1]
-        result.append(Stored(stored_id, Outcome.EXISTING if same else Outcome.CONFLICT))
-    return result
+    ids = np.full(len(incidents), -1, dtype=np.int64)
+    created, conflict = np.zeros(len(incidents), dtype=bool), np.zeros(len(incidents), dtype=bool)
+    ids[fresh], created[fresh] = new_ids, True
+    repeats = np.setdiff1d(np.arange(len(incidents)), fresh)
+    if len(repeats):
+        first: dict[str, tuple[int, tuple]] = {ext: (k.id, _key(k)) for ext, k in known.items()}
+        named = fresh[pd.notna(incidents.external_id[fresh])]
+        first.update({incidents.external_id[i]: (int(ids[i]), _key(incidents.draft(i))) for i in named})
+        for i in repeats:
+            draft = incidents.draft(int(i))
+            stored_id, key = first[draft.external_id]   # type: ignore[index]  # a repeat has an external id
+            mine = _key(draft)
+            same = key == mine if draft.time_given else key[:-1] == mine[:-1]
+            ids[i], conflict[i] = stored_id, not same
+    return Outcomes(ids, created, conflict)
 
 
 def _key(report: IncidentDraft | KnownReport) -> tuple:
@@ -157,10 +224,21 @@ class RowError:
 
 @dataclass
 class ParsedBatch:
-    """The drafts that parsed, each with its row, and the rows that did not."""
+    """The records that parsed, as columns with the row each came from, and the rows that did not."""
 
-    drafts: list[tuple[int, IncidentDraft]] = field(default_factory=list)
+    rows: np.ndarray                 # int64: the row (CSV line, feature or list index) of each incident
+    incidents: IncidentColumns
     errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def drafts(self) -> list[tuple[int, IncidentDraft]]:
+        """(row, draft) of every incident: for a look at a few, not for a million."""
+        return [(int(row), self.incidents.draft(i)) for i, row in enumerate(self.rows)]
+
+    @classmethod
+    def concat(cls, parts: Sequence[ParsedBatch]) -> ParsedBatch:
+        return cls(np.concatenate([p.rows for p in parts]), IncidentColumns.concat([p.incidents for p in parts]),
+                   [e for p in parts for e in p.errors])
 
 
 @dataclass(frozen=True)
@@ -287,37 +365,88 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
 
 def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, category: str | None,
                  tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool) -> ParsedBatch:
-    """Vectorised checks of coordinates and times, then one draft per good row."""
+    """Every check on whole columns; messages are made only for the rows that have a problem."""
     lon, lat = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
     times = _times(frame, cols["time"], tz)
-    problems: list[list[Message]] = [[] for _ in range(len(frame))]
+    problems: dict[int, list[Message]] = {}
     _check_coordinates(frame, cols, lon, lat, problems)
     _check_times(frame, cols["time"], times, problems, require_time)
-    batch = ParsedBatch()
-    for i, (row, record) in enumerate(zip(frame.index, frame.to_dict("records"))):
-        if require_category and not _present(record.get(cols["category"] or "")):
-            problems[i].append(message(N_("missing category; expected one of {expected}"),
-                                       expected=", ".join(c.code for c in categories.CATEGORIES)))
-        draft = None if problems[i] else _draft(record, cols, lon[i], lat[i], times[i], now,
-                                                category, problems[i])
-        if draft is None:
-            batch.errors.append(RowError(int(row), tuple(problems[i])))
-        else:
-            batch.drafts.append((int(row), draft))
-    return batch
+    given = _column(frame, cols["category"])
+    if require_category:
+        for i in np.flatnonzero(pd.isna(_texts(given))):
+            problems.setdefault(int(i), []).append(message(N_("missing category; expected one of {expected}"),
+                                                           expected=", ".join(c.code for c in categories.CATEGORIES)))
+    status = _statuses(_column(frame, cols["status"]), problems)
+    code, raw = _categories(np.full(len(frame), category, dtype=object) if category else given)
+    good = np.setdiff1d(np.arange(len(frame)), np.fromiter(problems, dtype=np.int64, count=len(problems)))
+    timed = ~np.isnat(times)
+    incidents = IncidentColumns(
+        category=code, category_raw=raw, lon=lon, lat=lat,
+        reported_at=np.where(timed, times, np.datetime64(now, "us")), status=status,
+        external_id=_texts(_column(frame, cols["external_id"])),
+        description=_texts(_column(frame, cols["description"]), ""), source=_texts(_column(frame, cols["source"]), ""),
+        time_given=timed)
+    errors = [RowError(int(frame.index[i]), tuple(problems[i])) for i in sorted(problems)]
+    return ParsedBatch(frame.index.to_numpy(dtype=np.int64)[good], incidents.take(good), errors)
+
+
+def _column(frame: pd.DataFrame, column: str | None) -> pd.Series:
+    if column is None or column not in frame:
+        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame[column]
+
+
+def _texts(values: pd.Series, blank: str | None = None) -> np.ndarray:
+    """A column as text (``clean_text``: ``7.0`` is "7", blanks are ``blank``), one call per distinct value."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    cleaned = np.empty(len(uniques) + 1, dtype=object)
+    cleaned[:-1] = [clean_text(v) for v in uniques]
+    cleaned[-1] = None                               # code -1: a missing value
+    out = cleaned[codes]
+    if blank is not None:
+        out[pd.isna(out)] = blank
+    return out
+
+
+def _statuses(values: pd.Series, problems: dict[int, list[Message]]) -> np.ndarray:
+    """Status words as Status values; an unknown word is a problem of its row (told only when the
+    row has no other problem, as it stops there)."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    known: list[str | None] = []
+    for value in uniques:
+        try:
+            known.append(parse_status(value).value)
+        except ValueError as exc:
+            known.append(None)
+            for i in np.flatnonzero(codes == len(known) - 1):
+                if int(i) not in problems:
+                    problems[int(i)] = [exc.args[0]]
+    table = np.array(known + [Status.REPORTED.value], dtype=object)
+    return table[codes]
+
+
+def _categories(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(our code, the original text when it was not one of ours) per row."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    resolved = [resolve_category(v) for v in uniques] + [resolve_category(None)]
+    code = np.array([c for c, _ in resolved], dtype=object)
+    raw = np.array([r for _, r in resolved], dtype=object)
+    return code[codes], raw[codes]
 
 
 def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if column is None or column not in frame:
         return np.full(len(frame), np.nan)
     values = frame[column]
-    if not pd.api.types.is_float_dtype(values):   # text to strip, and JSON true/false are not numbers
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        values = values.str.strip()                  # a CSV's text column
+    elif not pd.api.types.is_float_dtype(values):   # JSON: text to strip, and true/false are not numbers
         values = values.map(lambda v: v.strip() if isinstance(v, str) else None
                             if isinstance(v, (bool, np.bool_)) else v).astype(object)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> list[datetime | None]:
+def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> np.ndarray:
     """Wall-clock times in ``tz``; text with an offset is converted, text without one is taken as local.
 
     ISO 8601 first, then one format guessed from the first other value (e.g. US
@@ -326,8 +455,8 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> list[dateti
     are refused too (their sign is read both ways).
     """
     if column is None or column not in frame:
-        return [None] * len(frame)
-    raw = frame[column].map(_time_text).astype(object)
+        return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[us]")
+    raw = _time_texts(frame[column])
     ambiguous = raw.str.contains(r"(?:GMT|UTC)\s*[+-]\d", regex=True, na=False)
     raw = raw.where(~ambiguous, None)
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=True)
@@ -338,7 +467,19 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> list[dateti
     has_offset = raw.str.slice(10).str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True, na=False)
     local = parsed.dt.tz_convert(tz).dt.tz_localize(None).where(has_offset.astype(bool),
                                                                 parsed.dt.tz_localize(None))
-    return [None if pd.isna(t) else t.to_pydatetime() for t in local]
+    return local.to_numpy(dtype="datetime64[us]")
+
+
+def _time_texts(values: pd.Series) -> pd.Series:
+    """:func:`_time_text` of a column: plain text stripped at once, only Chinese dates rewritten one by one."""
+    if not (pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values)):
+        return values.map(_time_text).astype(object)
+    text = values.str.strip().astype(object)
+    text = text.where(text != "", None)
+    chinese = text.str.contains("[年时分秒]", regex=True, na=False).to_numpy(dtype=bool)
+    if chinese.any():
+        text[chinese] = text[chinese].map(_time_text)
+    return text
 
 
 def _time_text(value: Any) -> str | None:
@@ -382,29 +523,32 @@ def _present(value: Any) -> bool:
 
 
 def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon: np.ndarray,
-                       lat: np.ndarray, problems: list[list[Message]]) -> None:
-    geom_types = frame[_GEOM_TYPE].to_numpy() if _GEOM_TYPE in frame else None
-    for i in range(len(frame)):
-        if geom_types is not None and geom_types[i] != "Point":
-            problems[i].append(message(N_("expected a Point geometry, got {got}"), got=geom_types[i]))
-        elif np.isnan(lon[i]) or np.isnan(lat[i]):
-            problems[i].append(message(N_("missing or non-numeric coordinates (lon={lon!r}, lat={lat!r})"),
-                                       lon=_raw(frame, cols["lon"], i), lat=_raw(frame, cols["lat"], i)))
-        elif not (-180 <= lon[i] <= 180 and -90 <= lat[i] <= 90):
-            problems[i].append(message(N_("coordinates out of range: lon={lon}, lat={lat}; expected WGS84 "
-                                          "longitude -180..180 and latitude -90..90"), lon=lon[i], lat=lat[i]))
+                       lat: np.ndarray, problems: dict[int, list[Message]]) -> None:
+    not_point = (frame[_GEOM_TYPE].to_numpy() != "Point") if _GEOM_TYPE in frame else np.zeros(len(frame), bool)
+    missing = ~not_point & (np.isnan(lon) | np.isnan(lat))
+    with np.errstate(invalid="ignore"):
+        outside = ~not_point & ~missing & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
+    for i in np.flatnonzero(not_point | missing | outside):
+        if not_point[i]:
+            problem = message(N_("expected a Point geometry, got {got}"), got=frame[_GEOM_TYPE].iloc[i])
+        elif missing[i]:
+            problem = message(N_("missing or non-numeric coordinates (lon={lon!r}, lat={lat!r})"),
+                              lon=_raw(frame, cols["lon"], int(i)), lat=_raw(frame, cols["lat"], int(i)))
+        else:
+            problem = message(N_("coordinates out of range: lon={lon}, lat={lat}; expected WGS84 "
+                                 "longitude -180..180 and latitude -90..90"), lon=lon[i], lat=lat[i])
+        problems.setdefault(int(i), []).append(problem)
 
 
-def _check_times(frame: pd.DataFrame, column: str | None, times: list[datetime | None],
-                 problems: list[list[Message]], require_time: bool) -> None:
-    for i, t in enumerate(times):
-        if t is not None:
-            continue
-        raw = _raw(frame, column, i)
+def _check_times(frame: pd.DataFrame, column: str | None, times: np.ndarray,
+                 problems: dict[int, list[Message]], require_time: bool) -> None:
+    for i in np.flatnonzero(np.isnat(times)):
+        raw = _raw(frame, column, int(i))
         if raw is not None:
-            problems[i].append(message(N_("cannot read {value!r} as a date and time"), value=raw))
+            problems.setdefault(int(i), []).append(message(N_("cannot read {value!r} as a date and time"), value=raw))
         elif require_time:
-            problems[i].append(message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
+            problems.setdefault(int(i), []).append(
+                message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
 
 
 def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:
@@ -414,20 +558,3 @@ def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     return value if _present(value) else None
-
-
-def _draft(record: Mapping[Hashable, Any], cols: Mapping[str, str | None], lon: float, lat: float,
-           when: datetime | None, now: datetime, category: str | None,
-           problems: list[Message]) -> IncidentDraft | None:
-    def value(key: str) -> Any:
-        return record.get(cols[key]) if cols[key] else None
-    try:
-        status = parse_status(value("status"))
-    except ValueError as exc:
-        problems.append(exc.args[0])
-        return None
-    code, raw = resolve_category(category if category else value("category"))
-    return IncidentDraft(category=code, category_raw=raw, lon=float(lon), lat=float(lat),
-                         reported_at=when or now, time_given=when is not None, status=status,
-                         external_id=clean_text(value("external_id")),
-                         description=clean_text(value("description")) or "", source=clean_text(value("source")) or "")

@@ -43,7 +43,6 @@ from .errors import N_, InvalidInput, NotFound, message
 from .formats import Export, export_layer
 from .incidents import (
     FileOptions,
-    Outcome,
     ParsedBatch,
     RowError,
     new_reports,
@@ -72,12 +71,42 @@ class ReportItem:
 
 @dataclass
 class ReportResult:
-    items: list[ReportItem]
+    """What storing a batch did, as columns: for each stored (or already stored) incident its row,
+    id, whether it is new, and its unit per level; and every row refused, with why."""
+
+    rows: np.ndarray                   # int64
+    ids: np.ndarray                    # int64
+    new: np.ndarray                    # bool
+    units: dict[str, np.ndarray]       # level value -> object array of codes (None: no unit)
     errors: list[RowError]
+
+    @classmethod
+    def refused(cls, errors: list[RowError]) -> ReportResult:
+        empty = np.empty(0, dtype=np.int64)
+        return cls(empty, empty, np.empty(0, dtype=bool), {}, errors)
 
     @property
     def created(self) -> int:
-        return sum(item.created for item in self.items)
+        return int(self.new.sum())
+
+    @property
+    def stored(self) -> int:
+        """Incidents the batch names that are now stored: the new ones and the ones stored before."""
+        return len(self.ids)
+
+    @property
+    def unassigned(self) -> int:
+        """Incidents of the batch outside a unit of some level (all of them when no level has units)."""
+        if not self.units:
+            return self.stored
+        return int(np.any([pd.isna(codes) for codes in self.units.values()], axis=0).sum())
+
+    @property
+    def items(self) -> list[ReportItem]:
+        """One item per stored incident: for a batch small enough to echo, not for a million."""
+        return [ReportItem(row=int(row), id=int(i), created=bool(new), units={lv: codes[k] for lv, codes in
+                                                                                self.units.items()})
+                for k, (row, i, new) in enumerate(zip(self.rows, self.ids, self.new))]
 
 
 class Gridmap:
@@ -352,40 +381,42 @@ class Gridmap:
         return self._store_batch(batch)
 
     def _store_batch(self, batch: ParsedBatch) -> ReportResult:
-        if not batch.drafts:
-            return ReportResult(items=[], errors=batch.errors)
-        drafts = [d for _, d in batch.drafts]
+        """Assign and store the parsed incidents in one transaction; a repeat of a stored report
+        keeps the stored one (and its units), a different report under a known external id is refused."""
+        incidents = batch.incidents
+        if not len(incidents):
+            return ReportResult.refused(batch.errors)
         with self._lock:
-            units = self.index().assign(np.array([d.lon for d in drafts]), np.array([d.lat for d in drafts]))
+            units = self.index().assign(incidents.lon, incidents.lat)
             with self.store.writing() as tx:
-                known = tx.known_reports([d.external_id for d in drafts if d.external_id is not None])
-                fresh = new_reports(drafts, known)
-                ids = tx.add_incidents([drafts[i] for i in fresh], {lv: codes[fresh] for lv, codes in units.items()})
-            stored = outcomes(drafts, known, dict(zip(fresh, ids)))
-        items, errors = [], list(batch.errors)
-        for i, ((row, draft), outcome) in enumerate(zip(batch.drafts, stored)):
-            if outcome.outcome is Outcome.CONFLICT:
-                errors.append(RowError(row, (message(
-                    N_("external id {external_id!r} is already incident {id}, with a different category, "
-                       "position or time; this row was not stored"), external_id=draft.external_id,
-                    id=outcome.id),)))
-            else:
-                items.append(ReportItem(row=row, id=outcome.id, created=outcome.outcome is Outcome.CREATED,
-                                        units={lv.value: units[lv][i] for lv in units}))
-        self._use_stored_units(items)
+                named = incidents.external_id[pd.notna(incidents.external_id)]
+                known = tx.known_reports(list(named)) if len(named) else {}
+                fresh = new_reports(incidents, known)
+                ids = tx.add_incidents(incidents.take(fresh), {lv: codes[fresh] for lv, codes in units.items()})
+            stored = outcomes(incidents, known, fresh, np.asarray(ids, dtype=np.int64))
+        conflict = stored.conflict
+        errors = list(batch.errors) + [RowError(int(batch.rows[i]), (message(
+            N_("external id {external_id!r} is already incident {id}, with a different category, "
+               "position or time; this row was not stored"), external_id=incidents.external_id[i],
+            id=int(stored.ids[i])),)) for i in np.flatnonzero(conflict)]
         errors.sort(key=lambda e: e.row)
-        log.info("stored %d incidents (%d already known, %d refused)", sum(i.created for i in items),
-                 sum(not i.created for i in items), len(errors))
-        return ReportResult(items=items, errors=errors)
+        keep = ~conflict
+        result = ReportResult(rows=batch.rows[keep], ids=stored.ids[keep], new=stored.created[keep],
+                              units={lv.value: codes[keep] for lv, codes in units.items()}, errors=errors)
+        self._use_stored_units(result)
+        log.info("stored %d incidents (%d already known, %d refused)", result.created,
+                 result.stored - result.created, len(errors))
+        return result
 
-    def _use_stored_units(self, items: list[ReportItem]) -> None:
+    def _use_stored_units(self, result: ReportResult) -> None:
         """An incident that was already stored keeps (and reports) the units it has."""
-        known = [item for item in items if not item.created]
-        if not known:
+        known = np.flatnonzero(~result.new)
+        if not len(known):
             return
-        frame = self.store.incidents(IncidentQuery(ids=tuple({i.id for i in known}))).set_index("id")
-        for item in known:
-            item.units = {lv: _none(frame.at[item.id, lv]) for lv in item.units if lv in frame.columns}
+        frame = self.store.incidents(IncidentQuery(ids=tuple(int(i) for i in set(result.ids[known])))).set_index("id")
+        for level, codes in result.units.items():
+            if level in frame.columns:
+                codes[known] = [_none(v) for v in frame[level].reindex(result.ids[known]).to_numpy()]
 
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:

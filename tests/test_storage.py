@@ -20,7 +20,16 @@ from geopandas.testing import assert_geodataframe_equal
 
 from gridmap.boundaries import read_layer
 from gridmap.errors import InvalidInput, NotFound
-from gridmap.incidents import IncidentDraft, KnownReport, Outcome, Status, Stored, new_reports, outcomes
+from gridmap.incidents import (
+    IncidentColumns,
+    IncidentDraft,
+    KnownReport,
+    Outcome,
+    Status,
+    Stored,
+    new_reports,
+    outcomes,
+)
 from gridmap.layer import Layer
 from gridmap.levels import Level
 from gridmap.storage import Assignments, IncidentQuery, Store, VersionInfo, VersionRecord, VersionStatus, open_store
@@ -80,18 +89,23 @@ def draft(lon: float, lat: float, external_id: str | None = None, **kw) -> Incid
 
 def add(store: Store, drafts: list[IncidentDraft], units: dict[Level, list] | None = None) -> list[int]:
     with store.writing() as tx:
-        return tx.add_incidents(drafts, {lv: np.array(codes, dtype=object) for lv, codes in (units or {}).items()})
+        ids = tx.add_incidents(IncidentColumns.of(drafts),
+                               {lv: np.array(codes, dtype=object) for lv, codes in (units or {}).items()})
+    assert ids.dtype == np.int64
+    return ids.tolist()
 
 
 def report(store: Store, drafts: list[IncidentDraft], units: dict[Level, list]) -> list[Stored]:
     """What the service does with a batch: the stored reports with these external ids, the
     domain's repeat rule, then only the new drafts written, all in one transaction."""
+    incidents = IncidentColumns.of(drafts)
     with store.writing() as tx:
         known = tx.known_reports([d.external_id for d in drafts if d.external_id is not None])
-        fresh = new_reports(drafts, known)
-        ids = tx.add_incidents([drafts[i] for i in fresh],
+        fresh = new_reports(incidents, known)
+        ids = tx.add_incidents(incidents.take(fresh),
                                {lv: np.array(codes, dtype=object)[fresh] for lv, codes in units.items()})
-        return outcomes(drafts, known, dict(zip(fresh, ids)))
+        stored = outcomes(incidents, known, fresh, ids)
+    return [stored[i] for i in range(len(stored))]
 
 
 def block(store: Store) -> None:
@@ -491,7 +505,8 @@ def test_a_failed_transaction_keeps_nothing(store):
     before = snapshot(store)
     with pytest.raises(Boom), store.writing() as tx:
         assert tx.add_version(grid_layer(), VersionInfo(based_on=1, change=tx.new_change())) == 2
-        assert tx.add_incidents([draft(0.015, 0.005, "b")], {GRID: np.array(["E"], dtype=object)}) == [2]
+        assert tx.add_incidents(IncidentColumns.of([draft(0.015, 0.005, "b")]),
+                                {GRID: np.array(["E"], dtype=object)}).tolist() == [2]
         tx.commit(GRID, 2, author="x", record=VersionRecord(options={"x": 1}), commit=Assignments(
             {GRID: (np.array([1, 2]), np.array(["E", "E"], dtype=object)),
              MICRO: (np.array([1]), np.array(["E-S"], dtype=object))}, relinked={MICRO: {"W-S": None}}))
@@ -503,15 +518,15 @@ def test_a_failed_transaction_keeps_nothing(store):
     with store.writing() as tx:          # nothing was used up either
         assert tx.new_change() == 1
         assert tx.add_version(grid_layer(), VersionInfo()) == 2
-        assert tx.add_incidents([draft(0.015, 0.005, "b")], {}) == [2]
+        assert tx.add_incidents(IncidentColumns.of([draft(0.015, 0.005, "b")]), {}).tolist() == [2]
 
 
 def test_a_batch_repeating_a_stored_external_id_is_refused_whole(store):
     # The domain never asks for this (see new_reports); the store still refuses it, as a
     # unique column does, and the rows written before it in the transaction go too.
     with pytest.raises((sa.exc.IntegrityError, ValueError)), store.writing() as tx:
-        tx.add_incidents([draft(1, 2, "ok"), draft(1, 2, "x")], {})
-        tx.add_incidents([draft(1, 2, "x")], {})
+        tx.add_incidents(IncidentColumns.of([draft(1, 2, "ok"), draft(1, 2, "x")]), {})
+        tx.add_incidents(IncidentColumns.of([draft(1, 2, "x")]), {})
     assert store.count_incidents() == 0
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import N_, InvalidInput, message
-from ..incidents import IncidentDraft, KnownReport
+from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer
 from ..levels import Level
 
@@ -152,9 +152,9 @@ class Writer(ABC):
         """The stored incidents with these external ids."""
 
     @abstractmethod
-    def add_incidents(self, drafts: Sequence[IncidentDraft], units: dict[Level, np.ndarray]) -> list[int]:
-        """Insert every draft with its unit per current level (``units[level][i]`` for draft i);
-        returns the new ids in draft order."""
+    def add_incidents(self, incidents: IncidentColumns, units: dict[Level, np.ndarray]) -> np.ndarray:
+        """Insert every incident with its unit per current level (``units[level][i]`` for incident i);
+        returns the new ids (int64) in order."""
 
 
 class Store(ABC):

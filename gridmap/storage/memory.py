@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 
 from ..errors import N_, NotFound, message
-from ..incidents import IncidentDraft, KnownReport
+from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
 from . import (
@@ -282,18 +282,19 @@ class _MemoryWriter(Writer):
         return {ext: KnownReport(*(stored[name][where[ext]] for name in _KNOWN_COLUMNS))
                 for ext in dict.fromkeys(external_ids) if ext in where}
 
-    def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[int]:
+    def add_incidents(self, incidents: IncidentColumns, units_by_level: dict[Level, np.ndarray]) -> np.ndarray:
         stored = self.data.incidents
-        _check_unique([*stored["external_id"], *(d.external_id for d in drafts)])
+        _check_unique([*stored["external_id"], *incidents.external_id])
         first = len(stored["id"]) + 1
-        ids = list(range(first, first + len(drafts)))
-        for incident_id, draft in zip(ids, drafts):
-            for name, value in _incident_row(incident_id, draft).items():
-                stored[name].append(value)
+        ids = np.arange(first, first + len(incidents), dtype=np.int64)
+        stored["id"] += ids.tolist()
+        for name in INCIDENT_COLUMNS[1:]:
+            stored[name] += getattr(incidents, name).tolist()
+        stored["created_at"] += [_now()] * len(incidents)
         current = self.data.current()
         for level, codes in units_by_level.items():
             if level in current:
-                current[level].assignments.update({i: codes[pos] for pos, i in enumerate(ids)})
+                current[level].assignments.update(zip(ids.tolist(), codes))
         return ids
 
 
@@ -359,13 +360,6 @@ def _record(text: str) -> VersionRecord:
     saved = json.loads(text)
     return VersionRecord(options=saved["options"], problems=tuple(saved["problems"]), report=saved["report"],
                          diff=saved["diff"])
-
-
-def _incident_row(incident_id: int, draft: IncidentDraft) -> dict[str, Any]:
-    return {"id": incident_id, "external_id": draft.external_id, "category": draft.category,
-            "category_raw": draft.category_raw, "lon": float(draft.lon), "lat": float(draft.lat),
-            "reported_at": draft.reported_at, "status": draft.status.value, "description": draft.description,
-            "source": draft.source, "created_at": _now()}
 
 
 def _now() -> datetime:

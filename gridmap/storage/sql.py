@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..errors import N_, NotFound, message
-from ..incidents import IncidentDraft, KnownReport
+from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
 from . import (
@@ -81,7 +81,7 @@ units = sa.Table(
     sa.UniqueConstraint("version_id", "code"),
 )
 
-incidents = sa.Table(
+incidents_table = incidents = sa.Table(
     "incidents", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("external_id", sa.String(200), unique=True),
@@ -365,22 +365,23 @@ class _SqlWriter(Writer):
             known.update({ext: KnownReport(*rest) for ext, *rest in rows})
         return known
 
-    def add_incidents(self, drafts: Sequence[IncidentDraft], units_by_level: dict[Level, np.ndarray]) -> list[int]:
-        if not drafts:
-            return []
+    def add_incidents(self, incidents: IncidentColumns, units_by_level: dict[Level, np.ndarray]) -> np.ndarray:
+        if not len(incidents):
+            return np.empty(0, dtype=np.int64)
         # the write lock is held from the transaction's start, so the next ids are ours to take
-        first = int(self.conn.execute(sa.select(sa.func.max(incidents.c.id))).scalar() or 0) + 1
-        ids = np.arange(first, first + len(drafts), dtype=np.int64)
+        first = int(self.conn.execute(sa.select(sa.func.max(incidents_table.c.id))).scalar() or 0) + 1
+        ids = np.arange(first, first + len(incidents), dtype=np.int64)
         now = _time_texts(np.array([_now()], dtype="datetime64[us]"))[0]
-        times = _time_texts(np.array([d.reported_at for d in drafts], dtype="datetime64[us]"))
-        rows = ((int(i), d.external_id, d.category, d.category_raw, float(d.lon), float(d.lat), t, d.status.value,
-                 d.description, d.source, now) for i, d, t in zip(ids, drafts, times))
-        _insert_many(self.conn, incidents, INCIDENT_COLUMNS + ["created_at"], rows)
+        columns = [ids.tolist(), incidents.external_id.tolist(), incidents.category.tolist(),
+                   incidents.category_raw.tolist(), incidents.lon.tolist(), incidents.lat.tolist(),
+                   _time_texts(incidents.reported_at).tolist(), incidents.status.tolist(),
+                   incidents.description.tolist(), incidents.source.tolist(), repeat(now)]
+        _insert_many(self.conn, incidents_table, INCIDENT_COLUMNS + ["created_at"], zip(*columns))
         current = _current_rows(self.conn)
         for level, codes in units_by_level.items():
             if level in current:
                 _insert_assignments(self.conn, current[level].id, ids, codes)
-        return ids.tolist()
+        return ids
 
 
 # -- queries shared by reads and writes ---------------------------------------------------------
