@@ -138,20 +138,24 @@ def export_boundaries(service: Gridmap, out: Path, level: str, version: int | No
 def import_incidents(service: Gridmap, file: Path, lon_field: str | None, lat_field: str | None,
                      category: str | None) -> None:
     """Import incidents from a CSV or GeoJSON file; bad rows are listed, good rows kept."""
+    data = file.read_bytes()
+    rows = max(1, data.count(b"\n") - 1)           # about: a quoted field may hold a line break
     try:
-        result = service.import_incidents(file.read_bytes(), filename=file.name, options=FileOptions(
-            lon_field=lon_field, lat_field=lat_field, category=category))
+        with click.progressbar(length=2 * rows, label=f"{file.name}: reading and storing", file=sys.stderr,
+                               show_pos=False) as bar:
+            result = service.import_incidents(data, filename=file.name, options=FileOptions(
+                lon_field=lon_field, lat_field=lat_field, category=category),
+                progress=lambda _stage, count: bar.update(count))
     except GridmapError as error:
         _fail(error)
         return
     _echo_result(result)
-    if result.errors and not result.items:
+    if result.errors and not result.stored:
         sys.exit(2)
 
 
 def _echo_result(result: ReportResult) -> None:
-    unassigned = sum(all(v is None for v in item.units.values()) for item in result.items)
-    click.echo(f"created {result.created}, already stored {len(result.items) - result.created}, "
-               f"outside every unit {unassigned}, refused rows {len(result.errors)}")
+    click.echo(f"created {result.created}, already stored {result.stored - result.created}, "
+               f"outside every unit {int(result.unassigned.sum())}, refused rows {len(result.errors)}")
     for error in result.errors:
         click.echo(f"row {error.row}: {error.as_dict()['error']}", err=True)

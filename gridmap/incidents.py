@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -284,37 +284,60 @@ def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime) -> Par
     return batch
 
 
+#: Rows read, checked and turned into columns at a time: a million-row file never sits in one frame.
+CHUNK_ROWS = 100_000
+
+
 def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo,
-                       now: datetime) -> ParsedBatch:
-    """Read a CSV or GeoJSON file; an error's ``row`` is the CSV line (header = 1) or feature index."""
+                       now: datetime, progress: Callable[[int], None] | None = None) -> ParsedBatch:
+    """Read a CSV or GeoJSON file; an error's ``row`` is the CSV line (header = 1) or feature index.
+    A CSV is read :data:`CHUNK_ROWS` at a time; ``progress`` hears how many rows each chunk had."""
     if filename.lower().endswith((".geojson", ".json")):
-        frame = _geojson_frame(data, filename)
-    else:
-        frame = _csv_frame(data, filename)
-    if frame.empty:
-        raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
-    cols = _file_columns(frame, options)
-    return _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
-                        require_category=False)
-
-
-def _csv_frame(data: bytes, filename: str) -> pd.DataFrame:
-    """The rows of a CSV file, indexed by their line number (header = line 1)."""
+        return _parse_chunks([_geojson_frame(data, filename)], filename=filename, options=options, tz=tz, now=now,
+                             progress=progress)
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            with warnings.catch_warnings():   # a trailing comma (Excel) gives an extra empty field
-                warnings.filterwarnings("ignore", category=pd.errors.ParserWarning)
-                frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
-                                    index_col=False, skip_blank_lines=False)
+            return _parse_chunks(_csv_chunks(data, filename, encoding), filename=filename, options=options,
+                                 tz=tz, now=now, progress=progress)
         except UnicodeDecodeError:
             continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise InvalidInput(message(N_("could not read {file} as CSV: {reason}"),
-                                       file=filename, reason=str(exc).strip())) from None
-        frame.index = frame.index + 2
-        blank = (frame == "").all(axis=1)
-        return frame.loc[~blank]
     raise InvalidInput(message(N_("{file} is neither UTF-8 nor GB18030 text"), file=filename))
+
+
+def _parse_chunks(frames: Iterable[pd.DataFrame], *, filename: str, options: FileOptions, tz: ZoneInfo,
+                  now: datetime, progress: Callable[[int], None] | None) -> ParsedBatch:
+    parts: list[ParsedBatch] = []
+    cols: dict[str, str | None] | None = None
+    formats: dict[str, str] = {}       # a time format guessed in the first chunk holds for the whole file
+    for frame in frames:
+        if frame.empty:
+            continue
+        cols = cols or _file_columns(frame, options)
+        parts.append(_parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
+                                  require_category=False, formats=formats))
+        if progress is not None:
+            progress(len(frame))
+    if not parts:
+        raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
+    return ParsedBatch.concat(parts)
+
+
+def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[pd.DataFrame]:
+    """The rows of a CSV file, a chunk at a time, indexed by their line number (header = line 1);
+    blank lines are left out.  A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
+    try:
+        with warnings.catch_warnings():   # a trailing comma (Excel) gives an extra empty field
+            warnings.filterwarnings("ignore", category=pd.errors.ParserWarning)
+            reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
+                                 index_col=False, skip_blank_lines=False, chunksize=CHUNK_ROWS)
+            for frame in reader:
+                frame.index = frame.index + 2
+                yield frame.loc[~(frame == "").all(axis=1)]
+    except UnicodeDecodeError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InvalidInput(message(N_("could not read {file} as CSV: {reason}"),
+                                   file=filename, reason=str(exc).strip())) from None
 
 
 def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
@@ -364,10 +387,11 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
 
 
 def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, category: str | None,
-                 tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool) -> ParsedBatch:
+                 tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool,
+                 formats: dict[str, str] | None = None) -> ParsedBatch:
     """Every check on whole columns; messages are made only for the rows that have a problem."""
     lon, lat = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
-    times = _times(frame, cols["time"], tz)
+    times = _times(frame, cols["time"], tz, {} if formats is None else formats)
     problems: dict[int, list[Message]] = {}
     _check_coordinates(frame, cols, lon, lat, problems)
     _check_times(frame, cols["time"], times, problems, require_time)
@@ -446,7 +470,7 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> np.ndarray:
+def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[str, str]) -> np.ndarray:
     """Wall-clock times in ``tz``; text with an offset is converted, text without one is taken as local.
 
     ISO 8601 first, then one format guessed from the first other value (e.g. US
@@ -460,8 +484,9 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo) -> np.ndarray:
     ambiguous = raw.str.contains(r"(?:GMT|UTC)\s*[+-]\d", regex=True, na=False)
     raw = raw.where(~ambiguous, None)
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=True)
-    fmt = _guess_format(raw[parsed.isna()])
+    fmt = formats.get("time") or _guess_format(raw[parsed.isna()])
     if fmt is not None:
+        formats["time"] = fmt          # kept for the file's next chunks
         retry = parsed.isna() & raw.notna()
         parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
     has_offset = raw.str.slice(10).str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True, na=False)

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -60,6 +60,9 @@ from .versions import LayerDiff, count_moves, diff_layers
 
 log = logging.getLogger(__name__)
 
+#: Incidents written per statement batch of an import (all in one transaction).
+STORE_CHUNK = 100_000
+
 
 @dataclass
 class ReportItem:
@@ -95,11 +98,11 @@ class ReportResult:
         return len(self.ids)
 
     @property
-    def unassigned(self) -> int:
-        """Incidents of the batch outside a unit of some level (all of them when no level has units)."""
+    def unassigned(self) -> np.ndarray:
+        """Which incidents of the batch are outside every unit (all of them when no level has units)."""
         if not self.units:
-            return self.stored
-        return int(np.any([pd.isna(codes) for codes in self.units.values()], axis=0).sum())
+            return np.ones(self.stored, dtype=bool)
+        return np.all([pd.isna(codes) for codes in self.units.values()], axis=0)
 
     @property
     def items(self) -> list[ReportItem]:
@@ -375,12 +378,16 @@ class Gridmap:
         """Store incidents sent as JSON objects; errors name the list index."""
         return self._store_batch(parse_records(records, tz=self.tz, now=self._now()))
 
-    def import_incidents(self, data: bytes, *, filename: str, options: FileOptions = FileOptions()) -> ReportResult:
-        """Store the good rows of a CSV/GeoJSON file and report each bad row by number."""
-        batch = read_incident_file(data, filename=filename, options=options, tz=self.tz, now=self._now())
-        return self._store_batch(batch)
+    def import_incidents(self, data: bytes, *, filename: str, options: FileOptions = FileOptions(),
+                         progress: Callable[[str, int], None] | None = None) -> ReportResult:
+        """Store the good rows of a CSV/GeoJSON file and report each bad row by number; the file is
+        read a chunk at a time and stored in one transaction (all of it, or nothing).  ``progress``
+        hears ("read", rows) after each chunk read and ("stored", rows) after each chunk stored."""
+        batch = read_incident_file(data, filename=filename, options=options, tz=self.tz, now=self._now(),
+                                   progress=None if progress is None else lambda rows: progress("read", rows))
+        return self._store_batch(batch, progress=progress)
 
-    def _store_batch(self, batch: ParsedBatch) -> ReportResult:
+    def _store_batch(self, batch: ParsedBatch, progress: Callable[[str, int], None] | None = None) -> ReportResult:
         """Assign and store the parsed incidents in one transaction; a repeat of a stored report
         keeps the stored one (and its units), a different report under a known external id is refused."""
         incidents = batch.incidents
@@ -392,8 +399,13 @@ class Gridmap:
                 named = incidents.external_id[pd.notna(incidents.external_id)]
                 known = tx.known_reports(list(named)) if len(named) else {}
                 fresh = new_reports(incidents, known)
-                ids = tx.add_incidents(incidents.take(fresh), {lv: codes[fresh] for lv, codes in units.items()})
-            stored = outcomes(incidents, known, fresh, np.asarray(ids, dtype=np.int64))
+                ids = []
+                for start in range(0, len(fresh), STORE_CHUNK):
+                    part = fresh[start:start + STORE_CHUNK]
+                    ids.append(tx.add_incidents(incidents.take(part), {lv: codes[part] for lv, codes in units.items()}))
+                    if progress is not None:
+                        progress("stored", len(part))
+            stored = outcomes(incidents, known, fresh, np.concatenate(ids) if ids else np.empty(0, dtype=np.int64))
         conflict = stored.conflict
         errors = list(batch.errors) + [RowError(int(batch.rows[i]), (message(
             N_("external id {external_id!r} is already incident {id}, with a different category, "
