@@ -422,6 +422,13 @@ def _column(frame: pd.DataFrame, column: str | None) -> pd.Series:
 
 def _texts(values: pd.Series, blank: str | None = None) -> np.ndarray:
     """A column as text (``clean_text``: ``7.0`` is "7", blanks are ``blank``), one call per distinct value."""
+    if _is_text(values):                  # text already: clean_text is strip, and "" is missing
+        stripped = values.str.strip()
+        out = stripped.to_numpy(dtype=object, na_value=None)
+        out[(stripped == "").to_numpy(dtype=bool, na_value=False)] = None
+        if blank is not None:
+            out[pd.isna(out)] = blank
+        return out
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
     cleaned = np.empty(len(uniques) + 1, dtype=object)
     cleaned[:-1] = [clean_text(v) for v in uniques]
@@ -462,7 +469,7 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if column is None or column not in frame:
         return np.full(len(frame), np.nan)
     values = frame[column]
-    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+    if _is_text(values):
         values = values.str.strip()                  # a CSV's text column
     elif not pd.api.types.is_float_dtype(values):   # JSON: text to strip, and true/false are not numbers
         values = values.map(lambda v: v.strip() if isinstance(v, str) else None
@@ -497,14 +504,20 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[
 
 def _time_texts(values: pd.Series) -> pd.Series:
     """:func:`_time_text` of a column: plain text stripped at once, only Chinese dates rewritten one by one."""
-    if not (pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values)):
+    if not _is_text(values):
         return values.map(_time_text).astype(object)
-    text = values.str.strip().astype(object)
-    text = text.where(text != "", None)
+    text = values.str.strip()
+    text = text.where(text != "")
     chinese = text.str.contains("[年时分秒]", regex=True, na=False).to_numpy(dtype=bool)
     if chinese.any():
         text[chinese] = text[chinese].map(_time_text)
     return text
+
+
+def _is_text(values: pd.Series) -> bool:
+    """A column of the string dtype (a CSV's columns; Arrow-backed where pyarrow is installed, so
+    string methods run over the whole column at once)."""
+    return pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values)
 
 
 def _time_text(value: Any) -> str | None:
