@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
@@ -157,8 +158,22 @@ def _zero_areas(units: gpd.GeoDataFrame) -> list[Problem]:
 
 
 def _properties(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Free properties made JSON-safe: numpy scalars to Python, NaN to None, dates to ISO text."""
-    return json.loads(pd.Series(row, dtype=object).to_json(date_format="iso", force_ascii=False))
+    """Free properties made JSON-safe: numpy scalars to Python, NaN to None, dates to ISO text.
+    Plain values are taken as they are; a row holding anything else (a date, a numpy array) goes
+    through pandas' JSON writer, as every row once did (0.9 ms a row: 9 s for 10,000 units)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif value is not None and not isinstance(value, _PLAIN):
+            return json.loads(pd.Series(row, dtype=object).to_json(date_format="iso", force_ascii=False))
+        out[str(key)] = value
+    return out
+
+
+_PLAIN = (str, int, float, bool)
 
 
 def derive_parents(child: Layer, parent: Layer) -> Layer:

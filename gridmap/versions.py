@@ -92,17 +92,18 @@ def diff_layers(old: Layer | None, new: Layer) -> LayerDiff:
     before = _by_code(old.units) if old is not None else _by_code(new.units.iloc[:0])
     after = _by_code(new.units)
     both = after.index.intersection(before.index)
+    added = after.loc[after.index.difference(before.index, sort=False)]
+    removed = before.loc[before.index.difference(after.index, sort=False)]
+    old_names, new_names = before.loc[both, "name"].to_numpy(), after.loc[both, "name"].to_numpy()
+    old_areas, new_areas = before.loc[both, "area_m2"].to_numpy(float), after.loc[both, "area_m2"].to_numpy(float)
     diff = LayerDiff(
-        added=[UnitChange(c, after.at[c, "name"], area_m2=float(after.at[c, "area_m2"]))
-               for c in after.index.difference(before.index, sort=False)],
-        removed=[UnitChange(c, before.at[c, "name"], area_m2=float(before.at[c, "area_m2"]))
-                 for c in before.index.difference(after.index, sort=False)],
-        renamed=[UnitChange(c, after.at[c, "name"], old_name=before.at[c, "name"])
-                 for c in both if after.at[c, "name"] != before.at[c, "name"]])
+        added=[UnitChange(c, n, area_m2=float(a)) for c, n, a in zip(added.index, added["name"], added["area_m2"])],
+        removed=[UnitChange(c, n, area_m2=float(a))
+                 for c, n, a in zip(removed.index, removed["name"], removed["area_m2"])],
+        renamed=[UnitChange(c, n, old_name=o) for c, n, o in zip(both, new_names, old_names) if n != o])
     changed = _changed_areas(before.loc[both], after.loc[both])
-    diff.reshaped = [UnitChange(c, after.at[c, "name"], area_m2=float(after.at[c, "area_m2"]),
-                                old_area_m2=float(before.at[c, "area_m2"]), changed_m2=float(m2))
-                     for c, m2 in zip(both, changed) if m2 > RESHAPE_MIN_M2]
+    diff.reshaped = [UnitChange(c, n, area_m2=float(a), old_area_m2=float(o), changed_m2=float(m2))
+                     for c, n, a, o, m2 in zip(both, new_names, new_areas, old_areas, changed) if m2 > RESHAPE_MIN_M2]
     touched = {c.code for c in diff.renamed + diff.reshaped}
     diff.unchanged = sum(c not in touched for c in both)
     return diff
@@ -117,10 +118,15 @@ def _changed_areas(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> np.ndar
     if before.empty:
         return np.zeros(0)
     crs = equal_area_crs(pd.concat([before[["geometry"]], after[["geometry"]]]).set_crs(4326, allow_override=True))
+    same = shapely.equals_exact(before.geometry.to_numpy(), after.geometry.to_numpy(), tolerance=0)
+    changed = np.zeros(len(before))
+    if same.all():
+        return changed
     # a ring valid in lon/lat can self-touch once projected; repair so GEOS can compare
-    old = shapely.make_valid(before.geometry.to_crs(crs).to_numpy())
-    new = shapely.make_valid(after.geometry.to_crs(crs).to_numpy())
-    return shapely.area(shapely.symmetric_difference(old, new))
+    old = shapely.make_valid(before.geometry[~same].to_crs(crs).to_numpy())
+    new = shapely.make_valid(after.geometry[~same].to_crs(crs).to_numpy())
+    changed[~same] = shapely.area(shapely.symmetric_difference(old, new))
+    return changed
 
 
 def count_moves(old: tuple[np.ndarray, np.ndarray] | None, new: tuple[np.ndarray, np.ndarray]) -> list[Move]:
@@ -142,4 +148,5 @@ _OUT = ""      # stands for "outside every unit" while grouping (a code is never
 
 
 def _text(codes: np.ndarray) -> pd.Series:
-    return pd.Series([_OUT if c is None else str(c) for c in codes], dtype=object)
+    column = pd.Series(codes, dtype=object)
+    return column.where(column.notna(), _OUT)
