@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -54,12 +56,15 @@ from .layer import Layer
 from .levels import ORDER, Level, deepest
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
-from .storage import HeatCells, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus
+from .storage import HeatCells, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
 from .validation import DEFAULT_TOLERANCE_M2, check_coverage
 from .versions import LayerDiff, count_moves, diff_layers
 
 log = logging.getLogger(__name__)
 
+#: How long (seconds) the current versions are trusted before the store's change counter is read
+#: again: another process's commit is seen within this time, this service's own at once.
+FRESH_S = 0.05
 #: Incidents written per statement batch of an import (all in one transaction).
 STORE_CHUNK = 100_000
 
@@ -122,7 +127,8 @@ class Gridmap:
         self.tolerance_m2 = tolerance_m2
         self.tz = ZoneInfo(timezone)
         self._lock = threading.Lock()
-        self._cache: tuple[dict[Level, Layer], AssignmentIndex] | None = None
+        self._cache: _Current | None = None
+        self._writes = 0           # this service's write transactions, so its own writes are seen at once
 
     # -- boundaries ----------------------------------------------------------------------
     def save_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions(), *,
@@ -171,7 +177,7 @@ class Gridmap:
             parts = [self._stored_part(m) for m in members]
             candidates = self._candidates(parts)
             refuse_errors(candidates)
-            with self.store.writing() as tx:
+            with self._writing() as tx:
                 still_drafts(tx, meta)
                 heads = tx.heads()
                 for m, part, candidate in zip(members, parts, candidates):
@@ -180,6 +186,15 @@ class Gridmap:
                               record=record_of(part, candidate))
         return linked([LayerResult.of(c, ResultStatus.COMMITTED, m.version, m.based_on)
                         for m, c in zip(members, candidates)], level)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Writer]:
+        """The store's write transaction; once it ends, this service's caches ask the store again."""
+        try:
+            with self.store.writing() as tx:
+                yield tx
+        finally:
+            self._writes += 1
 
     def _read(self, level: Level, data: bytes, options: LayerOptions) -> Layer:
         layer = read_layer(data, level=level, filename=options.filename,
@@ -217,7 +232,7 @@ class Gridmap:
             if mode is SaveMode.PREVIEW:
                 return preview
             refuse_errors(candidates, preview)
-            with self.store.writing() as tx:
+            with self._writing() as tx:
                 heads = tx.heads()
                 change = tx.new_change() if len(parts) > 1 else None
                 records = [record_of(part, candidate) for part, candidate in zip(parts, candidates)]
@@ -345,19 +360,29 @@ class Gridmap:
 
     def layers(self) -> dict[Level, Layer]:
         """The current layers, read from the store only when a version has changed."""
-        return self._current()[0]
+        return self._current().layers
 
     def index(self) -> AssignmentIndex:
-        return self._current()[1]
+        return self._current().index
 
-    def _current(self) -> tuple[dict[Level, Layer], AssignmentIndex]:
+    def _current(self) -> _Current:
         """Layers and their index, cached and keyed by the stored versions, so a boundary
-        upload by this or any other process is seen on the next call, and nothing is reloaded
-        (geometries decoded, trees built) while the versions stay the same."""
-        cached = self._cache
-        if cached is None or self.store.versions() != {lv: lay.version for lv, lay in cached[0].items()}:
-            layers = self.store.layers()
-            cached = self._cache = (layers, AssignmentIndex(list(layers.values())))
+        upload by this or any other process is seen, and nothing is reloaded (geometries decoded,
+        trees built) while the versions stay the same.  The store's change counter says when the
+        versions need asking for again; it is read at most every :data:`FRESH_S` seconds, and at
+        once after a write through this service."""
+        cached, now = self._cache, time.monotonic()
+        if cached is not None and now < cached.checked + FRESH_S and cached.writes == self._writes:
+            return cached
+        changes, writes = self.store.changes(), self._writes
+        if cached is None or changes is None or changes != cached.changes:
+            versions = self.store.versions()
+            if cached is None or versions != {lv: lay.version for lv, lay in cached.layers.items()}:
+                layers = self.store.layers()
+                index = AssignmentIndex(list(layers.values()))
+                index.ready_for_threads()          # shared by the server's threads
+                cached = _Current(layers, index)
+        cached = self._cache = replace(cached, changes=changes, checked=now, writes=writes)
         return cached
 
     def deepest_level(self) -> Level:
@@ -395,7 +420,7 @@ class Gridmap:
             return ReportResult.refused(batch.errors)
         with self._lock:
             units = self.index().assign(incidents.lon, incidents.lat)
-            with self.store.writing() as tx:
+            with self._writing() as tx:
                 named = incidents.external_id[pd.notna(incidents.external_id)]
                 known = tx.known_reports(list(named)) if len(named) else {}
                 fresh = new_reports(incidents, known)
@@ -476,18 +501,17 @@ class Gridmap:
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InvalidInput(message(N_("lon={lon}, lat={lat} is not a WGS84 position; expected longitude "
                                           "-180..180 and latitude -90..90"), lon=lon, lat=lat))
-        layers, index = self._current()
-        if version is not None:
-            level = level or self.deepest_level()
-            layers = {**layers, level: self.store.layer_version(level, version)}
-            index = AssignmentIndex(list(layers.values()))
-        codes = index.assign(np.array([lon]), np.array([lat]))
-        found = []
-        for level in sorted(codes, key=lambda lv: -lv.depth):
-            code = codes[level][0]
-            if code is not None:
-                found.append(_unit_info(layers[level], code))
-        return found
+        if version is None:
+            current = self._current()
+            codes = current.index.locate(lon, lat)
+            return [current.unit_info(lv, code) for lv, code in sorted(codes.items(), key=lambda item: -item[0].depth)
+                    if code is not None]
+        layers = dict(self.layers())
+        level = level or self.deepest_level()
+        layers[level] = self.store.layer_version(level, version)
+        found = AssignmentIndex(list(layers.values())).locate(lon, lat)
+        return [_unit_infos(layers[lv])[code] for lv, code in sorted(found.items(), key=lambda item: -item[0].depth)
+                if code is not None]
 
     def count_summary(self) -> str:
         layers = self.store.layer_meta()
@@ -523,11 +547,32 @@ class VersionView:
     members: list[VersionMeta] = field(default_factory=list)  # the other levels saved in the same change
 
 
-def _unit_info(layer: Layer, code: str) -> dict[str, Any]:
-    row = layer.units.loc[layer.units["code"] == code].iloc[0]
-    return {"level": layer.level.value, "code": code, "name": row["name"], "parent_code": row["parent_code"],
-            "area_m2": round(float(row["area_m2"]), 1), **staff_of(row["properties"]),
-            "properties": row["properties"], "version": layer.version}
+@dataclass(frozen=True)
+class _Current:
+    """The current layers with their index, the store's change counter they were checked at, and
+    the lookup answers made so far (by level, then code)."""
+
+    layers: dict[Level, Layer]
+    index: AssignmentIndex
+    changes: int | None = None
+    checked: float = 0.0          # time.monotonic() when the change counter was read
+    writes: int = 0               # the service's own writes counted then
+    infos: dict[Level, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def unit_info(self, level: Level, code: str) -> dict[str, Any]:
+        """A current unit's lookup answer (the level's answers are made at its first lookup)."""
+        infos = self.infos.get(level)
+        if infos is None:
+            infos = self.infos[level] = _unit_infos(self.layers[level])
+        return infos[code]
+
+
+def _unit_infos(layer: Layer) -> dict[str, dict[str, Any]]:
+    units = layer.units
+    return {code: {"level": layer.level.value, "code": code, "name": name, "parent_code": parent,
+                   "area_m2": round(float(area), 1), **staff_of(props), "properties": props, "version": layer.version}
+            for code, name, parent, area, props in zip(units["code"], units["name"], units["parent_code"],
+                                                        units["area_m2"], units["properties"])}
 
 
 def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[str, Any]:

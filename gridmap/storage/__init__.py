@@ -239,6 +239,12 @@ class Store(ABC):
     def count_incidents(self) -> int:
         """How many incidents are stored."""
 
+    def changes(self) -> int | None:
+        """A number that changes whenever anything is committed to the store, by this process or
+        another (cheap: no table is read), so caches can tell they are still current; None where
+        the store cannot tell (then callers ask for what they cache)."""
+        return None
+
     def is_empty(self) -> bool:
         return not self.versions() and self.count_incidents() == 0
 

@@ -119,6 +119,10 @@ class MemoryStore(Store):
         self._data = _Data()
         self._lock = threading.RLock()
         self._writing = False   # read and set only while holding the lock
+        self._changes = 0
+
+    def changes(self) -> int | None:
+        return self._changes
 
     @contextmanager
     def writing(self) -> Iterator[Writer]:
@@ -132,6 +136,7 @@ class MemoryStore(Store):
                 work = self._data.copy()
                 yield _MemoryWriter(work)
                 self._data = work
+                self._changes += 1
             finally:
                 self._writing = False
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from itertools import chain, repeat
@@ -172,13 +174,29 @@ def _upgrade(engine: Engine) -> None:
 class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
+        path = sa.engine.make_url(url).database
+        self._file = path if path and path != ":memory:" else None
+        self._watch = threading.local()
         self.engine = _engine(url)
         self.writer = self.engine.execution_options(immediate=True)
         metadata.create_all(self.engine)
         _upgrade(self.engine)
 
     def close(self) -> None:
+        watcher = getattr(self._watch, "conn", None)
+        if watcher is not None:
+            watcher.close()
         self.engine.dispose()
+
+    def changes(self) -> int | None:
+        # SQLite's data_version moves when another connection commits; our own writes go through
+        # the pool's connections, so this watcher (one per thread) sees every commit.
+        if self._file is None:
+            return None
+        watcher = getattr(self._watch, "conn", None)
+        if watcher is None:
+            watcher = self._watch.conn = sqlite3.connect(self._file, check_same_thread=False)
+        return int(watcher.execute("PRAGMA data_version").fetchone()[0])
 
     @contextmanager
     def writing(self) -> Iterator[Writer]:
