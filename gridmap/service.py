@@ -487,11 +487,24 @@ class Gridmap:
         total = len(lon) if len(lon) < limit else self.store.totals(query, at=at)[1]
         return lon, lat, total
 
-    def incidents_geojson(self, query: IncidentQuery = IncidentQuery()) -> dict[str, Any]:
-        frame = self.store.incidents(query)
-        levels = [c for c in frame.columns if c in {lv.value for lv in ORDER}]
-        features = [_incident_feature(row, levels) for row in frame.to_dict("records")]
-        return {"type": "FeatureCollection", "features": features}
+    def incident_page(self, query: IncidentQuery = IncidentQuery(), *, after: int = 0,
+                      limit: int = 1000) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to ``limit`` matching incidents with ids above ``after`` as GeoJSON features, by id, and
+        the cursor of the next page (None when this page is the last)."""
+        frame = self.store.incident_page(query, after=after, limit=limit + 1)
+        more = len(frame) > limit
+        frame = frame.iloc[:limit]
+        features = _incident_features(frame)
+        return features, int(frame["id"].iloc[-1]) if more else None
+
+    def incident_stream(self, query: IncidentQuery = IncidentQuery(), *,
+                        page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        """Every matching incident as GeoJSON features, a page at a time (an export that never
+        holds them all)."""
+        after: int | None = 0
+        while after is not None:
+            features, after = self.incident_page(query, after=after, limit=page)
+            yield features
 
     # -- lookup --------------------------------------------------------------------------
     def lookup(self, lon: float, lat: float, *, level: Level | None = None,
@@ -573,6 +586,11 @@ def _unit_infos(layer: Layer) -> dict[str, dict[str, Any]]:
                    "area_m2": round(float(area), 1), **staff_of(props), "properties": props, "version": layer.version}
             for code, name, parent, area, props in zip(units["code"], units["name"], units["parent_code"],
                                                         units["area_m2"], units["properties"])}
+
+
+def _incident_features(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    levels = [c for c in frame.columns if c in {lv.value for lv in ORDER}]
+    return [_incident_feature(row, levels) for row in frame.to_dict("records")]
 
 
 def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from shapely import LineString, Polygon, box
@@ -193,6 +194,12 @@ def test_get_incidents_filters(loaded):
     assert ids("unit=E-N") == [3]
     assert ids("category=litter&from=2026-02-01&to=2026-02-01&unit=E") == [2]
     assert ids("to=9999-12-31") == [1, 2, 3]
+    assert ids("bbox=0.01,0,0.02,0.005") == [2]                    # inclusive edges
+    response = loaded.get("/api/incidents?bbox=0.02,0,0.01,1")
+    assert (response.status_code, response.get_json()["details"]) == (400, [
+        "bbox='0.02,0,0.01,1' is not a box; expected west ≤ east within -180..180 and south ≤ north within -90..90"])
+    assert loaded.get("/api/incidents?bbox=1,2,3").get_json()["details"] == [
+        "bbox='1,2,3' is not a box; expected west,south,east,north in degrees (e.g. 114.0,30.0,114.2,30.2)"]
     response = loaded.get("/api/incidents?from=yesterday&status=lost")
     assert response.status_code == 400
     assert response.get_json() == {"error": "the filters are not valid", "details": [
@@ -382,3 +389,25 @@ def test_derive_parent_through_the_api_saves_both_levels(loaded):
     assert versions["grid"]["change"] == versions["micro_grid"]["change"] is not None
     assert upload(loaded, "grid", grid_file(), derive_parent="maybe").get_json()["error"] == (
         "derive_parent: 'maybe' is not a yes/no value; expected 1 or 0")
+
+
+def test_incidents_come_in_pages_with_a_next_link_and_stream_as_ndjson(loaded):
+    loaded.post("/api/incidents", json=[{"category": "litter", "lon": 0.001 * k, "lat": 0.005} for k in range(1, 6)]
+                + [{"category": "clutter", "lon": 0.015, "lat": 0.015}])
+    first = loaded.get("/api/incidents?category=litter&limit=2").get_json()
+    assert ([f["id"] for f in first["features"]], first["numberReturned"]) == ([1, 2], 2)
+    assert first["next"] == "/api/incidents?category=litter&limit=2&after=2"
+    second = loaded.get(first["next"]).get_json()
+    assert [f["id"] for f in second["features"]] == [3, 4]
+    last = loaded.get(second["next"]).get_json()
+    assert ([f["id"] for f in last["features"]], "next" in last) == ([5], False)
+    exact = loaded.get("/api/incidents?limit=6").get_json()      # a full last page has no next link either
+    assert (len(exact["features"]), "next" in exact) == (6, False)
+    assert loaded.get("/api/incidents?limit=10001").status_code == 400
+    response = loaded.get("/api/incidents?format=ndjson&bbox=0.0025,0,0.02,0.02")
+    assert (response.status_code, response.mimetype) == (200, "application/x-ndjson")
+    lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    west, north_east = {"grid": "W", "micro_grid": "W-S"}, {"grid": "E", "micro_grid": "E-N"}
+    assert [(f["id"], f["geometry"]["coordinates"], f["properties"]["units"]) for f in lines] == [
+        (3, [0.003, 0.005], west), (4, [0.004, 0.005], west), (5, [0.005, 0.005], west),
+        (6, [0.015, 0.015], north_east)]

@@ -42,12 +42,31 @@ def parse_query(args: Mapping[str, str]) -> IncidentQuery:
                                 expected=", ".join(s.value for s in Status)))
     start = _date(args, "from", problems)
     end = _date(args, "to", problems)
+    bbox = parse_bbox(args.get("bbox"), problems)
     if problems:
         raise InvalidInput(message(N_("the filters are not valid")), problems)
-    return IncidentQuery(category=category, status=status, unit=(args.get("unit") or "").strip() or None,
+    return IncidentQuery(category=category, status=status, unit=(args.get("unit") or "").strip() or None, bbox=bbox,
                          date_from=datetime.combine(start, datetime.min.time()) if start else None,
                          date_to=datetime.combine(end + timedelta(days=1), datetime.min.time())
                          if end and end < date.max else None)
+
+
+def parse_bbox(value: str | None, problems: list[Message]) -> tuple[float, float, float, float] | None:
+    """``bbox=west,south,east,north`` in WGS84 degrees (as OGC API Features has it); absent is None."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError:
+        problems.append(message(N_("bbox={value!r} is not a box; expected west,south,east,north in degrees "
+                                   "(e.g. 114.0,30.0,114.2,30.2)"), value=text))
+        return None
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        problems.append(message(N_("bbox={value!r} is not a box; expected west ≤ east within -180..180 and "
+                                   "south ≤ north within -90..90"), value=text))
+        return None
+    return west, south, east, north
 
 
 def _date(args: Mapping[str, str], key: str, problems: list[Message]) -> date | None:

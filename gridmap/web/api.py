@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import shapely
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
 from flask_babel import gettext
 from shapely.geometry import mapping, shape
 from werkzeug.datastructures import FileStorage
@@ -19,7 +19,7 @@ from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
 from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message
 from ..incidents import FileOptions
 from ..levels import Level
-from ..options import clean_options, layer_options, opt, parse_choice, parse_version
+from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import VersionMeta
 from . import compared_with, json_object, parse_query, service, version_arg
@@ -139,9 +139,29 @@ def post_incidents():
     return report_body(result), 201
 
 
+#: ``GET /api/incidents``: features per page unless ``limit`` says otherwise, and the most a page may have.
+PAGE_DEFAULT, PAGE_MAX = 5_000, 10_000
+
+
 @bp.get("/incidents")
-def get_incidents():
-    return service().incidents_geojson(parse_query(request.args))
+def get_incidents() -> Response | dict[str, Any]:
+    """A page of matching incidents (``limit``, ``after`` = the last id of the previous page, ``bbox``),
+    with a ``next`` link while there are more; ``format=ndjson`` streams every one, a Feature a line."""
+    query = parse_query(request.args)
+    fmt = parse_choice((request.args.get("format") or "geojson").strip().lower(), "format", ["geojson", "ndjson"])
+    if fmt == "ndjson":
+        pages = service().incident_stream(query)
+        lines = (json.dumps(f, ensure_ascii=False, default=str) + "\n" for page in pages for f in page)
+        return Response(stream_with_context(lines), mimetype="application/x-ndjson",
+                        headers={"Content-Disposition": 'attachment; filename="incidents.ndjson"'})
+    limit = parse_count(opt(request.args, "limit"), "limit", default=PAGE_DEFAULT, maximum=PAGE_MAX) or PAGE_DEFAULT
+    after = parse_count(opt(request.args, "after"), "after", default=0)
+    features, cursor = service().incident_page(query, after=after, limit=limit)
+    body: dict[str, Any] = {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
+    if cursor is not None:
+        args = {**request.args.to_dict(), "after": cursor, "limit": limit}
+        body["next"] = url_for("api.get_incidents", **args)
+    return body
 
 
 @bp.get("/categories")
