@@ -41,10 +41,11 @@ from .changes import (
 from .cleaning import CleanOptions
 from .config import DEMO_DIR
 from .coordinates import ServiceArea
-from .errors import N_, InvalidInput, NotFound, message
+from .errors import N_, InvalidInput, NotFound, message, message_record
 from .formats import Export, export_layer
 from .incidents import (
     FileOptions,
+    Outcomes,
     ParsedBatch,
     RowError,
     new_reports,
@@ -56,7 +57,17 @@ from .layer import Layer
 from .levels import ORDER, Level, deepest
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
-from .storage import HeatCells, IncidentQuery, Store, VersionInfo, VersionMeta, VersionRecord, VersionStatus, Writer
+from .storage import (
+    HeatCells,
+    ImportRun,
+    IncidentQuery,
+    Store,
+    VersionInfo,
+    VersionMeta,
+    VersionRecord,
+    VersionStatus,
+    Writer,
+)
 from .validation import DEFAULT_TOLERANCE_M2, check_coverage
 from .versions import LayerDiff, count_moves, diff_layers
 
@@ -87,6 +98,7 @@ class ReportResult:
     new: np.ndarray                    # bool
     units: dict[str, np.ndarray]       # level value -> object array of codes (None: no unit)
     errors: list[RowError]
+    import_id: int | None = None       # the record of a file import (with every refused row)
 
     @classmethod
     def refused(cls, errors: list[RowError]) -> ReportResult:
@@ -410,11 +422,13 @@ class Gridmap:
         hears ("read", rows) after each chunk read and ("stored", rows) after each chunk stored."""
         batch = read_incident_file(data, filename=filename, options=options, tz=self.tz, now=self._now(),
                                    progress=None if progress is None else lambda rows: progress("read", rows))
-        return self._store_batch(batch, progress=progress)
+        return self._store_batch(batch, progress=progress, filename=filename)
 
-    def _store_batch(self, batch: ParsedBatch, progress: Callable[[str, int], None] | None = None) -> ReportResult:
+    def _store_batch(self, batch: ParsedBatch, progress: Callable[[str, int], None] | None = None, *,
+                     filename: str | None = None) -> ReportResult:
         """Assign and store the parsed incidents in one transaction; a repeat of a stored report
-        keeps the stored one (and its units), a different report under a known external id is refused."""
+        keeps the stored one (and its units), a different report under a known external id is refused.
+        A file import (``filename``) is recorded with every row it refused, in the same transaction."""
         incidents = batch.incidents
         if not len(incidents):
             return ReportResult.refused(batch.errors)
@@ -430,20 +444,24 @@ class Gridmap:
                     ids.append(tx.add_incidents(incidents.take(part), {lv: codes[part] for lv, codes in units.items()}))
                     if progress is not None:
                         progress("stored", len(part))
-            stored = outcomes(incidents, known, fresh, np.concatenate(ids) if ids else np.empty(0, dtype=np.int64))
-        conflict = stored.conflict
-        errors = list(batch.errors) + [RowError(int(batch.rows[i]), (message(
-            N_("external id {external_id!r} is already incident {id}, with a different category, "
-               "position or time; this row was not stored"), external_id=incidents.external_id[i],
-            id=int(stored.ids[i])),)) for i in np.flatnonzero(conflict)]
-        errors.sort(key=lambda e: e.row)
-        keep = ~conflict
-        result = ReportResult(rows=batch.rows[keep], ids=stored.ids[keep], new=stored.created[keep],
-                              units={lv.value: codes[keep] for lv, codes in units.items()}, errors=errors)
+                stored = outcomes(incidents, known, fresh, np.concatenate(ids) if ids else np.empty(0, dtype=np.int64))
+                keep = ~stored.conflict
+                result = ReportResult(rows=batch.rows[keep], ids=stored.ids[keep], new=stored.created[keep],
+                                      units={lv.value: codes[keep] for lv, codes in units.items()},
+                                      errors=sorted(batch.errors + _conflicts(batch, stored), key=lambda e: e.row))
+                if filename is not None:
+                    result.import_id = tx.add_import(ImportRun(
+                        filename=filename, rows=len(batch.rows) + len(batch.errors), created=result.created,
+                        existing=result.stored - result.created,
+                        errors=tuple({"row": e.row, "reasons": [message_record(r) for r in e.reasons]}
+                                     for e in result.errors)))
         self._use_stored_units(result)
         log.info("stored %d incidents (%d already known, %d refused)", result.created,
-                 result.stored - result.created, len(errors))
+                 result.stored - result.created, len(result.errors))
         return result
+
+    def import_run(self, run_id: int) -> ImportRun:
+        return self.store.import_run(run_id)
 
     def _use_stored_units(self, result: ReportResult) -> None:
         """An incident that was already stored keeps (and reports) the units it has."""
@@ -558,6 +576,13 @@ class VersionView:
     before: Layer | None       # what the diff compares against
     options: dict[str, Any] = field(default_factory=dict)     # what the version was saved with
     members: list[VersionMeta] = field(default_factory=list)  # the other levels saved in the same change
+
+
+def _conflicts(batch: ParsedBatch, stored: Outcomes) -> list[RowError]:
+    return [RowError(int(batch.rows[i]), (message(
+        N_("external id {external_id!r} is already incident {id}, with a different category, position or "
+           "time; this row was not stored"), external_id=batch.incidents.external_id[i], id=int(stored.ids[i])),))
+        for i in np.flatnonzero(stored.conflict)]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import json
 import pytest
 from shapely import LineString, Polygon, box
 
+from gridmap.web import api
+
 from .conftest import GRIDS, feature_collection, geodesic_m2, grid_file, micro_file
 from .test_boundaries import SQUARE_4547
 
@@ -120,7 +122,7 @@ def test_post_incidents_json_list_with_per_item_errors(loaded):
     ])
     assert response.status_code == 201
     assert response.get_json() == {
-        "created": 2,
+        "created": 2, "existing": 1, "refused": 2, "outside": 1,
         "items": [
             {"row": 0, "id": 1, "created": True, "units": {"grid": "W", "micro_grid": "W-S"}, "assigned": True},
             {"row": 2, "id": 2, "created": True, "units": {"grid": None, "micro_grid": None}, "assigned": False},
@@ -411,3 +413,29 @@ def test_incidents_come_in_pages_with_a_next_link_and_stream_as_ndjson(loaded):
     assert [(f["id"], f["geometry"]["coordinates"], f["properties"]["units"]) for f in lines] == [
         (3, [0.003, 0.005], west), (4, [0.004, 0.005], west), (5, [0.005, 0.005], west),
         (6, [0.015, 0.015], north_east)]
+
+
+def test_a_big_import_is_answered_with_counts_and_a_link_to_every_refused_row(loaded, monkeypatch):
+    monkeypatch.setattr(api, "ITEMS_MAX", 2)        # stand-ins for 1,000 items and 100 errors
+    monkeypatch.setattr(api, "ERRORS_MAX", 1)
+    csv = ("lon,lat,category,reported_at\n0.005,0.005,litter,2026-03-05\nx,0.005,litter,2026-03-05\n"
+           "0.015,0.015,litter,2026-03-05\n0.5,0.5,litter,2026-03-05\n0.015,0.005,litter,someday\n"
+           "0.005,0.015,litter,\n").encode()
+    response = loaded.post("/api/incidents", data={"file": (io.BytesIO(csv), "big.csv")},
+                           content_type="multipart/form-data")
+    body = response.get_json()
+    assert (response.status_code, body) == (201, {
+        "created": 3, "existing": 0, "refused": 3, "outside": 1, "import_id": 1, "import_url": "/api/imports/1",
+        "errors": [{"row": 3, "error": "missing or non-numeric coordinates (lon='x', lat='0.005')"}]})
+    run = loaded.get("/api/imports/1").get_json()
+    assert {k: v for k, v in run.items() if k != "created_at"} == {
+        "id": 1, "filename": "big.csv", "rows": 6, "created": 3, "existing": 0, "refused": 3, "offset": 0,
+        "errors": [{"row": 3, "error": "missing or non-numeric coordinates (lon='x', lat='0.005')"},
+                   {"row": 6, "error": "cannot read 'someday' as a date and time"},
+                   {"row": 7, "error": "missing report time (expected a date such as 2026-03-05 08:12)"}]}
+    assert run["created_at"].endswith("+08:00")
+    assert loaded.get("/api/imports/1?offset=2&limit=1").get_json()["errors"] == [
+        {"row": 7, "error": "missing report time (expected a date such as 2026-03-05 08:12)"}]
+    zh = loaded.get("/api/imports/1?offset=1&limit=1&lang=zh").get_json()["errors"][0]["error"]
+    assert "someday" in zh and zh != "cannot read 'someday' as a date and time"
+    assert loaded.get("/api/imports/2").status_code == 404

@@ -118,6 +118,20 @@ class Assignments:
     moved: int = 0
 
 
+@dataclass(frozen=True)
+class ImportRun:
+    """One file import: what it was, what it did, and every row it refused (``{"row": n,
+    "reasons": [message records]}``, rendered in the reader's language when shown)."""
+
+    filename: str
+    rows: int
+    created: int
+    existing: int
+    errors: tuple[dict[str, Any], ...] = ()
+    id: int | None = None
+    created_at: datetime | None = None
+
+
 class Writer(ABC):
     """The writes of one transaction, and the reads a rule needs inside it."""
 
@@ -146,6 +160,10 @@ class Writer(ABC):
                record: VersionRecord) -> None:
         """Make a stored draft the current version: write ``commit`` (assignments, relinked
         parents, counts) and keep ``record`` as what the commit showed."""
+
+    @abstractmethod
+    def add_import(self, run: ImportRun) -> int:
+        """Keep the record of a file import; returns its id."""
 
     @abstractmethod
     def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
@@ -234,6 +252,10 @@ class Store(ABC):
     def outside_points(self, query: IncidentQuery, *, limit: int,
                        at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """lon, lat of up to ``limit`` matching incidents outside a unit of some level (lowest ids first)."""
+
+    @abstractmethod
+    def import_run(self, run_id: int) -> ImportRun:
+        """A file import's record; NotFound if there is none."""
 
     @abstractmethod
     def count_incidents(self) -> int:

@@ -31,6 +31,7 @@ from ..levels import ORDER, Level
 from . import (
     Assignments,
     HeatCells,
+    ImportRun,
     IncidentQuery,
     Store,
     VersionInfo,
@@ -88,10 +89,12 @@ class _Data:
 
     versions: list[_Version] = field(default_factory=list)
     incidents: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in _STORED_COLUMNS})
+    imports: list[ImportRun] = field(default_factory=list)
 
     def copy(self) -> _Data:
         """A working copy for one transaction; the original is never changed after it is shared."""
-        return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()})
+        return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()},
+                     list(self.imports))
 
     def find(self, level: Level, version: int) -> _Version:
         for stored in self.versions:
@@ -173,6 +176,11 @@ class MemoryStore(Store):
         stored = self._data.incidents
         return (np.array(stored["id"], dtype=np.int64), np.array(stored["lon"], dtype=float),
                 np.array(stored["lat"], dtype=float))
+
+    def import_run(self, run_id: int) -> ImportRun:
+        if not 1 <= run_id <= len(self._data.imports):
+            raise NotFound(message(N_("there is no import {id}"), id=run_id))
+        return self._data.imports[run_id - 1]
 
     def count_incidents(self) -> int:
         return len(self._data.incidents["id"])
@@ -280,6 +288,11 @@ class _MemoryWriter(Writer):
         for lv, parents in commit.relinked.items():
             current[lv].relink(parents)
         log.info("committed %s version %d", level.value, version)
+
+    def add_import(self, run: ImportRun) -> int:
+        run_id = len(self.data.imports) + 1
+        self.data.imports.append(replace(run, id=run_id, created_at=_now(), errors=tuple(run.errors)))
+        return run_id
 
     def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
         stored = self.data.incidents

@@ -33,6 +33,7 @@ from ..levels import ORDER, Level
 from . import (
     Assignments,
     HeatCells,
+    ImportRun,
     IncidentQuery,
     Store,
     VersionInfo,
@@ -114,6 +115,17 @@ assignment_table = sa.Table(
     sa.PrimaryKeyConstraint("version_id", "incident_id"),
     sa.Index("ix_assignments_version_unit", "version_id", "unit_code"),
     sqlite_with_rowid=False,
+)
+
+import_runs = sa.Table(
+    "import_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("filename", sa.String(300), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("created", sa.Integer, nullable=False),
+    sa.Column("existing", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Text, nullable=False),        # JSON: [{"row": n, "reasons": [message records]}]
 )
 
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
@@ -272,6 +284,14 @@ class SqlStore(Store):
         data = _numbers(rows, 3)
         return data[:, 0].astype(np.int64), data[:, 1], data[:, 2]
 
+    def import_run(self, run_id: int) -> ImportRun:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(import_runs).where(import_runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(message(N_("there is no import {id}"), id=run_id))
+        return ImportRun(filename=row.filename, rows=row.rows, created=row.created, existing=row.existing,
+                         errors=tuple(json.loads(row.errors)), id=row.id, created_at=row.created_at)
+
     def count_incidents(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar_one())
@@ -391,6 +411,11 @@ class _SqlWriter(Writer):
         for lv, parents in commit.relinked.items():
             _set_parents(self.conn, current[lv].id, parents)
         log.info("committed %s version %d", level.value, version)
+
+    def add_import(self, run: ImportRun) -> int:
+        return int(self.conn.execute(sa.insert(import_runs).values(
+            created_at=_now(), filename=run.filename, rows=run.rows, created=run.created, existing=run.existing,
+            errors=json.dumps(list(run.errors), ensure_ascii=False))).inserted_primary_key[0])  # type: ignore[index]
 
     def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
         unique = list(dict.fromkeys(external_ids))

@@ -16,13 +16,13 @@ from werkzeug.datastructures import FileStorage
 
 from .. import categories
 from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
-from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message
+from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message, message_from_record
 from ..incidents import FileOptions
 from ..levels import Level
 from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import VersionMeta
-from . import compared_with, json_object, parse_query, service, version_arg
+from . import compared_with, json_object, parse_query, service, tr, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -159,7 +159,7 @@ def get_incidents() -> Response | dict[str, Any]:
     features, cursor = service().incident_page(query, after=after, limit=limit)
     body: dict[str, Any] = {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
     if cursor is not None:
-        args = {**request.args.to_dict(), "after": cursor, "limit": limit}
+        args: dict[str, Any] = {**request.args.to_dict(), "after": cursor, "limit": limit}
         body["next"] = url_for("api.get_incidents", **args)
     return body
 
@@ -177,6 +177,12 @@ def lookup():
     return {"lon": lon, "lat": lat, "assigned": bool(units), "units": units}
 
 
+def version_time(utc: datetime | None) -> str | None:
+    """A stored UTC time with the deployment's UTC offset (as the pages show it)."""
+    return None if utc is None else utc.replace(tzinfo=timezone.utc).astimezone(service().tz).isoformat(
+        timespec="seconds")
+
+
 def layer_result(result: LayerResult) -> dict[str, Any]:
     url = url_for("review.version_page", level=result.level.value, version=result.version) if result.version else None
     body = {"level": result.level.value, "status": result.status.value, "version": result.version,
@@ -191,21 +197,45 @@ def layer_result(result: LayerResult) -> dict[str, Any]:
 
 def version_meta(meta: VersionMeta) -> dict[str, Any]:
     """A version's line; times with the deployment's UTC offset (as the pages show them)."""
-    def when(utc: datetime | None) -> str | None:
-        return None if utc is None else utc.replace(tzinfo=timezone.utc).astimezone(service().tz).isoformat(
-            timespec="seconds")
     return {"level": meta.level.value, "version": meta.version, "status": meta.status.value, "author": meta.author,
-            "note": meta.note, "created_at": when(meta.created_at), "committed_at": when(meta.committed_at),
+            "note": meta.note, "created_at": version_time(meta.created_at),
+            "committed_at": version_time(meta.committed_at),
             "committed_by": meta.committed_by, "units": meta.unit_count, "based_on": meta.based_on,
             "restored_from": meta.restored_from, "assigned": meta.assigned, "moved": meta.moved,
             "change": meta.change}
 
 
+#: A batch with more stored incidents than this is answered with counts, not an item per row; and
+#: an answer lists at most this many row errors (all of them are at the import's ``errors_url``).
+ITEMS_MAX, ERRORS_MAX = 1_000, 100
+
+
 def report_body(result: ReportResult) -> dict[str, Any]:
-    return {"created": result.created,
-            "items": [{"row": i.row, "id": i.id, "created": i.created, "units": i.units,
-                       "assigned": any(v is not None for v in i.units.values())} for i in result.items],
-            "errors": [e.as_dict(gettext) for e in result.errors]}
+    """What a batch did: counts, then an item per stored incident (in row order) when there are at
+    most :data:`ITEMS_MAX`, and the first :data:`ERRORS_MAX` refused rows with a link to the rest."""
+    body: dict[str, Any] = {"created": result.created, "existing": result.stored - result.created,
+                            "refused": len(result.errors), "outside": int(result.unassigned.sum())}
+    if result.stored <= ITEMS_MAX:
+        body["items"] = [{"row": i.row, "id": i.id, "created": i.created, "units": i.units,
+                          "assigned": any(v is not None for v in i.units.values())} for i in result.items]
+    body["errors"] = [e.as_dict(gettext) for e in result.errors[:ERRORS_MAX]]
+    if result.import_id is not None:
+        body["import_id"] = result.import_id
+        body["import_url"] = url_for("api.get_import", run_id=result.import_id)
+    return body
+
+
+@bp.get("/imports/<int:run_id>")
+def get_import(run_id: int) -> dict[str, Any]:
+    """A file import: its counts and every row it refused (``offset``, ``limit``: a page of them)."""
+    run = service().import_run(run_id)
+    offset = parse_count(opt(request.args, "offset"), "offset", default=0)
+    limit = parse_count(opt(request.args, "limit"), "limit", default=PAGE_DEFAULT, maximum=PAGE_MAX)
+    errors = [{"row": e["row"], "error": "; ".join(tr(message_from_record(r)) for r in e["reasons"])}
+              for e in run.errors[offset:offset + limit]]
+    return {"id": run.id, "filename": run.filename, "rows": run.rows, "created": run.created,
+            "existing": run.existing, "refused": len(run.errors), "offset": offset, "errors": errors,
+            "created_at": version_time(run.created_at)}
 
 
 def _file() -> FileStorage:
