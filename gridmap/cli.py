@@ -48,10 +48,14 @@ def init_db(service: Gridmap) -> None:
 
 
 @cli.command("load-demo")
+@click.option("--if-empty", is_flag=True, help="do nothing (and succeed) when the database has data")
 @click.pass_obj
-def load_demo(service: Gridmap) -> None:
+def load_demo(service: Gridmap, if_empty: bool) -> None:
     """Load the demo community (5 grids, 20 micro-grids, one year of incidents)."""
     if not service.store.is_empty():
+        if if_empty:
+            click.echo(f"database has data, demo not loaded: {service.count_summary()}")
+            return
         click.echo("error: the database is not empty; the demo loads only into an empty one", err=True)
         sys.exit(2)
     counts = service.load_demo()
