@@ -69,7 +69,7 @@ from .storage import (
     Writer,
 )
 from .validation import DEFAULT_TOLERANCE_M2, check_coverage
-from .versions import LayerDiff, count_moves, diff_layers
+from .versions import LayerDiff, diff_layers, moves_of
 
 log = logging.getLogger(__name__)
 
@@ -358,9 +358,8 @@ class Gridmap:
     def _diff(self, before: Layer | None, after: Layer, *, committed: bool) -> LayerDiff:
         diff = diff_layers(before, after)
         if committed and after.version is not None:
-            old = (self.store.assignments(after.level, before.version)
-                   if before is not None and before.version is not None else None)
-            diff.moves = count_moves(old, self.store.assignments(after.level, after.version))
+            old = before.version if before is not None else None
+            diff.moves = moves_of(self.store.moves(after.level, old, after.version))
         return diff
 
     def layer_at(self, level: Level, version: int | None = None) -> Layer:

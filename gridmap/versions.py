@@ -140,8 +140,14 @@ def count_moves(old: tuple[np.ndarray, np.ndarray] | None, new: tuple[np.ndarray
         frame["from"] = _OUT
     frame["from"] = frame["from"].fillna(_OUT)
     counts = frame.loc[frame["from"] != frame["to"]].groupby(["from", "to"]).size().reset_index(name="n")
-    rows = sorted(zip(counts["from"], counts["to"], counts["n"]), key=lambda row: (-row[2], row[0], row[1]))
-    return [Move(source or None, target or None, int(n)) for source, target, n in rows]
+    return moves_of([(source or None, target or None, int(n))
+                     for source, target, n in zip(counts["from"], counts["to"], counts["n"])])
+
+
+def moves_of(counts: list[tuple[str | None, str | None, int]]) -> list[Move]:
+    """(from, to, count) rows (as a store counts them) as moves, most first, then by codes."""
+    rows = sorted(counts, key=lambda row: (-row[2], row[0] or _OUT, row[1] or _OUT))
+    return [Move(source, target, int(n)) for source, target, n in rows if n]
 
 
 _OUT = ""      # stands for "outside every unit" while grouping (a code is never empty)

@@ -436,6 +436,15 @@ def test_unit_counts_come_from_one_versions_assignments(store):
     assert (store.unit_counts(GRID, 2), store.unit_counts(GRID, 1)) == ({"E": 4}, {"W": 2, "E": 1})
 
 
+def test_moves_count_incidents_whose_unit_changed_between_two_versions(store):
+    four_incidents(store)
+    save(store, micro_layer(), based_on=1)
+    commit(store, MICRO, 2, {MICRO: ([1, 2, 3, 4], ["W-S", "W-N", None, "W-S"])})
+    assert sorted(store.moves(MICRO, 1, 2), key=str) == sorted([("W-S", "W-N", 1), ("E-N", None, 1),
+                                                               (None, "W-S", 1)], key=str)
+    assert sorted(store.moves(MICRO, None, 1), key=str) == sorted([(None, "W-S", 2), (None, "E-N", 1)], key=str)
+    assert store.moves(MICRO, 2, 2) == []
+
 def test_totals_and_points_outside_some_level(store):
     assert store.totals() == (0, 0)
     add(store, [draft(1, 1)], {})

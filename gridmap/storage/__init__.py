@@ -216,6 +216,12 @@ class Store(ABC):
         """(incident ids, unit codes) of the incidents assigned under one version of a level."""
 
     @abstractmethod
+    def moves(self, level: Level, old: int | None, new: int) -> list[tuple[str | None, str | None, int]]:
+        """(unit under ``old``, unit under ``new``, how many) for the incidents assigned under version
+        ``new`` whose unit differs from the one they had under ``old`` (None: no unit, or no ``old``
+        assignment; ``old`` None: the level had no version before)."""
+
+    @abstractmethod
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, lon, lat) of every stored incident, for reassignment."""
 

@@ -171,6 +171,16 @@ class MemoryStore(Store):
         ids = sorted(assigned)
         return np.array(ids, dtype=np.int64), _objects(assigned[i] for i in ids)
 
+    def moves(self, level: Level, old: int | None, new: int) -> list[tuple[str | None, str | None, int]]:
+        after = self._data.find(level, new).assignments
+        before = self._data.find(level, old).assignments if old is not None else {}
+        counts: dict[tuple[str | None, str | None], int] = {}
+        for incident_id, code in after.items():
+            was = before.get(incident_id)
+            if was != code:
+                counts[was, code] = counts.get((was, code), 0) + 1
+        return [(was, code, n) for (was, code), n in counts.items()]
+
     # -- incidents -----------------------------------------------------------------------
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stored = self._data.incidents

@@ -277,6 +277,17 @@ class SqlStore(Store):
         ids, codes = _columns(rows, 2)
         return ids.astype(np.int64), codes
 
+    def moves(self, level: Level, old: int | None, new: int) -> list[tuple[str | None, str | None, int]]:
+        a, b = assignment_table.alias("after"), assignment_table.alias("before")
+        with self.engine.connect() as conn:
+            new_id = _version_row(conn, level, new).id
+            old_id = _version_row(conn, level, old).id if old is not None else -1
+            stmt = (sa.select(b.c.unit_code, a.c.unit_code, sa.func.count())
+                    .select_from(a.outerjoin(b, sa.and_(b.c.version_id == old_id, b.c.incident_id == a.c.incident_id)))
+                    .where(a.c.version_id == new_id, b.c.unit_code.is_distinct_from(a.c.unit_code))
+                    .group_by(b.c.unit_code, a.c.unit_code))
+            return [(before, after, int(n)) for before, after, n in _fetch(conn, stmt)]
+
     # -- incidents -----------------------------------------------------------------------
     def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self.engine.connect() as conn:
