@@ -191,7 +191,7 @@ def outcomes(incidents: IncidentColumns, known: Mapping[str, KnownReport], fresh
     ids = np.full(len(incidents), -1, dtype=np.int64)
     created, conflict = np.zeros(len(incidents), dtype=bool), np.zeros(len(incidents), dtype=bool)
     ids[fresh], created[fresh] = new_ids, True
-    repeats = np.setdiff1d(np.arange(len(incidents)), fresh)
+    repeats = np.flatnonzero(~_mask(fresh, len(incidents)))
     if len(repeats):
         first: dict[str, tuple[int, tuple]] = {ext: (k.id, _key(k)) for ext, k in known.items()}
         named = fresh[pd.notna(incidents.external_id[fresh])]
@@ -402,7 +402,7 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
                                                            expected=", ".join(c.code for c in categories.CATEGORIES)))
     status = _statuses(_column(frame, cols["status"]), problems)
     code, raw = _categories(np.full(len(frame), category, dtype=object) if category else given)
-    good = np.setdiff1d(np.arange(len(frame)), np.fromiter(problems, dtype=np.int64, count=len(problems)))
+    good = np.flatnonzero(~_mask(np.fromiter(problems, dtype=np.int64, count=len(problems)), len(frame)))
     timed = ~np.isnat(times)
     incidents = IncidentColumns(
         category=code, category_raw=raw, lon=lon, lat=lat,
@@ -412,6 +412,13 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
         time_given=timed)
     errors = [RowError(int(frame.index[i]), tuple(problems[i])) for i in sorted(problems)]
     return ParsedBatch(frame.index.to_numpy(dtype=np.int64)[good], incidents.take(good), errors)
+
+
+def _mask(positions: np.ndarray, n: int) -> np.ndarray:
+    """A boolean array of ``n`` that is True at ``positions``."""
+    mask = np.zeros(n, dtype=bool)
+    mask[positions] = True
+    return mask
 
 
 def _column(frame: pd.DataFrame, column: str | None) -> pd.Series:

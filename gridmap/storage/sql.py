@@ -430,8 +430,9 @@ class _SqlWriter(Writer):
 
     def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
         unique = list(dict.fromkeys(external_ids))
-        if not unique:
-            return {}
+        if not unique or self.conn.execute(sa.select(incidents.c.id).where(incidents.c.external_id.is_not(None))
+                                           .limit(1)).first() is None:
+            return {}               # nothing stored has an external id (a first import): nothing to look up
         # the ids go into a temporary table and meet the stored ones in one join (a million
         # ids in IN lists of 500 took 2,000 statements)
         self.conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS asked (external_id VARCHAR(200))")
