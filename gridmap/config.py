@@ -13,6 +13,8 @@ DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_ATTRIBUTION = "© OpenStreetMap contributors"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = PROJECT_ROOT / "geodata" / "demo"
+#: A million-row incident CSV is about 70 MB; uploads are spooled to a temporary file, not held whole.
+DEFAULT_MAX_UPLOAD_MB = 256
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Settings:
     timezone: str                # wall-clock zone for report times
     service_area: ServiceArea | None = CHINA   # where boundaries may lie (swapped lat/lon shows)
     tolerance_m2: float = DEFAULT_TOLERANCE_M2  # gaps/overlaps smaller than this are not reported
+    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB  # the largest request body (an upload) accepted
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_dir: Path | None = None) -> "Settings":
@@ -46,6 +49,7 @@ class Settings:
             timezone=env.get("GRIDMAP_TIMEZONE", "Asia/Shanghai"),
             service_area=ServiceArea.parse(env.get("GRIDMAP_SERVICE_AREA", str(CHINA))),
             tolerance_m2=_tolerance(env.get("GRIDMAP_TOLERANCE_M2", str(DEFAULT_TOLERANCE_M2))),
+            max_upload_mb=_megabytes(env.get("GRIDMAP_MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))),
         )
 
 
@@ -57,3 +61,10 @@ def _tolerance(text: str) -> float:
     if not value >= 0:
         raise ValueError(f"GRIDMAP_TOLERANCE_M2={text!r} is not an area; expected square metres >= 0, e.g. 1")
     return value
+
+
+def _megabytes(text: str) -> int:
+    if not (text.strip().isascii() and text.strip().isdigit() and int(text) > 0):
+        raise ValueError(f"GRIDMAP_MAX_UPLOAD_MB={text!r} is not a size; expected a whole number of megabytes, "
+                         "e.g. 256")
+    return int(text)

@@ -237,7 +237,8 @@ def test_unknown_api_route_and_oversized_upload(app, client):
     app.config["MAX_CONTENT_LENGTH"] = 100
     response = upload(client, "grid", grid_file())
     assert response.status_code == 413
-    assert response.get_json()["error"] == "The upload is larger than the service accepts (64 MB)."
+    assert response.get_json()["error"] == ("The upload is larger than the service accepts (100 bytes; "
+                                            "GRIDMAP_MAX_UPLOAD_MB sets it).")
 
 
 def test_invalid_polygon_is_repaired_and_reported_not_a_500(client):

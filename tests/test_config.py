@@ -28,3 +28,11 @@ def test_overrides(tmp_path: Path):
 def test_a_tile_setting_without_placeholders_fails_at_start_up(tmp_path: Path):
     with pytest.raises(ValueError, match=r"GRIDMAP_TILES='http://t/\{zoom\}.png' is not a tile URL template"):
         Settings.from_env({"GRIDMAP_TILES": "http://t/{zoom}.png"}, instance_dir=tmp_path)
+
+
+def test_the_upload_cap_is_a_setting(tmp_path: Path):
+    assert Settings.from_env({}, instance_dir=tmp_path).max_upload_mb == 256
+    assert Settings.from_env({"GRIDMAP_MAX_UPLOAD_MB": "1024"}, instance_dir=tmp_path).max_upload_mb == 1024
+    for bad in ("0", "1.5", "lots", "-3"):
+        with pytest.raises(ValueError, match=f"GRIDMAP_MAX_UPLOAD_MB='{bad}' is not a size"):
+            Settings.from_env({"GRIDMAP_MAX_UPLOAD_MB": bad}, instance_dir=tmp_path)

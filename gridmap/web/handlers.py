@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
@@ -37,7 +37,10 @@ def _domain_error(error: GridmapError):
 
 
 def _http_error(error: HTTPException):
-    summary = {413: gettext("The upload is larger than the service accepts (64 MB)."),
+    limit = current_app.config["MAX_CONTENT_LENGTH"] or 0
+    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit} bytes"
+    summary = {413: gettext("The upload is larger than the service accepts (%(size)s; GRIDMAP_MAX_UPLOAD_MB "
+                            "sets it).", size=size),
                404: gettext("There is no such page or resource."),
                405: gettext("This method is not allowed here.")}.get(error.code or 0, error.description or "")
     if _wants_json():
