@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -284,42 +284,51 @@ def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime) -> Par
     return batch
 
 
-#: Rows read, checked and turned into columns at a time: a million-row file never sits in one frame.
+#: Rows read, checked, assigned and stored at a time.
 CHUNK_ROWS = 100_000
 
 
 def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo,
-                       now: datetime, progress: Callable[[int], None] | None = None) -> ParsedBatch:
-    """Read a CSV or GeoJSON file; an error's ``row`` is the CSV line (header = 1) or feature index.
-    A CSV is read :data:`CHUNK_ROWS` at a time; ``progress`` hears how many rows each chunk had."""
-    if filename.lower().endswith((".geojson", ".json")):
-        return _parse_chunks([_geojson_frame(data, filename)], filename=filename, options=options, tz=tz, now=now,
-                             progress=progress)
-    for encoding in ("utf-8-sig", "gb18030"):
+                       now: datetime) -> ParsedBatch:
+    """Read a CSV or GeoJSON file whole; an error's ``row`` is the CSV line (header = 1) or feature index."""
+    for encoding in file_encodings(filename):
         try:
-            return _parse_chunks(_csv_chunks(data, filename, encoding), filename=filename, options=options,
-                                 tz=tz, now=now, progress=progress)
+            return ParsedBatch.concat(list(incident_chunks(data, filename=filename, options=options, tz=tz, now=now,
+                                                           encoding=encoding)))
         except UnicodeDecodeError:
             continue
-    raise InvalidInput(message(N_("{file} is neither UTF-8 nor GB18030 text"), file=filename))
+    raise not_text(filename)
 
 
-def _parse_chunks(frames: Iterable[pd.DataFrame], *, filename: str, options: FileOptions, tz: ZoneInfo,
-                  now: datetime, progress: Callable[[int], None] | None) -> ParsedBatch:
-    parts: list[ParsedBatch] = []
+def file_encodings(filename: str) -> tuple[str | None, ...]:
+    """The encodings to try for an incident file, in order (None: the format says)."""
+    return (None,) if _is_geojson(filename) else ("utf-8-sig", "gb18030")
+
+
+def not_text(filename: str) -> InvalidInput:
+    return InvalidInput(message(N_("{file} is neither UTF-8 nor GB18030 text"), file=filename))
+
+
+def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
+                    encoding: str | None) -> Iterator[ParsedBatch]:
+    """The file's rows parsed :data:`CHUNK_ROWS` at a time (a GeoJSON file in one), so a million-row
+    file never sits in one frame.  A CSV in another ``encoding`` raises UnicodeDecodeError, perhaps
+    after some chunks (the caller starts again with the next of :func:`file_encodings`)."""
+    frames = [_geojson_frame(data, filename)] if _is_geojson(filename) else _csv_chunks(data, filename, encoding or "")
     cols: dict[str, str | None] | None = None
     formats: dict[str, str] = {}       # a time format guessed in the first chunk holds for the whole file
     for frame in frames:
         if frame.empty:
             continue
         cols = cols or _file_columns(frame, options)
-        parts.append(_parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
-                                  require_category=False, formats=formats))
-        if progress is not None:
-            progress(len(frame))
-    if not parts:
+        yield _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
+                           require_category=False, formats=formats)
+    if cols is None:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
-    return ParsedBatch.concat(parts)
+
+
+def _is_geojson(filename: str) -> bool:
+    return filename.lower().endswith((".geojson", ".json"))
 
 
 def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[pd.DataFrame]:

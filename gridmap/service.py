@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -48,10 +48,12 @@ from .incidents import (
     Outcomes,
     ParsedBatch,
     RowError,
+    file_encodings,
+    incident_chunks,
     new_reports,
+    not_text,
     outcomes,
     parse_records,
-    read_incident_file,
 )
 from .layer import Layer
 from .levels import ORDER, Level, deepest
@@ -76,8 +78,6 @@ log = logging.getLogger(__name__)
 #: How long (seconds) the current versions are trusted before the store's change counter is read
 #: again: another process's commit is seen within this time, this service's own at once.
 FRESH_S = 0.05
-#: Incidents written per statement batch of an import (all in one transaction).
-STORE_CHUNK = 100_000
 
 
 @dataclass
@@ -104,6 +104,17 @@ class ReportResult:
     def refused(cls, errors: list[RowError]) -> ReportResult:
         empty = np.empty(0, dtype=np.int64)
         return cls(empty, empty, np.empty(0, dtype=bool), {}, errors)
+
+    @classmethod
+    def concat(cls, parts: Sequence[ReportResult]) -> ReportResult:
+        """The results of a file's chunks as one (their rows follow each other)."""
+        if not parts:
+            return cls.refused([])
+        levels = [lv for lv in parts[0].units]
+        return cls(np.concatenate([p.rows for p in parts]), np.concatenate([p.ids for p in parts]),
+                   np.concatenate([p.new for p in parts]),
+                   {lv: np.concatenate([p.units[lv] for p in parts]) for lv in levels},
+                   [e for p in parts for e in p.errors])
 
     @property
     def created(self) -> int:
@@ -412,52 +423,64 @@ class Gridmap:
     # -- incidents -----------------------------------------------------------------------
     def report(self, records: Sequence[Any]) -> ReportResult:
         """Store incidents sent as JSON objects; errors name the list index."""
-        return self._store_batch(parse_records(records, tz=self.tz, now=self._now()))
+        batch = parse_records(records, tz=self.tz, now=self._now())
+        if not len(batch.incidents):
+            return ReportResult.refused(batch.errors)
+        return self._store([batch])
 
     def import_incidents(self, data: bytes, *, filename: str, options: FileOptions = FileOptions(),
                          progress: Callable[[str, int], None] | None = None) -> ReportResult:
-        """Store the good rows of a CSV/GeoJSON file and report each bad row by number; the file is
-        read a chunk at a time and stored in one transaction (all of it, or nothing).  ``progress``
-        hears ("read", rows) after each chunk read and ("stored", rows) after each chunk stored."""
-        batch = read_incident_file(data, filename=filename, options=options, tz=self.tz, now=self._now(),
-                                   progress=None if progress is None else lambda rows: progress("read", rows))
-        return self._store_batch(batch, progress=progress, filename=filename)
+        """Store the good rows of a CSV/GeoJSON file and report each bad row by number.  The file is
+        read, assigned and stored a chunk at a time, all in one transaction (the whole file or
+        nothing), and the import is recorded with every row it refused.  ``progress`` hears
+        ("read", rows) and ("stored", rows) as each chunk is."""
+        for encoding in file_encodings(filename):
+            chunks = incident_chunks(data, filename=filename, options=options, tz=self.tz, now=self._now(),
+                                     encoding=encoding)
+            try:
+                return self._store(chunks, progress=progress, filename=filename)
+            except UnicodeDecodeError:
+                continue
+        raise not_text(filename)
 
-    def _store_batch(self, batch: ParsedBatch, progress: Callable[[str, int], None] | None = None, *,
-                     filename: str | None = None) -> ReportResult:
-        """Assign and store the parsed incidents in one transaction; a repeat of a stored report
-        keeps the stored one (and its units), a different report under a known external id is refused.
-        A file import (``filename``) is recorded with every row it refused, in the same transaction."""
-        incidents = batch.incidents
-        if not len(incidents):
-            return ReportResult.refused(batch.errors)
-        with self._lock:
-            units = self.index().assign(incidents.lon, incidents.lat)
-            with self._writing() as tx:
-                named = incidents.external_id[pd.notna(incidents.external_id)]
-                known = tx.known_reports(list(named)) if len(named) else {}
-                fresh = new_reports(incidents, known)
-                ids = []
-                for start in range(0, len(fresh), STORE_CHUNK):
-                    part = fresh[start:start + STORE_CHUNK]
-                    ids.append(tx.add_incidents(incidents.take(part), {lv: codes[part] for lv, codes in units.items()}))
-                    if progress is not None:
-                        progress("stored", len(part))
-                stored = outcomes(incidents, known, fresh, np.concatenate(ids) if ids else np.empty(0, dtype=np.int64))
-                keep = ~stored.conflict
-                result = ReportResult(rows=batch.rows[keep], ids=stored.ids[keep], new=stored.created[keep],
-                                      units={lv.value: codes[keep] for lv, codes in units.items()},
-                                      errors=sorted(batch.errors + _conflicts(batch, stored), key=lambda e: e.row))
-                if filename is not None:
-                    result.import_id = tx.add_import(ImportRun(
-                        filename=filename, rows=len(batch.rows) + len(batch.errors), created=result.created,
-                        existing=result.stored - result.created,
-                        errors=tuple({"row": e.row, "reasons": [message_record(r) for r in e.reasons]}
-                                     for e in result.errors)))
+    def _store(self, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None = None, *,
+               filename: str | None = None) -> ReportResult:
+        """Assign and store parsed incidents in one transaction, batch by batch; a repeat of a stored
+        report (earlier batches included) keeps the stored one and its units; a different report
+        under a known external id is refused.  A file import (``filename``) is recorded with every
+        row it refused, in the same transaction; a file whose every row is refused stores nothing."""
+        parts: list[ReportResult] = []
+        with self._lock, self._writing() as tx:
+            for batch in batches:
+                if progress is not None:
+                    progress("read", len(batch.rows) + len(batch.errors))
+                parts.append(self._store_part(tx, batch))
+                if progress is not None:
+                    progress("stored", len(batch.rows))
+            result = ReportResult.concat(parts)
+            if filename is not None and result.stored:
+                result.import_id = tx.add_import(ImportRun(
+                    filename=filename, rows=len(result.rows) + len(result.errors), created=result.created,
+                    existing=result.stored - result.created,
+                    errors=tuple({"row": e.row, "reasons": [message_record(r) for r in e.reasons]}
+                                 for e in result.errors)))
         self._use_stored_units(result)
         log.info("stored %d incidents (%d already known, %d refused)", result.created,
                  result.stored - result.created, len(result.errors))
         return result
+
+    def _store_part(self, tx: Writer, batch: ParsedBatch) -> ReportResult:
+        incidents = batch.incidents
+        units = self.index().assign(incidents.lon, incidents.lat)
+        named = incidents.external_id[pd.notna(incidents.external_id)]
+        known = tx.known_reports(list(named)) if len(named) else {}    # earlier batches of this transaction too
+        fresh = new_reports(incidents, known)
+        ids = tx.add_incidents(incidents.take(fresh), {lv: codes[fresh] for lv, codes in units.items()})
+        stored = outcomes(incidents, known, fresh, ids)
+        keep = ~stored.conflict
+        return ReportResult(rows=batch.rows[keep], ids=stored.ids[keep], new=stored.created[keep],
+                            units={lv.value: codes[keep] for lv, codes in units.items()},
+                            errors=sorted(batch.errors + _conflicts(batch, stored), key=lambda e: e.row))
 
     def import_run(self, run_id: int) -> ImportRun:
         return self.store.import_run(run_id)

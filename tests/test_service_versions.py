@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from shapely import box
 from gridmap.changes import LayerOptions, SaveMode
 from gridmap.errors import Conflict, InvalidInput
 from gridmap.levels import Level
-from gridmap.service import Gridmap
+from gridmap.service import FRESH_S, Gridmap
 from gridmap.storage import open_store
 
 from .conftest import CELLS, feature_collection, micro_file
@@ -193,3 +194,28 @@ def test_a_version_saved_before_reports_were_kept_is_checked_again_when_viewed(b
     assert report.ok and [c.code for c in diff.reshaped] == ["W-S", "W-N"]
     assert block.commit_draft(Level.MICRO_GRID, 2).version == 2            # and it commits, options recorded now
     assert block.version(Level.MICRO_GRID, 2).options == {"filename": "upload.geojson", "tolerance_m2": 1.0}
+
+
+def test_a_commit_by_another_process_reaches_lookups_in_every_thread_of_this_one(tmp_path):
+    """Two services on one file stand for two server processes.  The first caches its layers; once
+    the second commits, a lookup from any thread of the first sees the new units (after at most
+    FRESH_S), because the store's change counter is one connection's, whatever thread reads it."""
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    first, second = Gridmap(open_store(url)), Gridmap(open_store(url))
+    first.import_layer(Level.MICRO_GRID, micro_file())
+    point = (0.005, 0.011)                          # in the strip that moves from W-N to W-S
+
+    def code_in_a_new_thread() -> str:
+        found: list[str] = []
+        thread = threading.Thread(target=lambda: found.append(first.lookup(*point)[0]["code"]))
+        thread.start()
+        thread.join()
+        return found[0]
+    assert [code_in_a_new_thread() for _ in range(3)] == ["W-N"] * 3
+    assert second.lookup(*point)[0]["code"] == "W-N"
+    second.import_layer(Level.MICRO_GRID, RESHAPED)
+    assert second.lookup(*point)[0]["code"] == "W-S"       # its own commit: at once
+    time.sleep(FRESH_S * 2)
+    assert [code_in_a_new_thread() for _ in range(3)] == ["W-S"] * 3
+    first.store.close()
+    second.store.close()

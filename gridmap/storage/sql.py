@@ -188,27 +188,30 @@ class SqlStore(Store):
         self.url = url
         path = sa.engine.make_url(url).database
         self._file = path if path and path != ":memory:" else None
-        self._watch = threading.local()
+        self._watcher: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
         self.engine = _engine(url)
         self.writer = self.engine.execution_options(immediate=True)
         metadata.create_all(self.engine)
         _upgrade(self.engine)
 
     def close(self) -> None:
-        watcher = getattr(self._watch, "conn", None)
-        if watcher is not None:
-            watcher.close()
+        with self._watch_lock:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
         self.engine.dispose()
 
     def changes(self) -> int | None:
         # SQLite's data_version moves when another connection commits; our own writes go through
-        # the pool's connections, so this watcher (one per thread) sees every commit.
+        # the pool's connections, so this one watcher sees every commit.  Its values mean something
+        # only compared with each other: one connection for every thread, used under a lock.
         if self._file is None:
             return None
-        watcher = getattr(self._watch, "conn", None)
-        if watcher is None:
-            watcher = self._watch.conn = sqlite3.connect(self._file, check_same_thread=False)
-        return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+        with self._watch_lock:
+            if self._watcher is None:
+                self._watcher = sqlite3.connect(self._file, check_same_thread=False)
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
 
     @contextmanager
     def writing(self) -> Iterator[Writer]:
