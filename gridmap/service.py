@@ -43,6 +43,7 @@ from .config import DEMO_DIR
 from .coordinates import ServiceArea
 from .errors import N_, InvalidInput, NotFound, message, message_record
 from .formats import Export, export_layer
+from .heat import TableCache
 from .incidents import (
     FileOptions,
     Outcomes,
@@ -151,6 +152,7 @@ class Gridmap:
         self.tz = ZoneInfo(timezone)
         self._lock = threading.Lock()
         self._cache: _Current | None = None
+        self._table = TableCache(store)
         self._writes = 0           # this service's write transactions, so its own writes are seen at once
 
     # -- boundaries ----------------------------------------------------------------------
@@ -501,8 +503,13 @@ class Gridmap:
 
     def heat(self, query: IncidentQuery, *, bbox: tuple[float, float, float, float] | None, cell_deg: float,
              at: dict[Level, int] | None = None) -> HeatCells:
-        """The matching incidents in ``bbox`` counted on a ``cell_deg`` grid (the heat map's data)."""
-        return self.store.heat(replace(query, bbox=bbox or query.bbox), cell_deg=cell_deg, at=at)
+        """The matching incidents in ``bbox`` counted on a ``cell_deg`` grid (the heat map's data):
+        from the columns this process keeps in memory, or from the store for a unit's incidents."""
+        query = replace(query, bbox=bbox or query.bbox)
+        table = self._table.table()
+        if table.answers(query):
+            return table.heat(query, cell_deg)
+        return self.store.heat(query, cell_deg=cell_deg, at=at)
 
     def unit_counts(self, level: Level, query: IncidentQuery = IncidentQuery(), *,
                     version: int | None = None) -> dict[str, int]:

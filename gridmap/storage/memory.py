@@ -39,6 +39,7 @@ from . import (
     VersionRecord,
     VersionStatus,
     Writer,
+    heat_cells,
 )
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,14 @@ class MemoryStore(Store):
             raise NotFound(message(N_("there is no import {id}"), id=run_id))
         return self._data.imports[run_id - 1]
 
+    def incident_table(self, after: int = 0, limit: int | None = None) -> dict[str, np.ndarray]:
+        columns = self._data.columns()
+        keep = np.flatnonzero(columns["id"].astype(np.int64) > after)[:limit]
+        return {"id": columns["id"][keep].astype(np.int64), "lon": columns["lon"][keep].astype(float),
+                "lat": columns["lat"][keep].astype(float), "category": columns["category"][keep],
+                "status": columns["status"][keep],
+                "reported_at": columns["reported_at"][keep].astype("datetime64[us]")}
+
     def count_incidents(self) -> int:
         return len(self._data.incidents["id"])
 
@@ -208,12 +217,7 @@ class MemoryStore(Store):
 
     def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
         columns, keep = self._matching(query, at)
-        lon, lat = columns["lon"][keep].astype(float), columns["lat"][keep].astype(float)
-        cells = np.stack([((lon + 180.0) / cell_deg).astype(np.int64), ((lat + 90.0) / cell_deg).astype(np.int64)])
-        _, which, count = np.unique(cells, axis=1, return_inverse=True, return_counts=True)
-        which = which.ravel()
-        return HeatCells(lon=np.bincount(which, lon) / count, lat=np.bincount(which, lat) / count,
-                         count=count.astype(np.int64), cell_deg=cell_deg, total=int(count.sum()))
+        return heat_cells(columns["lon"][keep].astype(float), columns["lat"][keep].astype(float), cell_deg)
 
     def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
         assigned = self._data.find(level, version).assignments

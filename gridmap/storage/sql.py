@@ -41,6 +41,7 @@ from . import (
     VersionRecord,
     VersionStatus,
     Writer,
+    heat_cells,
 )
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,16 @@ class SqlStore(Store):
         return ImportRun(filename=row.filename, rows=row.rows, created=row.created, existing=row.existing,
                          errors=tuple(json.loads(row.errors)), id=row.id, created_at=row.created_at)
 
+    def incident_table(self, after: int = 0, limit: int | None = None) -> dict[str, np.ndarray]:
+        names = ["id", "lon", "lat", "category", "status", "reported_at"]
+        with self.engine.connect() as conn:
+            rows = _fetch(conn, sa.select(*[incidents.c[n] for n in names]).where(incidents.c.id > after)
+                          .order_by(incidents.c.id).limit(limit))
+        ident, lon, lat, category, status, when = _columns(rows, len(names))
+        return {"id": ident.astype(np.int64), "lon": lon.astype(float), "lat": lat.astype(float),
+                "category": category, "status": status,
+                "reported_at": _datetimes(pd.Series(when, dtype=object)).to_numpy(dtype="datetime64[us]")}
+
     def count_incidents(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar_one())
@@ -333,15 +344,10 @@ class SqlStore(Store):
         return frame.astype({"id": "int64", "lon": "float64", "lat": "float64"})
 
     def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
-        # cells counted from lon -180, lat -90, so every index is positive and CAST truncates like floor
-        gx = sa.cast((incidents.c.lon + 180.0) / cell_deg, sa.Integer).label("gx")
-        gy = sa.cast((incidents.c.lat + 90.0) / cell_deg, sa.Integer).label("gy")
-        stmt = (sa.select(sa.func.count(), sa.func.avg(incidents.c.lon), sa.func.avg(incidents.c.lat))
-                .group_by(gx, gy))
         with self.engine.connect() as conn:
-            data = _numbers(_fetch(conn, stmt.where(*_filters(conn, query, at))), 3)
-        count = data[:, 0].astype(np.int64)
-        return HeatCells(lon=data[:, 1], lat=data[:, 2], count=count, cell_deg=cell_deg, total=int(count.sum()))
+            rows = _fetch(conn, sa.select(incidents.c.lon, incidents.c.lat).where(*_filters(conn, query, at)))
+        points = _numbers(rows, 2)
+        return heat_cells(points[:, 0], points[:, 1], cell_deg)
 
     def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
         a = assignment_table.alias("counted")       # the unit filter's EXISTS reads the table too
@@ -362,15 +368,15 @@ class SqlStore(Store):
             clauses = _filters(conn, query, at)
             total = conn.execute(sa.select(sa.func.count()).select_from(incidents).where(*clauses)).scalar_one()
             outside = conn.execute(sa.select(sa.func.count()).select_from(incidents)
-                                   .where(*clauses, _outside(shown))).scalar_one()
+                                   .where(*clauses, _outside(conn, shown))).scalar_one()
         return int(total), int(outside)
 
     def outside_points(self, query: IncidentQuery, *, limit: int,
                        at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         with self.engine.connect() as conn:
             shown = _shown(conn, at)
-            rows = _fetch(conn, sa.select(incidents.c.lon, incidents.c.lat)
-                          .where(*_filters(conn, query, at), _outside(shown)).order_by(incidents.c.id).limit(limit))
+            stmt = sa.select(incidents.c.lon, incidents.c.lat).where(*_filters(conn, query, at), _outside(conn, shown))
+            rows = _fetch(conn, stmt.order_by(incidents.c.id).limit(limit))
         data = _numbers(rows, 2)
         return data[:, 0], data[:, 1]
 
@@ -563,11 +569,23 @@ def _shown(conn: sa.Connection, at: dict[Level, int] | None) -> dict[Level, sa.R
     return {lv: shown[lv] for lv in ORDER if lv in shown}
 
 
-def _outside(shown: dict[Level, sa.Row]) -> sa.ColumnElement[bool]:
-    """An incident outside a unit of some level shown (every incident, when no level has units)."""
-    held = [sa.exists().where(assignment_table.c.version_id == row.id, assignment_table.c.incident_id == incidents.c.id,
-                              assignment_table.c.unit_code.is_not(None)) for row in shown.values()]
-    return sa.or_(*[~h for h in held]) if held else sa.true()
+def _outside(conn: sa.Connection, shown: dict[Level, sa.Row]) -> sa.ColumnElement[bool]:
+    """An incident outside a unit of some level shown (every incident, when no level has units):
+    its row under that version says no unit (found through the (version, unit) index), or it has
+    no row there (only under a version that stopped being current before the incident came, so a
+    per-incident check runs only for a version whose rows are fewer than the incidents)."""
+    if not shown:
+        return sa.true()
+    a = assignment_table
+    ids = [row.id for row in shown.values()]
+    clauses: list[sa.ColumnElement[bool]] = [incidents.c.id.in_(
+        sa.select(a.c.incident_id).where(a.c.version_id.in_(ids), a.c.unit_code.is_(None)))]
+    stored = conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar_one()
+    for version_id in ids:
+        rows = conn.execute(sa.select(sa.func.count()).select_from(a).where(a.c.version_id == version_id)).scalar_one()
+        if rows < stored:
+            clauses.append(~sa.exists().where(a.c.version_id == version_id, a.c.incident_id == incidents.c.id))
+    return sa.or_(*clauses)
 
 
 def _insert_many(conn: sa.Connection, table: sa.TableClause, columns: list[str], rows: Iterable[tuple]) -> None:

@@ -1,0 +1,99 @@
+"""The heat map's data: the incidents' position, category, status and time kept in memory as
+columns, so a view of a million incidents is filtered and counted per cell in numpy (about 0.1 s)
+instead of read from the store on every pan.
+
+The table follows the store: incidents are only ever added (with rising ids), so a refresh reads
+the rows above the last id it holds; if the store then holds a different number of incidents than
+the table (rows removed, or changed by some future edit), the table is read again whole.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .storage import HeatCells, IncidentQuery, Store, heat_cells
+
+#: Rows read from the store per query when the table is filled.
+READ_CHUNK = 100_000
+
+
+@dataclass(frozen=True)
+class IncidentTable:
+    """Columns of every stored incident, by id."""
+
+    ids: np.ndarray          # int64
+    lon: np.ndarray          # float64
+    lat: np.ndarray          # float64
+    category: np.ndarray     # object
+    status: np.ndarray       # object
+    reported_at: np.ndarray  # datetime64[us]
+
+    @classmethod
+    def of(cls, columns: dict[str, np.ndarray]) -> IncidentTable:
+        return cls(columns["id"], columns["lon"], columns["lat"], columns["category"], columns["status"],
+                   columns["reported_at"])
+
+    def extended(self, columns: dict[str, np.ndarray]) -> IncidentTable:
+        more = IncidentTable.of(columns)
+        return IncidentTable(*(np.concatenate([getattr(self, f), getattr(more, f)]) for f in self.__dataclass_fields__))
+
+    @property
+    def last_id(self) -> int:
+        return int(self.ids[-1]) if len(self.ids) else 0
+
+    def answers(self, query: IncidentQuery) -> bool:
+        """Whether the table can filter by ``query`` alone (a unit or a list of ids needs the store)."""
+        return query.unit is None and query.ids is None
+
+    def heat(self, query: IncidentQuery, cell_deg: float) -> HeatCells:
+        keep = self.matching(query)
+        return heat_cells(self.lon[keep], self.lat[keep], cell_deg)
+
+    def matching(self, query: IncidentQuery) -> np.ndarray:
+        """Which incidents pass the query's filters (the store's rules: ``date_to`` exclusive, bbox inclusive)."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        if query.category:
+            keep &= self.category == query.category
+        if query.status:
+            keep &= self.status == query.status
+        if query.date_from:
+            keep &= self.reported_at >= np.datetime64(query.date_from, "us")
+        if query.date_to:
+            keep &= self.reported_at < np.datetime64(query.date_to, "us")
+        if query.bbox is not None:
+            west, south, east, north = query.bbox
+            keep &= (self.lon >= west) & (self.lon <= east) & (self.lat >= south) & (self.lat <= north)
+        return keep
+
+
+class TableCache:
+    """One :class:`IncidentTable` per process, refreshed when the store's change counter moves."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._table: IncidentTable | None = None
+        self._changes: int | None = None
+
+    def table(self) -> IncidentTable:
+        with self._lock:
+            changes = self.store.changes()
+            table = self._table
+            if table is not None and changes is not None and changes == self._changes:
+                return table
+            table = self._read(table)
+            if len(table.ids) != self.store.count_incidents():
+                table = self._read(None)
+            self._table, self._changes = table, changes
+            return table
+
+    def _read(self, table: IncidentTable | None) -> IncidentTable:
+        """``table`` with the rows above its last id (all rows, for None), read a chunk at a time so
+        the rows as Python tuples never all sit in memory at once."""
+        while True:
+            columns = self.store.incident_table(after=table.last_id if table is not None else 0, limit=READ_CHUNK)
+            table = IncidentTable.of(columns) if table is None else table.extended(columns)
+            if len(columns["id"]) < READ_CHUNK:
+                return table

@@ -1,0 +1,77 @@
+"""The heat map's in-memory table: the store's filter rules, and following the store as it grows."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from gridmap.heat import IncidentTable, TableCache
+from gridmap.incidents import IncidentColumns, Status
+from gridmap.storage import IncidentQuery, open_store
+
+from .test_storage import draft
+
+QUERIES = [IncidentQuery(), IncidentQuery(category="litter"), IncidentQuery(status="closed"),
+           IncidentQuery(date_from=datetime(2026, 2, 1)), IncidentQuery(date_to=datetime(2026, 2, 1)),
+           IncidentQuery(date_from=datetime(2026, 2, 1), date_to=datetime(2026, 2, 2, 12)),
+           IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)), IncidentQuery(bbox=(0.0021, 0, 1, 1), category="litter")]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'heat.db'}" if request.param == "sqlite" else "memory://")
+    yield s
+    s.close()
+
+
+def add(store, drafts) -> None:
+    with store.writing() as tx:
+        tx.add_incidents(IncidentColumns.of(drafts), {})
+
+
+def test_the_table_filters_exactly_as_the_store_does(store):
+    add(store, [draft(0.002, 0.002, category="litter", reported_at=datetime(2026, 1, 31, 23, 59)),
+                draft(0.004, 0.003, category="clutter", reported_at=datetime(2026, 2, 1), status=Status.CLOSED),
+                draft(0.015, 0.015, category="litter", reported_at=datetime(2026, 2, 2, 12)),
+                draft(-0.5, 0.005, category="litter", reported_at=datetime(2026, 2, 2, 11, 59))])
+    table = TableCache(store).table()
+    assert [table.ids[table.matching(q)].tolist() for q in QUERIES] == [
+        store.incidents(q)["id"].tolist() for q in QUERIES]
+    assert [table.ids[table.matching(q)].tolist() for q in QUERIES] == [
+        [1, 2, 3, 4], [1, 3, 4], [2], [2, 3, 4], [1], [2, 4], [1, 2, 3], [3]]
+    for q in QUERIES:
+        mine, theirs = table.heat(q, 0.01), store.heat(q, cell_deg=0.01)
+        assert sorted(zip(mine.count.tolist(), mine.lon.tolist(), mine.lat.tolist())) == sorted(
+            zip(theirs.count.tolist(), theirs.lon.tolist(), theirs.lat.tolist()))
+    assert not table.answers(IncidentQuery(unit="W")) and table.answers(IncidentQuery(category="litter"))
+
+
+def test_the_cache_reads_only_new_rows_until_the_store_holds_something_else(store, monkeypatch):
+    cache = TableCache(store)
+    assert len(cache.table().ids) == 0
+    add(store, [draft(0.001, 0.001), draft(0.002, 0.002)])
+    asked: list[int] = []
+    reading = store.incident_table
+
+    def counted(after: int = 0, limit: int | None = None) -> dict:
+        asked.append(after)
+        return reading(after, limit)
+    monkeypatch.setattr(store, "incident_table", counted)
+    assert cache.table().ids.tolist() == [1, 2] and asked == [0]
+    assert cache.table() is cache.table() and asked == [0]        # nothing committed since: no read
+    add(store, [draft(0.003, 0.003)])
+    table = cache.table()
+    assert (table.ids.tolist(), table.lon.tolist(), asked) == ([1, 2, 3], [0.001, 0.002, 0.003], [0, 2])
+    monkeypatch.setattr(store, "count_incidents", lambda: 2)       # as if a row had gone: read again whole
+    add(store, [draft(0.004, 0.004)])
+    assert cache.table().ids.tolist() == [1, 2, 3, 4] and asked[-2:] == [3, 0]
+
+
+def test_a_table_is_read_a_chunk_at_a_time(store, monkeypatch):
+    monkeypatch.setattr("gridmap.heat.READ_CHUNK", 2)
+    add(store, [draft(0.001 * k, 0.001) for k in range(1, 6)])
+    table = TableCache(store).table()
+    assert table.ids.tolist() == [1, 2, 3, 4, 5]
+    assert table.reported_at.dtype == np.dtype("datetime64[us]")
+    assert IncidentTable.of(store.incident_table(after=3, limit=1)).ids.tolist() == [4]
