@@ -17,18 +17,17 @@ from gridmap.cli import cli
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
-from gridmap.web import api, editor, handlers, pages, review
+from gridmap.web import api, editor, handlers, mapdata, pages, review
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh", "en")
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates",
                 static_folder="static")
     settings = Settings.from_env(instance_dir=Path(app.instance_path))
-    app.config.from_mapping(GRIDMAP_SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+    app.config.from_mapping(GRIDMAP_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
                             BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"))
     if test_config:
         app.config.from_mapping(test_config)
@@ -43,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.before_request(_demo_loader(service))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(mapdata.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(editor.bp)
     handlers.register(app)

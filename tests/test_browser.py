@@ -48,11 +48,17 @@ OVERLAY_LABELS = """() => Array.from(document.querySelectorAll(
     text: l.textContent.trim(), checked: l.querySelector('input').checked}))"""
 
 
+# static/map.js has drawn every level's outlines, had its counts and an answer for the heat.
+MAP_LOADED = """() => { const s = window.gridmap_mapdata;
+  return s && s.heatAnswers > 0 && Object.values(s.levels).every((l) => l.units && l.counts); }"""
+
+
 class Tab(BaseTab):
     def open_map(self, url: str) -> Any:
-        """Go to a map page and wait until Leaflet has drawn the overlays and the heat."""
+        """Go to a map page and wait until the overlays are loaded and the heat is drawn."""
         response = self.page.goto(url, wait_until="load")
         self.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
+        self.page.wait_for_function(MAP_LOADED)
         self.page.wait_for_function(f"() => {{ const h = ({HEAT_STATE})(); return h && h.painted > 0; }}")
         return response
 
@@ -176,6 +182,7 @@ def test_filter_form_redraws_for_one_category(server: LiveServer, tab: Tab) -> N
     with tab.page.expect_navigation():
         tab.page.click("#filters button[type=submit]")
     tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
+    tab.page.wait_for_function(MAP_LOADED)
     assert parse_qs(urlsplit(tab.page.url).query).get("category") == ["flying_cable"], tab.page.url
     assert tab.page.input_value("#filters select[name=category]") == "flying_cable"
     assert int(tab.page.inner_text("#total")) == expected

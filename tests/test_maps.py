@@ -247,3 +247,58 @@ def test_bad_units_are_rejected() -> None:
         render([MapLayer(Level.GRID, "g", grid_layer().units.drop(columns="staff"))])
     with pytest.raises(ValueError, match="distinct"):
         render([grid_layer(), MapLayer(Level.MICRO_GRID, "网格", micro_layer().units)])
+
+
+# -- the map page's base, encoded outlines and heat cells -----------------------------------------
+
+def test_the_base_map_has_only_the_base_fitted_to_the_bounds() -> None:
+    from gridmap.maps import build_base_map
+    html = build_base_map([116.0, 39.0, 116.02, 39.01], tiles=None).get_root().render()
+    assert asset_urls(html) == ({"/static/vendor/leaflet/leaflet.js"}, LOCAL_CSS)
+    assert json_after(html, "fitBounds(") == [[[39.0, 116.0], [39.01, 116.02]]]
+    assert "L.heatLayer" not in html and "L.geoJson" not in html and "control.layers" not in html.lower()
+    nothing = build_base_map(None, tiles=None).get_root().render()
+    assert "fitBounds" not in nothing and "center: [35.0, 105.0]" in nothing
+
+
+def test_styles_for_the_page_script() -> None:
+    from gridmap.maps import OUTSIDE_STYLE, layer_style
+    assert layer_style(Level.MICRO_GRID) == {"color": "#2b8cbe", "weight": 1, "fillColor": "#2b8cbe",
+                                             "fillOpacity": 0.05, "highlight": {"weight": 5, "fillOpacity": 0.4}}
+    assert OUTSIDE_STYLE["fillColor"] == "#d6301f"
+    assert '"fillColor": "#d6301f"' in render()          # folium's page draws the same red
+
+
+def test_shapes_are_encoded_all_at_once_as_one_by_one() -> None:
+    from gridmap.maps import encoded_shapes, review_shape
+    holed = shapely.Polygon([(0, 0), (1, 0), (1, 1), (0, 0)], holes=[[(0.2, 0.1), (0.5, 0.1), (0.5, 0.3), (0.2, 0.1)]])
+    multi = shapely.MultiPolygon([shapely.box(-179, -89, -178, -88), shapely.box(179.5, 89, 179.9, 89.9)])
+    mixed = shapely.GeometryCollection([shapely.box(0, 0, 1, 1), shapely.LineString([(0, 0), (1, 1)])])
+    geometries = [shapely.box(116.0, 39.0, 116.01, 39.01), holed, multi, mixed, shapely.LineString([(0, 0), (1, 1)]),
+                  None, shapely.Polygon()]
+    assert encoded_shapes(geometries) == [review_shape(g) for g in geometries]
+    assert encoded_shapes(geometries)[4:] == [None, None, None]
+    assert review_shape(shapely.box(0, 0, 1, 1)) == [["?_c`|@_c`|@??~b`|@~b`|@??_c`|@"]]   # Google's format at 1e-6°
+
+
+def test_heat_cells_are_about_a_pixel_and_a_half() -> None:
+    from gridmap.maps import degrees_per_pixel, heat_cell_deg
+    assert degrees_per_pixel(0) == 360 / 256 and degrees_per_pixel(10) == 360 / 2 ** 18
+    assert heat_cell_deg(10) == 1.5 * 360 / 2 ** 18
+
+
+def cells(lon: list[float], lat: list[float], count: list[int], size: float):
+    from gridmap.storage import HeatCells
+    return HeatCells(lon=numpy.array(lon), lat=numpy.array(lat), count=numpy.array(count, dtype=numpy.int64),
+                     cell_deg=size, total=sum(count))
+
+
+def test_coarsening_merges_cells_into_doubled_ones_at_their_mean() -> None:
+    from gridmap.maps import coarsen, heat_cells
+    # cells of 0.25° anchored at -180/-90: (0.1, 0.1) and (0.3, 0.1) share the 0.5° cell, (0.6, 0.1) does not
+    fine = cells([0.1, 0.3, 0.6], [0.1, 0.1, 0.1], [1, 3, 2], 0.25)
+    assert coarsen(fine, max_cells=3) is fine
+    merged = coarsen(fine, max_cells=2)
+    assert merged.cell_deg == 0.5 and merged.total == 6
+    assert heat_cells(merged) == [[0.1, 0.25, 4], [0.1, 0.6, 2]]      # (0.1·1 + 0.3·3) / 4 = 0.25
+    assert heat_cells(coarsen(fine, max_cells=1)) == [[0.1, 0.366667, 6]]   # 1° cells: all in one

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
 from shapely import LineString, box
 
+from bench.district import make_district
 from gridmap.levels import Level
 
 from .conftest import build_app, feature_collection, grid_file, micro_file
@@ -32,13 +34,72 @@ def test_map_page_on_demo_data_in_chinese(demo_client):
     html = response.get_data(as_text=True)
     assert '<html lang="zh-CN">' in html and "筛选事件" in html and "上传边界" in html
     assert assets(html) == ["/static/gridmap.css", "/static/vendor/leaflet/leaflet.js",
-                            "/static/vendor/leaflet/leaflet.css", "/static/vendor/leaflet-heat/leaflet_heat.min.js"]
+                            "/static/vendor/leaflet/leaflet.css", "/static/vendor/leaflet-heat/leaflet_heat.min.js",
+                            "/static/map.js"]
     assert '<strong id="total">1200</strong>' in html
     assert '<strong id="unassigned">6</strong>' in html
     assert "裴村农贸市场片区" in html            # the market micro-grid tops the ranking
     for asset in assets(html):
         with demo_client.get(asset) as served:
             assert served.status_code == 200
+
+
+def map_config(html: str) -> dict:
+    found = re.findall(r'<script type="application/json" id="map-config">(.*?)</script>', html, flags=re.S)
+    assert len(found) == 1
+    return json.loads(found[0])
+
+
+def test_the_page_embeds_no_incident_and_no_outline_only_where_to_get_them(demo_client):
+    html = demo_client.get("/?category=litter&from=2026-01-01&status=closed").get_data(as_text=True)
+    assert "L.heatLayer(" not in html and "CircleMarker" not in html and "L.geoJson(" not in html
+    config = map_config(html)
+    assert [(lv["level"], lv["title"], lv["version"], lv["units"]) for lv in config["levels"]] == [
+        ("grid", "网格", 1, 5), ("micro_grid", "微网格", 1, 20)]
+    assert config["levels"][1]["outlines"] == "/api/outlines/micro_grid?version=1"
+    assert config["levels"][1]["counts"] == ("/api/outlines/micro_grid/counts?category=litter&from=2026-01-01"
+                                             "&status=closed&version=1")
+    assert config["heat"] == {"url": "/api/heat?category=litter&from=2026-01-01&status=closed",
+                              "style": {"radius": 20, "blur": 15, "minOpacity": 0.25}, "whole": True}
+    assert config["labels"]["heat"] == "事件热力图" and config["labels"]["outside"] == "不在任何网格内"
+    assert config["labels"]["incidents"] == "事件数"
+    # the view fits the units: folium's fitBounds with the grids' bounds
+    assert re.search(r"fitBounds\(\s*\[\[34\.74\d*, 111\.86\d*\], \[34\.74\d*, 111\.87\d*\]\]", html)
+
+
+def test_a_shown_version_reaches_the_data_urls(client):
+    client.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
+                content_type="multipart/form-data")
+    client.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
+                content_type="multipart/form-data")
+    html = client.get("/?level=grid&version=1&category=litter").get_data(as_text=True)
+    assert 'id="shown-version"' in html
+    config = map_config(html)
+    assert [lv["outlines"] for lv in config["levels"]] == ["/api/outlines/grid?version=1"]
+    assert config["heat"]["url"] == "/api/heat?category=litter&level=grid&version=1"
+
+
+@pytest.fixture(scope="module")
+def district_pages(tmp_path_factory):
+    """The map page of the same 100 micro-grids holding 1,000 and 50,000 incidents."""
+    pages = {}
+    for count in (1_000, 50_000):
+        tmp = tmp_path_factory.mktemp(f"district-{count}")
+        url = f"sqlite:///{tmp / 'district.db'}"
+        make_district(url, n=10, incidents=count).store.close()
+        application = build_app(tmp, GRIDMAP_DATABASE_URL=url)
+        pages[count] = application.test_client().get("/").get_data(as_text=True)
+        application.extensions["gridmap"].store.close()
+    return pages
+
+
+def test_the_page_is_the_same_size_whatever_the_number_of_incidents(district_pages):
+    small, large = district_pages[1_000], district_pages[50_000]
+    assert '<strong id="total">1000</strong>' in small and '<strong id="total">50000</strong>' in large
+    # the same page but for the figures (totals and the ranking's counts and names)
+    assert abs(len(large) - len(small)) < 1_000, (len(small), len(large))
+    assert len(large) < 20_000
+    assert map_config(small)["heat"]["whole"] is True and map_config(large)["heat"]["whole"] is False
 
 
 def test_filters_redraw_with_the_matching_incidents(demo_client):
@@ -67,6 +128,20 @@ def test_user_values_are_escaped(client):
     html = client.get("/").get_data(as_text=True)
     assert evil not in html and "<b>x</b>" not in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html        # the ranking, escaped by Jinja
+    assert client.get("/api/outlines/grid").get_json()["name"] == [evil]     # text for textContent
+
+
+def test_a_unit_named_like_an_img_tag_is_shown_as_text(client):
+    name = "<img src=x onerror=alert(1)>"
+    client.post("/api/layers/micro_grid", data={"file": (io.BytesIO(feature_collection([
+        ({"code": "M1", "name": name, "staff": name}, box(0, 0, 0.01, 0.01))])), "m.geojson")},
+        content_type="multipart/form-data")
+    client.post("/api/incidents", json={"category": "litter", "lon": 0.005, "lat": 0.005})
+    html = client.get("/").get_data(as_text=True)
+    assert "<img" not in html
+    ranking = re.findall(r'<ol class="ranking">(.*?)</ol>', html, flags=re.S)[0]
+    assert "<span>&lt;img src=x onerror=alert(1)&gt; <small>M1 · &lt;img src=x onerror=alert(1)&gt;</small>" \
+        in ranking
 
 
 def test_upload_page_shows_every_error_and_changes_nothing(client, app):

@@ -1,34 +1,29 @@
-"""Rankings: incidents counted per unit and the units with the most, from a hand-made frame."""
+"""Rankings: the units with the most incidents, from hand-made counts per unit code."""
 from __future__ import annotations
-
-import pandas as pd
 
 from gridmap.boundaries import read_layer
 from gridmap.levels import Level
-from gridmap.rankings import RankedUnit, top_units, unit_counts
+from gridmap.rankings import RankedUnit, counts_in_order, top_units
 
 from .conftest import grid_file, micro_file
 
-INCIDENTS = pd.DataFrame({"grid": ["W", "E", "E", None, "E", "W"],
-                          "micro_grid": ["W-S", "E-N", "E-N", None, "E-S", "W-S"]}, dtype=object)
+# What the store counts for six incidents: W-S 2, E-N 2, E-S 1 (one incident outside every unit).
+COUNTS = {"W-S": 2, "E-N": 2, "E-S": 1}
 
 
-def layers() -> dict[Level, object]:
-    return {Level.GRID: read_layer(grid_file(), level=Level.GRID),
-            Level.MICRO_GRID: read_layer(micro_file(), level=Level.MICRO_GRID)}
+def micro():
+    return read_layer(micro_file(), level=Level.MICRO_GRID)
 
 
-def test_each_unit_counts_its_incidents_in_unit_order():
-    found = layers()
-    assert unit_counts(found[Level.GRID], INCIDENTS).tolist() == [2, 3]                 # W, E
-    assert unit_counts(found[Level.MICRO_GRID], INCIDENTS).tolist() == [2, 0, 1, 2]     # W-S, W-N, E-S, E-N
-    assert unit_counts(found[Level.GRID], INCIDENTS.iloc[:0]).tolist() == [0, 0]
-    assert unit_counts(found[Level.GRID], pd.DataFrame({"micro_grid": ["W-S"]})).tolist() == [0, 0]  # no column
+def test_counts_are_put_in_unit_order_with_absent_units_at_zero():
+    assert counts_in_order(micro(), COUNTS).tolist() == [2, 0, 1, 2]      # W-S, W-N, E-S, E-N
+    assert counts_in_order(micro(), {}).tolist() == [0, 0, 0, 0]
+    assert counts_in_order(read_layer(grid_file(), level=Level.GRID), {"W-S": 9}).tolist() == [0, 0]  # other level
 
 
-def test_the_deepest_level_is_ranked_most_first_ties_by_code_without_empty_units():
-    assert top_units(layers(), INCIDENTS) == [RankedUnit("E-N", "微网格E-N", "worker E-N", 2),
-                                              RankedUnit("W-S", "微网格W-S", "worker W-S", 2),
-                                              RankedUnit("E-S", "微网格E-S", "worker E-S", 1)]
-    assert [u.code for u in top_units(layers(), INCIDENTS, top=1)] == ["E-N"]
-    assert top_units({}, INCIDENTS) == []
+def test_units_are_ranked_most_first_ties_by_code_without_empty_units():
+    assert top_units(micro(), COUNTS) == [RankedUnit("E-N", "微网格E-N", "worker E-N", 2),
+                                          RankedUnit("W-S", "微网格W-S", "worker W-S", 2),
+                                          RankedUnit("E-S", "微网格E-S", "worker E-S", 1)]
+    assert [u.code for u in top_units(micro(), COUNTS, top=1)] == ["E-N"]
+    assert top_units(micro(), {}) == []

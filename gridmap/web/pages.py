@@ -6,24 +6,29 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import geopandas as gpd
-import pandas as pd
+import numpy
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from .. import categories
-from ..boundaries import staff_of
 from ..changes import SaveMode, local_time
 from ..errors import GridmapError
 from ..layer import Layer
-from ..levels import ORDER, Level
-from ..maps import MapLabels, MapLayer, build_map, render_parts
+from ..levels import ORDER, Level, deepest
+from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, layer_style, render_parts
 from ..options import clean_options, layer_options, opt
-from ..rankings import top_units, unit_counts
-from . import language, level_title, parse_query, service, tr, version_arg
+from ..rankings import RankedUnit, top_units
+from ..storage import IncidentQuery
+from . import language, level_title, parse_query, service, tr
+from .mapdata import FILTER_KEYS, VERSION_KEYS, shown_version
 from .review import review_page
 
 bp = Blueprint("pages", __name__)
+
+#: Up to this many matching incidents the heat map gets them all at once (as cells), so, like a
+#: heat map of the points themselves, it keeps one colour scale while panning; beyond, each view
+#: gets its own cells and the colours scale to the busiest spot in and around it.
+WHOLE_LIMIT = 10_000
 
 #: The upload form's fields that are options of the file (kept when the planner goes back to the form).
 UPLOAD_FIELDS = ("level", "crs", "code_field", "name_field", "parent_field", "layer", "encoding", "tolerance_m2",
@@ -51,24 +56,23 @@ def local(utc: datetime | None) -> str:
 
 @bp.get("/")
 def index():
+    """The map: the base map, the filters, the totals and the ranking.  The overlays (outlines,
+    heat, incidents outside every unit) are drawn by static/map.js from the data API
+    (:mod:`gridmap.web.mapdata`), so the page's size does not depend on the data."""
     query = parse_query(request.args)
     svc = service()
-    level, version = _version_args()
+    level, version = shown_version(request.args)
+    at = {level: version} if version is not None else None
     layers = dict(svc.layers())
     if version is not None:
         layers[level] = svc.layer_at(level, version)
-    frame = svc.incidents(query, at={level: version} if version is not None else None)
-    levels = [lv.value for lv in layers]
-    outside = frame[levels].isna().any(axis=1) if levels else pd.Series(True, index=frame.index)
+    total, outside = svc.incident_totals(query, at=at)
     settings = current_app.config["GRIDMAP_SETTINGS"]
-    fmap = build_map([_map_layer(layer, frame) for layer in layers.values()],
-                     frame[["lon", "lat"]].to_numpy(dtype=float),
-                     unassigned=frame.loc[outside, ["lon", "lat"]].to_numpy(dtype=float),
-                     labels=_labels(), tiles=settings.tiles, tiles_attribution=settings.tiles_attribution)
+    fmap = build_base_map(_bounds(layers), tiles=settings.tiles, tiles_attribution=settings.tiles_attribution)
     return render_template("index.html", parts=render_parts(fmap), args=request.args,
                            categories=[(c.code, c.label(language())) for c in categories.CATEGORIES],
-                           total=len(frame), unassigned=int(outside.sum()),
-                           ranking=top_units(layers, frame), shown_version=(level, version) if version else None)
+                           total=total, unassigned=outside, ranking=_ranking(layers, query),
+                           map_config=_map_config(layers, total), shown_version=(level, version) if version else None)
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -161,23 +165,45 @@ def _levels_with_versions() -> list[Level]:
     return [lv for lv in ORDER if lv in stored] or [Level.GRID, Level.MICRO_GRID]
 
 
-def _version_args() -> tuple[Level, int | None]:
-    """``?level=…&version=N``: show that version of the level (default the deepest level)."""
-    level = Level.parse(request.args["level"]) if request.args.get("level") else None
-    version = version_arg("version")
-    return level or service().deepest_level(), version
+def _ranking(layers: dict[Level, Layer], query: IncidentQuery) -> list[RankedUnit]:
+    """The deepest level's units with the most matching incidents."""
+    level = deepest(layers)
+    if level is None:
+        return []
+    layer = layers[level]
+    return top_units(layer, service().unit_counts(level, query, version=layer.version))
 
 
-def _labels() -> MapLabels:
-    return MapLabels(name=gettext("Name"), code=gettext("Code"), staff=gettext("Staff"),
-                     incidents=gettext("Incidents"), heat=gettext("Incident heatmap"),
-                     unassigned=gettext("Outside every unit"))
+def _bounds(layers: dict[Level, Layer]) -> list[float] | None:
+    """[west, south, east, north] of every unit shown, None when there are none."""
+    boxes = [b for b in (layer.units.total_bounds for layer in layers.values()) if numpy.isfinite(b).all()]
+    if not boxes:
+        return None
+    stacked = numpy.vstack(boxes)
+    return [*stacked[:, :2].min(axis=0).tolist(), *stacked[:, 2:].max(axis=0).tolist()]
 
 
-def _map_layer(layer: Layer, frame: pd.DataFrame) -> MapLayer:
-    units = gpd.GeoDataFrame({
-        "code": layer.units["code"], "name": layer.units["name"],
-        "staff": [staff_of(p)["staff"] or "" for p in layer.units["properties"]],
-        "incident_count": unit_counts(layer, frame),
-    }, geometry=layer.units.geometry, crs=4326)
-    return MapLayer(level=layer.level, title=level_title(layer.level), units=units)
+def _url(endpoint: str, level: Level, params: dict[str, Any]) -> str:
+    return url_for(endpoint, level=level.value) + "?" + urlencode(params)
+
+
+def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
+    """What static/map.js needs: where the data is (with the page's filters), how to draw it, and
+    every UI string it shows, translated."""
+    filters = {k: request.args[k] for k in FILTER_KEYS if request.args.get(k)}
+    shown = {k: request.args[k] for k in VERSION_KEYS if request.args.get(k)}
+    return {
+        "levels": [{"level": lv.value, "title": level_title(lv), "version": layer.version,
+                    "units": len(layer.units), "style": layer_style(lv),
+                    "outlines": _url("mapdata.level_outlines", lv, {"version": layer.version}),
+                    "counts": _url("mapdata.unit_counts", lv, {**filters, "version": layer.version})}
+                   for lv, layer in sorted(layers.items(), key=lambda item: item[0].depth)],
+        "heat": {"url": url_for("mapdata.heat") + "?" + urlencode({**filters, **shown}), "style": HEAT_STYLE,
+                 "whole": total <= WHOLE_LIMIT},
+        "outsideStyle": OUTSIDE_STYLE, "maxZoom": MAX_FIT_ZOOM,
+        "labels": {"name": gettext("Name"), "code": gettext("Code"), "staff": gettext("Staff"),
+                   "incidents": gettext("Incidents"), "heat": gettext("Incident heatmap"),
+                   "outside": gettext("Outside every unit"), "loading": gettext("loading…"),
+                   "outsideMore": gettext("Showing {shown} of the {total} incidents outside every unit in this view"),
+                   "failed": gettext("The map data could not be loaded: {error}")},
+    }

@@ -1,0 +1,247 @@
+/* gridmap map page: the overlays of templates/index.html, drawn from the data API.
+ *
+ * The page holds only the base map (folium: tiles or a plain background, fitted to the units) and
+ * <script id="map-config"> (built by gridmap/web/pages.py): the data URLs with the page's filters,
+ * the styles, and every UI string, translated.  This file holds no UI text.
+ *
+ * Outlines: each level's units come once per version from GET /api/outlines/<level>?version=N
+ *   (simplified, polyline-encoded; the browser revalidates them by ETag), their incident counts
+ *   from GET /api/outlines/<level>/counts?<filters>.  Names, codes and staff are user data: they
+ *   only reach the page through textContent, never innerHTML.
+ * Heat: GET /api/heat?bbox=…&zoom=…&<filters> answers the incidents counted in cells of about
+ *   1.5 screen pixels, drawn by Leaflet.heat with each cell's count as its weight: the plugin sums
+ *   weights in bins of (radius + blur) / 2 pixels, so cells draw what the incidents would.  Asked
+ *   again after every pan or zoom (debounced; a newer request aborts an older one).  When the
+ *   filters match few enough incidents (config.heat.whole), one answer holds them all
+ *   (scope=all), so the colours keep one scale however the map moves, as a heat map of the points
+ *   themselves does, and a pan at the same zoom needs no new request.
+ * Outside: incidents outside every unit in view, as red circles (up to a limit; a note says how
+ *   many there are when there are more).
+ * window.gridmap_mapdata exposes the state for tests and the console.
+ */
+(function () {
+  "use strict";
+
+  const DEBOUNCE_MS = 150;
+  const PAD_PX = 64;                 // beyond the view: the blobs of a heat point reach 35 px
+  const PAD_SHARE = 0.25;            // and a short pan shows heat before the new answer comes
+  const CANVAS_FROM = 2000;          // units in a level from which it is drawn on a canvas, not SVG
+  const MAX_LAT = 85.05;             // Web Mercator's edge
+
+  const config = JSON.parse(document.getElementById("map-config").textContent);
+  const S = config.labels;
+  const map = window.gridmap_map;
+  const state = window.gridmap_mapdata = {
+    levels: {}, heatRequests: 0, heatAnswers: 0, heatDraws: 0, drawnAnswers: 0, heat: null, errors: [],
+  };
+
+  /* -- helpers ------------------------------------------------------------------------------ */
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (all, key) => (key in values ? String(values[key]) : all));
+  }
+
+  function element(tag, text) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  /** Text for places Leaflet writes as HTML (the layer control's names). */
+  function escapeHTML(text) {
+    const box = document.createElement("div");
+    box.textContent = String(text);
+    return box.innerHTML;
+  }
+
+  async function getJSON(url, options) {
+    const response = await fetch(url, {headers: {Accept: "application/json"}, ...(options || {})});
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.error || String(response.status));
+    return body;
+  }
+
+  function withParams(url, params) {
+    const [path, query] = url.split("?");
+    const search = new URLSearchParams(query || "");
+    for (const [key, value] of Object.entries(params)) search.set(key, value);
+    return path + "?" + search.toString();
+  }
+
+  function note(text) {
+    const box = document.getElementById("map-note");
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  function failed(error) {
+    state.errors.push(String(error && error.message || error));
+    note(fill(S.failed, {error: error && error.message || error}));
+  }
+
+  /** One polyline-encoded ring (lat, lon deltas at 1/precision degrees) as [[lat, lon], …]. */
+  function decodeRing(text, precision) {
+    const points = [];
+    let index = 0, lat = 0, lon = 0;
+    while (index < text.length) {
+      const steps = [0, 0];
+      for (let axis = 0; axis < 2; axis++) {
+        let result = 0, shift = 0, byte;
+        do {
+          byte = text.charCodeAt(index++) - 63;
+          result |= (byte & 0x1f) << shift;
+          shift += 5;
+        } while (byte >= 0x20);
+        steps[axis] = (result & 1) ? ~(result >> 1) : (result >> 1);
+      }
+      lat += steps[0];
+      lon += steps[1];
+      points.push([lat / precision, lon / precision]);
+    }
+    return points;
+  }
+
+  /* -- layers and the control --------------------------------------------------------------- */
+
+  map.createPane("gridmap-heat").style.zIndex = 450;
+  map.getPane("gridmap-heat").style.pointerEvents = "none";
+  map.createPane("gridmap-outside").style.zIndex = 460;
+
+  /** Leaflet.heat, counting its draws, scaled to the busiest bin of what it holds. */
+  const GridHeat = L.HeatLayer.extend({
+    _redraw: function () {
+      L.HeatLayer.prototype._redraw.call(this);
+      if (this._map) {
+        state.heatDraws++;
+        state.drawnAnswers = state.heatAnswers;
+      }
+    },
+  });
+  const heat = new GridHeat([], {...config.heat.style, pane: "gridmap-heat"});
+  const outside = L.featureGroup();
+  const control = L.control.layers(null, null, {collapsed: false});
+  config.levels.forEach((level, depth) => {      // largest level first: each smaller one above it
+    map.createPane("gridmap-" + level.level).style.zIndex = 401 + depth;
+    const group = L.featureGroup();
+    state.levels[level.level] = {group, units: null, counts: null, drawn: 0};
+    control.addOverlay(group.addTo(map), escapeHTML(level.title));
+    loadLevel(level, group);
+  });
+  control.addOverlay(heat.addTo(map), escapeHTML(S.heat));
+  control.addOverlay(outside.addTo(map), escapeHTML(S.outside));
+  control.addTo(map);
+
+  /* -- outlines ----------------------------------------------------------------------------- */
+
+  async function loadLevel(level, group) {
+    const entry = state.levels[level.level];
+    const counts = getJSON(level.counts).then((body) => { entry.counts = body.counts; })
+      .catch(failed);
+    try {
+      const body = await getJSON(level.outlines);
+      entry.units = body;
+      drawLevel(level, group, body);
+    } catch (error) {
+      failed(error);
+    }
+    await counts;
+  }
+
+  function drawLevel(level, group, body) {
+    const style = {...level.style, pane: "gridmap-" + level.level};
+    const highlight = style.highlight;
+    delete style.highlight;
+    if (body.code.length >= CANVAS_FROM) style.renderer = L.canvas({padding: 0.5, pane: style.pane});
+    for (let i = 0; i < body.code.length; i++) {
+      const shape = body.shape[i];
+      if (!shape) continue;
+      const polygon = L.polygon(shape.map((rings) => rings.map((r) => decodeRing(r, body.precision))), style);
+      polygon.unitIndex = i;
+      group.addLayer(polygon);
+    }
+    group.bindTooltip((layer) => tooltip(level, layer.unitIndex), {sticky: true});
+    group.on("mouseover", (e) => e.layer.setStyle(highlight));
+    group.on("mouseout", (e) => e.layer.setStyle(style));
+    state.levels[level.level].drawn = group.getLayers().length;
+  }
+
+  function tooltip(level, index) {
+    const entry = state.levels[level.level];
+    const code = entry.units.code[index];
+    const count = entry.counts ? (entry.counts[code] || 0) : S.loading;
+    const table = element("table");
+    table.className = "unit-tip";
+    for (const [label, value] of [[S.name, entry.units.name[index]], [S.code, code],
+                                  [S.staff, entry.units.staff[index]], [S.incidents, count]]) {
+      const row = table.insertRow();
+      row.append(element("th", label), element("td", value));
+    }
+    return table;
+  }
+
+  /* -- heat and the incidents outside every unit -------------------------------------------- */
+
+  let timer = null;
+  let pending = null;
+
+  function viewBox() {
+    const size = map.getSize();
+    const pad = Math.max(PAD_PX, Math.round(PAD_SHARE * Math.max(size.x, size.y)));
+    const pixels = map.getPixelBounds();
+    const sw = map.unproject([pixels.min.x - pad, pixels.max.y + pad]);
+    const ne = map.unproject([pixels.max.x + pad, pixels.min.y - pad]);
+    const clamp = (v, limit) => Math.max(-limit, Math.min(limit, v));
+    return [clamp(sw.lng, 180), clamp(sw.lat, MAX_LAT), clamp(ne.lng, 180), clamp(ne.lat, MAX_LAT)]
+      .map((v) => v.toFixed(6)).join(",");
+  }
+
+  function holdsEverything(zoom) {
+    const last = state.heat;
+    return last && last.scope === "all" && last.zoom === zoom &&
+      last.outside.total <= last.outside.points.length;
+  }
+
+  function requestHeat() {
+    clearTimeout(timer);
+    timer = setTimeout(loadHeat, DEBOUNCE_MS);
+  }
+
+  async function loadHeat() {
+    const zoom = Math.floor(map.getZoom());
+    if (holdsEverything(zoom)) return;
+    if (pending) pending.abort();
+    const controller = pending = new AbortController();
+    const params = {bbox: viewBox(), zoom: String(zoom)};
+    if (config.heat.whole) params.scope = "all";
+    state.heatRequests++;
+    try {
+      const body = await getJSON(withParams(config.heat.url, params), {signal: controller.signal});
+      if (controller !== pending) return;
+      showHeat(body);
+    } catch (error) {
+      if (error.name !== "AbortError") failed(error);
+    } finally {
+      if (controller === pending) pending = null;
+    }
+  }
+
+  let fitted = config.levels.length > 0;      // without units the page has no view: fit the incidents
+
+  function showHeat(body) {
+    state.heat = body;
+    state.heatAnswers++;
+    if (!fitted && body.cells.length) {
+      fitted = true;
+      map.fitBounds(L.latLngBounds(body.cells.map((c) => [c[0], c[1]])), {maxZoom: config.maxZoom});
+    }
+    heat.setLatLngs(body.cells);
+    outside.clearLayers();
+    const style = {...config.outsideStyle, pane: "gridmap-outside"};
+    for (const point of body.outside.points) outside.addLayer(L.circleMarker(point, style));
+    const shown = body.outside.points.length;
+    note(body.outside.total > shown ? fill(S.outsideMore, {shown, total: body.outside.total}) : "");
+  }
+
+  map.on("moveend", requestHeat);
+  loadHeat();
+})();
