@@ -40,6 +40,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["gridmap"] = service
     if settings.load_demo:
         app.before_request(_demo_loader(service))
+    if not app.testing:        # each server process reads its caches now, not on its first visitor's time
+        threading.Thread(target=_warm, args=(service,), name="gridmap-warm", daemon=True).start()
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(mapdata.bp)
@@ -64,6 +66,13 @@ def _demo_loader(service: Gridmap) -> Callable[[], None]:
                 service.load_demo()
             done.set()
     return load
+
+
+def _warm(service: Gridmap) -> None:
+    try:
+        service.warm()
+    except Exception:  # noqa: BLE001 - an empty or unreadable store shows itself on the first request
+        logging.getLogger(__name__).exception("could not read the caches ahead of the first request")
 
 
 def _locale() -> str:
