@@ -146,7 +146,8 @@ def rows_of(results: list[tuple[int, int, dict]]) -> list[list[str]]:
         imp, page, look, com = r["import"], r["map"], r["lookup"], r["commit"]
         rows.append([f"{units:,}", f"{incidents:,}",
                      f"{imp['s']:.1f} s ({imp['per_s'] / 1000:,.0f}k/s), {imp['peak_mb']:.0f} MB",
-                     f"start {page['warm_s']:.1f} s; {page['page_s']:.2f} s / {page['page_kb']:.0f} kB; heat {page['heat_s']:.2f} s / "
+                     f"start {page['warm_s']:.1f} s; {page['page_s']:.2f} s / {page['page_kb']:.0f} kB; "
+                     f"heat {page['heat_s']:.2f} s / "
                      f"{page['heat_kb']:.0f} kB; outlines {page['outlines_s']:.2f} s / {page['outlines_kb']:.0f} kB "
                      f"(again {page['outlines_again_s'] * 1000:.0f} ms); {page['peak_mb']:.0f} MB",
                      f"{look['us']:.1f} µs (first {look['first_s']:.2f} s, first 20k {look['warming_us']:.0f} µs), "
