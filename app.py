@@ -40,8 +40,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["gridmap"] = service
     if settings.load_demo:
         app.before_request(_demo_loader(service))
-    if not app.testing:        # each server process reads its caches now, not on its first visitor's time
-        threading.Thread(target=_warm, args=(service,), name="gridmap-warm", daemon=True).start()
+    if not app.testing:        # each server process fills its caches now, not on its first visitor's time
+        threading.Thread(target=_warm, args=(app,), name="gridmap-warm", daemon=True).start()
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(mapdata.bp)
@@ -68,9 +68,10 @@ def _demo_loader(service: Gridmap) -> Callable[[], None]:
     return load
 
 
-def _warm(service: Gridmap) -> None:
+def _warm(app: Flask) -> None:
     try:
-        service.warm()
+        app.extensions["gridmap"].warm()
+        mapdata.warm_outlines(app)
     except Exception:  # noqa: BLE001 - an empty or unreadable store shows itself on the first request
         logging.getLogger(__name__).exception("could not read the caches ahead of the first request")
 

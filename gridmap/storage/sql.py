@@ -50,6 +50,9 @@ metadata = sa.MetaData()
 
 #: Rows written by one transaction after which the planner's statistics are refreshed.
 ANALYZE_AFTER = 10_000
+#: SQLite's page cache per connection (KiB): small for the pool's readers (each server process holds
+#: several connections), large while a transaction writes a million rows into indexes.
+READ_CACHE_KIB, WRITE_CACHE_KIB = 8_192, 131_072
 
 layer_versions = sa.Table(
     "layer_versions", metadata,
@@ -146,7 +149,7 @@ def _engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-65536")     # 64 MiB of pages: million-row writes and scans
+        cursor.execute(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -217,8 +220,12 @@ class SqlStore(Store):
     @contextmanager
     def writing(self) -> Iterator[Writer]:
         with self.writer.begin() as conn:
-            writer = _SqlWriter(conn)
-            yield writer
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+            try:
+                writer = _SqlWriter(conn)
+                yield writer
+            finally:       # the pooled connection goes back to reading with a small cache
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
         if writer.written >= ANALYZE_AFTER:
             self._analyze()
 
