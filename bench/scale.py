@@ -111,7 +111,7 @@ def run_phase(phase: str, db: Path, n: int, incidents: int, csv: Path) -> dict:
                 "us": (time.perf_counter() - start) / len(points) * 1e6}
     if phase == "commit":
         svc = _service(db)
-        svc.layers()
+        svc.warm()                          # as a running server has it
         _, micro = district_geojson(n, _block(n), seed=9)
         start = time.perf_counter()
         preview = svc.save_layer(Level.MICRO_GRID, micro, LayerOptions(filename="m.geojson"), mode=SaveMode.PREVIEW)

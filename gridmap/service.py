@@ -289,7 +289,8 @@ class Gridmap:
         levels of the change already in place of their current versions."""
         current = dict(self.layers())
         heads = {lv: layer.version for lv, layer in current.items() if layer.version is not None}
-        ids, lon, lat = self.store.incident_points()
+        table = self._table.table()        # every stored incident, from the columns this process keeps
+        ids, lon, lat = table.ids, table.lon, table.lat
         candidates = []
         for i, part in enumerate(parts):
             level, later = part.layer.level, {p.layer.level for p in parts[i + 1:]}
