@@ -87,13 +87,6 @@
     return shape.map((polygon) => polygon.map(decodeRing));
   }
 
-  function geometryLatLngs(geometry) {
-    if (!geometry) return null;
-    if (geometry.type === "Polygon") return L.GeoJSON.coordsToLatLngs(geometry.coordinates, 1);
-    if (geometry.type === "MultiPolygon") return L.GeoJSON.coordsToLatLngs(geometry.coordinates, 2);
-    return null;
-  }
-
   function unitTip(name, code) {
     const tip = element("div");
     tip.append(element("b", S.name + ": "), element("span", name), element("br"),
@@ -126,9 +119,9 @@
     if (source.units) {
       return source.units.map((u) => ({code: u.code, name: u.name, latlngs: u.shape && shapeLatLngs(u.shape)}));
     }
-    const body = await getJSON(source.url);
-    return body.features.map((f) => ({code: String(f.properties.code ?? ""), name: String(f.properties.name ?? ""),
-                                       latlngs: geometryLatLngs(f.geometry)}));
+    const body = await getJSON(source.url);          // columns: code, name, shape (encoded polygons)
+    return body.code.map((code, i) => ({code: String(code ?? ""), name: String(body.name[i] ?? ""),
+                                        latlngs: body.shape[i] && shapeLatLngs(body.shape[i])}));
   }
 
   function draw(layer, list, style) {

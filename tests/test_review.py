@@ -286,7 +286,9 @@ def test_stored_lists_are_paged_from_the_api(client):
     assert len(root.one("details", data_kind="missing_name").all("tr", data_kind=True)) == 20
     assert data["groups"]["warning-missing_name"]["rest"] is None                     # not in the page
     assert data["problemsUrl"] == "/api/layers/grid/versions/1/problems"
-    assert data["after"] == {"url": "/api/layers/grid?version=1"}
+    assert data["after"] == {"url": "/api/outlines/grid?version=1"}
+    outlines = grids.get(data["after"]["url"]).get_json()
+    assert (outlines["version"], outlines["code"]) == (1, [f"C{i:02d}" for i in range(25)])
     rest = grids.get(data["problemsUrl"] + "?kind=missing_name&severity=warning&offset=20").get_json()
     assert (rest["total"], rest["offset"], rest["limit"]) == (23, 20, 20)
     assert [(p["i"], p["code"]) for p in rest["problems"]] == [(20, "C22"), (21, "C23"), (22, "C24")]
@@ -505,7 +507,8 @@ def test_boston_cleaned_precincts_draft_page_is_small(boston, precincts):
     assert "overlap" not in [g[1] for g in groups(root)]
     # every unit whose outline cleaning changed, found independently: the stored outline against the
     # city's, in State Plane metres; areas geodesic (pyproj), not gridmap's
-    stored = geopandas.GeoDataFrame.from_features(boston.get(page_data(root)["after"]["url"]).get_json(), crs=4326)
+    exact = page_data(root)["after"]["url"].replace("/api/outlines/", "/api/layers/")   # not simplified
+    stored = geopandas.GeoDataFrame.from_features(boston.get(exact).get_json(), crs=4326)
     stored = stored.set_index("code")
     city = precincts.geometry.reindex(stored.index)
     moved = shapely.area(shapely.symmetric_difference(city.to_crs(26986).to_numpy(),

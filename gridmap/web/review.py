@@ -6,8 +6,9 @@ on a map — and the two JSON endpoints the page pages its long lists from.
 The page stays small whatever the size of the level (Boston's 255 precincts: 1.3 MB before):
 each list shows its first :data:`PAGE` rows; the rest of a stored version's lists come from
 ``GET /api/layers/<level>/versions/<n>/problems`` and ``…/diff`` when the planner asks, and
-its outlines from ``GET /api/layers/<level>?version=N``.  A refused upload and a comparison are
-stored nowhere as they are shown, so their rest rides along in the page, compactly.
+its outlines from ``GET /api/outlines/<level>?version=N`` (simplified for display, built once).
+A refused upload and a comparison are stored nowhere as they are shown, so their rest rides along
+in the page, compactly.
 """
 from __future__ import annotations
 
@@ -247,9 +248,10 @@ def _page_data(review: _Review, groups: list[dict[str, Any]], parts: list[dict[s
     api: dict[str, Any] | None = ({"level": level, "version": review.meta.version}
                                   if review.stored and review.meta else None)
     return {
-        "after": {"url": url_for("api.get_layer", level=level, version=review.meta.version)} if review.meta
+        # stored versions' outlines come simplified for display, built once per version (as the map's)
+        "after": {"url": url_for("mapdata.level_outlines", level=level, version=review.meta.version)} if review.meta
         else {"units": review_outlines(_drawn_units(review))},
-        "before": {"url": url_for("api.get_layer", level=level, version=review.before.version)}
+        "before": {"url": url_for("mapdata.level_outlines", level=level, version=review.before.version)}
         if review.before is not None and review.before.version is not None else None,
         "problemsUrl": url_for("review.version_problems", **api) if api else None,
         "diffUrl": url_for("review.version_diff", **api) if api else None,
