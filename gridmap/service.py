@@ -377,8 +377,11 @@ class Gridmap:
         return diff
 
     def layer_at(self, level: Level, version: int | None = None) -> Layer:
-        """A level as of one of its versions (the current one when None)."""
-        return self.layer(level) if version is None else self.store.layer_version(level, version)
+        """A level as of one of its versions (the current one when None, or when named: it is kept)."""
+        current = self.layers().get(level)
+        if version is None or (current is not None and current.version == version):
+            return self.layer(level)
+        return self.store.layer_version(level, version)
 
     def export(self, level: Level, version: int | None, fmt: str) -> Export:
         return export_layer(self.layer_at(level, version), fmt)

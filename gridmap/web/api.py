@@ -36,15 +36,15 @@ def upload_layer(level: str):
     parent = None
     if request.is_json:
         body = json_object()
-        data, options = _geojson_bytes(body.get("geojson")), layer_options(body, filename="edit.geojson")
+        data, options = geojson_bytes(body.get("geojson")), layer_options(body, filename="edit.geojson")
         parent = _parent_edit(body)
     else:
         upload = _file()
         data, options = upload.read(), layer_options(request.form, filename=upload.filename or "upload.geojson")
         body = request.form
-    mode = _mode(body)
-    with _precondition():
-        result = service().save_layer(lv, data, _if_match(options), mode=mode, parent=parent)
+    mode = save_mode(body)
+    with precondition():
+        result = service().save_layer(lv, data, if_match(options), mode=mode, parent=parent)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
@@ -81,7 +81,7 @@ def compare_versions(level: str, version: int):
 @bp.post("/layers/<level>/versions/<int:version>/commit")
 def commit_version(level: str, version: int):
     body = json_object() if request.is_json else request.form
-    with _precondition():
+    with precondition():
         result = service().commit_draft(Level.parse(level), version, author=opt(body, "author") or "")
     return layer_result(result), 200
 
@@ -89,9 +89,9 @@ def commit_version(level: str, version: int):
 @bp.post("/layers/<level>/versions/<int:version>/restore")
 def restore_version(level: str, version: int):
     body = json_object() if request.is_json else request.form
-    mode = _mode(body)
-    with _precondition():
-        result = service().restore(Level.parse(level), version, _if_match(layer_options(body, filename="")),
+    mode = save_mode(body)
+    with precondition():
+        result = service().restore(Level.parse(level), version, if_match(layer_options(body, filename="")),
                                    mode=mode)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
@@ -101,10 +101,10 @@ def clean_version(level: str, version: int):
     """Clean a stored version's overlaps and gaps (``gap_width_m``, ``snap_m``) into a new version
     (``mode``: a draft by default)."""
     body = json_object() if request.is_json else request.form
-    mode = _mode(body, default=SaveMode.DRAFT)
-    with _precondition():
+    mode = save_mode(body, default=SaveMode.DRAFT)
+    with precondition():
         result = service().clean_version(Level.parse(level), version, clean_options(body),
-                                         _if_match(layer_options(body, filename="")), mode=mode)
+                                         if_match(layer_options(body, filename="")), mode=mode)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
@@ -246,12 +246,12 @@ def _file() -> FileStorage:
     return upload
 
 
-def _mode(form: Any, default: SaveMode = SaveMode.COMMIT) -> SaveMode:
+def save_mode(form: Any, default: SaveMode = SaveMode.COMMIT) -> SaveMode:
     value = (opt(form, "mode") or default.value).lower()
     return SaveMode(parse_choice(value, "mode", [m.value for m in SaveMode]))
 
 
-def _if_match(options: LayerOptions) -> LayerOptions:
+def if_match(options: LayerOptions) -> LayerOptions:
     """``If-Match: "grid-v3"`` (the ETag of GET /api/layers/grid) is the base version too."""
     header = request.headers.get("If-Match")
     if not header:
@@ -264,7 +264,7 @@ def _if_match(options: LayerOptions) -> LayerOptions:
 
 
 @contextmanager
-def _precondition() -> Iterator[None]:
+def precondition() -> Iterator[None]:
     """A stale If-Match is 412 Precondition Failed; a stale base_version stays 409 Conflict."""
     try:
         yield
@@ -274,7 +274,7 @@ def _precondition() -> Iterator[None]:
         raise
 
 
-def _geojson_bytes(geojson: Any, key: str = "geojson") -> bytes:
+def geojson_bytes(geojson: Any, key: str = "geojson") -> bytes:
     if not isinstance(geojson, dict) or geojson.get("type") != "FeatureCollection":
         raise InvalidInput(message(N_("expected \"{key}\": a GeoJSON FeatureCollection; got {got}"), key=key,
                                    got=type(geojson).__name__ if geojson is not None else "nothing"))
@@ -289,7 +289,7 @@ def _parent_edit(body: dict[str, Any]) -> ParentEdit | None:
     if not isinstance(parent, dict):
         raise InvalidInput(message(N_("expected \"parent\": an object with \"geojson\" and \"base_version\"; "
                                       "got {got}"), got=type(parent).__name__))
-    return ParentEdit(_geojson_bytes(parent.get("geojson"), "parent.geojson"),
+    return ParentEdit(geojson_bytes(parent.get("geojson"), "parent.geojson"),
                       parse_version(opt(parent, "base_version"), "parent.base_version", minimum=0))
 
 
