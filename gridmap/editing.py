@@ -1,8 +1,15 @@
-"""Editing boundaries: split a unit along a line, merge two neighbours.
+"""Editing boundaries: split a unit along a line, merge two neighbours, and the working set of a
+large level — the units a planner edits, the units around them, and the level completed from
+the few units that changed.
 
 The browser editor (``gridmap/web/editor.py``) moves vertices itself; what needs real geometry
 — cutting a polygon, dissolving a shared border — happens here, on shapely, so the pieces
 and the union are exact.  Everything is in longitude/latitude (EPSG:4326).
+
+At 10,000 micro-grids the editor holds one area (a grid's micro-grids) and the units that touch
+it, read-only: :func:`units_around` finds those, so that a corner shared across the edge of the
+area is still one corner.  Its save sends only what changed, and :func:`complete_level` puts
+that into the version the edit started from.
 
 Coordinates that lie within :data:`TOLERANCE_DEG` of each other are one point: the editor
 treats vertices that close as shared, and the functions here snap within the same distance
@@ -12,20 +19,30 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+import geopandas as gpd
 import numpy as np
 import shapely
 import shapely.ops
 from shapely.geometry import LineString, MultiPoint, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
+from .boundaries import to_geojson
 from .errors import N_, InvalidInput, Message, message
+from .layer import Layer
 
 log = logging.getLogger(__name__)
 
 #: Two positions closer than this (degrees, about 0.1 mm) are the same point.
 TOLERANCE_DEG = 1e-9
+
+#: Units within this distance (degrees, about 0.1 m) of an edited unit are loaded with it: they
+#: share its corners and borders (the editor's own "same corner" is 1e-9°, its "on a grid line" 0.05 m).
+AROUND_DEG = 1e-6
+
+#: Properties the server works out itself: a completed level leaves them out, as the editor does.
+COMPUTED = ("area_m2", "level")
 
 #: What each request field may hold: (field name, GeoJSON value, accepted geometry types).
 GeometryField = tuple[str, Any, tuple[str, ...]]
@@ -152,3 +169,107 @@ def _reason(exc: Exception) -> str:
         return f"missing {exc.args[0]!r}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text.removeprefix("IllegalArgumentException: ")
+
+
+# -- the working set of a large level ----------------------------------------------------------
+
+def units_near(units: gpd.GeoDataFrame, geometries: Any) -> np.ndarray:
+    """Positions (0, 1, …) in ``units`` of every unit within :data:`AROUND_DEG` of one of
+    ``geometries``, in order."""
+    geometries = np.asarray(geometries, dtype=object)
+    if not len(units) or not len(geometries):
+        return np.empty(0, dtype=int)
+    hits = units.sindex.query(geometries, predicate="dwithin", distance=AROUND_DEG)[1]
+    return np.unique(hits)
+
+
+def units_around(units: gpd.GeoDataFrame, chosen: np.ndarray) -> np.ndarray:
+    """Positions of the units that touch the ``chosen`` ones (or lie within :data:`AROUND_DEG`),
+    the chosen left out: every unit that may share a corner with them."""
+    near = units_near(units, units.geometry.to_numpy()[chosen])
+    return np.setdiff1d(near, chosen)
+
+
+def units_in(units: gpd.GeoDataFrame, area: BaseGeometry, code: str) -> np.ndarray:
+    """Positions of the units of an area (a unit of the level above): those naming it as their
+    parent, and those whose inside point lies in it (a level read without parent codes)."""
+    named = np.flatnonzero((units["parent_code"] == code).to_numpy())
+    candidates = units.sindex.query(area, predicate="intersects")
+    inside = candidates[shapely.contains(area, shapely.point_on_surface(units.geometry.to_numpy()[candidates]))]
+    return np.union1d(named, inside).astype(int)
+
+
+def units_in_box(units: gpd.GeoDataFrame, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    """Positions of the units that reach into a west, south, east, north box."""
+    return np.sort(units.sindex.query(shapely.box(*bbox), predicate="intersects"))
+
+
+def complete_level(base: Layer, edit: Mapping[str, Any], removed: Sequence[str], *,
+                   field: str = "units") -> dict[str, Any]:
+    """The level as the planner left it, from the version the edit started from (``base``).
+
+    ``edit`` is a FeatureCollection of the units that changed: a feature whose ``id`` is the
+    code of a unit of ``base`` takes that unit's place (its code may have changed too); one
+    without ``id`` is a new unit, put after the others.  ``removed`` are codes of ``base`` to take
+    out.  Every other unit is kept exactly as stored, so the diff shows only what was edited.
+    Mistakes (an unknown code, a unit replaced twice or replaced and removed) are reported all
+    at once; the completed level is checked as a whole when it is saved.
+    """
+    features = _edit_features(edit, field)
+    position = {code: i for i, code in enumerate(base.units["code"].tolist())}
+    replaced, added, problems = _placed(features, position, set(removed), base, field)
+    gone = {position[c] for c in removed if c in position}
+    problems += [message(N_("{field}: {code!r} is not a unit of {level} version {version}"),
+                         field=f"{field}.removed", code=c, level=base.level.noun, version=base.version)
+                 for c in removed if c not in position]
+    if problems:
+        raise InvalidInput(message(N_("the edit has {count} problem(s); nothing was changed"),
+                                   count=len(problems)), problems)
+    stored = to_geojson(base)["features"]
+    kept = [replaced.get(i) or _as_edited(f) for i, f in enumerate(stored) if i not in gone]
+    log.info("completed a %s edit: %d replaced, %d added, %d removed", base.level.value, len(replaced),
+             len(added), len(gone))
+    return {"type": "FeatureCollection", "features": kept + added}
+
+
+def _edit_features(edit: Mapping[str, Any], field: str) -> list[Any]:
+    if not isinstance(edit, Mapping) or edit.get("type") != "FeatureCollection" \
+            or not isinstance(edit.get("features"), list):
+        raise InvalidInput(message(N_("expected \"{key}\": a GeoJSON FeatureCollection; got {got}"), key=field,
+                                   got=preview(edit) if edit is not None else "nothing"))
+    return edit["features"]
+
+
+def _placed(features: list[Any], position: dict[str, int], removed: set[str], base: Layer,
+            field: str) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]], list[Message]]:
+    """Which stored unit each edited feature replaces (by its ``id``), and the new ones."""
+    replaced: dict[int, dict[str, Any]] = {}
+    added: list[dict[str, Any]] = []
+    problems: list[Message] = []
+    for k, feature in enumerate(features):
+        name = f"{field}.features[{k}]"
+        if not isinstance(feature, Mapping):
+            problems.append(message(N_("expected a GeoJSON Feature in {field}, got {got}"), field=name,
+                                    got=preview(feature)))
+            continue
+        origin = feature.get("id")
+        if origin is None:
+            added.append(_as_edited(feature))
+        elif str(origin) not in position:
+            problems.append(message(N_("{field}: {code!r} is not a unit of {level} version {version}"),
+                                    field=f"{name}.id", code=str(origin), level=base.level.noun,
+                                    version=base.version))
+        elif str(origin) in removed or position[str(origin)] in replaced:
+            problems.append(message(N_("{field}: unit {code!r} is changed or removed more than once"),
+                                    field=f"{name}.id", code=str(origin)))
+        else:
+            replaced[position[str(origin)]] = _as_edited(feature)
+    return replaced, added, problems
+
+
+def _as_edited(feature: Mapping[str, Any]) -> dict[str, Any]:
+    """A feature as the editor sends it: its properties without the computed ones, no id."""
+    properties = feature.get("properties")
+    if isinstance(properties, Mapping):
+        properties = {k: v for k, v in properties.items() if k not in COMPUTED}
+    return {"type": "Feature", "properties": properties, "geometry": feature.get("geometry")}

@@ -22,6 +22,15 @@
  * label with room to spare and it lies near the view; otherwise the code shows on hover.  The
  * choice is made again after every move or zoom (two projections per unit, a rebind only where
  * it flips), so a thousand units stay smooth and a zoomed-out map is not a pile of labels.
+ *
+ * A large level is edited an area at a time (config.scope): "all" loads a small level whole;
+ * "area" shows the outlines of the level above (the areas) and loads the units of the areas the
+ * planner opens (a click, the list, or ?unit= in the address); "view" (a large level with no
+ * level above) loads the units in view once zoomed in far enough.  Each load brings the units
+ * touching the opened ones, read-only (grey): a corner shared with one moves it too, and then it
+ * is part of the edit; a click opens it.  Loads only add units, so every undo step gets them as
+ * loaded.  The save sends only the units that differ from what was loaded (each with the code it
+ * was loaded as, its "id") and the codes removed; the server completes the level.
  */
 (function () {
   "use strict";
@@ -35,6 +44,12 @@
   const PARENT = {color: "#243b53", weight: 3, opacity: 0.55, fill: false, dashArray: "10 6",
                   interactive: false, pmIgnore: true, snapIgnore: false};
   const PARENT_CHANGED = {...PARENT, color: "#b26a00", opacity: 0.8};
+  // A unit around the opened ones: shown, its shared corners move, a click opens it.
+  const AROUND = {color: "#7b8794", weight: 1, fillColor: "#cbd2d9", fillOpacity: 0.35, dashArray: "3 3"};
+  // The outline of an area (a unit of the level above) not opened yet: a click opens it.
+  const AREA = {color: "#52606d", weight: 1.5, fillColor: "#9fb3c8", fillOpacity: 0.12, pmIgnore: true,
+                snapIgnore: true};
+  const VIEW_DELAY_MS = 250;  // "view" scope: load the units in view once the map has rested
   const KEEP_OUT = ["area_m2", "level"];  // the server computes these
   const NEAR_M = 0.05;        // a corner this close to a parent's line lies on it
   const M_PER_DEG = 111195;   // metres in a degree of latitude (mean Earth radius)
@@ -124,9 +139,11 @@
   /* -- state -------------------------------------------------------------------------------- */
 
   const state = {
-    level: config.level, version: null, units: [], removedOriginals: 0, selected: null,
+    level: config.level, version: config.baseVersion, units: [], removed: [], selected: null,
     mode: "select", undo: [], dirty: false, busy: false, nextId: 1, problems: null, note: null,
-    parent: null,  // {version, features (as loaded), units: [{feature, layer, originKey}]}
+    parent: null,  // {version, units: [{feature, layer, originKey, code}]}
+    known: new Set(), knownParents: new Set(),  // the codes loaded so far, of the level and the one above
+    areas: new Map(), opened: [],  // "area" scope: code → {feature, layer, opened}; what ?unit= opens
   };
 
   const map = L.map("editor-map", {zoomControl: true, doubleClickZoom: false, boxZoom: false});
@@ -139,6 +156,7 @@
   map.pm.setGlobalOptions({snappable: true, snapDistance: SNAP_PX, allowSelfIntersection: true,
                            templineStyle: {color: "#d9480f"}, hintlineStyle: {color: "#d9480f", dashArray: "4 4"},
                            pathOptions: CHANGED});
+  const areaLayer = L.layerGroup().addTo(map);
   const problemLayer = L.layerGroup().addTo(map);
 
   /* -- units -------------------------------------------------------------------------------- */
@@ -153,10 +171,16 @@
     return out;
   }
 
-  function addUnit(properties, latlngs, originKey) {
+  const NEW = {originKey: null, loadedKey: null};  // a unit drawn or cut here: nothing was loaded as it
+
+  /* A unit on the map.  ``origin``: {originKey, loadedKey, origin, readonly} as loaded or kept in an
+   * undo step; a unit loaded just now has none (its keys are worked out), a new one {originKey: null}. */
+  function addUnit(properties, latlngs, origin = {}) {
     const layer = L.polygon(latlngs, {...STYLE});
     const label = document.createElement("span");
-    const unit = {id: state.nextId++, properties: {...properties}, layer, originKey, label, labelled: null};
+    const unit = {id: state.nextId++, properties: {...properties}, layer, originKey: origin.originKey,
+                  loadedKey: origin.loadedKey, origin: origin.origin ?? null, readonly: !!origin.readonly,
+                  label, labelled: null};
     layer.unit = unit;
     layer.on("click", (e) => onUnitClick(unit, e));
     layer.on("pm:markerdragstart", (e) => onDragStart(unit, e));
@@ -166,7 +190,8 @@
     layer.on("pm:vertexremoved", (e) => onVertexRemoved(unit, e));
     layer.addTo(map);
     state.units.push(unit);
-    if (originKey === undefined) unit.originKey = featureKey(unit);
+    if (unit.originKey === undefined) unit.originKey = featureKey(unit);
+    if (unit.loadedKey === undefined) unit.loadedKey = unit.originKey;
     refreshUnit(unit);
     return unit;
   }
@@ -175,7 +200,7 @@
     if (state.selected === unit) select(null);
     map.removeLayer(unit.layer);
     state.units = state.units.filter((u) => u !== unit);
-    if (unit.originKey) state.removedOriginals += 1;
+    if (unit.origin !== null) state.removed.push(unit.origin);
   }
 
   function setGeometry(unit, latlngs) {
@@ -197,7 +222,7 @@
     }
     unit.changed = unit.originKey !== featureKey(unit);
     const problem = state.problems && state.problems.has(text(unit.properties.code));
-    unit.layer.setStyle({...STYLE, dashArray: null, ...(unit.changed ? CHANGED : {}),
+    unit.layer.setStyle({...STYLE, dashArray: null, ...(unit.readonly ? AROUND : {}), ...(unit.changed ? CHANGED : {}),
                          ...(problem ? PROBLEM : {}), ...(state.selected === unit ? SELECTED : {})});
   }
 
@@ -247,9 +272,19 @@
     return name ? `${code} ${name}` : code;
   }
 
+  /* Every unit loaded, as edited (the whole level when it was loaded whole). */
   function featureCollection() {
     return {type: "FeatureCollection", features: state.units.map((u) => ({
       type: "Feature", properties: outgoingProperties(u.properties), geometry: layerGeometry(u.layer)}))};
+  }
+
+  /* What the save sends: the units that differ from what was loaded, each with the code it was
+   * loaded as ("id": the stored unit it replaces), and the new ones (no id). */
+  function editedCollection() {
+    const edited = state.units.filter((u) => u.origin === null || featureKey(u) !== u.loadedKey);
+    return {type: "FeatureCollection", features: edited.map((u) => ({
+      type: "Feature", ...(u.origin !== null ? {id: u.origin} : {}), properties: outgoingProperties(u.properties),
+      geometry: layerGeometry(u.layer)}))};
   }
 
   /* -- the parent level ---------------------------------------------------------------------- */
@@ -258,14 +293,20 @@
     return state.parent ? state.parent.units : [];
   }
 
+  /* Units of the level above, added to those loaded before (each once); every undo step gets them
+   * as loaded. */
   function loadParent(collection) {
-    const units = [];
+    if (!state.parent) state.parent = {version: collection.version, units: []};
     for (const feature of collection.features || []) {
-      if (!feature.geometry) continue;
+      const code = text(feature.properties && feature.properties.code);
+      if (!feature.geometry || state.knownParents.has(code)) continue;
+      state.knownParents.add(code);
       const layer = L.polygon(geometryLatLngs(feature.geometry), {...PARENT}).addTo(map);
-      units.push({feature, layer, originKey: JSON.stringify(layerGeometry(layer))});
+      const unit = {feature: {type: "Feature", properties: feature.properties, geometry: feature.geometry},
+                    layer, code, originKey: JSON.stringify(layerGeometry(layer))};
+      state.parent.units.push(unit);
+      for (const shot of undoSteps()) shot.parent.push(feature.geometry);
     }
-    state.parent = {version: collection.version, features: collection.features || [], units};
   }
 
   function setParentGeometry(unit, latlngs) {
@@ -282,12 +323,18 @@
     return parentUnits().filter((u) => u.changed);
   }
 
-  /* The parent level as edited: every feature as loaded (properties untouched), with its geometry now. */
+  /* The units of the level above that were loaded, as edited: properties as loaded, geometry now. */
   function parentCollection() {
     if (!state.parent) return null;
-    const edited = new Map(state.parent.units.map((u) => [u.feature, u]));
-    return {type: "FeatureCollection", features: state.parent.features.map((f) =>
-      (edited.has(f) ? {...f, geometry: layerGeometry(edited.get(f).layer)} : f))};
+    return {type: "FeatureCollection", features: state.parent.units.map((u) =>
+      ({...u.feature, geometry: layerGeometry(u.layer)}))};
+  }
+
+  /* What the save sends of the level above: the units that changed, by code. */
+  function editedParents() {
+    return {type: "FeatureCollection", features: changedParents().map((u) => ({
+      type: "Feature", id: u.code, properties: outgoingProperties(u.feature.properties),
+      geometry: layerGeometry(u.layer)}))};
   }
 
   /* Where each parent ring meets ``latlng``: {unit, path, index} for its corner there (the nearest
@@ -499,14 +546,13 @@
     updateTools();
   }
 
-  function onUnitClick(unit, e) {
+  async function onUnitClick(unit, e) {
     if (state.busy) return;
-    if (state.mode === "merge") {
-      L.DomEvent.stop(e);
-      mergeWith(unit);
-    } else if (state.mode === "select") {
-      select(unit);
-    }
+    if (state.mode === "merge") L.DomEvent.stop(e);
+    if (state.mode !== "merge" && state.mode !== "select") return;
+    if (unit.readonly && !(await openUnit(unit))) return;
+    if (state.mode === "merge") mergeWith(unit);
+    else select(unit);
   }
 
   function setMode(mode) {
@@ -535,13 +581,22 @@
     $("tool-draw").disabled = state.busy;
     $("save").disabled = state.busy;
     const name = state.selected ? unitLabel(state.selected) : "";
-    const hint = {select: state.selected ? fill(S.hintSelected, {unit: name}) : S.hintSelect,
+    const hint = {select: state.selected ? fill(S.hintSelected, {unit: name}) : idleHint(),
                   split: fill(S.hintSplit, {unit: name}), merge: fill(S.hintMerge, {unit: name}),
                   draw: S.hintDraw}[state.mode];
     const hintBar = $("hint");
     hintBar.textContent = state.busy ? state.busyText || S.working : state.note || hint;
     hintBar.classList.toggle("note", !state.busy && !!state.note);
     hintBar.classList.toggle("warn", !state.busy && !!state.note && state.noteIsWarning);
+  }
+
+  /* What to do with nothing selected: open an area, zoom in, or pick a unit (the grey ones around
+   * are not open yet). */
+  function idleHint() {
+    const open = state.units.some((u) => !u.readonly);
+    if (config.scope === "area" && !open) return S.hintPickArea;
+    if (config.scope === "view" && state.zoomIn && !open) return S.zoomIn;
+    return config.scope === "all" ? S.hintSelect : `${S.hintSelect} ${S.hintAround}`;
   }
 
   /* -- split, merge, draw, delete ----------------------------------------------------------- */
@@ -555,7 +610,7 @@
       pushUndo();
       setMode("select");
       const unit = addUnit({code: "", name: "", parent_code: null, staff: "", phone: ""},
-                           layer.getLatLngs(), null);
+                           layer.getLatLngs(), NEW);
       select(unit);
       note(S.drawDone);
       changed();
@@ -598,7 +653,7 @@
     const properties = unit.properties;
     removeUnit(unit);
     const pieces = answer.geometries.map((g, i) =>
-      addUnit({...properties, code: codes[i]}, geometryLatLngs(g), null));
+      addUnit({...properties, code: codes[i]}, geometryLatLngs(g), NEW));
     select(pieces[0]);
     note(fill(S.splitDone, {unit: label, count: pieces.length}));
     changed();
@@ -633,10 +688,13 @@
 
   /* -- undo --------------------------------------------------------------------------------- */
 
+  function entry(unit) {
+    return {properties: {...unit.properties}, originKey: unit.originKey, loadedKey: unit.loadedKey,
+            origin: unit.origin, readonly: unit.readonly, geometry: layerGeometry(unit.layer)};
+  }
+
   function snapshot() {
-    return {units: state.units.map((u) => ({properties: {...u.properties}, originKey: u.originKey,
-                                            geometry: layerGeometry(u.layer)})),
-            removed: state.removedOriginals,
+    return {units: state.units.map(entry), removed: [...state.removed],
             parent: parentUnits().map((u) => layerGeometry(u.layer)),
             selected: state.selected ? state.units.indexOf(state.selected) : -1};
   }
@@ -650,8 +708,8 @@
     select(null);
     for (const unit of state.units) map.removeLayer(unit.layer);
     state.units = [];
-    for (const u of shot.units) addUnit(u.properties, geometryLatLngs(u.geometry), u.originKey);
-    state.removedOriginals = shot.removed;
+    for (const u of shot.units) addUnit(u.properties, geometryLatLngs(u.geometry), u);
+    state.removed = [...shot.removed];
     parentUnits().forEach((u, i) => setParentGeometry(u, geometryLatLngs(shot.parent[i])));
     if (shot.selected >= 0) select(state.units[shot.selected]);
   }
@@ -695,7 +753,9 @@
     const list = $("units");
     list.replaceChildren();
     let selectedButton = null;
-    const sorted = [...state.units].sort((a, b) => text(a.properties.code).localeCompare(text(b.properties.code)));
+    // the units around the opened ones are listed once they are part of the edit
+    const sorted = state.units.filter((u) => !u.readonly || u.changed)
+      .sort((a, b) => text(a.properties.code).localeCompare(text(b.properties.code)));
     for (const unit of sorted) {
       const item = document.createElement("li");
       const button = document.createElement("button");
@@ -707,7 +767,9 @@
       const name = document.createElement("span");
       name.textContent = text(unit.properties.name) || S.unnamed;
       button.append(code, name);
-      button.addEventListener("click", () => {
+      button.addEventListener("click", async () => {
+        if (state.busy) return;
+        if (unit.readonly && !(await openUnit(unit))) return;
         if (state.mode === "merge") return mergeWith(unit);
         if (state.mode !== "select") setMode("select");
         select(unit);
@@ -720,20 +782,19 @@
       if (unit === state.selected) selectedButton = button;
     }
     if (selectedButton) selectedButton.scrollIntoView({block: "nearest"});
-    $("unit-count").textContent = fill(S.count, {count: state.units.length});
+    $("unit-count").textContent = fill(S.count, {count: sorted.length});
   }
 
   function changed() {
     const edited = state.units.filter((u) => u.changed && u.originKey).length;
     const added = state.units.filter((u) => !u.originKey).length;
+    const removed = state.removed.length;
     const parents = changedParents().length;
-    state.dirty = edited + added + state.removedOriginals + parents > 0;
+    state.dirty = edited + added + removed + parents > 0;
     const summary = $("summary");
     summary.textContent = !state.dirty ? S.noChanges
-      : fill(parents ? S.changesWithParent : S.changes,
-             {changed: edited, added, removed: state.removedOriginals, parents});
-    Object.assign(summary.dataset, {changed: edited, added, removed: state.removedOriginals,
-                                    parentChanged: parents});
+      : fill(parents ? S.changesWithParent : S.changes, {changed: edited, added, removed, parents});
+    Object.assign(summary.dataset, {changed: edited, added, removed, parentChanged: parents});
     renderList();
     updateTools();
   }
@@ -815,13 +876,16 @@
     }
   }
 
-  /* The level as edited; the parent level with its base version when a unit of it changed; the
-   * planner's wish to redraw the parents as unions of their children. */
+  /* What changed (the server completes the level from the version loaded); the level above, the
+   * same way, when a unit of it changed; the planner's wish to redraw the parents as unions of
+   * their children. */
   function saveBody() {
-    const body = {geojson: featureCollection(), base_version: state.version, mode: "draft",
-                  author: $("author").value.trim(), note: $("note").value.trim()};
+    const body = {units: editedCollection(), removed: [...state.removed], base_version: state.version,
+                  mode: "draft", author: $("author").value.trim(), note: $("note").value.trim()};
     if (config.tolerance != null) body.tolerance_m2 = config.tolerance;
-    if (changedParents().length) body.parent = {geojson: parentCollection(), base_version: state.parent.version};
+    if (changedParents().length) {
+      body.parent = {units: editedParents(), removed: [], base_version: state.parent.version};
+    }
     if ($("derive-parent") && $("derive-parent").checked) body.derive_parent = true;
     return body;
   }
@@ -878,26 +942,241 @@
   async function getJson(url) {
     const response = await fetch(url, {headers: {Accept: "application/json"}});
     const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw Object.assign(new Error(answer.error || S.loadFailed), {details: answer.details});
+    if (!response.ok) {
+      throw Object.assign(new Error(answer.error || S.loadFailed), {details: answer.details, status: response.status});
+    }
     return answer;
+  }
+
+  /* The units URL (at the version edited) with ``query``: {area: [codes]}, {code: [codes]}, {bbox}. */
+  function unitsUrl(query) {
+    const url = new URL(config.unitsUrl, window.location.href);
+    for (const [key, values] of Object.entries(query)) {
+      for (const value of [].concat(values)) url.searchParams.append(key, value);
+    }
+    return url.pathname + url.search;
+  }
+
+  /* The view on ``features`` (GeoJSON), before their layers go on the map: Leaflet places a layer
+   * (and its label) only on a map that has a view. */
+  function fitTo(features) {
+    const bounds = L.latLngBounds([]);
+    for (const f of features) if (f.geometry) bounds.extend(L.polygon(geometryLatLngs(f.geometry)).getBounds());
+    if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20]});
+    else map.setView([35, 105], 4);
+  }
+
+  /* The undo steps, with the one a panel field is about to push. */
+  function undoSteps() {
+    return pendingUndo ? state.undo.concat(pendingUndo) : state.undo;
+  }
+
+  /* Add the units of an answer that were not loaded yet (those asked for editable, those around
+   * them read-only) and the level above near them; a unit around before and asked for now is
+   * opened.  Loading is not an edit: every undo step gets the new units as loaded.  Returns the
+   * units opened. */
+  function addLoaded(answer) {
+    if (answer.parent) loadParent(answer.parent);
+    const fresh = [], opened = [];
+    for (const feature of answer.features) {
+      const code = text(feature.properties.code);
+      if (!feature.geometry) continue;
+      if (state.known.has(code)) {
+        if (feature.editable) opened.push(...promote(code));
+        continue;
+      }
+      state.known.add(code);
+      const unit = addUnit(feature.properties, geometryLatLngs(feature.geometry),
+                           {origin: code, readonly: !feature.editable});
+      fresh.push(entry(unit));
+      if (feature.editable) opened.push(unit);
+    }
+    for (const shot of undoSteps()) shot.units.push(...fresh.map((e) => ({...e})));
+    return opened;
+  }
+
+  /* The unit loaded as ``code`` (and its copies in the undo steps) is editable from now on. */
+  function promote(code) {
+    for (const shot of undoSteps()) for (const e of shot.units) if (e.origin === code) e.readonly = false;
+    const unit = state.units.find((u) => u.origin === code);
+    if (!unit || !unit.readonly) return unit ? [unit] : [];
+    unit.readonly = false;
+    refreshUnit(unit);
+    return [unit];
+  }
+
+  /* Ask for more units (``query`` as for unitsUrl) and add them; null when that failed. */
+  async function loadMore(query, what) {
+    state.busy = true;
+    state.busyText = fill(S.opening, {unit: what});
+    updateTools();
+    try {
+      const opened = addLoaded(await getJson(unitsUrl(query)));
+      remember([].concat(query.area || query.code || []));
+      changed();
+      return opened;
+    } catch (error) {
+      showError(error.message || S.loadFailed, error.details || []);
+      return null;
+    } finally {
+      state.busy = false;
+      state.busyText = null;
+      updateTools();
+    }
+  }
+
+  /* A unit around the opened ones, opened: editable, with the units around it loaded. */
+  async function openUnit(unit) {
+    if (unit.origin === null) return true;
+    return (await loadMore({code: unit.origin}, unitLabel(unit))) !== null;
+  }
+
+  /* The address names what is open (?unit=…), so a reload opens it again. */
+  function remember(codes) {
+    const fresh = codes.filter((c) => !state.opened.includes(c));
+    if (!fresh.length) return;
+    state.opened.push(...fresh);
+    const url = new URL(window.location.href);
+    url.searchParams.delete("unit");
+    for (const code of state.opened) url.searchParams.append("unit", code);
+    window.history.replaceState(window.history.state, "", url);
+  }
+
+  /* -- areas: the units of the level above, to open one ---------------------------------------- */
+
+  function areaLabel(feature) {
+    const code = text(feature.properties.code), name = text(feature.properties.name);
+    return name ? `${code} ${name}` : code;
+  }
+
+  function loadAreas(collection) {
+    for (const feature of collection.features) {
+      if (!feature.geometry) continue;
+      const code = text(feature.properties.code);
+      const layer = L.polygon(geometryLatLngs(feature.geometry), {...AREA});
+      const tip = document.createElement("span");
+      tip.textContent = areaLabel(feature);
+      layer.bindTooltip(tip, HOVER);
+      layer.on("click", (e) => {
+        if (state.mode !== "select") return;
+        L.DomEvent.stop(e);
+        openArea(code);
+      });
+      areaLayer.addLayer(layer);
+      state.areas.set(code, {feature, layer, opened: false});
+    }
+    $("area-section").hidden = false;
+  }
+
+  function markOpened(code) {
+    const area = state.areas.get(code);
+    if (!area || area.opened) return;
+    area.opened = true;
+    areaLayer.removeLayer(area.layer);
+  }
+
+  async function openArea(code) {
+    const area = state.areas.get(code);
+    if (!area || area.opened || state.busy) return;
+    const opened = await loadMore({area: code}, areaLabel(area.feature));
+    if (opened === null) return;
+    markOpened(code);
+    $("area-section").open = false;  // the room goes to the units now
+    const bounds = L.latLngBounds([]);
+    opened.forEach((u) => bounds.extend(u.layer.getBounds()));
+    // the area fills the map, unless the map is already closer in and shows it whole
+    if (bounds.isValid() && (!map.getBounds().contains(bounds) || map.getBoundsZoom(bounds) > map.getZoom())) {
+      map.fitBounds(bounds, {padding: [20, 20]});
+    }
+    note(fill(S.areaOpened, {area: areaLabel(area.feature), count: opened.length}));
+    renderAreas();
+  }
+
+  function renderAreas() {
+    const list = $("areas");
+    list.replaceChildren();
+    const sorted = [...state.areas.entries()].sort(([a], [b]) => a.localeCompare(b));
+    for (const [code, area] of sorted) {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "unit" + (area.opened ? " opened" : "");
+      button.dataset.area = code;
+      button.disabled = area.opened;
+      const b = document.createElement("b");
+      b.textContent = code || S.nocode;
+      const name = document.createElement("span");
+      name.textContent = text(area.feature.properties.name) || S.unnamed;
+      button.append(b, name);
+      button.addEventListener("click", () => openArea(code));
+      item.append(button);
+      list.append(item);
+    }
+    const open = sorted.filter(([, area]) => area.opened).length;
+    $("area-count").textContent = fill(S.areasOpen, {open, count: sorted.length});
+  }
+
+  /* -- "view" scope: the units in view, once zoomed in --------------------------------------- */
+
+  let viewTimer = null;
+
+  function loadView() {
+    clearTimeout(viewTimer);
+    viewTimer = setTimeout(async () => {
+      if (state.busy || state.drag) return loadView();
+      const b = map.getBounds();
+      const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(7)).join(",");
+      try {
+        const answer = await getJson(unitsUrl({bbox}));
+        state.zoomIn = !!answer.too_many;  // more units in view than a page should hold
+        addLoaded(answer);
+        changed();
+      } catch (error) {
+        showError(error.message || S.loadFailed, error.details || []);
+      }
+    }, VIEW_DELAY_MS);
+  }
+
+  /* -- opening the page ---------------------------------------------------------------------- */
+
+  async function loadWhole() {
+    const answer = await getJson(config.openUrl);
+    fitTo(answer.features);
+    addLoaded(answer);
+  }
+
+  /* The areas, and what the address opens (?unit=: areas or units). */
+  async function loadAreasAndOpened() {
+    const open = config.open || {area: [], code: []};
+    const [areas, answer] = await Promise.all([getJson(config.areasUrl),
+                                               config.openUrl ? getJson(config.openUrl) : null]);
+    fitTo(answer ? answer.features.filter((f) => f.editable) : areas.features);
+    loadAreas(areas);
+    if (answer) {
+      addLoaded(answer);
+      open.area.forEach(markOpened);
+      remember([...open.area, ...open.code]);
+      $("area-section").open = false;
+    }
+    renderAreas();
+    if (open.code.length === 1) select(state.units.find((u) => u.origin === open.code[0]) || null);
+  }
+
+  function loadInView() {
+    const [west, south, east, north] = config.bounds;
+    map.fitBounds([[south, west], [north, east]], {padding: [20, 20]});
+    map.on("moveend", loadView);
+    state.zoomIn = true;
+    loadView();
   }
 
   async function load() {
     $("hint").textContent = S.loading;
     try {
-      const [layer, parent] = await Promise.all([getJson(config.layerUrl),
-                                                 config.parentUrl ? getJson(config.parentUrl) : null]);
-      if (parent) loadParent(parent);
-      state.version = layer.version;
-      const units = layer.features.filter((f) => f.geometry)
-        .map((f) => ({properties: f.properties || {}, latlngs: geometryLatLngs(f.geometry)}));
-      // The view first: Leaflet places a layer (and its label) only on a map that has one.
-      const bounds = L.latLngBounds([]);
-      units.forEach((u) => bounds.extend(L.polygon(u.latlngs).getBounds()));
-      if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20]});
-      else map.setView([35, 105], 4);
-      for (const u of units) addUnit(u.properties, u.latlngs);
-      $("based-on").textContent = fill(config.version ? S.version : S.versionCurrent, {version: layer.version});
+      if (config.scope === "area") await loadAreasAndOpened();
+      else if (config.scope === "view") loadInView();
+      else await loadWhole();
+      $("based-on").textContent = fill(config.version ? S.version : S.versionCurrent, {version: state.version});
       changed();
       state.loaded = true;
     } catch (error) {
@@ -927,7 +1206,7 @@
   });
 
   window.gridmapEditor = {
-    map, state, featureCollection, parentCollection,
+    map, state, featureCollection, parentCollection, editedCollection, openArea,
     select: (code) => select(state.units.find((u) => u.properties.code === code) || null),
     unit: (code) => state.units.find((u) => u.properties.code === code) || null, setMode, undo,
   };

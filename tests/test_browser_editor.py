@@ -635,10 +635,11 @@ def test_the_save_sends_the_grids_only_when_they_changed_and_the_redraw_choice(
         bodies.append(route.request.post_data_json)
         route.fulfill(status=409, content_type="application/json", body=json.dumps({"error": "stale base"}))
 
-    tab.page.route("**/api/layers/micro_grid",
-                   lambda route: refuse(route) if route.request.method == "POST" else route.continue_())
+    tab.page.route("**/api/layers/micro_grid/edit/save", refuse)
+    loaded = {code: {**f, "properties": outgoing(f["properties"])} for code, f in micro.items()}
 
-    # 1. only a name changed: no parent member, no derive_parent
+    # 1. only a name changed: that unit alone (by the code it was loaded as), no parent member, no
+    # derive_parent
     code = sorted(micro)[0]
     tab.select(code)
     tab.page.fill("#f-name", "新名称")
@@ -646,8 +647,10 @@ def test_the_save_sends_the_grids_only_when_they_changed_and_the_redraw_choice(
     tab.page.click("#save")
     tab.page.locator("#messages").wait_for(state="visible")
     assert tab.page.inner_text("#message-title") == "stale base"
-    assert bodies == [{"geojson": tab.page.evaluate(EDITED), "base_version": micro_layer["version"],
+    assert bodies == [{"units": {"type": "FeatureCollection", "features": [{**tab.edited()[code], "id": code}]},
+                       "removed": [], "base_version": micro_layer["version"],
                        "mode": "draft", "author": "规划员丙", "note": "", "tolerance_m2": 1.0}]   # as v1 was saved
+    assert bodies[0]["units"]["features"][0]["properties"] == {**loaded[code]["properties"], "name": "新名称"}
 
     # 2. a corner on a grid line moved and "redraw each grid" ticked: both members, exactly
     old, owners, parents = grid_corner(micro, grids, tab)
@@ -658,14 +661,20 @@ def test_the_save_sends_the_grids_only_when_they_changed_and_the_redraw_choice(
     tab.page.click("#save")
     tab.page.wait_for_function("() => !window.gridmapEditor.state.busy")
     assert len(bodies) == 2
-    assert bodies[1] == {"geojson": tab.page.evaluate(EDITED), "base_version": micro_layer["version"],
-                         "mode": "draft", "author": "规划员丙", "note": "move a grid corner", "tolerance_m2": 1.0,
-                         "parent": {"geojson": tab.page.evaluate(PARENT), "base_version": grid_layer["version"]},
-                         "derive_parent": True}
-    changed_grids = {c for c, f in by_code(bodies[1]["parent"]["geojson"]).items() if f != grids[c]}
-    assert changed_grids == set(parents)
+    edited, after = tab.edited(), tab.parents()
+    assert bodies[1] == {
+        "units": {"type": "FeatureCollection", "features": [
+            {**f, "id": c} for c, f in edited.items() if f != loaded[c]]},
+        "removed": [], "base_version": micro_layer["version"],
+        "mode": "draft", "author": "规划员丙", "note": "move a grid corner", "tolerance_m2": 1.0,
+        "parent": {"units": {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "id": c, "properties": outgoing(f["properties"]), "geometry": f["geometry"]}
+            for c, f in after.items() if f != grids[c]]}, "removed": [], "base_version": grid_layer["version"]},
+        "derive_parent": True}
+    assert sorted(f["id"] for f in bodies[1]["units"]["features"]) == sorted({code, *owners})
+    assert sorted(f["id"] for f in bodies[1]["parent"]["units"]["features"]) == parents
     # Chromium logs the refused saves (409) as failed loads; those are expected.
-    tab.errors = [e for e in tab.errors if not ("status of 409" in e and "/api/layers/micro_grid" in e)]
+    tab.errors = [e for e in tab.errors if not ("status of 409" in e and "/api/layers/micro_grid/edit/save" in e)]
     tab.assert_clean(server)
 
 
@@ -715,6 +724,11 @@ def test_a_grid_line_moved_in_the_micro_grid_editor_is_committed_with_the_grids(
     outside = outside_parent(by_code(server.get_json("/api/layers/micro_grid")), stored_grids)
     assert max(outside.values()) < OUTSIDE_DEG2, outside
     tab.assert_clean(server)
+
+
+def outgoing(properties: dict[str, Any]) -> dict[str, Any]:
+    """A unit's properties as the editor sends them: without those the server computes."""
+    return {k: v for k, v in properties.items() if k not in ("area_m2", "level")}
 
 
 def by_code(layer: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -5,15 +5,18 @@ import io
 import json
 import re
 
+import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from shapely import LineString, MultiPoint, Polygon, box
 from shapely.geometry import mapping, shape
 
-from gridmap.editing import insert_cut_points, merge_units, read_geometries, split_unit
+from gridmap import editing
+from gridmap.editing import complete_level, insert_cut_points, merge_units, read_geometries, split_unit
 from gridmap.errors import InvalidInput
 from gridmap.levels import Level
-from tests.conftest import feature_collection, grid_file, micro_file
+from tests.conftest import CELLS, feature_collection, grid_file, micro_file
 
 UNIT = box(0.0, 0.0, 0.02, 0.01)  # 0.02° wide, 0.01° high
 
@@ -253,10 +256,12 @@ def test_the_editor_page_loads_the_level_its_parent_and_only_local_scripts(block
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     config = page_config(response)
-    assert {k: config[k] for k in ("level", "version", "layerUrl", "parentUrl", "saveUrl", "splitUrl",
-                                   "mergeUrl", "tiles")} == {
-        "level": "micro_grid", "version": None, "layerUrl": "/api/layers/micro_grid",
-        "parentUrl": "/api/layers/grid", "saveUrl": "/api/layers/micro_grid", "splitUrl": "/api/edit/split",
+    assert {k: config[k] for k in ("level", "version", "baseVersion", "scope", "unitsUrl", "openUrl", "areasUrl",
+                                   "open", "saveUrl", "splitUrl", "mergeUrl", "tiles")} == {
+        "level": "micro_grid", "version": None, "baseVersion": 1, "scope": "all",
+        "unitsUrl": "/api/layers/micro_grid/edit/units?version=1",
+        "openUrl": "/api/layers/micro_grid/edit/units?version=1",
+        "areasUrl": None, "open": None, "saveUrl": "/api/layers/micro_grid/edit/save", "splitUrl": "/api/edit/split",
         "mergeUrl": "/api/edit/merge", "tiles": None}
     assert config["strings"]["splitDone"] == "{unit} was split into {count} pieces; give each its code and name."
     scripts = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
@@ -272,7 +277,11 @@ def test_the_editor_page_loads_the_level_its_parent_and_only_local_scripts(block
 
 def test_the_editor_starts_from_a_chosen_version_and_a_top_level_has_no_parent(block_client):
     config = page_config(block_client.get("/layers/grid/edit?version=1"))
-    assert (config["layerUrl"], config["version"], config["parentUrl"]) == ("/api/layers/grid?version=1", 1, None)
+    assert (config["unitsUrl"], config["version"], config["scope"]) == (
+        "/api/layers/grid/edit/units?version=1", 1, "all")
+    units = block_client.get(config["unitsUrl"]).get_json()
+    assert (units["version"], units["parent"]) == (1, None)
+    assert [f["properties"]["code"] for f in units["features"]] == ["W", "E"]
 
 
 def test_a_level_never_uploaded_cannot_be_edited(client):
@@ -306,3 +315,169 @@ def test_an_edit_is_checked_with_the_tolerance_its_version_was_saved_with(client
     assert client.post("/api/layers/grid", json=unchanged).status_code == 400          # at the default 1 m²
     saved = client.post("/api/layers/grid", json={**unchanged, "tolerance_m2": config["tolerance"]})
     assert saved.status_code == 201 and saved.get_json()["report"]["errors"] == []
+
+
+# -- a large level, an area at a time: the units loaded and the level completed from an edit ------
+
+def feature(code: str, geometry, **properties) -> dict:
+    return {"type": "Feature", "properties": {"code": code, **properties}, "geometry": as_json(geometry)}
+
+
+def stored(code: str, parent: str) -> dict:
+    """A micro-grid of the block as a completed level keeps it: stored properties, no computed ones."""
+    return {"type": "Feature", "properties": {"staff": f"worker {code}", "code": code, "name": f"微网格{code}",
+                                              "parent_code": parent},
+            "geometry": as_json(shapely.orient_polygons(CELLS[code]))}
+
+
+def test_a_partial_edit_replaces_removes_and_adds_units_and_keeps_the_rest_exactly(block):
+    base = block.layer(Level.MICRO_GRID)
+    grown = Polygon([(0.01, 0.01), (0.02, 0.01), (0.02, 0.02), (0.01, 0.02), (0.005, 0.015)])
+    edit = {"type": "FeatureCollection", "features": [
+        {**feature("E-N2", grown, name="改名", area_m2=5.0, level="micro_grid"), "id": "E-N"},
+        feature("X", box(0.02, 0.0, 0.03, 0.01), name="新"),
+    ]}
+    completed = complete_level(base, edit, ["W-S"])
+    assert completed == {"type": "FeatureCollection", "features": [
+        stored("W-N", "W"), stored("E-S", "E"),
+        # in the place of the unit it replaces, its computed properties and its id left out
+        {"type": "Feature", "properties": {"code": "E-N2", "name": "改名"}, "geometry": as_json(grown)},
+        {"type": "Feature", "properties": {"code": "X", "name": "新"}, "geometry": as_json(box(0.02, 0.0, 0.03, 0.01))},
+    ]}
+
+
+def test_a_partial_edit_with_mistakes_reports_every_one(block):
+    base = block.layer(Level.MICRO_GRID)
+    edit = {"type": "FeatureCollection", "features": [
+        {**feature("A", CELLS["W-S"]), "id": "nope"}, {**feature("B", CELLS["W-N"]), "id": "W-N"},
+        {**feature("C", CELLS["W-N"]), "id": "W-N"}, {**feature("D", CELLS["E-S"]), "id": "E-S"}, "junk"]}
+    with pytest.raises(InvalidInput) as error:
+        complete_level(base, edit, ["E-S", "gone"])
+    assert str(error.value.summary) == "the edit has 5 problem(s); nothing was changed"
+    assert [str(d) for d in error.value.details] == [
+        "units.features[0].id: 'nope' is not a unit of Micro-grid version 1",
+        "units.features[2].id: unit 'W-N' is changed or removed more than once",
+        "units.features[3].id: unit 'E-S' is changed or removed more than once",
+        'expected a GeoJSON Feature in units.features[4], got "junk"',
+        "units.removed: 'gone' is not a unit of Micro-grid version 1"]
+    with pytest.raises(InvalidInput, match='expected "units": a GeoJSON FeatureCollection; got nothing'):
+        complete_level(base, None, [])
+
+
+def test_units_around_are_those_that_touch_even_at_a_corner(block):
+    units = block.layer(Level.MICRO_GRID).units   # W-S, W-N, E-S, E-N
+    assert editing.units_around(units, np.array([0])).tolist() == [1, 2, 3]
+    far = units.set_geometry([shapely.affinity.translate(g, xoff=k // 2) for k, g in enumerate(units.geometry)])
+    assert editing.units_around(far, np.array([0])).tolist() == [1]
+    assert editing.units_in(units, box(0.0, 0.0, 0.01, 0.02), "W").tolist() == [0, 1]
+    assert editing.units_in_box(units, (0.015, 0.015, 0.03, 0.03)).tolist() == [3]
+
+
+@pytest.fixture
+def area_client(block_client, monkeypatch):
+    """The block as a "large" level: edited a grid at a time."""
+    from gridmap.web import editor
+    monkeypatch.setattr(editor, "WHOLE_LIMIT", 2)
+    return block_client
+
+
+def test_a_large_level_opens_on_its_areas_and_loads_one_with_the_units_around_it(area_client):
+    config = page_config(area_client.get("/layers/micro_grid/edit?unit=W"))
+    assert (config["scope"], config["areasUrl"], config["open"]) == (
+        "area", "/api/layers/micro_grid/edit/areas", {"code": [], "area": ["W"]})
+    assert config["openUrl"] == "/api/layers/micro_grid/edit/units?version=1&area=W"
+    assert ('<link rel="preload" as="fetch" crossorigin="anonymous" href="/api/layers/micro_grid/edit/units?'
+            'version=1&amp;area=W">') in area_client.get("/layers/micro_grid/edit?unit=W").get_data(as_text=True)
+    assert page_config(area_client.get("/layers/micro_grid/edit?unit=E-N"))["open"] == {"code": ["E-N"], "area": []}
+    assert page_config(area_client.get("/layers/micro_grid/edit"))["openUrl"] is None   # the areas only
+    assert area_client.get("/layers/micro_grid/edit?unit=Q").status_code == 404
+    areas = area_client.get(config["areasUrl"]).get_json()
+    assert [(f["properties"], shape(f["geometry"]).equals(box(*b))) for f, b in zip(areas["features"], [
+        (0, 0, 0.01, 0.02), (0.01, 0, 0.02, 0.02)])] == [({"code": "W", "name": "网格W"}, True),
+                                                          ({"code": "E", "name": "网格E"}, True)]
+    assert area_client.get(config["unitsUrl"]).status_code == 400   # the whole level: too many units
+
+    body = area_client.get(config["unitsUrl"] + "&area=W").get_json()
+    assert [(f["properties"]["code"], f["editable"]) for f in body["features"]] == [
+        ("W-S", True), ("W-N", True), ("E-S", False), ("E-N", False)]
+    assert body["features"][0]["geometry"] == json.loads(shapely.to_geojson(shapely.orient_polygons(CELLS["W-S"])))
+    assert (body["version"], body["parent"]["version"]) == (1, 1)
+    assert [f["properties"]["code"] for f in body["parent"]["features"]] == ["W", "E"]
+    one = area_client.get(config["unitsUrl"] + "&code=E-N&bbox=0.001,0.001,0.002,0.002").get_json()
+    assert [(f["properties"]["code"], f["editable"]) for f in one["features"]] == [
+        ("W-S", True), ("E-N", True), ("W-N", False), ("E-S", False)]
+    assert area_client.get(config["unitsUrl"] + "&area=Q").status_code == 404
+    assert area_client.get(config["unitsUrl"] + "&code=Q").status_code == 404
+    assert area_client.get(config["unitsUrl"] + "&bbox=1,2").status_code == 400
+
+
+def test_a_large_level_with_no_level_above_loads_the_units_in_view(area_client, monkeypatch):
+    from gridmap.web import editor
+    monkeypatch.setattr(editor, "WHOLE_LIMIT", 1)
+    config = page_config(area_client.get("/layers/grid/edit"))
+    assert (config["scope"], config["bounds"], config["areasUrl"], config["openUrl"]) == (
+        "view", [0.0, 0.0, 0.02, 0.02], None, None)
+    east = area_client.get(config["unitsUrl"] + "&bbox=0.015,0.005,0.03,0.01").get_json()
+    assert [(f["properties"]["code"], f["editable"]) for f in east["features"]] == [("E", True), ("W", False)]
+    monkeypatch.setattr(editor, "BOX_LIMIT", 1)
+    both = area_client.get(config["unitsUrl"] + "&bbox=-1,-1,1,1").get_json()   # zoom in: nothing loaded
+    assert (both["features"], both["too_many"], both["limit"]) == ([], 2, 1)
+
+
+def test_the_editor_save_completes_the_level_and_its_parent_from_the_edited_units(block_client):
+    """The corner (0.01, 0) of W-S and E-S, on the line between grids W and E, moves east to
+    (0.012, 0): the page sends those two micro-grids and the two grids, nothing else."""
+    ws = Polygon([(0.0, 0.0), (0.012, 0.0), (0.01, 0.01), (0.0, 0.01)])
+    es = Polygon([(0.012, 0.0), (0.02, 0.0), (0.02, 0.01), (0.01, 0.01)])
+    w = Polygon([(0.0, 0.0), (0.012, 0.0), (0.01, 0.01), (0.01, 0.02), (0.0, 0.02)])
+    e = Polygon([(0.012, 0.0), (0.02, 0.0), (0.02, 0.02), (0.01, 0.02), (0.01, 0.01)])
+    before = {f["properties"]["code"]: f for f in block_client.get("/api/layers/micro_grid").get_json()["features"]}
+    body = {"units": {"type": "FeatureCollection", "features": [
+                {**feature("W-S", ws, name="微网格W-S", staff="worker W-S", parent_code="W"), "id": "W-S"},
+                {**feature("E-S", es, name="微网格E-S", staff="worker E-S", parent_code="E"), "id": "E-S"}]},
+            "removed": [], "base_version": 1, "mode": "draft", "author": "规划员", "note": "corner",
+            "tolerance_m2": 1.0,
+            "parent": {"units": {"type": "FeatureCollection", "features": [
+                {**feature("W", w, name="网格W", staff="staff W", phone="139****0001"), "id": "W"},
+                {**feature("E", e, name="网格E", staff="staff E", phone="139****0001"), "id": "E"}]},
+                "removed": [], "base_version": 1}}
+    response = block_client.post("/api/layers/micro_grid/edit/save", json=body)
+    assert response.status_code == 201, response.get_json()
+    answer = response.get_json()
+    assert (answer["status"], answer["version"], answer["url"]) == ("draft", 2, "/layers/micro_grid/versions/2")
+    assert answer["report"]["errors"] == [] and answer["report"]["warnings"] == []
+    assert sorted(c["code"] for c in answer["diff"]["reshaped"]) == ["E-S", "W-S"]
+    assert (answer["diff"]["added"], answer["diff"]["removed"], answer["diff"]["unchanged"]) == ([], [], 2)
+    assert sorted(c["code"] for c in answer["parent"]["diff"]["reshaped"]) == ["E", "W"]
+    draft = {f["properties"]["code"]: f for f in
+             block_client.get("/api/layers/micro_grid?version=2").get_json()["features"]}
+    assert [draft[c]["geometry"] for c in ("W-S", "E-S")] == [json.loads(shapely.to_geojson(g)) for g in (ws, es)]
+    assert [draft[c] == {**before[c], "properties": {**before[c]["properties"], "area_m2": draft[c]["properties"]
+                                                     ["area_m2"]}} for c in ("W-N", "E-N")] == [True, True]
+    grids = {f["properties"]["code"]: shape(f["geometry"]) for f in
+             block_client.get("/api/layers/grid?version=2").get_json()["features"]}
+    assert grids["W"].equals(w) and grids["E"].equals(e)
+
+    # a version that does not exist is not found; once another planner has committed a version, an
+    # edit of version 1 is a conflict, and nothing is saved
+    assert block_client.post("/api/layers/micro_grid/edit/save", json={**body, "base_version": 7}).status_code == 404
+    block_client.application.extensions["gridmap"].import_layer(Level.MICRO_GRID, micro_file())
+    stale = block_client.post("/api/layers/micro_grid/edit/save", json=body)
+    assert stale.status_code == 409, stale.get_json()
+    versions = block_client.get("/api/layers/micro_grid/versions").get_json()["versions"]
+    assert [v["version"] for v in versions] == [3, 2, 1]
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ({"units": {"type": "FeatureCollection", "features": []}}, 'expected "base_version": the version the edit '
+                                                               'started from'),
+    ({"units": {"type": "FeatureCollection", "features": []}, "base_version": 1, "removed": "W-S"},
+     'expected "removed": a list of unit codes; got "W-S"'),
+    ({"units": [], "base_version": 1}, 'expected "units": a GeoJSON FeatureCollection; got []'),
+    ({"units": {"type": "FeatureCollection", "features": []}, "base_version": 1, "parent": {"units": None}},
+     'expected "parent.base_version": the version the edit started from'),
+])
+def test_a_bad_editor_save_gets_a_400_that_names_the_problem(block_client, body, error):
+    response = block_client.post("/api/layers/micro_grid/edit/save", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == error
