@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -325,6 +327,46 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
                            require_category=False, formats=formats)
     if cols is None:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
+
+
+def read_ahead(chunks: Iterator[ParsedBatch]) -> Iterator[ParsedBatch]:
+    """``chunks``, each read in a thread while the one before is being stored (SQLite's writes and
+    pandas' parsing both let go of the GIL, so on two cores they overlap); an error raised while
+    reading is raised here, in order."""
+    ahead: queue.Queue[tuple[ParsedBatch | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[ParsedBatch | None, BaseException | None]) -> bool:
+        while not stop.is_set():        # the consumer may stop taking (an error while storing)
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    return
+            put((None, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((None, error))
+
+    reader = threading.Thread(target=read, name="gridmap-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            chunk, error = ahead.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _is_geojson(filename: str) -> bool:

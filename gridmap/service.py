@@ -55,6 +55,7 @@ from .incidents import (
     not_text,
     outcomes,
     parse_records,
+    read_ahead,
 )
 from .layer import Layer
 from .levels import ORDER, Level, deepest
@@ -441,8 +442,8 @@ class Gridmap:
         nothing), and the import is recorded with every row it refused.  ``progress`` hears
         ("read", rows) and ("stored", rows) as each chunk is."""
         for encoding in file_encodings(filename):
-            chunks = incident_chunks(data, filename=filename, options=options, tz=self.tz, now=self._now(),
-                                     encoding=encoding)
+            chunks = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz,
+                                                now=self._now(), encoding=encoding))
             try:
                 return self._store(chunks, progress=progress, filename=filename)
             except UnicodeDecodeError:

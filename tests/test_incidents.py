@@ -161,3 +161,25 @@ def test_a_bare_id_column_is_not_taken_as_the_external_id_and_booleans_are_not_c
     batch = parse_records([{"category": "litter", "lon": True, "lat": 2}], tz=TZ, now=NOW)
     assert [e.as_dict() for e in batch.errors] == [
         {"row": 0, "error": "missing or non-numeric coordinates (lon=True, lat=2)"}]
+
+
+def test_chunks_read_ahead_arrive_in_order_errors_included_and_the_reader_stops_with_the_consumer():
+    import threading
+
+    from gridmap.incidents import read_ahead
+
+    def chunks(fail_at: int | None = None):
+        for k in range(5):
+            if k == fail_at:
+                raise InvalidInput("chunk 3 is unreadable")
+            yield k
+    assert list(read_ahead(chunks())) == [0, 1, 2, 3, 4]
+    got = []
+    with pytest.raises(InvalidInput, match="chunk 3 is unreadable"):
+        for chunk in read_ahead(chunks(fail_at=3)):
+            got.append(chunk)
+    assert got == [0, 1, 2]
+    early = read_ahead(chunks())
+    assert next(early) == 0
+    early.close()                      # the consumer stops (as when storing fails): the reader ends too
+    assert not [t for t in threading.enumerate() if t.name == "gridmap-read-ahead"]
