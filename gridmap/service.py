@@ -568,9 +568,8 @@ class Gridmap:
                                           "-180..180 and latitude -90..90"), lon=lon, lat=lat))
         if version is None:
             current = self._current()
-            codes = current.index.locate(lon, lat)
-            return [current.unit_info(lv, code) for lv, code in sorted(codes.items(), key=lambda item: -item[0].depth)
-                    if code is not None]
+            codes = current.index.locate(lon, lat)          # largest level first
+            return [current.unit_info(lv, code) for lv, code in reversed(codes.items()) if code is not None]
         layers = dict(self.layers())
         level = level or self.deepest_level()
         layers[level] = self.store.layer_version(level, version)
