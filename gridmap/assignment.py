@@ -188,6 +188,11 @@ class AssignmentIndex:
                         self._raster = _build_raster(self._levels, self._frame)
         return self._raster
 
+    def build_raster(self) -> None:
+        """Build the label raster now (a server that will answer many lookups: about 0.3 s and
+        32 MiB for 10,000 micro-grids), whatever has been asked so far."""
+        self._raster_for(1 << 62)
+
     def ready_for_threads(self) -> None:
         """GEOS builds a prepared polygon's point index on first use, and not thread-safely
         (libgeos/geos#825): use every polygon once, here, before threads share them."""

@@ -579,8 +579,8 @@ class Gridmap:
 
     def warm(self) -> None:
         """Read what the first map and lookup would otherwise wait for: the current layers with their
-        index, and the heat map's table of incidents (a few seconds at a million incidents)."""
-        self.layers()
+        index and its raster, and the heat map's table of incidents (a few seconds at a million)."""
+        self.index().build_raster()
         self._table.table()
 
     def count_summary(self) -> str:

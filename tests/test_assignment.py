@@ -242,3 +242,16 @@ def test_the_raster_is_built_once_enough_points_have_been_asked_for(layers):
     assert index.raster_bytes > 0
     exact = AssignmentIndex(layers, raster=False).assign(lon, lat)
     assert all((result[level] == exact[level]).all() for level in exact)
+
+
+def test_a_server_builds_the_raster_at_once_and_answers_the_same(layers):
+    index = AssignmentIndex(layers)
+    assert index.raster_bytes == 0
+    index.build_raster()
+    assert index.raster_bytes > 0
+    lon, lat = np.random.default_rng(2).uniform(-0.001, 0.021, (2, 5_000))
+    exact = AssignmentIndex(layers, raster=False)
+    assert [index.locate(x, y) for x, y in zip(lon, lat)] == [exact.locate(x, y) for x, y in zip(lon, lat)]
+    never = AssignmentIndex(layers, raster=False)
+    never.build_raster()                               # an index told never to build one stays without
+    assert never.raster_bytes == 0
