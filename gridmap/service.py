@@ -458,6 +458,7 @@ class Gridmap:
         row it refused, in the same transaction; a file whose every row is refused stores nothing."""
         parts: list[ReportResult] = []
         with self._lock, self._writing() as tx:
+            self._index_of(tx)
             for batch in batches:
                 if progress is not None:
                     progress("read", len(batch.rows) + len(batch.errors))
@@ -475,6 +476,17 @@ class Gridmap:
         log.info("stored %d incidents (%d already known, %d refused)", result.created,
                  result.stored - result.created, len(result.errors))
         return result
+
+    def _index_of(self, tx: Writer) -> AssignmentIndex:
+        """The index of the versions current in ``tx``: the cached one is trusted for a moment (and
+        another process may commit meanwhile), so under the write lock it is checked against the
+        heads, which cannot change until ``tx`` ends, and read again when they differ."""
+        heads = {level: meta.version for level, meta in tx.heads().items()}
+        current = self._current()
+        if heads != {level: layer.version for level, layer in current.layers.items()}:
+            self._cache = None
+            current = self._current()
+        return current.index
 
     def _store_part(self, tx: Writer, batch: ParsedBatch) -> ReportResult:
         incidents = batch.incidents

@@ -219,3 +219,19 @@ def test_a_commit_by_another_process_reaches_lookups_in_every_thread_of_this_one
     assert [code_in_a_new_thread() for _ in range(3)] == ["W-S"] * 3
     first.store.close()
     second.store.close()
+
+
+def test_a_report_right_after_another_process_commits_gets_the_new_units(tmp_path, monkeypatch):
+    """The first service trusts its cached index for FRESH_S; a report it takes in that moment
+    must still be assigned under the versions current when it writes (checked under the write lock)."""
+    monkeypatch.setattr("gridmap.service.FRESH_S", 3600.0)        # the moment, stretched
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    first, second = Gridmap(open_store(url)), Gridmap(open_store(url))
+    first.import_layer(Level.MICRO_GRID, micro_file())
+    assert first.lookup(0.005, 0.011)[0]["code"] == "W-N"          # cached: version 1
+    second.import_layer(Level.MICRO_GRID, RESHAPED)                 # version 2: the strip is W-S now
+    result = first.report([{"category": "litter", "lon": 0.005, "lat": 0.011}])
+    assert result.items[0].units == {"micro_grid": "W-S"}
+    assert first.incidents()["micro_grid"].tolist() == ["W-S"]
+    first.store.close()
+    second.store.close()
