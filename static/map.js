@@ -79,28 +79,6 @@
     note(fill(S.failed, {error: error && error.message || error}));
   }
 
-  /** One polyline-encoded ring (lat, lon deltas at 1/precision degrees) as [[lat, lon], …]. */
-  function decodeRing(text, precision) {
-    const points = [];
-    let index = 0, lat = 0, lon = 0;
-    while (index < text.length) {
-      const steps = [0, 0];
-      for (let axis = 0; axis < 2; axis++) {
-        let result = 0, shift = 0, byte;
-        do {
-          byte = text.charCodeAt(index++) - 63;
-          result |= (byte & 0x1f) << shift;
-          shift += 5;
-        } while (byte >= 0x20);
-        steps[axis] = (result & 1) ? ~(result >> 1) : (result >> 1);
-      }
-      lat += steps[0];
-      lon += steps[1];
-      points.push([lat / precision, lon / precision]);
-    }
-    return points;
-  }
-
   /* -- layers and the control --------------------------------------------------------------- */
 
   map.createPane("gridmap-heat").style.zIndex = 450;
@@ -155,7 +133,7 @@
     for (let i = 0; i < body.code.length; i++) {
       const shape = body.shape[i];
       if (!shape) continue;
-      const polygon = L.polygon(shape.map((rings) => rings.map((r) => decodeRing(r, body.precision))), style);
+      const polygon = L.polygon(window.gridmapShapes.shapeLatLngs(shape, body.precision), style);
       polygon.unitIndex = i;
       group.addLayer(polygon);
     }

@@ -61,31 +61,7 @@
     return path + "?" + new URLSearchParams(params).toString();
   }
 
-  /** One polyline-encoded ring as [[lat, lon], …]. */
-  function decodeRing(text) {
-    const points = [];
-    let index = 0, lat = 0, lon = 0;
-    while (index < text.length) {
-      const steps = [0, 0];
-      for (let axis = 0; axis < 2; axis++) {
-        let result = 0, shift = 0, byte;
-        do {
-          byte = text.charCodeAt(index++) - 63;
-          result |= (byte & 0x1f) << shift;
-          shift += 5;
-        } while (byte >= 0x20);
-        steps[axis] = (result & 1) ? ~(result >> 1) : (result >> 1);
-      }
-      lat += steps[0];
-      lon += steps[1];
-      points.push([lat / 1e6, lon / 1e6]);
-    }
-    return points;
-  }
-
-  function shapeLatLngs(shape) {
-    return shape.map((polygon) => polygon.map(decodeRing));
-  }
+  const shapeLatLngs = (shape) => window.gridmapShapes.shapeLatLngs(shape);
 
   function unitTip(name, code) {
     const tip = element("div");

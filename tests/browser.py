@@ -155,13 +155,21 @@ def launch_chromium() -> Iterator[Any]:
         browser.close()
 
 
-def serving(workdir: Path) -> Iterator[LiveServer]:
-    """A live demo server on ``workdir`` for a fixture, stopped afterwards."""
-    live = LiveServer(workdir).start()
+def serving(workdir: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """A live server on ``workdir`` for a fixture (the demo unless ``env`` says otherwise), stopped afterwards."""
+    live = LiveServer(workdir, env=env or {}).start()
     try:
         yield live
     finally:
         live.stop()
+
+
+def serving_district(workdir: Path, *, n: int, incidents: int) -> Iterator[LiveServer]:
+    """A live server on a store holding bench/district.py's n×n micro-grids (both levels committed)
+    and ``incidents`` incidents, for a fixture."""
+    from bench.district import make_district
+    make_district(f"sqlite:///{workdir / 'gridmap.db'}", n=n, incidents=incidents).store.close()
+    yield from serving(workdir, {"GRIDMAP_LOAD_DEMO": "0"})
 
 
 def tab_in(browser: Any, make: type[Tab], viewport: dict[str, int]) -> Iterator[Any]:

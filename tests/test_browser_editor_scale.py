@@ -23,8 +23,7 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from bench.district import make_district
-from tests.browser import LiveServer, launch_chromium, screenshot, tab_in
+from tests.browser import LiveServer, launch_chromium, screenshot, serving_district, tab_in
 from tests.test_browser_editor import EDITED, LOADED, SETTLED, SUMMARY, Tab, by_code, corners, drag, outgoing
 
 pytestmark = pytest.mark.browser
@@ -62,13 +61,7 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def district(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server on a store holding the synthetic district (both levels committed, no incidents)."""
-    workdir = tmp_path_factory.mktemp("gridmap-district")
-    make_district(f"sqlite:///{workdir / 'gridmap.db'}", n=100, incidents=0).store.close()
-    live = LiveServer(workdir, env={"GRIDMAP_LOAD_DEMO": "0"}).start()
-    try:
-        yield live
-    finally:
-        live.stop()
+    yield from serving_district(tmp_path_factory.mktemp("gridmap-district"), n=100, incidents=0)
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from bench.district import STEP, bounds, incident_points, make_district
+from bench.district import STEP, bounds, incident_points
 from gridmap.maps import MapLabels, build_map
-from tests.browser import LiveServer, Tab, launch_chromium, screenshot, tab_in
+from tests.browser import LiveServer, Tab, launch_chromium, screenshot, serving_district, tab_in
 
 pytestmark = pytest.mark.browser
 
@@ -54,13 +54,7 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    workdir = tmp_path_factory.mktemp("gridmap-heat")
-    make_district(f"sqlite:///{workdir / 'gridmap.db'}", n=N, incidents=INCIDENTS).store.close()
-    live = LiveServer(workdir, env={"GRIDMAP_LOAD_DEMO": "0"}).start()
-    try:
-        yield live
-    finally:
-        live.stop()
+    yield from serving_district(tmp_path_factory.mktemp("gridmap-heat"), n=N, incidents=INCIDENTS)
 
 
 @pytest.fixture
