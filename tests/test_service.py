@@ -1,12 +1,14 @@
 """The service's use cases: linking levels, replacing a level, reassigning, lookup."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from shapely import box
 
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.levels import Level
-from gridmap.service import Gridmap
+from gridmap.service import FRESH_S, Gridmap
 from gridmap.storage import open_store
 
 from .conftest import feature_collection, grid_file, micro_file
@@ -131,6 +133,7 @@ def test_layers_are_loaded_once_and_reloaded_when_another_process_uploads(tmp_pa
     assert [u["code"] for u in reader.lookup(0.005, 0.005)] == ["W"]
     assert len(loads) == 1                                  # the second lookup used the cache
     writer.import_layer(Level.GRID, feature_collection([({"code": "W"}, box(0, 0, 0.02, 0.02))]))
+    time.sleep(FRESH_S * 2)                                 # another process's commit: seen within FRESH_S
     assert [u["code"] for u in reader.lookup(0.015, 0.005)] == ["W"]
     assert len(loads) == 2
     writer.store.close()
