@@ -91,7 +91,7 @@ units = sa.Table(
     sa.UniqueConstraint("version_id", "code"),
 )
 
-incidents_table = incidents = sa.Table(
+incidents = sa.Table(
     "incidents", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("external_id", sa.String(200), unique=True),
@@ -462,18 +462,17 @@ class _SqlWriter(Writer):
         return {ext: KnownReport(i, category, raw, lon, lat, datetime.strptime(when, _TIME_FORMAT))
                 for ext, i, category, raw, lon, lat, when in rows}
 
-    def add_incidents(self, incidents: IncidentColumns, units_by_level: dict[Level, np.ndarray]) -> np.ndarray:
-        if not len(incidents):
+    def add_incidents(self, batch: IncidentColumns, units_by_level: dict[Level, np.ndarray]) -> np.ndarray:
+        if not len(batch):
             return np.empty(0, dtype=np.int64)
         # the write lock is held from the transaction's start, so the next ids are ours to take
-        first = int(self.conn.execute(sa.select(sa.func.max(incidents_table.c.id))).scalar() or 0) + 1
-        ids = np.arange(first, first + len(incidents), dtype=np.int64)
+        first = int(self.conn.execute(sa.select(sa.func.max(incidents.c.id))).scalar() or 0) + 1
+        ids = np.arange(first, first + len(batch), dtype=np.int64)
         now = _time_texts(np.array([_now()], dtype="datetime64[us]"))[0]
-        columns = [ids.tolist(), incidents.external_id.tolist(), incidents.category.tolist(),
-                   incidents.category_raw.tolist(), incidents.lon.tolist(), incidents.lat.tolist(),
-                   _time_texts(incidents.reported_at).tolist(), incidents.status.tolist(),
-                   incidents.description.tolist(), incidents.source.tolist(), repeat(now)]
-        _insert_many(self.conn, incidents_table, INCIDENT_COLUMNS + ["created_at"], zip(*columns))
+        columns = [ids.tolist(), batch.external_id.tolist(), batch.category.tolist(), batch.category_raw.tolist(),
+                   batch.lon.tolist(), batch.lat.tolist(), _time_texts(batch.reported_at).tolist(),
+                   batch.status.tolist(), batch.description.tolist(), batch.source.tolist(), repeat(now)]
+        _insert_many(self.conn, incidents, INCIDENT_COLUMNS + ["created_at"], zip(*columns))
         self.written += len(ids)
         current = _current_rows(self.conn)
         for level, codes in units_by_level.items():
