@@ -91,7 +91,8 @@ def raw_folium(db: str) -> tuple[float, int]:
     from gridmap.maps import MapLabels, build_map
     from gridmap.storage import open_store
     points_store = open_store(db)
-    _, lon, lat = points_store.incident_points()
+    table = points_store.incident_table()
+    lon, lat = table["lon"], table["lat"]
     points_store.close()
     start = time.perf_counter()
     html = build_map([], np.c_[lon, lat], unassigned=np.empty((0, 2)), tiles=None,

@@ -337,9 +337,13 @@ def test_incidents_get_ids_in_order_and_their_unit_per_current_level(store):
     assert store.count_incidents() == 4
     assert store.assignments(GRID, 1)[0].tolist() == [1, 2, 3, 4]
     assert store.assignments(GRID, 2)[0].tolist() == []
-    ids, lon, lat = store.incident_points()
-    assert (ids.dtype, ids.tolist(), lon.tolist(), lat.tolist()) == (
+    table = store.incident_table()
+    assert (table["id"].dtype, table["id"].tolist(), table["lon"].tolist(), table["lat"].tolist()) == (
         np.int64, [1, 2, 3, 4], [0.005, 0.015, 5.0, 0.005], [0.005, 0.015, 5.0, 0.015])
+    assert (table["category"].tolist(), table["status"].tolist()) == (
+        ["other", "litter", "litter", "litter"], ["reported", "closed", "reported", "reported"])
+    assert table["reported_at"].tolist()[:2] == [MARCH_5, datetime(2026, 3, 6, 9, 30, 15, 250)]
+    assert store.incident_table(after=1, limit=2)["id"].tolist() == [2, 3]
 
 
 def test_incidents_before_any_layer_have_no_unit_columns(store):
@@ -505,7 +509,8 @@ def snapshot(store: Store) -> dict:
                        for lv, layer in store.layers().items()},
             "records": {lv: store.version_record(lv, 1) for lv in (GRID, MICRO)},
             "assignments": {lv: [a.tolist() for a in store.assignments(lv, 1)] for lv in (GRID, MICRO)},
-            "incidents": store.incidents().to_dict("list"), "points": [a.tolist() for a in store.incident_points()]}
+            "incidents": store.incidents().to_dict("list"),
+            "table": {k: v.tolist() for k, v in store.incident_table().items()}}
 
 
 def test_a_failed_transaction_keeps_nothing(store):

@@ -241,10 +241,6 @@ class Store(ABC):
         id (int64), lon, lat (float64), category, status (object), reported_at (datetime64[us])."""
 
     @abstractmethod
-    def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, lon, lat) of every stored incident, for reassignment."""
-
-    @abstractmethod
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
         """Matching incidents: id, external_id, category, category_raw, lon, lat, reported_at,

@@ -183,11 +183,6 @@ class MemoryStore(Store):
         return [(was, code, n) for (was, code), n in counts.items()]
 
     # -- incidents -----------------------------------------------------------------------
-    def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        stored = self._data.incidents
-        return (np.array(stored["id"], dtype=np.int64), np.array(stored["lon"], dtype=float),
-                np.array(stored["lat"], dtype=float))
-
     def import_run(self, run_id: int) -> ImportRun:
         if not 1 <= run_id <= len(self._data.imports):
             raise NotFound(message(N_("there is no import {id}"), id=run_id))

@@ -300,12 +300,6 @@ class SqlStore(Store):
             return [(before, after, int(n)) for before, after, n in _fetch(conn, stmt)]
 
     # -- incidents -----------------------------------------------------------------------
-    def incident_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with self.engine.connect() as conn:
-            rows = _fetch(conn, sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat).order_by(incidents.c.id))
-        data = _numbers(rows, 3)
-        return data[:, 0].astype(np.int64), data[:, 1], data[:, 2]
-
     def import_run(self, run_id: int) -> ImportRun:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(import_runs).where(import_runs.c.id == run_id)).first()
