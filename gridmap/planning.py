@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from .assignment import AssignmentIndex
 from .boundaries import derive_parents
@@ -63,7 +64,7 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     codes = units[layer.level]
     diff = diff_layers(current.get(layer.level), layer)
     diff.moves = count_moves(points.current, (points.ids, codes))
-    diff.incidents, diff.assigned = len(points.ids), int(sum(c is not None for c in codes))
+    diff.incidents, diff.assigned = len(points.ids), int(pd.notna(codes).sum())
     commit = Assignments(
         units={lv: (points.ids, c) for lv, c in units.items() if lv.depth >= layer.level.depth},
         relinked={relinked.level: dict(zip(relinked.units["code"], relinked.units["parent_code"]))}
