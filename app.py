@@ -40,8 +40,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["gridmap"] = service
     if settings.load_demo:
         app.before_request(_demo_loader(service))
-    if not app.testing:        # each server process fills its caches now, not on its first visitor's time
-        threading.Thread(target=_warm, args=(app,), name="gridmap-warm", daemon=True).start()
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(mapdata.bp)
@@ -49,6 +47,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     handlers.register(app)
     app.cli.add_command(cli)
+    if not app.testing:        # each server process fills its caches now, not on its first visitor's time
+        threading.Thread(target=_warm, args=(app,), name="gridmap-warm", daemon=True).start()
     return app
 
 
