@@ -537,6 +537,10 @@ class Gridmap:
                 return {}
         return self.store.unit_counts(level, version, query)
 
+    def incident_counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
+        """Matching incidents per category, day or month (:data:`storage.COUNT_BY`), by key."""
+        return dict(sorted(self.store.counts(query, by).items()))
+
     def incident_totals(self, query: IncidentQuery = IncidentQuery(), *,
                         at: dict[Level, int] | None = None) -> tuple[int, int]:
         """(matching incidents, of them outside a unit of some level)."""

@@ -440,3 +440,19 @@ def test_a_big_import_is_answered_with_counts_and_a_link_to_every_refused_row(lo
     zh = loaded.get("/api/imports/1?offset=1&limit=1&lang=zh").get_json()["errors"][0]["error"]
     assert "someday" in zh and zh != "cannot read 'someday' as a date and time"
     assert loaded.get("/api/imports/2").status_code == 404
+
+
+def test_incidents_are_counted_per_category_day_or_month_with_the_filters(loaded):
+    loaded.post("/api/incidents", json=[
+        {"category": "litter", "lon": 0.005, "lat": 0.005, "reported_at": "2026-01-31 23:59"},
+        {"category": "clutter", "lon": 0.015, "lat": 0.005, "reported_at": "2026-02-01 00:00"},
+        {"category": "litter", "lon": 0.015, "lat": 0.015, "reported_at": "2026-02-28 12:00"}])
+    assert loaded.get("/api/incidents/counts").get_json() == {"by": "category", "total": 3, "counts": [
+        {"key": "clutter", "count": 1}, {"key": "litter", "count": 2}]}
+    assert loaded.get("/api/incidents/counts?by=month&unit=E").get_json() == {"by": "month", "total": 2, "counts": [
+        {"key": "2026-02", "count": 2}]}
+    assert loaded.get("/api/incidents/counts?by=day&category=litter").get_json()["counts"] == [
+        {"key": "2026-01-31", "count": 1}, {"key": "2026-02-28", "count": 1}]
+    bad = loaded.get("/api/incidents/counts?by=week")
+    assert (bad.status_code, bad.get_json()["error"]) == (
+        400, "by: 'week' is not known; expected one of category, day, month")

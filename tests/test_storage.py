@@ -449,6 +449,19 @@ def test_moves_count_incidents_whose_unit_changed_between_two_versions(store):
     assert sorted(store.moves(MICRO, None, 1), key=str) == sorted([(None, "W-S", 2), (None, "E-N", 1)], key=str)
     assert store.moves(MICRO, 2, 2) == []
 
+def test_counts_per_category_day_and_month(store):
+    add(store, [draft(0.002, 0.002, category="litter", reported_at=datetime(2026, 1, 31, 23, 59, 59, 999999)),
+                draft(0.004, 0.003, category="clutter", reported_at=datetime(2026, 2, 1), status=Status.CLOSED),
+                draft(0.015, 0.015, category="litter", reported_at=datetime(2026, 2, 1, 12)),
+                draft(0.016, 0.015, category="litter", reported_at=datetime(2026, 3, 2, 8))])
+    assert store.counts(IncidentQuery(), "category") == {"litter": 3, "clutter": 1}
+    assert store.counts(IncidentQuery(), "day") == {"2026-01-31": 1, "2026-02-01": 2, "2026-03-02": 1}
+    assert store.counts(IncidentQuery(), "month") == {"2026-01": 1, "2026-02": 2, "2026-03": 1}
+    assert store.counts(IncidentQuery(category="litter", date_from=datetime(2026, 2, 1)), "month") == {
+        "2026-02": 1, "2026-03": 1}
+    assert store.counts(IncidentQuery(status="closed"), "category") == {"clutter": 1}
+    assert store.counts(IncidentQuery(category="fire_hazard"), "day") == {}
+
 def test_totals_and_points_outside_some_level(store):
     assert store.totals() == (0, 0)
     add(store, [draft(1, 1)], {})

@@ -48,6 +48,10 @@ class IncidentQuery:
     bbox: tuple[float, float, float, float] | None = None   # west, south, east, north (WGS84), inclusive
 
 
+#: What incidents can be counted by (:meth:`Store.counts`).
+COUNT_BY = ("category", "day", "month")
+
+
 @dataclass(frozen=True)
 class HeatCells:
     """Incidents counted on a lon/lat grid of ``cell_deg`` (the heat map's data): for each
@@ -262,6 +266,11 @@ class Store(ABC):
     def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
         """How many matching incidents each unit of a version holds (units holding none are absent);
         ``query.unit`` is read under the current versions."""
+
+    @abstractmethod
+    def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
+        """How many matching incidents per category (``by="category"``), per day (``"day"``,
+        keys YYYY-MM-DD) or per month (``"month"``, YYYY-MM) of their report time."""
 
     @abstractmethod
     def totals(self, query: IncidentQuery = IncidentQuery(), *,

@@ -224,6 +224,16 @@ class MemoryStore(Store):
                 counts[code] = counts.get(code, 0) + 1
         return counts
 
+    def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
+        columns, keep = self._matching(query, None)
+        if by == "category":
+            keys = columns["category"][keep]
+        else:
+            times = columns["reported_at"][keep].astype("datetime64[D]" if by == "day" else "datetime64[M]")
+            keys = np.datetime_as_string(times)
+        values, counts = np.unique(keys.astype(str), return_counts=True)
+        return {str(k): int(n) for k, n in zip(values, counts)}
+
     def totals(self, query: IncidentQuery = IncidentQuery(), *,
                at: dict[Level, int] | None = None) -> tuple[int, int]:
         columns, keep = self._matching(query, at)

@@ -351,16 +351,27 @@ class SqlStore(Store):
         return heat_cells(points[:, 0], points[:, 1], cell_deg)
 
     def unit_counts(self, level: Level, version: int, query: IncidentQuery = IncidentQuery()) -> dict[str, int]:
-        a = assignment_table.alias("counted")       # the unit filter's EXISTS reads the table too
+        a = assignment_table
         with self.engine.connect() as conn:
             version_id = _version_row(conn, level, version).id
-            stmt = (sa.select(a.c.unit_code, sa.func.count()).where(a.c.version_id == version_id,
-                                                                    a.c.unit_code.is_not(None))
-                    .group_by(a.c.unit_code))
             clauses = _filters(conn, query)
-            if clauses:                  # without filters the count reads the (version, unit) index only
-                stmt = stmt.join(incidents, incidents.c.id == a.c.incident_id).where(*clauses)
+            if not clauses:              # the (version, unit) index alone
+                stmt = (sa.select(a.c.unit_code, sa.func.count()).where(a.c.version_id == version_id,
+                                                                        a.c.unit_code.is_not(None))
+                        .group_by(a.c.unit_code))
+            else:                        # the matching incidents first (their indexes), then each one's unit
+                unit = _unit_column(version_id, level)
+                stmt = (sa.select(unit, sa.func.count()).where(*clauses).group_by(unit)
+                        .having(unit.is_not(None)))
             return {code: int(n) for code, n in _fetch(conn, stmt)}
+
+    def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
+        # times are stored as "YYYY-MM-DD HH:MM:SS.ffffff": a day or a month is a prefix of the text
+        key = {"category": incidents.c.category, "day": sa.func.substr(incidents.c.reported_at, 1, 10),
+               "month": sa.func.substr(incidents.c.reported_at, 1, 7)}[by].label("key")
+        with self.engine.connect() as conn:
+            rows = _fetch(conn, sa.select(key, sa.func.count()).where(*_filters(conn, query)).group_by(key))
+        return {str(k): int(n) for k, n in rows}
 
     def totals(self, query: IncidentQuery = IncidentQuery(), *,
                at: dict[Level, int] | None = None) -> tuple[int, int]:
@@ -554,11 +565,11 @@ def _filters(conn: sa.Connection, query: IncidentQuery,
         west, south, east, north = query.bbox
         clauses.append(incidents.c.lon.between(west, east))
         clauses.append(incidents.c.lat.between(south, north))
-    if query.unit:
+    if query.unit:       # the unit's incidents through the (version, unit) index, not a lookup per incident
         version_ids = [row.id for row in _shown(conn, at).values()]
-        clauses.append(sa.exists().where(assignment_table.c.incident_id == incidents.c.id,
-                                         assignment_table.c.version_id.in_(version_ids),
-                                         assignment_table.c.unit_code == query.unit))
+        a = assignment_table
+        clauses.append(incidents.c.id.in_(sa.select(a.c.incident_id).where(a.c.version_id.in_(version_ids),
+                                                                           a.c.unit_code == query.unit)))
     return clauses
 
 

@@ -21,7 +21,7 @@ from ..incidents import FileOptions
 from ..levels import Level
 from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
-from ..storage import VersionMeta
+from ..storage import COUNT_BY, VersionMeta
 from . import compared_with, json_object, parse_query, service, tr, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -162,6 +162,15 @@ def get_incidents() -> Response | dict[str, Any]:
         args: dict[str, Any] = {**request.args.to_dict(), "after": cursor, "limit": limit}
         body["next"] = url_for("api.get_incidents", **args)
     return body
+
+
+@bp.get("/incidents/counts")
+def count_incidents() -> dict[str, Any]:
+    """Matching incidents per ``by=category|day|month`` (counted in the store), with the same filters
+    as ``GET /api/incidents``."""
+    by = parse_choice((request.args.get("by") or "category").strip().lower(), "by", COUNT_BY) or "category"
+    counts = service().incident_counts(parse_query(request.args), by)
+    return {"by": by, "total": sum(counts.values()), "counts": [{"key": k, "count": n} for k, n in counts.items()]}
 
 
 @bp.get("/categories")
