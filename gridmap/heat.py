@@ -9,6 +9,7 @@ the table (rows removed, or changed by some future edit), the table is read agai
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from .storage import HeatCells, IncidentQuery, Store, heat_cells
 
 #: Rows read from the store per query when the table is filled.
 READ_CHUNK = 100_000
+#: Heat answers kept per process (each up to a few MB at a million incidents).
+HEAT_ANSWERS = 4
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,32 @@ class IncidentTable:
 
 
 class TableCache:
-    """One :class:`IncidentTable` per process, refreshed when the store's change counter moves."""
+    """One :class:`IncidentTable` per process, refreshed when the store's change counter moves, and
+    its last few heat answers (every visitor of the map asks for the same first view)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._table: IncidentTable | None = None
         self._changes: int | None = None
+        self._answers: OrderedDict[tuple[int, IncidentQuery, float], HeatCells] = OrderedDict()
+
+    def heat(self, query: IncidentQuery, cell_deg: float) -> HeatCells:
+        """``table().heat(query, cell_deg)``, answered again from memory while the table is the same."""
+        table = self.table()
+        key = (id(table), query, cell_deg)
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+                return found
+        found = table.heat(query, cell_deg)
+        with self._lock:
+            if self._table is table:          # still current: worth keeping
+                self._answers[key] = found
+                while len(self._answers) > HEAT_ANSWERS:
+                    self._answers.popitem(last=False)
+        return found
 
     def table(self) -> IncidentTable:
         with self._lock:
@@ -86,6 +108,8 @@ class TableCache:
             table = self._read(table)
             if len(table.ids) != self.store.count_incidents():
                 table = self._read(None)
+            if table is not self._table:
+                self._answers.clear()         # answers of the table before
             self._table, self._changes = table, changes
             return table
 

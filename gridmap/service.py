@@ -523,9 +523,8 @@ class Gridmap:
         """The matching incidents in ``bbox`` counted on a ``cell_deg`` grid (the heat map's data):
         from the columns this process keeps in memory, or from the store for a unit's incidents."""
         query = replace(query, bbox=bbox or query.bbox)
-        table = self._table.table()
-        if table.answers(query):
-            return table.heat(query, cell_deg)
+        if self._table.table().answers(query):
+            return self._table.heat(query, cell_deg)
         return self.store.heat(query, cell_deg=cell_deg, at=at)
 
     def unit_counts(self, level: Level, query: IncidentQuery = IncidentQuery(), *,

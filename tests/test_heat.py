@@ -75,3 +75,18 @@ def test_a_table_is_read_a_chunk_at_a_time(store, monkeypatch):
     assert table.ids.tolist() == [1, 2, 3, 4, 5]
     assert table.reported_at.dtype == np.dtype("datetime64[us]")
     assert IncidentTable.of(store.incident_table(after=3, limit=1)).ids.tolist() == [4]
+
+
+def test_heat_answers_are_kept_while_the_table_stays_the_same(store, monkeypatch):
+    monkeypatch.setattr("gridmap.heat.HEAT_ANSWERS", 2)
+    add(store, [draft(0.001, 0.001), draft(0.0052, 0.0051, category="clutter")])
+    cache = TableCache(store)
+    litter, everything = IncidentQuery(category="litter"), IncidentQuery()
+    first = cache.heat(litter, 0.01)
+    assert cache.heat(litter, 0.01) is first and first.count.tolist() == [1]
+    assert cache.heat(everything, 0.01).count.tolist() == [2]
+    assert cache.heat(everything, 0.001).count.tolist() == [1, 1]
+    assert cache.heat(litter, 0.01) is not first                  # two kept: the oldest went
+    add(store, [draft(0.0015, 0.0015)])
+    assert cache.heat(everything, 0.01).count.tolist() == [3]     # a new incident: counted again
+    assert cache.heat(litter, 0.01).count.tolist() == [2]
