@@ -155,6 +155,7 @@ class Gridmap:
         self._cache: _Current | None = None
         self._table = TableCache(store)
         self._writes = 0           # this service's write transactions, so its own writes are seen at once
+        self._loading = threading.Lock()
 
     # -- boundaries ----------------------------------------------------------------------
     def save_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions(), *,
@@ -403,16 +404,19 @@ class Gridmap:
         cached, now = self._cache, time.monotonic()
         if cached is not None and now < cached.checked + FRESH_S and cached.writes == self._writes:
             return cached
-        changes, writes = self.store.changes(), self._writes
-        if cached is None or changes is None or changes != cached.changes:
-            versions = self.store.versions()
-            if cached is None or versions != {lv: lay.version for lv, lay in cached.layers.items()}:
-                layers = self.store.layers()
-                index = AssignmentIndex(list(layers.values()))
-                index.ready_for_threads()          # shared by the server's threads
-                cached = _Current(layers, index)
-        cached = self._cache = replace(cached, changes=changes, checked=now, writes=writes)
-        return cached
+        with self._loading:            # threads arriving together wait for one read of the layers
+            if self._cache is not cached and self._cache is not None:
+                return self._cache
+            changes, writes = self.store.changes(), self._writes
+            if cached is None or changes is None or changes != cached.changes:
+                versions = self.store.versions()
+                if cached is None or versions != {lv: lay.version for lv, lay in cached.layers.items()}:
+                    layers = self.store.layers()
+                    index = AssignmentIndex(list(layers.values()))
+                    index.ready_for_threads()          # shared by the server's threads
+                    cached = _Current(layers, index)
+            cached = self._cache = replace(cached, changes=changes, checked=now, writes=writes)
+            return cached
 
     def deepest_level(self) -> Level:
         """The smallest level that has a version (what ``version=`` means without ``level=``)."""
