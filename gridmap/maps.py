@@ -209,38 +209,22 @@ def review_shape(geometry: Any) -> list[list[str]] | None:
     """The polygons of ``geometry`` (WGS84) for the review map: a list of polygons, each a list
     of rings (exterior first) encoded like Google's polyline format (lat, lon pairs at 1e-6°,
     each a delta from the one before).  Lines and points are left out; None when nothing is left."""
-    polygons = [p for p in _polygons(geometry) if not p.is_empty]
-    if not polygons:
-        return None
-    return [[_encoded_ring(p.exterior.coords)] + [_encoded_ring(r.coords) for r in p.interiors] for p in polygons]
+    return encoded_shapes([geometry])[0]
 
 
 def review_outlines(units: geopandas.GeoDataFrame) -> list[dict[str, Any]]:
     """Units (code, name, geometry in WGS84) as compact outlines for the review map; the text is
     plain (the script writes it with ``textContent``, never as HTML)."""
-    return [{"code": plain_text(code), "name": plain_text(name), "shape": review_shape(geometry)}
-            for code, name, geometry in zip(units["code"], units["name"], units.geometry)
-            if geometry is not None and not geometry.is_empty]
-
-
-def _polygons(geometry: Any) -> list[Any]:
-    if geometry is None:
-        return []
-    if geometry.geom_type == "Polygon":
-        return [geometry]
-    return [p for part in getattr(geometry, "geoms", []) for p in _polygons(part)]
-
-
-def _encoded_ring(coords: Any) -> str:
-    """One ring as a polyline string: zig-zag varints of the lat/lon deltas, 5 bits a character."""
-    return encoded_rings(numpy.asarray(coords, dtype=float).reshape(-1, 2), numpy.zeros(1, dtype=numpy.int64))[0]
+    drawn = units[~(units.geometry.isna() | units.geometry.is_empty)]
+    return [{"code": plain_text(code), "name": plain_text(name), "shape": shape}
+            for code, name, shape in zip(drawn["code"], drawn["name"], encoded_shapes(drawn.geometry.to_numpy()))]
 
 
 def encoded_shapes(geometries: Sequence[Any] | numpy.ndarray) -> list[list[list[str]] | None]:
     """:func:`review_shape` of many geometries at once, with the work done on whole arrays
     (10,000 micro-grids: 0.05 s, against 1.2 s ring by ring)."""
     geoms = numpy.asarray(geometries, dtype=object)
-    parts, owner = shapely.get_parts(geoms, return_index=True)
+    parts, owner = _single_parts(geoms)
     keep = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)       # polygons only
     polygons, owner = parts[keep], owner[keep]
     rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
@@ -257,6 +241,21 @@ def encoded_shapes(geometries: Sequence[Any] | numpy.ndarray) -> list[list[list[
             shapes[geom] = shape = []
         shape.append(rings_of_polygon)
     return shapes
+
+
+def _single_parts(geoms: numpy.ndarray) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Every single geometry inside ``geoms`` (collections within collections too), with the index
+    of the geometry it came from."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    while True:
+        multi = numpy.isin(shapely.get_type_id(parts), (4, 5, 6, 7))
+        if not multi.any():
+            return parts, owner
+        inner, within = shapely.get_parts(parts[multi], return_index=True)
+        parts = numpy.concatenate([parts[~multi], inner])
+        owner = numpy.concatenate([owner[~multi], owner[multi][within]])
+        order = numpy.argsort(owner, kind="stable")
+        parts, owner = parts[order], owner[order]
 
 
 def encoded_rings(coords: numpy.ndarray, starts: numpy.ndarray) -> list[str]:

@@ -302,3 +302,28 @@ def test_coarsening_merges_cells_into_doubled_ones_at_their_mean() -> None:
     assert merged.cell_deg == 0.5 and merged.total == 6
     assert heat_cells(merged) == [[0.1, 0.25, 4], [0.1, 0.6, 2]]      # (0.1·1 + 0.3·3) / 4 = 0.25
     assert heat_cells(coarsen(fine, max_cells=1)) == [[0.1, 0.366667, 6]]   # 1° cells: all in one
+
+
+def test_shapes_keep_every_polygon_of_nested_collections_and_drop_the_rest():
+    from gridmap.maps import encoded_shapes, review_shape
+    nested = shapely.GeometryCollection([shapely.MultiPolygon([shapely.box(0, 0, 0.001, 0.001),
+                                                               shapely.box(0.002, 0, 0.003, 0.001)]),
+                                         shapely.LineString([(0, 0), (1, 1)]), shapely.box(0.005, 0, 0.006, 0.001)])
+    shapes = encoded_shapes([nested, None, shapely.Point(0, 0), shapely.box(0, 0, 0.001, 0.001)])
+    assert [None if s is None else len(s) for s in shapes] == [3, None, None, 1]
+    assert review_shape(shapely.box(0, 0, 0.001, 0.001)) == shapes[3] == [[_ring_of_box()]]
+    assert review_shape(nested) == shapes[0] and [[_ring_of_box()]][0] in shapes[0]
+
+
+def _ring_of_box() -> str:
+    """box(0, 0, 0.001, 0.001) encoded by hand: its exterior runs (0.001, 0) → (0.001, 0.001) →
+    (0, 0.001) → (0, 0) → (0.001, 0) in lon/lat; as lat/lon deltas at 1e-6°: (0, 1000), (1000, 0),
+    (0, -1000), (-1000, 0), (0, 1000)."""
+    def value(v: int) -> str:
+        v = ~(v << 1) if v < 0 else v << 1
+        out = ""
+        while v >= 0x20:
+            out += chr((0x20 | (v & 0x1F)) + 63)
+            v >>= 5
+        return out + chr(v + 63)
+    return "".join(value(a) + value(b) for a, b in [(0, 1000), (1000, 0), (0, -1000), (-1000, 0), (0, 1000)])
