@@ -98,9 +98,12 @@ class TableCache:
         self._changes: int | None = None
         self._answers: OrderedDict[tuple[int, IncidentQuery, float], HeatCells] = OrderedDict()
 
-    def heat(self, query: IncidentQuery, cell_deg: float) -> HeatCells:
-        """``table().heat(query, cell_deg)``, answered again from memory while the table is the same."""
+    def heat(self, query: IncidentQuery, cell_deg: float) -> HeatCells | None:
+        """``table().heat(query, cell_deg)``, answered again from memory while the table is the same;
+        None for a query the table cannot answer (see :meth:`IncidentTable.answers`)."""
         table = self.table()
+        if not table.answers(query):
+            return None
         key = (id(table), query, cell_deg)
         with self._lock:
             found = self._answers.get(key)

@@ -462,11 +462,11 @@ class Gridmap:
         row it refused, in the same transaction; a file whose every row is refused stores nothing."""
         parts: list[ReportResult] = []
         with self._lock, self._writing() as tx:
-            self._index_of(tx)
+            index = self._index_of(tx)
             for batch in batches:
                 if progress is not None:
                     progress("read", len(batch.rows) + len(batch.errors))
-                parts.append(self._store_part(tx, batch))
+                parts.append(self._store_part(tx, index, batch))
                 if progress is not None:
                     progress("stored", len(batch.rows))
             result = ReportResult.concat(parts)
@@ -492,9 +492,9 @@ class Gridmap:
             current = self._current()
         return current.index
 
-    def _store_part(self, tx: Writer, batch: ParsedBatch) -> ReportResult:
+    def _store_part(self, tx: Writer, index: AssignmentIndex, batch: ParsedBatch) -> ReportResult:
         incidents = batch.incidents
-        units = self.index().assign(incidents.lon, incidents.lat)
+        units = index.assign(incidents.lon, incidents.lat)
         named = incidents.external_id[pd.notna(incidents.external_id)]
         known = tx.known_reports(list(named)) if len(named) else {}    # earlier batches of this transaction too
         fresh = new_reports(incidents, known)
@@ -527,9 +527,8 @@ class Gridmap:
         """The matching incidents in ``bbox`` counted on a ``cell_deg`` grid (the heat map's data):
         from the columns this process keeps in memory, or from the store for a unit's incidents."""
         query = replace(query, bbox=bbox or query.bbox)
-        if self._table.table().answers(query):
-            return self._table.heat(query, cell_deg)
-        return self.store.heat(query, cell_deg=cell_deg, at=at)
+        found = self._table.heat(query, cell_deg)
+        return found if found is not None else self.store.heat(query, cell_deg=cell_deg, at=at)
 
     def unit_counts(self, level: Level, query: IncidentQuery = IncidentQuery(), *,
                     version: int | None = None) -> dict[str, int]:

@@ -45,6 +45,7 @@ def test_the_table_filters_exactly_as_the_store_does(store):
         assert sorted(zip(mine.count.tolist(), mine.lon.tolist(), mine.lat.tolist())) == sorted(
             zip(theirs.count.tolist(), theirs.lon.tolist(), theirs.lat.tolist()))
     assert not table.answers(IncidentQuery(unit="W")) and table.answers(IncidentQuery(category="litter"))
+    assert TableCache(store).heat(IncidentQuery(unit="W"), 0.01) is None        # the store answers that one
 
 
 def test_the_cache_reads_only_new_rows_until_the_store_holds_something_else(store, monkeypatch):

@@ -73,7 +73,7 @@ def units(level: str) -> dict[str, Any]:
     touching them (``"editable": false``) and the units of the level above near them.  A box with
     more than :data:`BOX_LIMIT` units answers none, saying how many (``"too_many"``): zoom in."""
     lv = Level.parse(level)
-    layer = _layer_at(lv, version_arg("version"))
+    layer = service().layer_at(lv, version_arg("version"))
     chosen = _chosen(layer)
     if len(chosen) > BOX_LIMIT and opt(request.args, "bbox"):
         return {**_features(layer, chosen[:0], chosen[:0]), "parent": None, "too_many": len(chosen),
@@ -155,15 +155,6 @@ def _parent_level(level: Level) -> Level | None:
     return parent if parent is not None and parent in service().layers() else None
 
 
-def _layer_at(level: Level, version: int | None) -> Layer:
-    """A level as of a version: the service's cached current layer when that is the one (10,000
-    micro-grids decoded again would take a second or two on every request)."""
-    current = service().layers().get(level)
-    if current is not None and version in (None, current.version):
-        return current
-    return service().layer_at(level, version)
-
-
 def _loading(level: Level, version: int | None, edited: int, parent: Level | None) -> dict[str, Any]:
     """How the page loads the level (``scope``), what it opens with and where it asks for units:
     always at the version edited, even when another is committed meanwhile."""
@@ -193,7 +184,7 @@ def _opened(level: Level, version: int | None, parent: Level | None) -> dict[str
     """``?unit=CODE`` (repeatable): what the page opens with, a unit of this level (``code``) or an
     area of the level above (``area``)."""
     wanted = [c.strip() for c in request.args.getlist("unit") if c.strip()]
-    own = set(_layer_at(level, version).codes)
+    own = set(service().layer_at(level, version).codes)
     above = set(service().layer(parent).codes) if parent is not None else set()
     unknown = [c for c in wanted if c not in own and c not in above]
     if unknown:
@@ -264,7 +255,7 @@ def _completed(level: Level, body: Any, base_version: int | None, prefix: str) -
     if not isinstance(removed, list) or not all(isinstance(c, str) for c in removed):
         raise InvalidInput(message(N_("expected \"{key}\": a list of unit codes; got {got}"),
                                    key=f"{prefix}removed", got=editing.preview(removed)))
-    base = _layer_at(level, base_version)
+    base = service().layer_at(level, base_version)
     completed = editing.complete_level(base, body.get("units"), removed, field=f"{prefix}units")
     return geojson_bytes(completed, f"{prefix}units")
 
