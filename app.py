@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -47,8 +48,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     handlers.register(app)
     app.cli.add_command(cli)
-    if not app.testing:        # each server process fills its caches now, not on its first visitor's time
-        threading.Thread(target=_warm, args=(app,), name="gridmap-warm", daemon=True).start()
     return app
 
 
@@ -68,12 +67,23 @@ def _demo_loader(service: Gridmap) -> Callable[[], None]:
     return load
 
 
-def _warm(app: Flask) -> None:
+def warm_in_background(app: Flask, log: logging.Logger | None = None) -> None:
+    """A server process fills its caches (layers, index, heat table, outlines) in a thread as it
+    starts, not on its first visitors' time; ``python app.py`` and gunicorn (gunicorn.conf.py) call
+    this, the CLI and the tests do not.  ``log`` (the server's) hears how it went."""
+    threading.Thread(target=_warm, args=(app, log or logging.getLogger(__name__)), name="gridmap-warm",
+                     daemon=True).start()
+
+
+def _warm(app: Flask, log: logging.Logger) -> None:
+    start = time.perf_counter()
     try:
         app.extensions["gridmap"].warm()
         mapdata.warm_outlines(app)
     except Exception:  # noqa: BLE001 - an empty or unreadable store shows itself on the first request
-        logging.getLogger(__name__).exception("could not read the caches ahead of the first request")
+        log.exception("could not read the caches ahead of the first request")
+    else:
+        log.info("caches ready in %.1f s", time.perf_counter() - start)
 
 
 def _locale() -> str:
@@ -91,7 +101,9 @@ def main() -> None:
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    create_app().run(host=args.host, port=args.port, debug=args.debug, threaded=True)
+    app = create_app()
+    warm_in_background(app)
+    app.run(host=args.host, port=args.port, debug=args.debug, threaded=True)
 
 
 if __name__ == "__main__":

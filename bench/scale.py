@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -80,14 +81,11 @@ def run_phase(phase: str, db: Path, n: int, incidents: int, csv: Path) -> dict:
         import os
         os.environ.update({"GRIDMAP_DATABASE_URL": f"sqlite:///{db}", "GRIDMAP_LOAD_DEMO": "0", "GRIDMAP_TILES": "none",
                            "GRIDMAP_SERVICE_AREA": "none"})
-        import threading
-
-        from app import create_app
+        from app import _warm, create_app
         start = time.perf_counter()
-        client = create_app().test_client()
-        for thread in threading.enumerate():          # the server reads its caches as it starts
-            if thread.name == "gridmap-warm":
-                thread.join()
+        app = create_app()
+        _warm(app, logging.getLogger("bench"))          # what a server does in a thread as it starts
+        client = app.test_client()
         west, south, east, north = bounds(n)
         figures = {"warm_s": time.perf_counter() - start}
         for name, url in (("page", "/"), ("heat", f"/api/heat?bbox={west},{south},{east},{north}&zoom=13"),
