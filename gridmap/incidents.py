@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -329,14 +329,17 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
 
 
-def read_ahead(chunks: Iterator[ParsedBatch]) -> Iterator[ParsedBatch]:
-    """``chunks``, each read in a thread while the one before is being stored (SQLite's writes and
+Chunk = TypeVar("Chunk")
+
+
+def read_ahead(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, each made in a thread while the one before is being stored (SQLite's writes and
     pandas' parsing both let go of the GIL, so on two cores they overlap); an error raised while
-    reading is raised here, in order."""
-    ahead: queue.Queue[tuple[ParsedBatch | None, BaseException | None]] = queue.Queue(maxsize=1)
+    making them is raised here, in order."""
+    ahead: queue.Queue[tuple[Chunk | None, BaseException | None]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
-    def put(item: tuple[ParsedBatch | None, BaseException | None]) -> bool:
+    def put(item: tuple[Chunk | None, BaseException | None]) -> bool:
         while not stop.is_set():        # the consumer may stop taking (an error while storing)
             try:
                 ahead.put(item, timeout=0.1)

@@ -8,10 +8,12 @@ compare with the current version.  Nothing here touches the store.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from .assignment import AssignmentIndex
 from .boundaries import derive_parents
@@ -30,12 +32,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IncidentPoints:
-    """The stored incidents (ids, lon, lat) and their units under the current version of the level."""
+    """The stored incidents (ids, lon, lat) and their units under the current version of the level
+    (ids, codes; None when the level has none), which the store may still be reading."""
 
     ids: np.ndarray
     lon: np.ndarray
     lat: np.ndarray
-    current: tuple[np.ndarray, np.ndarray] | None
+    current: Future       # of (ids, codes) or None
 
 
 @dataclass
@@ -52,18 +55,20 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     parent, child = _nearest(current, layer.level, above=True), _nearest(current, layer.level, above=False)
     if parent is not None and layer.parent_source != "field":
         layer = derive_parents(layer, parent)
-    report = Report(list(layer.problems), cleaning=layer.cleaning)
-    report.add(check_coverage(layer, tolerance_m2=tolerance_m2))
-    if parent is not None:
-        report.add(check_nesting(layer, parent, tolerance_m2=tolerance_m2))
     relinked = _relinked(child, layer)
-    if child is not None:
-        report.add(_about_level_below(check_nesting(relinked or child, layer, tolerance_m2=tolerance_m2), child))
     layers = {**current, layer.level: layer, **({relinked.level: relinked} if relinked is not None else {})}
-    units = AssignmentIndex(list(layers.values())).assign(points.lon, points.lat)
-    codes = units[layer.level]
-    diff = diff_layers(current.get(layer.level), layer)
-    diff.moves = count_moves(points.current, (points.ids, codes))
+    # The checks and the comparison with the current outlines (GEOS, which lets go of Python's
+    # lock) run beside the reassignment of the incidents, on both cores.  The index gets copies
+    # of the outlines: it prepares them, and GEOS's prepared geometries are not safe to use from
+    # two threads at once.
+    with ThreadPoolExecutor(2) as pool:
+        checked = pool.submit(_checked, layer, parent, child, relinked, tolerance_m2)
+        compared = pool.submit(diff_layers, current.get(layer.level), layer)
+        units = AssignmentIndex([_with_copied_shapes(lv) for lv in layers.values()]).assign(points.lon, points.lat)
+        codes = units[layer.level]
+        moves = count_moves(points.current.result(), (points.ids, codes))
+        report, diff = checked.result(), compared.result()
+    diff.moves = moves
     diff.incidents, diff.assigned = len(points.ids), int(pd.notna(codes).sum())
     commit = Assignments(
         units={lv: (points.ids, c) for lv, c in units.items() if lv.depth >= layer.level.depth},
@@ -71,6 +76,24 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
         if relinked is not None else {},
         assigned=diff.assigned, moved=diff.moved)
     return Candidate(layer=layer, report=report, diff=diff, commit=commit)
+
+
+def _checked(layer: Layer, parent: Layer | None, child: Layer | None, relinked: Layer | None,
+             tolerance_m2: float) -> Report:
+    """The validation report of ``layer``: its own units, with the level above, with the level below."""
+    report = Report(list(layer.problems), cleaning=layer.cleaning)
+    report.add(check_coverage(layer, tolerance_m2=tolerance_m2))
+    if parent is not None:
+        report.add(check_nesting(layer, parent, tolerance_m2=tolerance_m2))
+    if child is not None:
+        report.add(_about_level_below(check_nesting(relinked or child, layer, tolerance_m2=tolerance_m2), child))
+    return report
+
+
+def _with_copied_shapes(layer: Layer) -> Layer:
+    units = layer.units.copy()
+    units["geometry"] = shapely.from_wkb(shapely.to_wkb(units.geometry.to_numpy()))
+    return replace(layer, units=units)
 
 
 def without_levels(commit: Assignments, levels: set[Level]) -> Assignments:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -294,17 +295,19 @@ class Gridmap:
         table = self._table.table()        # every stored incident, from the columns this process keeps
         ids, lon, lat = table.ids, table.lon, table.lat
         candidates = []
-        for i, part in enumerate(parts):
-            level, later = part.layer.level, {p.layer.level for p in parts[i + 1:]}
-            assigned = self.store.assignments(level, heads[level]) if level in heads else None
-            points = IncidentPoints(ids, lon, lat, assigned)
-            # the levels saved after this one in the change replace their stored versions: neither
-            # checked against it nor reassigned with it
-            context = {lv: layer for lv, layer in current.items() if lv not in later}
-            candidate = build_candidate(part.layer, context, points, tolerance_m2=self._tolerance(part.options))
-            candidate.commit = without_levels(candidate.commit, {p.layer.level for p in parts} - {level})
-            current[level] = candidate.layer
-            candidates.append(candidate)
+        with ThreadPoolExecutor(1) as reader:      # the store reads the current units meanwhile
+            assigned = [reader.submit(self.store.assignments, p.layer.level, heads[p.layer.level])
+                        if p.layer.level in heads else _ready(None) for p in parts]
+            for i, part in enumerate(parts):
+                level, later = part.layer.level, {p.layer.level for p in parts[i + 1:]}
+                points = IncidentPoints(ids, lon, lat, assigned[i])
+                # the levels saved after this one in the change replace their stored versions:
+                # neither checked against it nor reassigned with it
+                context = {lv: layer for lv, layer in current.items() if lv not in later}
+                candidate = build_candidate(part.layer, context, points, tolerance_m2=self._tolerance(part.options))
+                candidate.commit = without_levels(candidate.commit, {p.layer.level for p in parts} - {level})
+                current[level] = candidate.layer
+                candidates.append(candidate)
         return candidates
 
     def _tolerance(self, options: LayerOptions) -> float:
@@ -445,28 +448,34 @@ class Gridmap:
         read, assigned and stored a chunk at a time, all in one transaction (the whole file or
         nothing), and the import is recorded with every row it refused.  ``progress`` hears
         ("read", rows) and ("stored", rows) as each chunk is."""
+        lines = data.count(b"\n") if not filename.lower().endswith((".geojson", ".json")) else 0
         for encoding in file_encodings(filename):
             chunks = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz,
                                                 now=self._now(), encoding=encoding))
             try:
-                return self._store(chunks, progress=progress, filename=filename)
+                return self._store(chunks, progress=progress, filename=filename, expected=lines)
             except UnicodeDecodeError:
                 continue
         raise not_text(filename)
 
     def _store(self, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None = None, *,
-               filename: str | None = None) -> ReportResult:
+               filename: str | None = None, expected: int = 0) -> ReportResult:
         """Assign and store parsed incidents in one transaction, batch by batch; a repeat of a stored
         report (earlier batches included) keeps the stored one and its units; a different report
-        under a known external id is refused.  A file import (``filename``) is recorded with every
-        row it refused, in the same transaction; a file whose every row is refused stores nothing."""
+        under a known external id is refused.  A file import (``filename``, of about ``expected``
+        rows) is recorded with every row it refused, in the same transaction, its batches assigned
+        in a thread while the one before is written; a file whose every row is refused stores nothing."""
         parts: list[ReportResult] = []
         with self._lock, self._writing() as tx:
             index = self._index_of(tx)
-            for batch in batches:
+            assigned = ((batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
+            if filename is not None:
+                tx.expect_incidents(expected)
+                assigned = read_ahead(assigned)
+            for batch, units in assigned:
                 if progress is not None:
                     progress("read", len(batch.rows) + len(batch.errors))
-                parts.append(self._store_part(tx, index, batch))
+                parts.append(self._store_part(tx, batch, units))
                 if progress is not None:
                     progress("stored", len(batch.rows))
             result = ReportResult.concat(parts)
@@ -492,9 +501,8 @@ class Gridmap:
             current = self._current()
         return current.index
 
-    def _store_part(self, tx: Writer, index: AssignmentIndex, batch: ParsedBatch) -> ReportResult:
+    def _store_part(self, tx: Writer, batch: ParsedBatch, units: dict[Level, np.ndarray]) -> ReportResult:
         incidents = batch.incidents
-        units = index.assign(incidents.lon, incidents.lat)
         named = incidents.external_id[pd.notna(incidents.external_id)]
         known = tx.known_reports(list(named)) if len(named) else {}    # earlier batches of this transaction too
         fresh = new_reports(incidents, known)
@@ -633,6 +641,12 @@ class VersionView:
     before: Layer | None       # what the diff compares against
     options: dict[str, Any] = field(default_factory=dict)     # what the version was saved with
     members: list[VersionMeta] = field(default_factory=list)  # the other levels saved in the same change
+
+
+def _ready(value: Any) -> Future:
+    done: Future = Future()
+    done.set_result(value)
+    return done
 
 
 def _conflicts(batch: ParsedBatch, stored: Outcomes) -> list[RowError]:

@@ -133,15 +133,15 @@ def count_moves(old: tuple[np.ndarray, np.ndarray] | None, new: tuple[np.ndarray
     """Incidents whose unit differs between two assignments ``(incident ids, codes)``, grouped
     by from → to, most first.  An incident missing from ``old`` counts as coming from None."""
     ids, codes = new
-    frame = pd.DataFrame({"id": ids, "to": _text(codes)})
-    if old is not None:
-        frame = frame.merge(pd.DataFrame({"id": old[0], "from": _text(old[1])}), on="id", how="left")
-    else:
-        frame["from"] = _OUT
-    frame["from"] = frame["from"].fillna(_OUT)
-    counts = frame.loc[frame["from"] != frame["to"]].groupby(["from", "to"]).size().reset_index(name="n")
-    return moves_of([(source or None, target or None, int(n))
-                     for source, target, n in zip(counts["from"], counts["to"], counts["n"])])
+    target = _text(codes)
+    source = np.full(len(ids), _OUT, dtype=object)
+    if old is not None and len(old[0]):
+        where = pd.Index(old[0]).get_indexer(ids)          # -1: not assigned under old
+        known = where >= 0
+        source[known] = _text(old[1])[where[known]]
+    moved = source != target
+    counts = pd.DataFrame({"from": source[moved], "to": target[moved]}).groupby(["from", "to"]).size()
+    return moves_of([(source or None, target or None, int(n)) for (source, target), n in counts.items()])
 
 
 def moves_of(counts: list[tuple[str | None, str | None, int]]) -> list[Move]:
@@ -153,6 +153,6 @@ def moves_of(counts: list[tuple[str | None, str | None, int]]) -> list[Move]:
 _OUT = ""      # stands for "outside every unit" while grouping (a code is never empty)
 
 
-def _text(codes: np.ndarray) -> pd.Series:
-    column = pd.Series(codes, dtype=object)
-    return column.where(column.notna(), _OUT)
+def _text(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes, dtype=object)
+    return np.where(pd.isna(codes), _OUT, codes)

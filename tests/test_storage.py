@@ -32,7 +32,16 @@ from gridmap.incidents import (
 )
 from gridmap.layer import Layer
 from gridmap.levels import Level
-from gridmap.storage import Assignments, IncidentQuery, Store, VersionInfo, VersionRecord, VersionStatus, open_store
+from gridmap.storage import (
+    Assignments,
+    IncidentQuery,
+    Store,
+    VersionInfo,
+    VersionRecord,
+    VersionStatus,
+    open_store,
+    sql,
+)
 
 from .conftest import CELLS, GRIDS, grid_file, micro_file
 
@@ -284,6 +293,36 @@ def test_a_commit_keeps_each_incidents_unit_under_every_version(store):
         (2, COMMITTED, 1, 2), (1, COMMITTED, 0, 0)]
 
 
+def test_assignments_come_back_in_id_order_whatever_order_and_gaps_they_were_written_in(store):
+    save_committed(store, grid_layer())
+    add(store, [draft(0.005, 0.005)] * 250)
+    save(store, grid_layer(), based_on=1)
+    # two long runs of consecutive ids, the later first
+    kept = [*range(151, 251), *range(1, 101)]
+    commit(store, GRID, 2, {GRID: (kept, ["东" if i % 3 else None for i in kept])})
+    ids, codes = store.assignments(GRID, 2)
+    assert ids.tolist() == [*range(1, 101), *range(151, 251)]
+    assert codes.tolist() == ["东" if i % 3 else None for i in ids.tolist()]
+    # a few scattered ids
+    save(store, grid_layer(), based_on=2)
+    commit(store, GRID, 3, {GRID: ([9, 1, 5], ["E", None, "W"])})
+    assert [a.tolist() for a in store.assignments(GRID, 3)] == [[1, 5, 9], [None, "W", "E"]]
+    assert store.unit_counts(GRID, 3, IncidentQuery()) == {"E": 1, "W": 1}
+
+
+def test_a_commit_naming_an_incident_that_is_not_stored_is_refused_and_changes_nothing(store):
+    block(store)
+    add(store, [draft(0.005, 0.005)] * 200)
+    save(store, grid_layer(), based_on=1)
+    before = snapshot(store)
+    for ids in ([*range(1, 202)], [*range(1, 101), 150, 250], [0]):     # one run; scattered ids; one id
+        with pytest.raises(ValueError, match="1 of .* assignments name incidents that are not stored"):
+            commit(store, GRID, 2, {GRID: (ids, ["W"] * len(ids))})
+    assert snapshot(store) == before
+    commit(store, GRID, 2, {GRID: ([*range(1, 201)], ["W"] * 200)})
+    assert store.unit_counts(GRID, 2, IncidentQuery()) == {"W": 200}
+
+
 def test_a_commit_replaces_the_current_assignments_of_the_levels_below(store):
     block(store)
     add(store, [draft(0.005, 0.005), draft(0.015, 0.005)], {GRID: ["W", "E"], MICRO: ["W-S", "E-S"]})
@@ -490,6 +529,17 @@ def test_known_reports_are_the_stored_incidents_with_those_external_ids(store):
         assert tx.known_reports([]) == {}
 
 
+def test_known_reports_include_those_stored_earlier_in_the_same_transaction(store):
+    add(store, [draft(0.005, 0.005)])          # the store holds no external id before the transaction
+    with store.writing() as tx:
+        assert tx.known_reports(["a", "b"]) == {}
+        tx.add_incidents(IncidentColumns.of([draft(0.005, 0.005, "a"), draft(0.015, 0.005, "b", category="other")]),
+                         {})
+        assert tx.known_reports(["c", "b", "a"]) == {"a": KnownReport(2, "litter", None, 0.005, 0.005, MARCH_5),
+                                                     "b": KnownReport(3, "other", None, 0.015, 0.005, MARCH_5)}
+        assert tx.known_reports(["c"]) == {}
+
+
 def test_repeated_external_ids_follow_the_domain_rule_within_and_across_batches(store):
     save_committed(store, grid_layer())
     first = report(store, [draft(0.005, 0.005, "a"), draft(0.015, 0.005, "b"), draft(0.005, 0.005, "a"),
@@ -604,6 +654,37 @@ def test_sqlite_data_survives_reopening_and_runs_in_wal_mode(tmp_path):
     with second.engine.connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
     second.close()
+
+
+def test_sqlite_a_big_import_sets_the_category_time_index_aside_and_builds_it_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(sql, "SET_ASIDE_FROM", 3)
+    store = open_store(f"sqlite:///{tmp_path / 'bulk.db'}")
+    add(store, [draft(0.005, 0.005), draft(0.015, 0.005)])
+
+    def indexes(conn: sa.Connection) -> set[str]:
+        return {name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                                         "AND tbl_name = 'incidents' AND sql IS NOT NULL")}
+    with store.writing() as tx:
+        tx.expect_incidents(2)         # fewer than SET_ASIDE_FROM: kept
+        assert indexes(tx.conn) == {"ix_incidents_category_time"}
+    with pytest.raises(Boom), store.writing() as tx:
+        tx.expect_incidents(3)         # as many as stored, and enough
+        assert indexes(tx.conn) == set()
+        raise Boom
+    with store.engine.connect() as conn:
+        assert indexes(conn) == {"ix_incidents_category_time"}      # the rollback kept it
+    with store.writing() as tx:
+        tx.expect_incidents(3)
+        tx.add_incidents(IncidentColumns.of([draft(0.005, 0.015, category="other", reported_at=datetime(2026, 4, d))
+                                             for d in (1, 2, 3)]), {})
+    with store.engine.connect() as conn:
+        assert indexes(conn) == {"ix_incidents_category_time"}
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT count(*) FROM incidents WHERE category = 'other' "
+                                    "AND reported_at >= '2026-04-02'").all()
+        assert "ix_incidents_category_time" in str(plan)
+    assert store.counts(IncidentQuery(category="other", date_from=datetime(2026, 4, 2)), "day") == {
+        "2026-04-02": 1, "2026-04-03": 1}
+    store.close()
 
 
 def test_memory_store_refuses_a_transaction_inside_another():

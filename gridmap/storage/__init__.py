@@ -153,6 +153,10 @@ def heat_cells(lon: np.ndarray, lat: np.ndarray, cell_deg: float) -> HeatCells:
 class Writer(ABC):
     """The writes of one transaction, and the reads a rule needs inside it."""
 
+    def expect_incidents(self, count: int) -> None:  # noqa: B027 - a hint a store may ignore
+        """About ``count`` incidents are coming in this transaction (a big import): a store may
+        prepare for them (SQLite sets an index aside and builds it once, as the transaction ends)."""
+
     @abstractmethod
     def heads(self) -> dict[Level, VersionMeta]:
         """The current (latest committed) version of every level, as of this transaction."""

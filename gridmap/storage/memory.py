@@ -297,6 +297,11 @@ class _MemoryWriter(Writer):
 
     def commit(self, level: Level, version: int, *, author: str, commit: Assignments,
                record: VersionRecord) -> None:
+        stored = set(self.data.incidents["id"])
+        for ids, _ in commit.units.values():
+            missing = len(set(map(int, ids)) - stored)
+            if missing:
+                raise ValueError(f"{missing} of {len(ids)} assignments name incidents that are not stored")
         target = self.data.find(level, version)
         current = self.data.current()   # as before this commit, as in sql.py
         target.meta = replace(target.meta, status=VersionStatus.COMMITTED, committed_at=_now(),
