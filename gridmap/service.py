@@ -468,7 +468,8 @@ class Gridmap:
         parts: list[ReportResult] = []
         with self._lock, self._writing() as tx:
             index = self._index_of(tx)
-            assigned = ((batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
+            assigned: Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]] = (
+                (batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
             if filename is not None:
                 tx.expect_incidents(expected)
                 assigned = read_ahead(assigned)
