@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pandas.tseries.api import guess_datetime_format
 
@@ -549,7 +551,7 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[
     if column is None or column not in frame:
         return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[us]")
     raw = _time_texts(frame[column])
-    ambiguous = raw.str.contains(r"(?:GMT|UTC)\s*[+-]\d", regex=True, na=False)
+    ambiguous = _matches(raw, r"(?:GMT|UTC)\s*[+-]\d")
     raw = raw.where(~ambiguous, None)
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=True)
     fmt = formats.get("time") or _guess_format(raw[parsed.isna()])
@@ -557,7 +559,7 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[
         formats["time"] = fmt          # kept for the file's next chunks
         retry = parsed.isna() & raw.notna()
         parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
-    has_offset = raw.str.slice(10).str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True, na=False)
+    has_offset = _matches(raw.str.slice(10), r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
     local = parsed.dt.tz_convert(tz).dt.tz_localize(None).where(has_offset.astype(bool),
                                                                 parsed.dt.tz_localize(None))
     return local.to_numpy(dtype="datetime64[us]")
@@ -569,10 +571,19 @@ def _time_texts(values: pd.Series) -> pd.Series:
         return values.map(_time_text).astype(object)
     text = values.str.strip()
     text = text.where(text != "")
-    chinese = text.str.contains("[年时分秒]", regex=True, na=False).to_numpy(dtype=bool)
+    chinese = _matches(text, "[年时分秒]")
     if chinese.any():
         text[chinese] = text[chinese].map(_time_text)
     return text
+
+
+def _matches(values: pd.Series, pattern: str) -> np.ndarray:
+    """Whether each value has a match of the regular expression ``pattern`` (missing: False).  On
+    an Arrow column Arrow (RE2) runs it over the whole column; pandas calls Python's ``re`` once
+    per row for these patterns (0.7 s a million)."""
+    if getattr(values.dtype, "storage", None) == "pyarrow":
+        return np.asarray(pc.fill_null(pc.match_substring_regex(pa.array(values), pattern), False), dtype=bool)
+    return values.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
 
 
 def _is_text(values: pd.Series) -> bool:

@@ -746,6 +746,11 @@ def _datetimes(column: pd.Series) -> pd.Series:
 def _time_texts(times: np.ndarray) -> np.ndarray:
     """datetime64 values as stored text, in :data:`_TIME_FORMAT`."""
     text = np.datetime_as_string(np.asarray(times, dtype="datetime64[us]"), unit="us")
+    if len(text) and text.dtype.kind == "U" and text.dtype.itemsize >= 44:
+        letter = text.view(np.uint32).reshape(len(text), -1)[:, 10]     # YYYY-MM-DD[T]HH:MM:SS.ffffff
+        if (letter == ord("T")).all():
+            letter[:] = ord(" ")          # in place: half the time of np.char.replace
+            return text.astype(object)
     return np.char.replace(text, "T", " ").astype(object)
 
 
