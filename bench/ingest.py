@@ -11,7 +11,9 @@ Each method runs in its own process, so its peak memory (ru_maxrss) is its own:
 * pandas + sqlite3: ``pandas.read_csv`` of the whole file, ``pd.to_datetime``, the categories
   mapped, both levels assigned with a shapely STRtree + ``covers`` (first holder), then
   ``sqlite3.executemany`` of the incidents and of the assignment rows into the same schema, in
-  one transaction — the baseline the issue names (no checks, no row errors, no repeats).
+  one transaction — the baseline the issue names (no checks, no row errors, no repeats);
+* gridmap's write alone: the same file parsed and assigned first, then stored the way the import
+  stores it — how long SQLite takes to write the rows, which no overlap can beat.
 """
 from __future__ import annotations
 
@@ -92,6 +94,30 @@ def plain_import(db: Path, csv: Path) -> dict:
     return {"s": time.perf_counter() - start, "peak_mb": peak_mb()}
 
 
+def store_alone(db: Path, csv: Path) -> dict:
+    """gridmap's write path with nothing else to do: the file parsed and assigned first, then
+    stored in one transaction as the import stores it (the floor the import cannot beat)."""
+    from gridmap.incidents import FileOptions, incident_chunks
+    from gridmap.service import Gridmap
+    from gridmap.storage import open_store
+    svc = Gridmap(open_store(f"sqlite:///{db}"), service_area=None)
+    data = csv.read_bytes()
+    start = time.perf_counter()
+    chunks = list(incident_chunks(data, filename=csv.name, options=FileOptions(), tz=svc.tz,
+                                  now=svc._now(), encoding="utf-8"))
+    parsed = time.perf_counter()
+    with svc._writing() as tx:
+        index = svc._index_of(tx)
+        units = [index.assign(chunk.incidents.lon, chunk.incidents.lat) for chunk in chunks]
+        assigned = time.perf_counter()
+        tx.expect_incidents(sum(len(chunk.rows) for chunk in chunks))
+        for chunk, found in zip(chunks, units):
+            svc._store_part(tx, chunk, found)
+        written = time.perf_counter()
+    return {"parse_s": parsed - start, "assign_s": assigned - parsed, "store_s": written - assigned,
+            "commit_s": time.perf_counter() - written, "peak_mb": peak_mb()}
+
+
 def fresh_store(workdir: Path, name: str, template: Path) -> Path:
     db = workdir / name
     for old in workdir.glob(name + "*"):
@@ -105,9 +131,13 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/gridmap-ingest"))
     parser.add_argument("--plain", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--alone", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(plain_import(*args.plain)))
+        return
+    if args.alone:
+        print(json.dumps(store_alone(*args.alone)))
         return
     args.dir.mkdir(parents=True, exist_ok=True)
     template = args.dir / "district.db"
@@ -122,6 +152,10 @@ def main() -> None:
                            str(csv)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     plain = json.loads(done.stdout.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, __file__, "--alone", str(fresh_store(args.dir, "alone.db", template)),
+                           str(csv)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    alone = json.loads(done.stdout.strip().splitlines()[-1])
     n = args.incidents
     print(machine())
     print(f"{n:,} rows, {csv.stat().st_size / 2**20:.0f} MB; gridmap said: {mine['said']}")
@@ -130,6 +164,10 @@ def main() -> None:
                      f"{mine['peak_mb']:.0f}"],
                     ["pandas + STRtree + sqlite3 executemany", f"{plain['s']:.1f}", f"{n / plain['s']:,.0f}",
                      f"{plain['peak_mb']:.0f}"]], right={1, 2, 3})
+    floor = alone["store_s"] + alone["commit_s"]
+    print(f"\ngridmap's write alone (parsed {alone['parse_s']:.1f} s and assigned {alone['assign_s']:.1f} s "
+          f"beforehand): rows {alone['store_s']:.1f} s + commit {alone['commit_s']:.1f} s = {floor:.1f} s "
+          f"({n / floor:,.0f} rows/s), peak {alone['peak_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
