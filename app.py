@@ -18,7 +18,7 @@ from gridmap.cli import cli
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
-from gridmap.web import api, editor, handlers, mapdata, pages, review
+from gridmap.web import api, editor, handlers, mapdata, pages, review, stats
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh", "en")
@@ -46,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(mapdata.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(editor.bp)
+    app.register_blueprint(stats.bp)
     handlers.register(app)
     app.cli.add_command(cli)
     return app

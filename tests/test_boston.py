@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import geopandas
+import numpy as np
 import pandas
 import pytest
 import shapely
@@ -22,6 +23,7 @@ import shapely
 from gridmap.changes import LayerOptions
 from gridmap.cleaning import CleanOptions
 from gridmap.errors import InvalidInput
+from gridmap.hotspots import contiguity
 from gridmap.levels import Level
 from gridmap.problems import Report
 from gridmap.service import Gridmap, ReportResult
@@ -188,3 +190,30 @@ def test_cleaned_files_commit_at_the_default_tolerance_with_every_area_change_li
         stored = dict(zip(units["code"], units["area_m2"]))
         assert {c.code: c.after_m2 for c in report.cleaning.changes} == {
             c.code: stored[c.code] for c in report.cleaning.changes}
+
+
+def test_the_city_hall_placeholder_is_flagged_and_is_not_the_top_hotspot(boston: Boston, city) -> None:
+    placeholder = city.loc[city["placeholder"], ["lon", "lat"]].drop_duplicates()
+    assert placeholder.values.tolist() == [[-71.0587, 42.3594]]
+    assert city["placeholder"].sum() == 1557            # of 20,981 requests; the next busiest spot holds 47
+    stored = boston.svc.incidents()
+    on_it = int(((stored["lon"] == -71.0587) & (stored["lat"] == 42.3594)).sum())
+    stacks = boston.svc.stacked_points()
+    assert (stacks.lon.tolist(), stacks.lat.tolist(), stacks.count.tolist()) == ([-71.0587], [42.3594], [on_it])
+    assert on_it > 1500
+
+    precinct = boston.svc.index().locate(-71.0587, 42.3594)[Level.MICRO_GRID]
+    shown, _ = boston.svc.hotspots(Level.MICRO_GRID)                     # the default: the pile left out
+    counted, _ = boston.svc.hotspots(Level.MICRO_GRID, stacked=True)
+    at = list(shown.codes).index(precinct)
+    assert counted.counts[at] - shown.counts[at] == on_it
+    # counted, the pile makes its precinct by far the busiest of the 255 (2,003 against 455 next);
+    # left out (the default) it holds 446, and neither the busiest nor the top hot spot is there.
+    # (Gi* counts a unit with its queen neighbours, so even counted the pile lifts its
+    # neighbourhood more than the precinct alone: the top hot spot is then a neighbour.)
+    assert counted.codes[int(np.argmax(counted.counts))] == precinct
+    assert shown.codes[int(np.argmax(shown.counts))] != precinct
+    assert shown.codes[int(np.nanargmax(shown.z))] != precinct
+    layer = boston.svc.layer(Level.MICRO_GRID)
+    around = {precinct, *layer.units["code"].iloc[list(contiguity(layer)[at].index)]}
+    assert counted.codes[int(np.nanargmax(counted.z))] in around
