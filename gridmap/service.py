@@ -45,7 +45,7 @@ from .coordinates import ServiceArea
 from .errors import N_, InvalidInput, NotFound, message, message_record
 from .formats import Export, export_layer
 from .heat import TableCache
-from .hotspots import Hotspots, HotspotOptions, contiguity, hotspots
+from .hotspots import HotspotOptions, Hotspots, contiguity, hotspots
 from .incidents import (
     FileOptions,
     Outcomes,

@@ -17,6 +17,9 @@
  *   themselves does, and a pan at the same zoom needs no new request.
  * Outside: incidents outside every unit in view, as red circles (up to a limit; a note says how
  *   many there are when there are more).
+ * Hotspots: an overlay the viewer turns on in the layer control; then GET /api/hotspots (the
+ *   deepest level, the page's filters, no geometry) gives each unit's Gi* class, drawn by filling
+ *   the outlines already loaded, with a legend of the classes and of what was left out.
  * window.gridmap_mapdata exposes the state for tests and the console.
  */
 (function () {
@@ -101,12 +104,13 @@
   config.levels.forEach((level, depth) => {      // largest level first: each smaller one above it
     map.createPane("gridmap-" + level.level).style.zIndex = 401 + depth;
     const group = L.featureGroup();
-    state.levels[level.level] = {group, units: null, counts: null, drawn: 0};
+    const entry = state.levels[level.level] = {group, units: null, counts: null, drawn: 0};
     control.addOverlay(group.addTo(map), escapeHTML(level.title));
-    loadLevel(level, group);
+    entry.loaded = loadLevel(level, group);
   });
   control.addOverlay(heat.addTo(map), escapeHTML(S.heat));
   control.addOverlay(outside.addTo(map), escapeHTML(S.outside));
+  if (config.hotspots) addHotspots(config.hotspots);
   control.addTo(map);
 
   /* -- outlines ----------------------------------------------------------------------------- */
@@ -155,6 +159,77 @@
       row.append(element("th", label), element("td", value));
     }
     return table;
+  }
+
+  /* -- hotspots ----------------------------------------------------------------------------- */
+
+  function addHotspots(hot) {
+    map.createPane("gridmap-hotspots").style.zIndex = 455;      // above the heat, below the outside points
+    const group = L.featureGroup();
+    const legend = L.control({position: "bottomright"});
+    legend.onAdd = () => hotspotLegend(hot);
+    let shown = false;
+    const refresh = () => { if (shown) { legend.remove(); legend.addTo(map); } };   // the answer's notes
+    control.addOverlay(group, escapeHTML(hot.title));
+    map.on("overlayadd", (e) => {
+      if (e.layer !== group) return;
+      shown = true;
+      legend.addTo(map);
+      if (!state.hotspots) loadHotspots(hot, group, refresh);
+    });
+    map.on("overlayremove", (e) => {
+      if (e.layer !== group) return;
+      shown = false;
+      legend.remove();
+    });
+  }
+
+  function hotspotLegend(hot) {
+    const box = element("div");
+    box.className = "hotspot-legend";
+    box.append(element("strong", hot.title));
+    for (const [spot, label] of hot.legend) {
+      const row = element("div");
+      const swatch = element("span");
+      swatch.className = "swatch";
+      swatch.style.background = hot.colors[spot];
+      row.append(swatch, element("span", label));
+      box.append(row);
+    }
+    const body = state.hotspots;
+    if (body) {
+      box.append(element("div", fill(hot.corrected, {units: body.features.length})));
+      if (body.stacked.incidents) box.append(element("div", fill(hot.leftOut, body.stacked)));
+    }
+    return box;
+  }
+
+  async function loadHotspots(hot, group, refresh) {
+    try {
+      const body = await getJSON(hot.url);
+      const entry = state.levels[hot.level];
+      await entry.loaded;
+      state.hotspots = body;
+      const spots = {};
+      for (const feature of body.features) spots[feature.properties.code] = feature.properties;
+      const renderer = entry.units.code.length >= CANVAS_FROM ? L.canvas({padding: 0.5, pane: "gridmap-hotspots"})
+        : undefined;
+      for (let i = 0; i < entry.units.code.length; i++) {
+        const found = spots[entry.units.code[i]];
+        const shape = entry.units.shape[i];
+        if (!found || !shape || !(found.class in hot.colors)) continue;
+        const polygon = L.polygon(window.gridmapShapes.shapeLatLngs(shape, entry.units.precision), {
+          pane: "gridmap-hotspots", renderer, stroke: false, fillColor: hot.colors[found.class], fillOpacity: 0.6,
+        });
+        polygon.spot = found;
+        group.addLayer(polygon);
+      }
+      group.bindTooltip((layer) => element("span", layer.spot.name + " " + layer.spot.code + ": " + layer.spot.label));
+      state.hotspotsDrawn = group.getLayers().length;
+      refresh();
+    } catch (error) {
+      failed(error);
+    }
   }
 
   /* -- heat and the incidents outside every unit -------------------------------------------- */

@@ -26,8 +26,8 @@ from tests.browser import Tab as BaseTab
 pytestmark = pytest.mark.browser
 
 DEMO_GRIDS, DEMO_MICRO_GRIDS, DEMO_INCIDENTS = 5, 20, 1200
-ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内"]
-EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit"]
+ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内", "热点分析（Getis-Ord Gi*）"]
+EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit", "Hotspots (Getis-Ord Gi*)"]
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -161,7 +161,7 @@ def test_map_page_draws_every_layer_offline(server: LiveServer, tab: Tab) -> Non
 
     overlays = tab.page.evaluate(OVERLAY_LABELS)
     assert [o["text"] for o in overlays] == ZH_OVERLAYS
-    assert all(o["checked"] for o in overlays), overlays
+    assert [o["checked"] for o in overlays] == [True] * 4 + [False], overlays      # hotspots: when asked
     assert tab.page.locator("#gridmap_map .leaflet-tile").count() == 0  # GRIDMAP_TILES=none
 
     features = server.get_json("/api/layers/micro_grid")["features"]

@@ -13,6 +13,7 @@ from flask_babel import gettext
 from .. import categories
 from ..changes import SaveMode, local_time
 from ..errors import GridmapError
+from ..hotspots import HOTSPOT_COLORS, SpotClass
 from ..layer import Layer
 from ..levels import ORDER, Level, deepest
 from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, layer_style, render_parts
@@ -187,6 +188,20 @@ def _url(endpoint: str, level: Level, params: dict[str, Any]) -> str:
     return url_for(endpoint, level=level.value) + "?" + urlencode(params)
 
 
+def _hotspot_config(layers: dict[Level, Layer], filters: dict[str, str]) -> dict[str, Any] | None:
+    """The hotspot overlay of the deepest level (off until the viewer turns it on): where its
+    classes come from, their colours, and the legend's words."""
+    level = deepest(layers)
+    if level is None:
+        return None
+    return {"url": url_for("stats.hotspots") + "?" + urlencode({**filters, "level": level.value, "geometry": "0"}),
+            "level": level.value, "title": gettext("Hotspots (Getis-Ord Gi*)"), "colors": HOTSPOT_COLORS,
+            "legend": [[spot.value, gettext(spot.label)] for spot in SpotClass if spot is not SpotClass.NONE],
+            "leftOut": gettext("Left out: {incidents} incidents piled on {coordinates} coordinates "
+                               "(geocoder placeholders)"),
+            "corrected": gettext("Confidence corrected for {units} tests (false discovery rate)")}
+
+
 def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
     """What static/map.js needs: where the data is (with the page's filters), how to draw it, and
     every UI string it shows, translated."""
@@ -201,6 +216,7 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
         "heat": {"url": url_for("mapdata.heat") + "?" + urlencode({**filters, **shown}), "style": HEAT_STYLE,
                  "whole": total <= WHOLE_LIMIT},
         "outsideStyle": OUTSIDE_STYLE, "maxZoom": MAX_FIT_ZOOM,
+        "hotspots": _hotspot_config(layers, filters) if not shown else None,
         "labels": {"name": gettext("Name"), "code": gettext("Code"), "staff": gettext("Staff"),
                    "incidents": gettext("Incidents"), "heat": gettext("Incident heatmap"),
                    "outside": gettext("Outside every unit"), "loading": gettext("loading…"),

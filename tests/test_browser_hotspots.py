@@ -1,0 +1,65 @@
+"""The map's hotspot overlay in a real Chromium: off until the viewer ticks it in the layer
+control, then the deepest level's units filled by their Gi* class (as GET /api/hotspots gives
+them), with a legend in Chinese.  The data is bench/district.py's synthetic district (400
+micro-grids, 30,000 incidents around hot spots).  Screenshot: artifacts/screenshots/hotspots.png.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from tests.browser import LiveServer, Tab, launch_chromium, screenshot, serving_district, tab_in
+
+pytestmark = pytest.mark.browser
+
+LOADED = """() => { const s = window.gridmap_mapdata;
+  return s && s.drawnAnswers > 0 && Object.values(s.levels).every((l) => l.units && l.counts); }"""
+DRAWN = "() => window.gridmap_mapdata.hotspotsDrawn !== undefined"
+TITLE = "热点分析（Getis-Ord Gi*）"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    yield from launch_chromium()
+
+
+@pytest.fixture(scope="module")
+def server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from serving_district(tmp_path_factory.mktemp("gridmap-hotspots"), n=20, incidents=30_000)
+
+
+@pytest.fixture
+def tab(chromium: Any) -> Iterator[Tab]:
+    yield from tab_in(chromium, Tab, {"width": 1100, "height": 760})
+
+
+def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(server: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/")
+    page.wait_for_function(LOADED, polling=50, timeout=60_000)
+    assert page.evaluate("() => window.gridmap_mapdata.hotspotsDrawn") is None     # off until asked
+    assert page.locator(".hotspot-legend").count() == 0
+
+    page.get_by_label(TITLE).check()
+    page.wait_for_function(DRAWN, polling=50, timeout=60_000)
+    answer = server.get_json("/api/hotspots?level=micro_grid&geometry=0")
+    classes = [f["properties"]["class"] for f in answer["features"]]
+    hot = sum(c.startswith("hot") for c in classes)
+    assert len(classes) == 400 and hot > 0
+    assert page.evaluate("() => window.gridmap_mapdata.hotspotsDrawn") == sum(c != "none" for c in classes)
+
+    legend = page.locator(".hotspot-legend")
+    assert legend.is_visible()
+    text = legend.inner_text()
+    for label in ("热点（置信度 99%）", "热点（置信度 90%）", "冷点（置信度 99%）",
+                  "置信度已按 400 次检验校正（错误发现率）"):
+        assert label in text
+    assert legend.locator(".swatch").count() == 6
+    page.get_by_label("事件热力图").uncheck()          # the classes alone, for the screenshot
+    shot = screenshot(page, "hotspots.png")
+    assert shot.stat().st_size > 20_000
+
+    page.get_by_label(TITLE).uncheck()
+    assert page.locator(".hotspot-legend").count() == 0
+    tab.assert_clean(server)

@@ -1,0 +1,105 @@
+"""The statistics API on a 4×4 block of micro-grids: a cluster of incidents in the south-west,
+two in every other unit, and 60 piled on one coordinate in the north-east (a placeholder)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from shapely import box
+
+from gridmap.hotspots import hotspots
+from gridmap.levels import Level
+
+from .conftest import feature_collection
+
+N = 4
+CODES = [f"r{r}c{c}" for r in range(N) for c in range(N)]
+CLUSTER = {"r0c0": 20, "r0c1": 15, "r1c0": 15, "r1c1": 12}
+PILE = (0.035, 0.035)       # in r3c3
+
+
+def unit_box(code: str):
+    r, c = int(code[1]), int(code[3])
+    return box(c * 0.01, r * 0.01, (c + 1) * 0.01, (r + 1) * 0.01)
+
+
+def expected_counts() -> dict[str, int]:
+    return {code: CLUSTER.get(code, 2) for code in CODES}
+
+
+@pytest.fixture
+def block(client):
+    data = feature_collection([({"code": code, "name": f"微网格{code}"}, unit_box(code)) for code in CODES])
+    response = client.post("/api/layers/micro_grid", data={"file": (io.BytesIO(data), "m.geojson")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    records = []
+    for code, n in expected_counts().items():        # each on its own coordinate inside the unit
+        west, south = unit_box(code).bounds[:2]
+        records += [{"category": "litter", "lon": west + 0.001 + k * 1e-4, "lat": south + 0.005,
+                     "reported_at": "2026-03-05 10:00"} for k in range(n)]
+    records += [{"category": "litter", "lon": PILE[0], "lat": PILE[1], "reported_at": "2026-03-05 10:00"}] * 60
+    assert client.post("/api/incidents", json=records).status_code == 201
+    return client
+
+
+def features(client, query: str = "") -> dict[str, dict]:
+    response = client.get("/api/hotspots" + query)
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == "application/geo+json"
+    body = response.get_json()
+    return body, {f["properties"]["code"]: f for f in body["features"]}
+
+
+def test_quality_names_the_pile_and_the_threshold_it_passed(block):
+    # 87 coordinates: 86 hold one incident, so the threshold is max(50, 10 × 1)
+    assert block.get("/api/quality").get_json() == {
+        "stacked": {"threshold": 50, "points": [{"lon": 0.035, "lat": 0.035, "count": 60}]}}
+
+
+def test_hotspots_leave_the_pile_out_and_equal_gi_star_of_the_counts(block, app):
+    body, by_code = features(block)
+    assert body["level"] == "micro_grid" and body["version"] == 1
+    assert body["options"] == {"per": "count", "fdr": True, "permutations": 999, "seed": 12345,
+                               "stacked": "excluded"}
+    assert body["stacked"] == {"coordinates": 1, "incidents": 60}
+    assert {code: f["properties"]["count"] for code, f in by_code.items()} == expected_counts()
+    layer = app.extensions["gridmap"].layer(Level.MICRO_GRID)
+    direct = hotspots(layer, expected_counts())
+    assert [by_code[c]["properties"]["z"] for c in CODES] == pytest.approx(direct.z.tolist(), rel=1e-12)
+    assert [by_code[c]["properties"]["p"] for c in CODES] == pytest.approx(direct.p.tolist(), rel=1e-12)
+    assert [by_code[c]["properties"]["class"] for c in CODES] == [s.value for s in direct.classes]
+    assert by_code["r0c0"]["properties"]["class"] == "hot_99"
+    assert by_code["r0c0"]["properties"]["label"] == "hot spot, confidence 99%"
+    assert by_code["r3c3"]["properties"]["class"] != "hot_99"
+    assert by_code["r0c0"]["geometry"]["type"] == "Polygon"
+    np.testing.assert_allclose(np.array(by_code["r0c0"]["geometry"]["coordinates"][0]).min(axis=0), [0, 0])
+
+
+def test_with_the_pile_counted_its_unit_is_the_top_hotspot(block):
+    body, by_code = features(block, "?stacked=1&geometry=0")
+    assert body["options"]["stacked"] == "included"
+    assert by_code["r3c3"]["properties"]["count"] == 62
+    assert max(by_code.values(), key=lambda f: f["properties"]["z"])["properties"]["code"] == "r3c3"
+    assert all(f["geometry"] is None for f in by_code.values())
+
+
+def test_density_and_filters_and_chinese_labels(block):
+    _, by_code = features(block, "?per=km2&category=illegal_parking&geometry=0")
+    assert {f["properties"]["count"] for f in by_code.values()} == {0}
+    assert {f["properties"]["class"] for f in by_code.values()} == {"none"}
+    assert {f["properties"]["z"] for f in by_code.values()} == {None}
+    zh = block.get("/api/hotspots?geometry=0&lang=zh").get_json()
+    labels = {f["properties"]["code"]: f["properties"]["label"] for f in zh["features"]}
+    assert labels["r0c0"] == "热点（置信度 99%）"
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("per=people", "per='people' is not valid; expected one of: count, km2"),
+    ("fdr=maybe", "fdr='maybe' is not valid; expected 1 or 0"),
+])
+def test_bad_parameters_are_refused_with_what_is_expected(block, query, expected):
+    response = block.get("/api/hotspots?" + query)
+    assert response.status_code == 400
+    assert expected in response.get_json()["error"]
