@@ -71,6 +71,8 @@ class IncidentTable:
         if query.bbox is not None:
             west, south, east, north = query.bbox
             keep &= (self.lon >= west) & (self.lon <= east) & (self.lat >= south) & (self.lat <= north)
+        for lon, lat in query.exclude_points:
+            keep &= (self.lon != lon) | (self.lat != lat)
         return keep
 
 

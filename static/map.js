@@ -17,6 +17,9 @@
  *   themselves does, and a pan at the same zoom needs no new request.
  * Outside: incidents outside every unit in view, as red circles (up to a limit; a note says how
  *   many there are when there are more).
+ * Stacked coordinates: GET /api/quality names coordinates holding a pile of incidents (a
+ *   geocoder's placeholder); the heat and the hotspots leave them out unless the page's URL says
+ *   stacked=1, and a note in the panel says so, with a link to the other choice.
  * Hotspots: an overlay the viewer turns on in the layer control; then GET /api/hotspots (the
  *   deepest level, the page's filters, no geometry) gives each unit's Gi* class, drawn by filling
  *   the outlines already loaded, with a legend of the classes and of what was left out.
@@ -295,6 +298,32 @@
     note(body.outside.total > shown ? fill(S.outsideMore, {shown, total: body.outside.total}) : "");
   }
 
+  /* -- stacked coordinates (a geocoder's placeholder) ---------------------------------------- */
+
+  async function loadQuality(quality) {
+    try {
+      const body = await getJSON(quality.url);
+      const points = body.stacked.points;
+      state.stacked = points;
+      if (!points.length) return;
+      const box = document.getElementById("quality-note");
+      const first = points[0];
+      box.append(element("span", fill(quality.text, {count: first.count, lon: first.lon, lat: first.lat}) + " "));
+      if (points.length > 1) {
+        const count = points.reduce((sum, p) => sum + p.count, 0);
+        box.append(element("span", fill(quality.more, {coordinates: points.length, count}) + " "));
+      }
+      box.append(element("span", (quality.included ? quality.kept : quality.left) + " "));
+      const link = element("a", quality.included ? quality.hide : quality.show);
+      link.href = quality.toggle;
+      box.append(link);
+      box.hidden = false;
+    } catch (error) {
+      failed(error);
+    }
+  }
+
   map.on("moveend", requestHeat);
   loadHeat();
+  loadQuality(config.quality);
 })();

@@ -9,7 +9,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.browser import LiveServer, Tab, launch_chromium, screenshot, serving_district, tab_in
+from bench.district import bounds, make_district
+from tests.browser import LiveServer, Tab, launch_chromium, screenshot, serving, tab_in
 
 pytestmark = pytest.mark.browser
 
@@ -17,6 +18,8 @@ LOADED = """() => { const s = window.gridmap_mapdata;
   return s && s.drawnAnswers > 0 && Object.values(s.levels).every((l) => l.units && l.counts); }"""
 DRAWN = "() => window.gridmap_mapdata.hotspotsDrawn !== undefined"
 TITLE = "热点分析（Getis-Ord Gi*）"
+PILE = 300
+HEAT_TOTAL = "() => window.gridmap_mapdata.heat.total"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,14 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from serving_district(tmp_path_factory.mktemp("gridmap-hotspots"), n=20, incidents=30_000)
+    """The district, and 300 reports a geocoder put on one spot inside it."""
+    workdir = tmp_path_factory.mktemp("gridmap-hotspots")
+    district = make_district(f"sqlite:///{workdir / 'gridmap.db'}", n=20, incidents=30_000)
+    west, south, east, north = bounds(20)
+    district.report([{"category": "litter", "lon": round((west + east) / 2, 6), "lat": round((south + north) / 2, 6),
+                      "reported_at": "2026-03-05 10:00"}] * PILE)
+    district.store.close()
+    yield from serving(workdir, {"GRIDMAP_LOAD_DEMO": "0"})
 
 
 @pytest.fixture
@@ -53,7 +63,7 @@ def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(serve
     assert legend.is_visible()
     text = legend.inner_text()
     for label in ("热点（置信度 99%）", "热点（置信度 90%）", "冷点（置信度 99%）",
-                  "置信度已按 400 次检验校正（错误发现率）"):
+                  "置信度已按 400 次检验校正（错误发现率）", "已排除：1 个坐标上堆叠的 300 条事件（地理编码占位点）"):
         assert label in text
     assert legend.locator(".swatch").count() == 6
     page.get_by_label("事件热力图").uncheck()          # the classes alone, for the screenshot
@@ -62,4 +72,25 @@ def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(serve
 
     page.get_by_label(TITLE).uncheck()
     assert page.locator(".hotspot-legend").count() == 0
+    tab.assert_clean(server)
+
+
+def test_the_pile_is_named_left_out_of_the_heat_and_counted_when_asked(server: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/")
+    page.wait_for_function(LOADED, polling=50, timeout=60_000)
+    note = page.locator("#quality-note")
+    note.wait_for(state="visible")
+    assert "有 300 条事件落在同一坐标" in note.inner_text() and "热力图和热点分析已排除这些事件" in note.inner_text()
+    assert page.evaluate(HEAT_TOTAL) == 30_000
+    screenshot(page, "stacked-note.png")
+
+    note.get_by_role("link", name="计入").click()
+    page.wait_for_url("**/?stacked=1")
+    page.wait_for_function(LOADED, polling=50, timeout=60_000)
+    note.wait_for(state="visible")
+    assert "热力图和热点分析已计入这些事件" in note.inner_text()
+    assert page.evaluate(HEAT_TOTAL) == 30_000 + PILE
+    note.get_by_role("link", name="排除").click()
+    page.wait_for_url(server.url + "/")
     tab.assert_clean(server)

@@ -15,7 +15,8 @@ from .test_storage import draft
 QUERIES = [IncidentQuery(), IncidentQuery(category="litter"), IncidentQuery(status="closed"),
            IncidentQuery(date_from=datetime(2026, 2, 1)), IncidentQuery(date_to=datetime(2026, 2, 1)),
            IncidentQuery(date_from=datetime(2026, 2, 1), date_to=datetime(2026, 2, 2, 12)),
-           IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)), IncidentQuery(bbox=(0.0021, 0, 1, 1), category="litter")]
+           IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)), IncidentQuery(bbox=(0.0021, 0, 1, 1), category="litter"),
+           IncidentQuery(exclude_points=((0.004, 0.003), (-0.5, 0.005))), IncidentQuery(exclude_points=((0.004, 0.0),))]
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -39,7 +40,7 @@ def test_the_table_filters_exactly_as_the_store_does(store):
     assert [table.ids[table.matching(q)].tolist() for q in QUERIES] == [
         store.incidents(q)["id"].tolist() for q in QUERIES]
     assert [table.ids[table.matching(q)].tolist() for q in QUERIES] == [
-        [1, 2, 3, 4], [1, 3, 4], [2], [2, 3, 4], [1], [2, 4], [1, 2, 3], [3]]
+        [1, 2, 3, 4], [1, 3, 4], [2], [2, 3, 4], [1], [2, 4], [1, 2, 3], [3], [1, 3], [1, 2, 3, 4]]
     for q in QUERIES:
         mine, theirs = table.heat(q, 0.01), store.heat(q, cell_deg=0.01)
         assert sorted(zip(mine.count.tolist(), mine.lon.tolist(), mine.lat.tolist())) == sorted(

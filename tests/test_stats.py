@@ -3,6 +3,7 @@ two in every other unit, and 60 piled on one coordinate in the north-east (a pla
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -103,3 +104,22 @@ def test_bad_parameters_are_refused_with_what_is_expected(block, query, expected
     response = block.get("/api/hotspots?" + query)
     assert response.status_code == 400
     assert expected in response.get_json()["error"]
+
+
+def test_the_heat_leaves_the_pile_out_unless_asked(block):
+    everywhere = "bbox=-1,-1,1,1&zoom=10"
+    assert block.get(f"/api/heat?{everywhere}").get_json()["total"] == sum(expected_counts().values()) == 86
+    assert block.get(f"/api/heat?{everywhere}&stacked=1").get_json()["total"] == 86 + 60
+    assert block.get(f"/api/heat?{everywhere}&stacked=2").status_code == 400
+
+
+def test_the_map_page_tells_the_script_where_the_warning_comes_from(block):
+    def config(query: str) -> dict:
+        html = block.get("/" + query).get_data(as_text=True)
+        return json.loads(html.split('id="map-config">', 1)[1].split("</script>", 1)[0])
+    default, counted = config("?category=litter"), config("?category=litter&stacked=1")
+    assert (default["quality"]["included"], counted["quality"]["included"]) == (False, True)
+    assert default["quality"]["toggle"] == "/?category=litter&stacked=1"
+    assert counted["quality"]["toggle"] == "/?category=litter"
+    assert "stacked=1" in counted["heat"]["url"] and "stacked" not in default["heat"]["url"]
+    assert "stacked=1" in counted["hotspots"]["url"]

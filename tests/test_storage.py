@@ -479,6 +479,20 @@ def test_unit_counts_come_from_one_versions_assignments(store):
     assert (store.unit_counts(GRID, 2), store.unit_counts(GRID, 1)) == ({"E": 4}, {"W": 2, "E": 1})
 
 
+def test_excluded_points_leave_out_exactly_the_incidents_on_those_coordinates(store):
+    four_incidents(store)
+    add(store, [draft(0.002, 0.002, category="litter")] * 3, {GRID: ["W"] * 3, MICRO: ["W-S"] * 3})
+    query = IncidentQuery(exclude_points=((0.002, 0.002), (0.5, 0.5)))
+    assert store.incidents(query)["id"].tolist() == [2, 3, 4]
+    assert store.unit_counts(MICRO, 1, query) == {"W-S": 1, "E-N": 1}
+    assert store.totals(query) == (3, 1)
+    assert store.counts(query, "category") == {"litter": 2, "clutter": 1}
+    cells = store.heat(query, cell_deg=1.0)
+    assert (cells.total, sorted(cells.count.tolist())) == (3, [1, 2])
+    # a coordinate a hair away is another coordinate
+    assert store.totals(IncidentQuery(exclude_points=((0.002, 0.0020000001),))) == (7, 1)
+
+
 def test_moves_count_incidents_whose_unit_changed_between_two_versions(store):
     four_incidents(store)
     save(store, micro_layer(), based_on=1)

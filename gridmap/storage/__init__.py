@@ -46,6 +46,8 @@ class IncidentQuery:
     unit: str | None = None            # a unit code of any level
     ids: tuple[int, ...] | None = None
     bbox: tuple[float, float, float, float] | None = None   # west, south, east, north (WGS84), inclusive
+    # (lon, lat) coordinates whose incidents are left out (stacked: a geocoder's placeholder)
+    exclude_points: tuple[tuple[float, float], ...] = ()
 
 
 #: What incidents can be counted by (:meth:`Store.counts`).

@@ -367,6 +367,9 @@ def _matches(columns: dict[str, np.ndarray], query: IncidentQuery, shown: list[_
         west, south, east, north = query.bbox
         lon, lat = columns["lon"].astype(float), columns["lat"].astype(float)
         keep &= (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+    if query.exclude_points:
+        lon, lat = columns["lon"].astype(float), columns["lat"].astype(float)
+        keep &= ~np.isin(lon + 1j * lat, [complex(x, y) for x, y in query.exclude_points])
     if query.unit:
         held = {i for stored in shown for i, code in stored.assignments.items() if code == query.unit}
         keep &= np.isin(ids, np.array(sorted(held), dtype=np.int64))

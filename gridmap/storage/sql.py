@@ -626,6 +626,8 @@ def _filters(conn: sa.Connection, query: IncidentQuery,
         west, south, east, north = query.bbox
         clauses.append(incidents.c.lon.between(west, east))
         clauses.append(incidents.c.lat.between(south, north))
+    for lon, lat in query.exclude_points:
+        clauses.append(sa.or_(incidents.c.lon != lon, incidents.c.lat != lat))
     if query.unit:       # the unit's incidents through the (version, unit) index, not a lookup per incident
         version_ids = [row.id for row in _shown(conn, at).values()]
         a = assignment_table

@@ -29,6 +29,18 @@ def tr(msg: Message, labels: Mapping[str, str] | None = None) -> str:
     return (msg.relabel(labels) if labels else msg).render(gettext)
 
 
+def flag(args: Mapping[str, str], key: str, default: bool) -> bool:
+    """``key=1`` or ``key=0`` (also true/false, yes/no); absent is ``default``."""
+    value = (args.get(key) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise InvalidInput(message(N_("{key}={value!r} is not valid; expected 1 or 0"), key=key, value=value))
+
+
 def parse_query(args: Mapping[str, str]) -> IncidentQuery:
     """Incident filters from query parameters; ``to`` is a whole day, inclusive."""
     problems: list[Message] = []

@@ -13,7 +13,9 @@ itself stays the same size however many incidents and units there are:
   apart from the outlines, since they change with every report and every filter.
 
 The filters are the page's: ``category``, ``from``, ``to``, ``status``, ``unit``, and
-``level`` + ``version`` to show a version of one level instead of the current one.
+``level`` + ``version`` to show a version of one level instead of the current one.  The heat
+leaves out incidents on stacked coordinates (a geocoder's placeholder: ``GET /api/quality``)
+unless ``stacked=1``.
 """
 from __future__ import annotations
 
@@ -30,12 +32,12 @@ from ..levels import Level
 from ..maps import MAX_CELLS, coarsen, heat_cell_deg, heat_cells
 from ..outlines import OutlineCache, Outlines, outlines
 from ..service import Gridmap
-from . import parse_query, service, version_arg
+from . import flag, parse_query, service, version_arg
 
 bp = Blueprint("mapdata", __name__)
 
 #: Query parameters that filter incidents (``parse_query``), and those that pick a version.
-FILTER_KEYS = ("category", "from", "to", "status", "unit")
+FILTER_KEYS = ("category", "from", "to", "status", "unit", "stacked")
 VERSION_KEYS = ("level", "version")
 #: Incidents outside every unit drawn as points in one answer; the rest are counted.
 OUTSIDE_LIMIT = 2000
@@ -65,9 +67,11 @@ def shown_at(args: Mapping[str, str]) -> dict[Level, int] | None:
 def heat() -> Response:
     args = request.args
     query, at, zoom = parse_query(args), shown_at(args), parse_zoom(args.get("zoom"))
+    svc = service()
+    if not flag(args, "stacked", False):       # a geocoder's placeholder pile is no place to patrol
+        query = svc.without_stacks(query)
     view, everywhere = query.bbox, replace(query, bbox=None)      # no bbox: everywhere
     whole = args.get("scope") == "all" or view is None
-    svc = service()
     cells = svc.heat(everywhere, bbox=None if whole else view, cell_deg=heat_cell_deg(zoom), at=at)
     if whole and view is not None and len(cells.count) > MAX_CELLS:     # more than the page was told
         whole, cells = False, svc.heat(everywhere, bbox=view, cell_deg=heat_cell_deg(zoom), at=at)

@@ -20,7 +20,7 @@ from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, laye
 from ..options import clean_options, layer_options, opt
 from ..rankings import RankedUnit, top_units
 from ..storage import IncidentQuery
-from . import language, level_title, parse_query, service, tr
+from . import flag, language, level_title, parse_query, service, tr
 from .mapdata import FILTER_KEYS, VERSION_KEYS, shown_version
 from .review import review_page
 
@@ -202,6 +202,22 @@ def _hotspot_config(layers: dict[Level, Layer], filters: dict[str, str]) -> dict
             "corrected": gettext("Confidence corrected for {units} tests (false discovery rate)")}
 
 
+def _quality_config() -> dict[str, Any]:
+    """The stacked-coordinate warning: where the coordinates come from, whether this view counts
+    their incidents in the heat map and hotspots (``stacked=1``), and the page with the other choice."""
+    included = flag(request.args, "stacked", False)
+    other: dict[str, Any] = {k: v for k, v in request.args.items() if k != "stacked"}
+    if not included:
+        other["stacked"] = "1"
+    return {"url": url_for("stats.quality"), "included": included, "toggle": url_for("pages.index", **other),
+            "text": gettext("{count} incidents sit on one coordinate ({lon}, {lat}): probably a geocoder's "
+                            "placeholder, not a place."),
+            "more": gettext("{coordinates} such coordinates hold {count} incidents."),
+            "left": gettext("They are left out of the heat map and the hotspots."),
+            "kept": gettext("They are counted in the heat map and the hotspots."),
+            "show": gettext("Count them"), "hide": gettext("Leave them out")}
+
+
 def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
     """What static/map.js needs: where the data is (with the page's filters), how to draw it, and
     every UI string it shows, translated."""
@@ -217,6 +233,7 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
                  "whole": total <= WHOLE_LIMIT},
         "outsideStyle": OUTSIDE_STYLE, "maxZoom": MAX_FIT_ZOOM,
         "hotspots": _hotspot_config(layers, filters) if not shown else None,
+        "quality": _quality_config(),
         "labels": {"name": gettext("Name"), "code": gettext("Code"), "staff": gettext("Staff"),
                    "incidents": gettext("Incidents"), "heat": gettext("Incident heatmap"),
                    "outside": gettext("Outside every unit"), "loading": gettext("loading…"),

@@ -15,31 +15,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import shapely
 from flask import Blueprint, Response, request
 from flask_babel import gettext
 
-from ..errors import N_, InvalidInput, message
 from ..hotspots import HotspotOptions
 from ..levels import Level
 from ..outlines import TOLERANCE_DEG
-from . import parse_query, service
+from . import flag, parse_query, service
 
 bp = Blueprint("stats", __name__)
-
-
-def flag(args: Mapping[str, str], key: str, default: bool) -> bool:
-    """``key=1`` or ``key=0`` (also true/false, yes/no); absent is ``default``."""
-    value = (args.get(key) or "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no"):
-        return False
-    raise InvalidInput(message(N_("{key}={value!r} is not valid; expected 1 or 0"), key=key, value=value))
 
 
 @bp.get("/api/hotspots")
