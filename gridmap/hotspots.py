@@ -30,11 +30,12 @@ import logging
 import warnings
 from dataclasses import dataclass
 from enum import Enum
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from esda import G_Local, fdr
 from libpysal.graph import Graph
+from scipy.stats import kendalltau
 
 from .errors import N_, InvalidInput, message
 from .layer import Layer
@@ -87,6 +88,9 @@ class HotspotOptions:
     seed: int = SEED
 
     def __post_init__(self) -> None:
+        if self.permutations != 0 and not 99 <= self.permutations <= 9999:
+            raise InvalidInput(message(N_("permutations={value} is not valid; expected 0 (the normal "
+                                          "approximation) or 99 to 9999"), value=self.permutations))
         if self.per not in PER:
             raise InvalidInput(message(N_("per={value!r} is not valid; expected one of: {choices}"),
                                        value=self.per, choices=", ".join(PER)))
@@ -130,7 +134,9 @@ def hotspots(layer: Layer, counts: Mapping[str, int], options: HotspotOptions = 
             warnings.simplefilter("ignore")
             g = G_Local(values, graph, transform="B", star=True, permutations=options.permutations,
                         seed=options.seed, n_jobs=1)
-        z, p = np.asarray(g.Zs, dtype=float), np.minimum(1.0, 2 * np.asarray(g.p_z_sim, dtype=float))
+        # two-sided: from the permutations' mean and spread, or (no permutations) the normal approximation
+        one_sided = g.p_z_sim if options.permutations else g.p_norm
+        z, p = np.asarray(g.Zs, dtype=float), np.minimum(1.0, 2 * np.asarray(one_sided, dtype=float))
         for confidence in reversed(CONFIDENCE):          # weakest first, so the strongest class wins
             alpha = round(1 - confidence, 2)
             cutoffs[confidence] = float(fdr(p, alpha)) if options.fdr else alpha
@@ -143,3 +149,93 @@ def hotspots(layer: Layer, counts: Mapping[str, int], options: HotspotOptions = 
     spots[:] = classes
     return Hotspots(codes=layer.units["code"].to_numpy(dtype=object), counts=held, values=values, z=z, p=p,
                     classes=spots, cutoffs=dict(sorted(cutoffs.items(), reverse=True)), options=options)
+
+
+# -- emerging hotspots -------------------------------------------------------------------------
+
+#: Share of the periods a unit must be a hot spot in to be a lasting one (ArcGIS's rule).
+LASTING_SHARE = 0.9
+#: Significance of the Mann-Kendall trend of a unit's z-scores.
+TREND_ALPHA = 0.05
+
+
+class Trend(str, Enum):
+    """How a unit's hot-spot history ends, over consecutive periods (the last one is now)."""
+
+    NEW = "new"                      # a hot spot now, and in no period before
+    INTENSIFYING = "intensifying"    # a hot spot in at least 90 % of the periods, now too, z rising
+    PERSISTENT = "persistent"        # … with no significant trend
+    DIMINISHING = "diminishing"      # … with z falling
+    SPORADIC = "sporadic"            # a hot spot now and sometimes before, in under 90 % of the periods
+    NONE = "none"                    # not a hot spot now
+
+    @property
+    def label(self) -> str:
+        return _TREND_LABELS[self]
+
+
+_TREND_LABELS = {
+    Trend.NEW: N_("new hot spot"), Trend.INTENSIFYING: N_("intensifying hot spot"),
+    Trend.PERSISTENT: N_("persistent hot spot"), Trend.DIMINISHING: N_("diminishing hot spot"),
+    Trend.SPORADIC: N_("sporadic hot spot"), Trend.NONE: N_("no pattern"),
+}
+TREND_COLORS = {Trend.NEW.value: "#fdae61", Trend.INTENSIFYING.value: "#b2182b", Trend.PERSISTENT.value: "#d6604d",
+                Trend.DIMINISHING.value: "#f4a582", Trend.SPORADIC.value: "#fddbc7"}
+
+
+@dataclass(frozen=True)
+class EmergingHotspots:
+    """Gi* of each of ``periods`` (oldest first) and the trend of each unit (layer order): ``z``
+    and ``hot`` are (units, periods); ``tau`` and ``trend_p`` the Mann-Kendall test of the z-scores."""
+
+    codes: np.ndarray
+    periods: list[str]
+    counts: np.ndarray
+    z: np.ndarray
+    hot: np.ndarray
+    tau: np.ndarray
+    trend_p: np.ndarray
+    trends: np.ndarray
+
+
+def emerging_hotspots(layer: Layer, counts_by_period: Sequence[Mapping[str, int]], periods: Sequence[str],
+                      options: HotspotOptions = HotspotOptions(), *, graph: Graph | None = None) -> EmergingHotspots:
+    """Gi* per period (each as :func:`hotspots`, the same weights and seed), then each unit's
+    trend: the Mann-Kendall test (Kendall's tau of its z-scores against time, scipy) over the
+    periods, and its class by the rules of :class:`Trend`."""
+    if len(periods) < 2 or len(periods) != len(counts_by_period):
+        raise InvalidInput(message(N_("emerging hot spots need at least two periods; got {count}"),
+                                   count=len(periods)))
+    graph = graph if graph is not None else contiguity(layer)
+    each = [hotspots(layer, counts, options, graph=graph) for counts in counts_by_period]
+    z = np.column_stack([found.z for found in each])
+    hot = np.column_stack([[spot.value.startswith("hot") for spot in found.classes] for found in each])
+    trends, tau, trend_p = trends_of(z, hot)
+    return EmergingHotspots(codes=each[0].codes, periods=list(periods), z=z, hot=hot, tau=tau, trend_p=trend_p,
+                            counts=np.column_stack([found.counts for found in each]), trends=trends)
+
+
+def trends_of(z: np.ndarray, hot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each unit's :class:`Trend` from its z-scores and hot-spot flags over the periods (both
+    (units, periods), oldest first), with the Mann-Kendall test of the z-scores: Kendall's tau
+    against time and its p-value (scipy), for the lasting hot spots, whose class it decides
+    (NaN for the others, and with fewer than three known z-scores)."""
+    n, t = z.shape
+    tau, trend_p = np.full(n, np.nan), np.full(n, np.nan)
+    steps = np.arange(t)
+    now, before, share = hot[:, -1], hot[:, :-1].any(axis=1), hot.mean(axis=1)
+    lasting = now & (share >= LASTING_SHARE)
+    for i in np.flatnonzero(lasting):      # the trend decides only these units' class (0.75 ms a unit)
+        known = np.isfinite(z[i])
+        if known.sum() >= 3 and np.ptp(z[i][known]) > 0:
+            result = kendalltau(steps[known], z[i][known])
+            tau[i], trend_p[i] = result.statistic, result.pvalue
+    rising, falling = (trend_p < TREND_ALPHA) & (tau > 0), (trend_p < TREND_ALPHA) & (tau < 0)
+    trends = np.empty(n, dtype=object)
+    trends[:] = Trend.NONE
+    trends[now & ~before] = Trend.NEW
+    trends[now & before & ~lasting] = Trend.SPORADIC
+    trends[lasting & rising] = Trend.INTENSIFYING
+    trends[lasting & falling] = Trend.DIMINISHING
+    trends[lasting & ~rising & ~falling] = Trend.PERSISTENT
+    return trends, tau, trend_p

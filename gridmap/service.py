@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -45,7 +45,7 @@ from .coordinates import ServiceArea
 from .errors import N_, InvalidInput, NotFound, message, message_record
 from .formats import Export, export_layer
 from .heat import TableCache
-from .hotspots import HotspotOptions, Hotspots, contiguity, hotspots
+from .hotspots import EmergingHotspots, HotspotOptions, Hotspots, contiguity, emerging_hotspots, hotspots
 from .incidents import (
     FileOptions,
     Outcomes,
@@ -573,6 +573,29 @@ class Gridmap:
         counts = self.unit_counts(level, query, version=layer.version)
         return hotspots(layer, counts, options, graph=self._contiguity(level, layer)), stacks
 
+    def emerging_hotspots(self, level: Level, query: IncidentQuery = IncidentQuery(),
+                          options: HotspotOptions = HotspotOptions(permutations=0), *, by: str = "month",
+                          periods: int = 12,
+                          stacked: bool = False) -> EmergingHotspots:
+        """Gi* of each of the last ``periods`` months or weeks (``by``) up to the one holding the
+        latest matching incident (or the ``date_to`` of ``query``), and each unit's trend
+        (:func:`gridmap.hotspots.emerging_hotspots`)."""
+        layer = self.layer(level)
+        if not stacked:
+            query = self.without_stacks(query)
+        spans = time_periods(by, periods, last=self._last_time(query))
+        counts = self.store.unit_counts_in(level, layer.version or 0, query,
+                                           [start for _, start, _ in spans] + [spans[-1][2]])
+        return emerging_hotspots(layer, counts, [label for label, _, _ in spans], options,
+                                 graph=self._contiguity(level, layer))
+
+    def _last_time(self, query: IncidentQuery) -> datetime:
+        """When the last period ends: the day the query ends, or the day of its latest incident."""
+        if query.date_to is not None:
+            return query.date_to - timedelta(microseconds=1)
+        days = self.store.counts(query, "day")
+        return datetime.fromisoformat(max(days)) if days else self._now()
+
     def without_stacks(self, query: IncidentQuery) -> IncidentQuery:
         """``query`` leaving out the incidents on stacked coordinates (the heat map's and the
         hotspots' default)."""
@@ -592,7 +615,7 @@ class Gridmap:
         return graph
 
     def incident_counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
-        """Matching incidents per category, day or month (:data:`storage.COUNT_BY`), by key."""
+        """Matching incidents per category, day, month or hour of the week (:data:`storage.COUNT_BY`), by key."""
         return dict(sorted(self.store.counts(query, by).items()))
 
     def incident_totals(self, query: IncidentQuery = IncidentQuery(), *,
@@ -685,6 +708,33 @@ class VersionView:
     before: Layer | None       # what the diff compares against
     options: dict[str, Any] = field(default_factory=dict)     # what the version was saved with
     members: list[VersionMeta] = field(default_factory=list)  # the other levels saved in the same change
+
+
+def time_periods(by: str, count: int, *, last: datetime) -> list[tuple[str, datetime, datetime]]:
+    """``count`` consecutive months or ISO weeks ending with the one holding ``last``: (label,
+    start, end), oldest first (``2026-03``, ``2026-W10``)."""
+    if by not in ("month", "week") or not 2 <= count <= MAX_PERIODS:
+        raise InvalidInput(message(N_("by={by!r}, periods={count} is not valid; expected by=month or week and "
+                                      "from 2 to {most} periods"), by=by, count=count, most=MAX_PERIODS))
+    spans = []
+    if by == "month":
+        year, month = last.year, last.month
+        for _ in range(count):
+            start = datetime(year, month, 1)
+            end = datetime(year + (month == 12), month % 12 + 1, 1)
+            spans.append((f"{year:04d}-{month:02d}", start, end))
+            year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    else:
+        monday = datetime.combine(last.date() - timedelta(days=last.weekday()), datetime.min.time())
+        for k in range(count):
+            start = monday - timedelta(weeks=k)
+            iso = start.isocalendar()
+            spans.append((f"{iso.year:04d}-W{iso.week:02d}", start, start + timedelta(weeks=1)))
+    return spans[::-1]
+
+
+#: The most periods an emerging-hotspot analysis compares (five years of months).
+MAX_PERIODS = 60
 
 
 def _ready(value: Any) -> Future:

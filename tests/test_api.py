@@ -453,6 +453,9 @@ def test_incidents_are_counted_per_category_day_or_month_with_the_filters(loaded
         {"key": "2026-02", "count": 2}]}
     assert loaded.get("/api/incidents/counts?by=day&category=litter").get_json()["counts"] == [
         {"key": "2026-01-31", "count": 1}, {"key": "2026-02-28", "count": 1}]
+    # the rhythm of the week: Saturday 23h, Sunday 0h, Saturday 12h (ISO weekday, 1 is Monday)
+    assert loaded.get("/api/incidents/counts?by=weekday_hour").get_json()["counts"] == [
+        {"key": "6-12", "count": 1}, {"key": "6-23", "count": 1}, {"key": "7-00", "count": 1}]
     bad = loaded.get("/api/incidents/counts?by=week")
     assert (bad.status_code, bad.get_json()["error"]) == (
-        400, "by: 'week' is not known; expected one of category, day, month")
+        400, "by: 'week' is not known; expected one of category, day, month, weekday_hour")

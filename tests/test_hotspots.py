@@ -10,10 +10,11 @@ import geopandas as gpd
 import libpysal
 import numpy as np
 import pytest
+import scipy.stats
 from shapely.geometry import box
 
 from gridmap.errors import InvalidInput
-from gridmap.hotspots import HotspotOptions, SpotClass, hotspots
+from gridmap.hotspots import HotspotOptions, SpotClass, emerging_hotspots, hotspots, trends_of
 from gridmap.layer import Layer
 from gridmap.levels import Level
 
@@ -52,6 +53,19 @@ def test_gi_star_and_fdr_equal_a_direct_esda_computation():
         expected[significant & (direct.Zs < 0)] = f"cold_{round(confidence * 100)}"
     assert [c.value for c in found.classes] == expected.tolist()
     assert found.classes[0] is SpotClass.HOT_99 and found.classes[35] is SpotClass.NONE
+
+
+def test_without_permutations_p_is_the_normal_approximation():
+    layer = squares(6)
+    y = (np.arange(36) % 5).astype(float)
+    y[[0, 1, 6, 7]] += 12
+    found = hotspots(layer, dict(zip(layer.units["code"], y.astype(int).tolist())), HotspotOptions(permutations=0))
+    w = libpysal.weights.Queen.from_dataframe(layer.units, use_index=False, silence_warnings=True)
+    direct = esda.G_Local(y, w, transform="B", star=True, permutations=0)
+    np.testing.assert_allclose(found.z, direct.Zs, rtol=1e-12)
+    np.testing.assert_allclose(found.p, np.minimum(1, 2 * direct.p_norm), rtol=1e-12)
+    with pytest.raises(InvalidInput, match="permutations=50 is not valid"):
+        HotspotOptions(permutations=50)
 
 
 def test_without_the_correction_the_levels_are_the_plain_ones():
@@ -96,3 +110,62 @@ def test_no_test_without_incidents_or_with_equal_counts():
 def test_an_unknown_measure_is_refused_with_the_choices():
     with pytest.raises(InvalidInput, match="per='people' is not valid; expected one of: count, km2"):
         HotspotOptions(per="people")
+
+
+# -- emerging hot spots ---------------------------------------------------------------------------
+
+def test_trends_by_hand():
+    # ten periods; z rises steadily (Kendall's tau 1: p = 5.5e-7), falls, or wanders
+    rising, falling = np.arange(10.0), -np.arange(10.0)
+    wander = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3.0])
+    z = np.vstack([rising, falling, wander, wander, wander, wander, rising])
+    every = np.ones(10, dtype=bool)
+    hot = np.vstack([every, every, every,
+                     np.arange(10) == 9,                    # hot now only
+                     np.arange(10) % 2 == 1,                # every other period, now too
+                     np.arange(10) < 9,                     # hot until the period before now
+                     np.arange(10) != 3])                   # 9 of 10 periods, now too
+    trends, tau, p = trends_of(z, hot)
+    assert [t.value for t in trends] == ["intensifying", "diminishing", "persistent", "new", "sporadic", "none",
+                                         "intensifying"]
+    assert tau.tolist()[:2] == pytest.approx([1.0, -1.0], abs=1e-12)
+    assert p[0] == pytest.approx(2 / math.factorial(10), rel=1e-9)        # exact: one ordering of 10! is as extreme
+    assert p[2] > 0.05
+    assert np.isnan(tau[3:6]).all() and np.isnan(p[3:6]).all()      # not lasting hot spots: no trend asked
+
+
+def test_emerging_hot_spots_equal_gi_star_per_period_and_kendalls_tau():
+    layer = squares(6)
+    rng = np.random.default_rng(3)
+    counts, periods = [], [f"2026-0{m}" for m in range(1, 7)]
+    for t in range(6):
+        y = dict(zip(layer.units["code"], rng.poisson(2, 36).tolist()))
+        y.update({code: 10 + 5 * t for code in ("r0c0", "r0c1", "r1c0", "r1c1")})   # a growing cluster
+        counts.append(y)
+    found = emerging_hotspots(layer, counts, periods)
+    assert found.periods == periods and found.counts[0].tolist() == [10, 15, 20, 25, 30, 35]
+
+    w = libpysal.weights.Queen.from_dataframe(layer.units, use_index=False, silence_warnings=True)
+    z, hot = np.zeros((36, 6)), np.zeros((36, 6), dtype=bool)
+    for t, y in enumerate(counts):
+        values = np.array([y.get(code, 0) for code in layer.units["code"]], dtype=float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            g = esda.G_Local(values, w, transform="B", star=True, permutations=999, seed=12345)
+        p = np.minimum(1, 2 * g.p_z_sim)
+        z[:, t], hot[:, t] = g.Zs, (p < esda.fdr(p, 0.10)) & (g.Zs > 0)
+    np.testing.assert_allclose(found.z, z, rtol=1e-12)
+    np.testing.assert_array_equal(found.hot, hot)
+    lasting = hot[:, -1] & (hot.mean(axis=1) >= 0.9)
+    assert lasting[[0, 1, 6]].all()                        # three of the cluster's four units
+    for i in range(36):                                    # the trend is tested where it decides the class
+        test = scipy.stats.kendalltau(np.arange(6), z[i]) if lasting[i] else None
+        np.testing.assert_allclose([found.tau[i], found.trend_p[i]],
+                                   [test.statistic, test.pvalue] if test else [np.nan, np.nan], rtol=1e-12)
+    assert [t.value for t in found.trends] == [t.value for t in trends_of(z, hot)[0]]
+    assert found.hot[0].all() and found.trends[0].value in ("persistent", "intensifying")
+
+
+def test_emerging_hot_spots_need_two_periods():
+    with pytest.raises(InvalidInput, match="at least two periods; got 1"):
+        emerging_hotspots(squares(3), [{}], ["2026-01"])

@@ -123,3 +123,48 @@ def test_the_map_page_tells_the_script_where_the_warning_comes_from(block):
     assert counted["quality"]["toggle"] == "/?category=litter"
     assert "stacked=1" in counted["heat"]["url"] and "stacked" not in default["heat"]["url"]
     assert "stacked=1" in counted["hotspots"]["url"]
+
+
+def test_emerging_hotspots_over_months_and_weeks(block):
+    response = block.get("/api/hotspots/emerging?periods=3&geometry=0")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["periods"] == ["2026-01", "2026-02", "2026-03"]      # every incident came on 5 March
+    by_code = {f["properties"]["code"]: f["properties"] for f in body["features"]}
+    now, _ = features(block, "?geometry=0")
+    corner = by_code["r0c0"]
+    assert (corner["trend"], corner["label"], corner["counts"], corner["hot"]) == (
+        "new", "new hot spot", [0, 0, 20], [False, False, True])
+    assert corner["z"][:2] == [None, None] and corner["z"][2] == pytest.approx(
+        next(f for f in now["features"] if f["properties"]["code"] == "r0c0")["properties"]["z"], rel=1e-12)
+    assert corner["tau"] is None and corner["p"] is None          # three periods, one z-score
+    assert by_code["r3c3"]["counts"] == [0, 0, 2]                 # the pile left out
+    weeks = block.get("/api/hotspots/emerging?by=week&periods=2&geometry=0").get_json()
+    assert weeks["periods"] == ["2026-W09", "2026-W10"]
+    before = block.get("/api/hotspots/emerging?periods=2&to=2026-02-28&geometry=0").get_json()
+    assert before["periods"] == ["2026-01", "2026-02"]
+    assert {f["properties"]["trend"] for f in before["features"]} == {"none"}
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("by=day", "by='day', periods=12 is not valid; expected by=month or week and from 2 to 60 periods"),
+    ("periods=1", "by='month', periods=1 is not valid"),
+    ("periods=x", "periods='x' is not valid; expected a whole number"),
+    ("periods=61", "from 2 to 60 periods"),
+])
+def test_bad_emerging_parameters_are_refused(block, query, expected):
+    response = block.get("/api/hotspots/emerging?" + query)
+    assert response.status_code == 400 and expected in response.get_json()["error"]
+
+
+def test_time_periods_run_across_the_new_year():
+    from datetime import datetime
+
+    from gridmap.service import time_periods
+    assert time_periods("month", 3, last=datetime(2026, 1, 15, 9)) == [
+        ("2025-11", datetime(2025, 11, 1), datetime(2025, 12, 1)),
+        ("2025-12", datetime(2025, 12, 1), datetime(2026, 1, 1)),
+        ("2026-01", datetime(2026, 1, 1), datetime(2026, 2, 1))]
+    assert time_periods("week", 2, last=datetime(2026, 1, 1)) == [
+        ("2025-W52", datetime(2025, 12, 22), datetime(2025, 12, 29)),
+        ("2026-W01", datetime(2025, 12, 29), datetime(2026, 1, 5))]

@@ -493,6 +493,17 @@ def test_excluded_points_leave_out_exactly_the_incidents_on_those_coordinates(st
     assert store.totals(IncidentQuery(exclude_points=((0.002, 0.0020000001),))) == (7, 1)
 
 
+def test_unit_counts_per_period_split_at_each_bound(store):
+    four_incidents(store)                                  # all at 2026-03-05 08:00
+    add(store, [draft(0.002, 0.002, reported_at=datetime(2026, 2, 28, 23, 59)),
+                draft(0.015, 0.015, reported_at=datetime(2026, 4, 1))], {MICRO: ["W-S", "E-N"]})
+    bounds = [datetime(2026, 2, 1), MARCH_5, datetime(2026, 4, 1), datetime(2026, 5, 1)]
+    assert store.unit_counts_in(MICRO, 1, IncidentQuery(), bounds) == [{"W-S": 1}, {"W-S": 2, "E-N": 1}, {"E-N": 1}]
+    assert store.unit_counts_in(MICRO, 1, IncidentQuery(category="litter", date_from=datetime(2026, 3, 1)),
+                                bounds) == [{}, {"W-S": 2}, {"E-N": 1}]
+    assert store.unit_counts_in(MICRO, 1, IncidentQuery(), bounds[:1]) == []
+
+
 def test_moves_count_incidents_whose_unit_changed_between_two_versions(store):
     four_incidents(store)
     save(store, micro_layer(), based_on=1)
@@ -514,6 +525,8 @@ def test_counts_per_category_day_and_month(store):
         "2026-02": 1, "2026-03": 1}
     assert store.counts(IncidentQuery(status="closed"), "category") == {"clutter": 1}
     assert store.counts(IncidentQuery(category="fire_hazard"), "day") == {}
+    # hours of the week: 31 January 2026 is a Saturday (6), 1 February a Sunday (7), 2 March a Monday (1)
+    assert store.counts(IncidentQuery(), "weekday_hour") == {"6-23": 1, "7-00": 1, "7-12": 1, "1-08": 1}
 
 def test_totals_and_points_outside_some_level(store):
     assert store.totals() == (0, 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any, Sequence
@@ -51,7 +51,7 @@ class IncidentQuery:
 
 
 #: What incidents can be counted by (:meth:`Store.counts`).
-COUNT_BY = ("category", "day", "month")
+COUNT_BY = ("category", "day", "month", "weekday_hour")
 
 
 @dataclass(frozen=True)
@@ -273,10 +273,20 @@ class Store(ABC):
         """How many matching incidents each unit of a version holds (units holding none are absent);
         ``query.unit`` is read under the current versions."""
 
+    def unit_counts_in(self, level: Level, version: int, query: IncidentQuery,
+                       bounds: Sequence[datetime]) -> list[dict[str, int]]:
+        """:meth:`unit_counts` of each period ``bounds[k] <= reported_at < bounds[k + 1]`` (within
+        the query's own dates)."""
+        return [self.unit_counts(level, version, replace(
+            query, date_from=max(start, query.date_from) if query.date_from else start,
+            date_to=min(end, query.date_to) if query.date_to else end)) for start, end in zip(bounds, bounds[1:])]
+
     @abstractmethod
     def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
         """How many matching incidents per category (``by="category"``), per day (``"day"``,
-        keys YYYY-MM-DD) or per month (``"month"``, YYYY-MM) of their report time."""
+        keys YYYY-MM-DD) or per month (``"month"``, YYYY-MM) of their report time, or per hour of
+        the week (``"weekday_hour"``, keys ``D-HH``: D the ISO weekday, 1 Monday to 7 Sunday, HH
+        the hour 00–23: the rhythm a patrol plan follows)."""
 
     @abstractmethod
     def totals(self, query: IncidentQuery = IncidentQuery(), *,

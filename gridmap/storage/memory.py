@@ -228,6 +228,10 @@ class MemoryStore(Store):
         columns, keep = self._matching(query, None)
         if by == "category":
             keys = columns["category"][keep]
+        elif by == "weekday_hour":
+            minutes = columns["reported_at"][keep].astype("datetime64[m]").astype(np.int64)
+            days, hours = minutes // 1440, minutes % 1440 // 60
+            keys = np.array([f"{(d + 3) % 7 + 1}-{h:02d}" for d, h in zip(days.tolist(), hours.tolist())], dtype=str)
         else:
             times = columns["reported_at"][keep].astype("datetime64[D]" if by == "day" else "datetime64[M]")
             keys = np.datetime_as_string(times)

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import chain, repeat
 from operator import itemgetter
@@ -385,10 +386,33 @@ class SqlStore(Store):
                         .having(unit.is_not(None)))
             return {code: int(n) for code, n in _fetch(conn, stmt)}
 
+    def unit_counts_in(self, level: Level, version: int, query: IncidentQuery,
+                       bounds: Sequence[datetime]) -> list[dict[str, int]]:
+        if len(bounds) < 2:
+            return []
+        within = replace(query, date_from=max(bounds[0], query.date_from) if query.date_from else bounds[0],
+                         date_to=min(bounds[-1], query.date_to) if query.date_to else bounds[-1])
+        # one pass over the matching incidents, each put in its period by one CASE (not a query per period)
+        period = sa.case(*[(incidents.c.reported_at < end, k) for k, end in enumerate(bounds[1:-1])],
+                         else_=len(bounds) - 2).label("period")
+        counts: list[dict[str, int]] = [{} for _ in bounds[1:]]
+        with self.engine.connect() as conn:
+            unit = _unit_column(_version_row(conn, level, version).id, level)
+            stmt = (sa.select(unit, period, sa.func.count()).where(*_filters(conn, within))
+                    .group_by(unit, period).having(unit.is_not(None)))
+            for code, k, n in _fetch(conn, stmt):
+                counts[int(k)][code] = int(n)
+        return counts
+
     def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
         # times are stored as "YYYY-MM-DD HH:MM:SS.ffffff": a day or a month is a prefix of the text
+        # the weekday of the date alone: SQLite rounds 23:59:59.9995 up into the next day
+        date = sa.func.substr(incidents.c.reported_at, 1, 10)
+        weekday = (sa.cast(sa.func.strftime("%w", date), sa.Integer) + 6) % 7 + 1                       # 1 Monday
         key = {"category": incidents.c.category, "day": sa.func.substr(incidents.c.reported_at, 1, 10),
-               "month": sa.func.substr(incidents.c.reported_at, 1, 7)}[by].label("key")
+               "month": sa.func.substr(incidents.c.reported_at, 1, 7),
+               "weekday_hour": sa.func.printf("%d-%s", weekday, sa.func.substr(incidents.c.reported_at, 12, 2)),
+               }[by].label("key")
         with self.engine.connect() as conn:
             rows = _fetch(conn, sa.select(key, sa.func.count()).where(*_filters(conn, query)).group_by(key))
         return {str(k): int(n) for k, n in rows}

@@ -6,6 +6,10 @@
   ``class`` and its ``label``; the outlines simplified as the map draws them, or none with
   ``geometry=0``.  Incidents on stacked coordinates (geocoder placeholders) are left out unless
   ``stacked=1``; the answer says how many were.
+* ``GET /api/hotspots/emerging?level=&by=month|week&periods=12&<filters>…`` — Gi* of each of the
+  last ``periods`` months or weeks up to the latest matching incident (or ``to``), and each
+  unit's ``trend`` (new, intensifying, persistent, diminishing, sporadic, none) with the
+  Mann-Kendall ``tau`` and ``p`` of its z-scores, and per period its ``z``, ``hot`` and ``counts``.
 * ``GET /api/quality`` — the stacked coordinates (``lon``, ``lat``, ``count``) and the threshold
   they passed.
 
@@ -15,13 +19,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import shapely
 from flask import Blueprint, Response, request
 from flask_babel import gettext
 
+from ..errors import N_, InvalidInput, message
 from ..hotspots import HotspotOptions
+from ..layer import Layer
 from ..levels import Level
 from ..outlines import TOLERANCE_DEG
 from . import flag, parse_query, service
@@ -38,8 +44,6 @@ def hotspots() -> Response:
     include_stacked, with_geometry = flag(args, "stacked", False), flag(args, "geometry", True)
     found, stacks = svc.hotspots(level, parse_query(args), options, stacked=include_stacked)
     layer = svc.layer(level)
-    shapes = (shapely.to_geojson(shapely.coverage_simplify(layer.units.geometry.to_numpy(), TOLERANCE_DEG))
-              if with_geometry else [None] * len(found.codes))
     properties = [
         {"code": code, "name": name, "count": int(count), "value": _number(value), "z": _number(z), "p": _number(p),
          "class": spot.value, "label": gettext(spot.label)}
@@ -51,12 +55,53 @@ def hotspots() -> Response:
                         "seed": options.seed, "stacked": "included" if include_stacked else "excluded"},
             "cutoffs": {f"{c:.2f}": p for c, p in found.cutoffs.items()},
             "stacked": {"coordinates": len(stacks), "incidents": int(stacks.count.sum())}}
-    # the features are written as text: shapely's GeoJSON geometry as it is, not parsed and dumped again
+    return _collection(head, _shapes(layer, with_geometry), properties)
+
+
+def _shapes(layer: Layer, with_geometry: bool) -> list[str | None]:
+    """Each unit's outline as GeoJSON text, simplified as the map draws it (or None for all)."""
+    if not with_geometry:
+        return [None] * len(layer.units)
+    return shapely.to_geojson(shapely.coverage_simplify(layer.units.geometry.to_numpy(), TOLERANCE_DEG)).tolist()
+
+
+def _collection(head: dict[str, Any], shapes: list[str | None], properties: list[dict[str, Any]]) -> Response:
+    """A FeatureCollection written as text: shapely's GeoJSON geometry as it is, not parsed and dumped again."""
     features = ",".join(
         f'{{"type":"Feature","geometry":{shape or "null"},"properties":{_dumps(props)}}}'
         for shape, props in zip(shapes, properties))
-    body = _dumps(head)[:-1] + f',"features":[{features}]}}'
-    return Response(body, mimetype="application/geo+json")
+    return Response(_dumps(head)[:-1] + f',"features":[{features}]}}', mimetype="application/geo+json")
+
+
+@bp.get("/api/hotspots/emerging")
+def emerging() -> Response:
+    args = request.args
+    svc = service()
+    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
+    options = HotspotOptions(per=(args.get("per") or "count").strip(), fdr=flag(args, "fdr", True))
+    include_stacked, with_geometry = flag(args, "stacked", False), flag(args, "geometry", True)
+    found = svc.emerging_hotspots(level, parse_query(args), options, by=(args.get("by") or "month").strip(),
+                                  periods=_whole(args, "periods", 12), stacked=include_stacked)
+    layer = svc.layer(level)
+    properties = [
+        {"code": code, "name": name, "trend": trend.value, "label": gettext(trend.label), "tau": _number(tau),
+         "p": _number(p), "z": [_number(v) for v in z], "hot": hot, "counts": counts}
+        for code, name, trend, tau, p, z, hot, counts in zip(
+            found.codes.tolist(), layer.units["name"].tolist(), found.trends, found.tau.tolist(),
+            found.trend_p.tolist(), found.z.tolist(), found.hot.tolist(), found.counts.tolist())]
+    head = {"type": "FeatureCollection", "level": level.value, "version": layer.version, "periods": found.periods,
+            "options": {"per": options.per, "fdr": options.fdr, "permutations": options.permutations,
+                        "seed": options.seed, "stacked": "included" if include_stacked else "excluded"}}
+    return _collection(head, _shapes(layer, with_geometry), properties)
+
+
+def _whole(args: Mapping[str, str], key: str, default: int) -> int:
+    value = (args.get(key) or "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or len(value) > 6:
+        raise InvalidInput(message(N_("{key}={value!r} is not valid; expected a whole number"), key=key, value=value))
+    return int(value)
 
 
 @bp.get("/api/quality")
