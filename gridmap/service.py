@@ -39,6 +39,7 @@ from .changes import (
     stale_base,
     still_drafts,
 )
+from .choropleth import Choropleth, choropleth
 from .cleaning import CleanOptions
 from .config import DEMO_DIR
 from .coordinates import ServiceArea
@@ -51,6 +52,7 @@ from .incidents import (
     Outcomes,
     ParsedBatch,
     RowError,
+    Status,
     file_encodings,
     incident_chunks,
     new_reports,
@@ -595,6 +597,18 @@ class Gridmap:
             return query.date_to - timedelta(microseconds=1)
         days = self.store.counts(query, "day")
         return datetime.fromisoformat(max(days)) if days else self._now()
+
+    def choropleth(self, level: Level, query: IncidentQuery = IncidentQuery(), *, measure: str = "count",
+                   scheme: str = "quantiles", k: int = 5, stacked: bool = False) -> Choropleth:
+        """A number per unit of ``level``'s current version in ``k`` classes (:mod:`gridmap.choropleth`),
+        incidents on stacked coordinates left out unless ``stacked``."""
+        layer = self.layer(level)
+        if not stacked:
+            query = self.without_stacks(query)
+        counts = self.unit_counts(level, query, version=layer.version)
+        closed = (self.unit_counts(level, replace(query, status=Status.CLOSED.value), version=layer.version)
+                  if measure == "closed" else None)
+        return choropleth(layer, counts, measure=measure, scheme=scheme, k=k, closed=closed)
 
     def without_stacks(self, query: IncidentQuery) -> IncidentQuery:
         """``query`` leaving out the incidents on stacked coordinates (the heat map's and the

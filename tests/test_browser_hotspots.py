@@ -81,7 +81,8 @@ def test_the_pile_is_named_left_out_of_the_heat_and_counted_when_asked(server: L
     page.wait_for_function(LOADED, polling=50, timeout=60_000)
     note = page.locator("#quality-note")
     note.wait_for(state="visible")
-    assert "有 300 条事件落在同一坐标" in note.inner_text() and "热力图和热点分析已排除这些事件" in note.inner_text()
+    text = note.inner_text()
+    assert "有 300 条事件落在同一坐标" in text and "热力图和统计分析（热点、分级设色图）已排除这些事件" in text
     assert page.evaluate(HEAT_TOTAL) == 30_000
     screenshot(page, "stacked-note.png")
 
@@ -89,7 +90,7 @@ def test_the_pile_is_named_left_out_of_the_heat_and_counted_when_asked(server: L
     page.wait_for_url("**/?stacked=1")
     page.wait_for_function(LOADED, polling=50, timeout=60_000)
     note.wait_for(state="visible")
-    assert "热力图和热点分析已计入这些事件" in note.inner_text()
+    assert "热力图和统计分析（热点、分级设色图）已计入这些事件" in note.inner_text()
     assert page.evaluate(HEAT_TOTAL) == 30_000 + PILE
     note.get_by_role("link", name="排除").click()
     page.wait_for_url(server.url + "/")

@@ -168,3 +168,23 @@ def test_time_periods_run_across_the_new_year():
     assert time_periods("week", 2, last=datetime(2026, 1, 1)) == [
         ("2025-W52", datetime(2025, 12, 22), datetime(2025, 12, 29)),
         ("2026-W01", datetime(2025, 12, 29), datetime(2026, 1, 5))]
+
+
+def test_choropleth_of_counts_density_and_closure(block):
+    response = block.get("/api/choropleth?k=2&scheme=equal_interval&geometry=0")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    # counts 2 … 20 (the pile left out): two equal intervals of (20 - 2) / 2 = 9
+    assert (body["measure"], body["scheme"], body["bins"], body["stacked"]) == ("count", "equal_interval",
+                                                                               [11.0, 20.0], "excluded")
+    assert body["classes"] == [{"class": 0, "from": 2.0, "to": 11.0}, {"class": 1, "from": 11.0, "to": 20.0}]
+    by_code = {f["properties"]["code"]: f["properties"] for f in body["features"]}
+    assert (by_code["r0c0"]["value"], by_code["r0c0"]["class"]) == (20, 1)
+    assert (by_code["r1c1"]["value"], by_code["r1c1"]["class"]) == (12, 1)
+    assert (by_code["r3c3"]["value"], by_code["r3c3"]["class"]) == (2, 0)
+    piled = block.get("/api/choropleth?k=2&scheme=equal_interval&geometry=0&stacked=1").get_json()
+    assert piled["bins"] == [32.0, 62.0]
+    closed = block.get("/api/choropleth?measure=closed&geometry=0").get_json()
+    assert {f["properties"]["value"] for f in closed["features"]} == {0}          # nothing closed yet
+    bad = block.get("/api/choropleth?measure=people&k=1")
+    assert bad.status_code == 400 and "measure='people' is not valid" in json.dumps(bad.get_json(), ensure_ascii=False)

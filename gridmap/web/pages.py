@@ -213,8 +213,8 @@ def _quality_config() -> dict[str, Any]:
             "text": gettext("{count} incidents sit on one coordinate ({lon}, {lat}): probably a geocoder's "
                             "placeholder, not a place."),
             "more": gettext("{coordinates} such coordinates hold {count} incidents."),
-            "left": gettext("They are left out of the heat map and the hotspots."),
-            "kept": gettext("They are counted in the heat map and the hotspots."),
+            "left": gettext("They are left out of the heat map and the statistics (hotspots, choropleths)."),
+            "kept": gettext("They are counted in the heat map and the statistics (hotspots, choropleths)."),
             "show": gettext("Count them"), "hide": gettext("Leave them out")}
 
 

@@ -10,6 +10,9 @@
   last ``periods`` months or weeks up to the latest matching incident (or ``to``), and each
   unit's ``trend`` (new, intensifying, persistent, diminishing, sporadic, none) with the
   Mann-Kendall ``tau`` and ``p`` of its z-scores, and per period its ``z``, ``hot`` and ``counts``.
+* ``GET /api/choropleth?level=&measure=count|km2|closed&scheme=quantiles|natural_breaks|equal_interval&k=5&<filters>``
+  — one number per unit (incidents, per km², or the share closed) in ``k`` classes (mapclassify),
+  each unit's ``value`` and ``class`` (-1: no value), the ``bins`` and each class's range.
 * ``GET /api/quality`` — the stacked coordinates (``lon``, ``lat``, ``count``) and the threshold
   they passed.
 
@@ -92,6 +95,27 @@ def emerging() -> Response:
     head = {"type": "FeatureCollection", "level": level.value, "version": layer.version, "periods": found.periods,
             "options": {"per": options.per, "fdr": options.fdr, "permutations": options.permutations,
                         "seed": options.seed, "stacked": "included" if include_stacked else "excluded"}}
+    return _collection(head, _shapes(layer, with_geometry), properties)
+
+
+@bp.get("/api/choropleth")
+def choropleth() -> Response:
+    args = request.args
+    svc = service()
+    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
+    include_stacked, with_geometry = flag(args, "stacked", False), flag(args, "geometry", True)
+    found = svc.choropleth(level, parse_query(args), measure=(args.get("measure") or "count").strip(),
+                           scheme=(args.get("scheme") or "quantiles").strip(), k=_whole(args, "k", 5),
+                           stacked=include_stacked)
+    layer = svc.layer(level)
+    properties = [{"code": code, "name": name, "value": _number(value), "class": int(cls)}
+                  for code, name, value, cls in zip(found.codes.tolist(), layer.units["name"].tolist(),
+                                                    found.values.tolist(), found.classes.tolist())]
+    lows = [min(v for v in found.values.tolist() if math.isfinite(v))] + found.bins[:-1] if found.bins else []
+    head = {"type": "FeatureCollection", "level": level.value, "version": layer.version, "measure": found.measure,
+            "scheme": found.scheme, "bins": found.bins,
+            "classes": [{"class": i, "from": low, "to": high} for i, (low, high) in enumerate(zip(lows, found.bins))],
+            "stacked": "included" if include_stacked else "excluded"}
     return _collection(head, _shapes(layer, with_geometry), properties)
 
 
