@@ -130,6 +130,7 @@ def test_emerging_hotspots_over_months_and_weeks(block):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["periods"] == ["2026-01", "2026-02", "2026-03"]      # every incident came on 5 March
+    assert body["options"]["permutations"] == 0                      # each period's p: the normal approximation
     by_code = {f["properties"]["code"]: f["properties"] for f in body["features"]}
     now, _ = features(block, "?geometry=0")
     corner = by_code["r0c0"]

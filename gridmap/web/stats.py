@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import shapely
@@ -29,7 +30,7 @@ from flask import Blueprint, Response, request
 from flask_babel import gettext
 
 from ..errors import N_, InvalidInput, message
-from ..hotspots import HotspotOptions
+from ..hotspots import PERMUTATIONS, HotspotOptions
 from ..layer import Layer
 from ..levels import Level
 from ..outlines import TOLERANCE_DEG
@@ -38,14 +39,32 @@ from . import flag, parse_query, service
 bp = Blueprint("stats", __name__)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What every statistics request says: the level (default the deepest), whether incidents on
+    stacked coordinates count (``stacked=1``) and whether outlines come along (``geometry=0``: not)."""
+
+    level: Level
+    stacked: bool
+    geometry: bool
+
+    @classmethod
+    def of(cls, args: Mapping[str, str]) -> _Asked:
+        level = Level.parse(args["level"]) if args.get("level") else service().deepest_level()
+        return cls(level, flag(args, "stacked", False), flag(args, "geometry", True))
+
+
+def _hotspot_options(args: Mapping[str, str], permutations: int) -> HotspotOptions:
+    return HotspotOptions(per=(args.get("per") or "count").strip(), fdr=flag(args, "fdr", True),
+                          permutations=permutations)
+
+
 @bp.get("/api/hotspots")
 def hotspots() -> Response:
-    args = request.args
-    svc = service()
-    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
-    options = HotspotOptions(per=(args.get("per") or "count").strip(), fdr=flag(args, "fdr", True))
-    include_stacked, with_geometry = flag(args, "stacked", False), flag(args, "geometry", True)
-    found, stacks = svc.hotspots(level, parse_query(args), options, stacked=include_stacked)
+    args, svc = request.args, service()
+    asked, options = _Asked.of(args), _hotspot_options(args, PERMUTATIONS)
+    found, stacks = svc.hotspots(asked.level, parse_query(args), options, stacked=asked.stacked)
+    level, include_stacked, with_geometry = asked.level, asked.stacked, asked.geometry
     layer = svc.layer(level)
     properties = [
         {"code": code, "name": name, "count": int(count), "value": _number(value), "z": _number(z), "p": _number(p),
@@ -78,13 +97,11 @@ def _collection(head: dict[str, Any], shapes: list[str | None], properties: list
 
 @bp.get("/api/hotspots/emerging")
 def emerging() -> Response:
-    args = request.args
-    svc = service()
-    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
-    options = HotspotOptions(per=(args.get("per") or "count").strip(), fdr=flag(args, "fdr", True))
-    include_stacked, with_geometry = flag(args, "stacked", False), flag(args, "geometry", True)
-    found = svc.emerging_hotspots(level, parse_query(args), options, by=(args.get("by") or "month").strip(),
-                                  periods=_whole(args, "periods", 12), stacked=include_stacked)
+    args, svc = request.args, service()
+    asked, options = _Asked.of(args), _hotspot_options(args, 0)      # each period: the normal approximation
+    found = svc.emerging_hotspots(asked.level, parse_query(args), options, by=(args.get("by") or "month").strip(),
+                                  periods=_whole(args, "periods", 12), stacked=asked.stacked)
+    level, include_stacked, with_geometry = asked.level, asked.stacked, asked.geometry
     layer = svc.layer(level)
     properties = [
         {"code": code, "name": name, "trend": trend.value, "label": gettext(trend.label), "tau": _number(tau),
@@ -100,13 +117,12 @@ def emerging() -> Response:
 
 @bp.get("/api/choropleth")
 def choropleth() -> Response:
-    args = request.args
-    svc = service()
-    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
-    include_stacked, with_geometry = flag(args, "stacked", False), flag(args, "geometry", True)
-    found = svc.choropleth(level, parse_query(args), measure=(args.get("measure") or "count").strip(),
+    args, svc = request.args, service()
+    asked = _Asked.of(args)
+    found = svc.choropleth(asked.level, parse_query(args), measure=(args.get("measure") or "count").strip(),
                            scheme=(args.get("scheme") or "quantiles").strip(), k=_whole(args, "k", 5),
-                           stacked=include_stacked)
+                           stacked=asked.stacked)
+    level, include_stacked, with_geometry = asked.level, asked.stacked, asked.geometry
     layer = svc.layer(level)
     properties = [{"code": code, "name": name, "value": _number(value), "class": int(cls)}
                   for code, name, value, cls in zip(found.codes.tolist(), layer.units["name"].tolist(),
