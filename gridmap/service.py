@@ -62,6 +62,7 @@ from .incidents import (
     read_ahead,
 )
 from .layer import Layer
+from .league import LeagueRow, league
 from .levels import ORDER, Level, deepest
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
@@ -610,6 +611,24 @@ class Gridmap:
                   if measure == "closed" else None)
         return choropleth(layer, counts, measure=measure, scheme=scheme, k=k, closed=closed)
 
+    def league(self, level: Level, query: IncidentQuery = IncidentQuery(), *,
+               month: str | None = None) -> tuple[str, str, list[LeagueRow]]:
+        """The monthly league table (:mod:`gridmap.league`) of ``level``'s current units for
+        ``month`` (YYYY-MM; default: the month of the latest matching incident), with each unit's
+        rank the month before: (month, the month before, the rows)."""
+        layer = self.layer(level)
+        if month is None:
+            months = self.store.counts(query, "month")
+            month = max(months) if months else f"{self._now():%Y-%m}"
+        spans = time_periods("month", 2, last=_month_start(month))
+        counts = []
+        for _, start, end in spans:
+            within = replace(query, date_from=start, date_to=end)
+            counts.append((self.unit_counts(level, within, version=layer.version),
+                           self.unit_counts(level, replace(within, status=Status.CLOSED.value),
+                                            version=layer.version)))
+        return spans[1][0], spans[0][0], league(layer, *counts[1], previous=counts[0])
+
     def without_stacks(self, query: IncidentQuery) -> IncidentQuery:
         """``query`` leaving out the incidents on stacked coordinates (the heat map's and the
         hotspots' default)."""
@@ -745,6 +764,15 @@ def time_periods(by: str, count: int, *, last: datetime) -> list[tuple[str, date
             iso = start.isocalendar()
             spans.append((f"{iso.year:04d}-W{iso.week:02d}", start, start + timedelta(weeks=1)))
     return spans[::-1]
+
+
+def _month_start(month: str) -> datetime:
+    """``YYYY-MM`` as the first moment of that month."""
+    try:
+        return datetime.strptime(month.strip(), "%Y-%m")
+    except ValueError:
+        raise InvalidInput(message(N_("month={value!r} is not a month; expected YYYY-MM, e.g. 2026-03"),
+                                   value=month)) from None
 
 
 #: The most periods an emerging-hotspot analysis compares (five years of months).

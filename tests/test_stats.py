@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from shapely import box
 
@@ -189,3 +190,39 @@ def test_choropleth_of_counts_density_and_closure(block):
     assert {f["properties"]["value"] for f in closed["features"]} == {0}          # nothing closed yet
     bad = block.get("/api/choropleth?measure=people&k=1")
     assert bad.status_code == 400 and "measure='people' is not valid" in json.dumps(bad.get_json(), ensure_ascii=False)
+
+
+def test_rankings_of_a_month_as_json_and_as_xlsx(block):
+    def at(lon, lat, when, status, n):
+        return [{"category": "litter", "lon": lon + k * 1e-5, "lat": lat, "reported_at": when, "status": status}
+                for k in range(n)]
+    extra = at(0.0051, 0.0021, "2026-03-10 09:00", "closed", 10)                     # r0c0: 30 in March, 10 closed
+    extra += at(0.0051, 0.0031, "2026-02-10 09:00", "closed", 2) + at(0.0051, 0.0041, "2026-02-11 09:00",
+                                                                      "reported", 8)  # r0c0 in February: 2 of 10
+    extra += at(0.0151, 0.0031, "2026-02-10 09:00", "closed", 9) + at(0.0151, 0.0041, "2026-02-11 09:00",
+                                                                      "reported", 1)  # r0c1 in February: 9 of 10
+    assert block.post("/api/incidents", json=extra).status_code == 201
+    body = block.get("/api/rankings").get_json()
+    assert (body["level"], body["month"], body["previous_month"], body["min_sample"]) == (
+        "micro_grid", "2026-03", "2026-02", 10)
+    rows = {r["code"]: r for r in body["rows"]}
+    # units with at least 10 incidents in March: r0c0 closed 10 of 30, the rest none (the fewer
+    # incidents, the nearer the average: r1c1's 12 before r0c1's and r1c0's 15, r3c3's 62 last)
+    assert [(r["code"], r["rank"]) for r in body["rows"][:5]] == [
+        ("r0c0", 1), ("r1c1", 2), ("r0c1", 3), ("r1c0", 4), ("r3c3", 5)]
+    assert (rows["r0c0"]["incidents"], rows["r0c0"]["closed"], rows["r0c0"]["closure_rate"]) == (30, 10, 1 / 3)
+    assert (rows["r0c0"]["previous_rank"], rows["r0c0"]["change"]) == (2, 1)
+    assert (rows["r0c1"]["previous_rank"], rows["r0c1"]["change"]) == (1, -2)
+    assert rows["r2c2"]["rank"] is None and rows["r2c2"]["per_1000_households"] is None
+    response = block.get("/api/rankings?month=2026-03&format=xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    assert 'filename="rankings-micro_grid-2026-03.xlsx"' in response.headers["Content-Disposition"]
+    sheets = pd.read_excel(io.BytesIO(response.data), sheet_name=None)
+    table = sheets["月评比 2026-03"]
+    assert list(table.columns) == ["排名", "编码", "名称", "网格员", "事件数", "办结数", "办结率", "办结率（校正）",
+                                   "90%区间下限", "90%区间上限", "每千户事件数", "每平方公里事件数", "上月排名",
+                                   "名次变化"]
+    assert table.iloc[0][["排名", "编码", "名称", "事件数", "办结数", "上月排名", "名次变化"]].tolist() == [
+        1, "r0c0", "微网格r0c0", 30, 10, 2, 1]
+    assert block.get("/api/rankings?month=2026-3x").status_code == 400
+    assert block.get("/api/rankings?format=pdf").status_code == 400

@@ -13,6 +13,8 @@
 * ``GET /api/choropleth?level=&measure=count|km2|closed&scheme=quantiles|natural_breaks|equal_interval&k=5&<filters>``
   — one number per unit (incidents, per km², or the share closed) in ``k`` classes (mapclassify),
   each unit's ``value`` and ``class`` (-1: no value), the ``bins`` and each class's range.
+* ``GET /api/rankings?level=&month=YYYY-MM&<filters>[&format=xlsx]`` — the monthly league table
+  (月评比, :mod:`gridmap.league`), as JSON or as an XLSX file with Chinese headers.
 * ``GET /api/quality`` — the stacked coordinates (``lon``, ``lat``, ``count``) and the threshold
   they passed.
 
@@ -20,11 +22,13 @@ The filters are the map's (``category``, ``from``, ``to``, ``status``, ``unit``)
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import pandas as pd
 import shapely
 from flask import Blueprint, Response, request
 from flask_babel import gettext
@@ -32,6 +36,7 @@ from flask_babel import gettext
 from ..errors import N_, InvalidInput, message
 from ..hotspots import PERMUTATIONS, HotspotOptions
 from ..layer import Layer
+from ..league import MIN_SAMPLE
 from ..levels import Level
 from ..outlines import TOLERANCE_DEG
 from . import flag, parse_query, service
@@ -133,6 +138,42 @@ def choropleth() -> Response:
             "classes": [{"class": i, "from": low, "to": high} for i, (low, high) in enumerate(zip(lows, found.bins))],
             "stacked": "included" if include_stacked else "excluded"}
     return _collection(head, _shapes(layer, with_geometry), properties)
+
+
+#: The league table's columns in an XLSX export, with their Chinese headers.
+LEAGUE_HEADERS = {"rank": "排名", "code": "编码", "name": "名称", "staff": "网格员", "incidents": "事件数",
+                  "closed": "办结数", "closure_rate": "办结率", "closure_shrunk": "办结率（校正）",
+                  "closure_low": "90%区间下限", "closure_high": "90%区间上限", "per_1000_households": "每千户事件数",
+                  "per_km2": "每平方公里事件数", "previous_rank": "上月排名", "change": "名次变化"}
+
+
+@bp.get("/api/rankings")
+def rankings() -> Response:
+    args, svc = request.args, service()
+    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
+    month, previous, rows = svc.league(level, parse_query(args), month=(args.get("month") or "").strip() or None)
+    fmt = (args.get("format") or "json").strip().lower()
+    if fmt == "xlsx":
+        frame = pd.DataFrame([row.as_dict() for row in rows], columns=list(LEAGUE_HEADERS)).rename(
+            columns=LEAGUE_HEADERS)
+        body = io.BytesIO()
+        with pd.ExcelWriter(body, engine="openpyxl") as writer:
+            frame.to_excel(writer, sheet_name=f"月评比 {month}", index=False)
+        response = Response(body.getvalue(), mimetype=XLSX)
+        response.headers["Content-Disposition"] = f'attachment; filename="rankings-{level.value}-{month}.xlsx"'
+        return response
+    if fmt != "json":
+        raise InvalidInput(message(N_("format={value!r} is not valid; expected json or xlsx"), value=fmt))
+    return Response(_dumps({"level": level.value, "month": month, "previous_month": previous,
+                            "min_sample": MIN_SAMPLE, "rows": [_finite(row.as_dict()) for row in rows]}),
+                    mimetype="application/json")
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_number(v) if isinstance(v, float) else v) for k, v in values.items()}
 
 
 def _whole(args: Mapping[str, str], key: str, default: int) -> int:

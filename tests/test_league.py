@@ -1,0 +1,54 @@
+"""The monthly league table on a 2×2 block: shrinkage toward the level's average worked by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import beta
+
+from gridmap.league import Prior, closure_prior, league
+
+from .test_hotspots import squares
+
+INCIDENTS = {"r0c0": 20, "r0c1": 10, "r1c0": 2, "r1c1": 12}
+CLOSED = {"r0c0": 18, "r0c1": 5, "r1c0": 2, "r1c1": 6}
+
+
+def block():
+    layer = squares(2)
+    layer.units["properties"] = [{"households": 200}, {"户数": "50"}, {}, {"households": "n/a"}]
+    return layer
+
+
+def test_closure_rates_shrink_toward_the_levels_average_and_small_units_are_not_ranked():
+    # the level closed 31 of 44; the units' rates 0.9, 0.5, 1.0, 0.5 vary (population variance
+    # 0.051875) more than binomial noise would make them (the mean of m(1-m)/n over the units)
+    m = 31 / 44
+    noise = (m * (1 - m) / 20 + m * (1 - m) / 10 + m * (1 - m) / 2 + m * (1 - m) / 12) / 4
+    strength = m * (1 - m) / (0.051875 - noise) - 1                       # 14.18…
+    assert closure_prior(*(np.array(list(d.values()), dtype=float) for d in (INCIDENTS, CLOSED))) == Prior(
+        pytest.approx(m), pytest.approx(strength))
+    rows = {r.code: r for r in league(block(), INCIDENTS, CLOSED)}
+    shrunk = {code: (CLOSED[code] + m * strength) / (INCIDENTS[code] + strength) for code in INCIDENTS}
+    for code, row in rows.items():
+        assert row.closure_shrunk == pytest.approx(shrunk[code], rel=1e-12)
+        a, b = CLOSED[code] + m * strength, INCIDENTS[code] - CLOSED[code] + (1 - m) * strength
+        assert (row.closure_low, row.closure_high) == pytest.approx(tuple(beta.ppf([0.05, 0.95], a, b)), rel=1e-9)
+    # r1c0 closed both of its two: 100 %, shrunk to 0.74, and with fewer than 10 incidents not ranked
+    assert [(r.code, r.rank) for r in league(block(), INCIDENTS, CLOSED)] == [
+        ("r0c0", 1), ("r0c1", 2), ("r1c1", 3), ("r1c0", None)]
+    assert rows["r1c0"].closure_rate == 1.0 and rows["r1c0"].closure_shrunk < rows["r0c0"].closure_shrunk
+    assert [rows[c].per_1000_households for c in ("r0c0", "r0c1", "r1c0", "r1c1")] == [100.0, 200.0, None, None]
+    assert [rows[c].per_km2 for c in ("r0c0", "r0c1", "r1c0", "r1c1")] == pytest.approx([20, 10, 2, 12], rel=1e-3)
+
+
+def test_change_since_last_month():
+    previous = ({"r0c0": 10, "r0c1": 10, "r1c1": 10}, {"r0c0": 5, "r0c1": 9, "r1c1": 7})
+    rows = {r.code: r for r in league(block(), INCIDENTS, CLOSED, previous=previous)}
+    assert {c: (r.previous_rank, r.rank, r.change) for c, r in rows.items()} == {
+        "r0c0": (3, 1, 2), "r0c1": (1, 2, -1), "r1c1": (2, 3, -1), "r1c0": (None, None, None)}
+
+
+def test_no_incidents_no_rates_and_a_level_that_closed_everything():
+    rows = league(block(), {}, {})
+    assert {(r.rank, r.closure_rate, r.closure_shrunk) for r in rows} == {(None, None, None)}
+    assert closure_prior(np.array([10.0, 4.0]), np.array([10.0, 4.0])) == Prior(1.0, 14.0)
