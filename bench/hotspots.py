@@ -8,6 +8,7 @@ incidents (bench/ingest.py leaves one at the default path; made here when missin
 * gridmap, ``Gridmap.hotspots`` as ``GET /api/hotspots`` calls it: the first call of a fresh
   service (the contiguity built, the incident table read for the stacked-coordinate check) and
   the next one (what a server answers once warm);
+* the emerging analysis over 12 months, the month's league table and a choropleth (no baseline);
 * plain: ``pandas.read_sql`` of the current micro-grid version's assignments, ``value_counts``,
   libpysal's classic ``Queen.from_dataframe``, ``esda.G_Local`` (the same options) and ``esda.fdr``.
 
@@ -75,6 +76,12 @@ def main() -> None:
     start = time.perf_counter()
     emerging = svc.emerging_hotspots(Level.MICRO_GRID, periods=12)
     emerging_s = time.perf_counter() - start
+    start = time.perf_counter()
+    month, _, table = svc.league(Level.MICRO_GRID)
+    league_s = time.perf_counter() - start
+    start = time.perf_counter()
+    svc.choropleth(Level.MICRO_GRID, scheme="natural_breaks")
+    choropleth_s = time.perf_counter() - start
     reference, plain_s = plain(args.db, layer, layer.version)
     same = (np.array_equal(found.counts, reference["counts"]) and np.allclose(found.z, reference["z"], rtol=1e-12)
             and np.allclose(found.p, reference["p"], rtol=1e-12)
@@ -88,7 +95,10 @@ def main() -> None:
                     ["gridmap Gridmap.hotspots, warm (counts in SQL, Gi*)", f"{warm:.2f}"],
                     ["plain: read_sql + value_counts + Queen.from_dataframe + G_Local + fdr", f"{plain_s:.2f}"],
                     [f"gridmap emerging hot spots, {len(emerging.periods)} months (counts in one pass, Gi* per "
-                     "month without permutations, Mann-Kendall)", f"{emerging_s:.2f}"]],
+                     "month without permutations, Mann-Kendall)", f"{emerging_s:.2f}"],
+                    [f"gridmap league table of {month} ({len(table):,} rows, four per-unit counts in SQL)",
+                     f"{league_s:.2f}"],
+                    ["gridmap choropleth, natural breaks of the counts", f"{choropleth_s:.2f}"]],
                    right={1})
     trends: dict[str, int] = {}
     for trend in emerging.trends:

@@ -103,17 +103,21 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
         before = _ranks(prev_n, prev_done, closure_prior(prev_n, prev_done), min_sample)
     households = _households(units["properties"])
     area_km2 = units["area_m2"].to_numpy(dtype=float) / 1e6
+    rated = n > 0 if prior is not None else np.zeros(len(n), dtype=bool)
+    shrunk_all, low_all, high_all = (np.full(len(n), np.nan) for _ in range(3))
+    if rated.any() and prior is not None:       # the posteriors, all units at once
+        a, b = prior.alpha + done[rated], prior.beta + n[rated] - done[rated]
+        shrunk_all[rated] = a / (a + b)
+        low_all[rated] = beta.ppf((1 - CREDIBLE) / 2, a, b)
+        high_all[rated] = beta.ppf((1 + CREDIBLE) / 2, a, b)
     rows = []
+    names, properties = units["name"].tolist(), units["properties"].tolist()
     for i, code in enumerate(units["code"].tolist()):
         now, then = ranks[i], before[i]
-        low = high = shrunk = None
-        if prior is not None and n[i] > 0:
-            a, b = prior.alpha + done[i], prior.beta + n[i] - done[i]
-            shrunk = float(a / (a + b))
-            low, high = (float(v) for v in beta.ppf([(1 - CREDIBLE) / 2, (1 + CREDIBLE) / 2], a, b))
+        shrunk, low, high = ((float(shrunk_all[i]), float(low_all[i]), float(high_all[i])) if rated[i]
+                             else (None, None, None))
         rows.append(LeagueRow(
-            rank=now, code=code, name=units["name"].iat[i],
-            staff=staff_of(units["properties"].iat[i])["staff"] or "",
+            rank=now, code=code, name=names[i], staff=staff_of(properties[i])["staff"] or "",
             incidents=int(n[i]), closed=int(done[i]),
             per_1000_households=float(1000 * n[i] / households[i]) if households[i] else None,
             per_km2=float(n[i] / area_km2[i]) if area_km2[i] > 0 else math.nan,
