@@ -8,7 +8,8 @@ incidents (bench/ingest.py leaves one at the default path; made here when missin
 * gridmap, ``Gridmap.hotspots`` as ``GET /api/hotspots`` calls it: the first call of a fresh
   service (the contiguity built, the incident table read for the stacked-coordinate check) and
   the next one (what a server answers once warm);
-* the emerging analysis over 12 months, the month's league table and a choropleth (no baseline);
+* the emerging analysis over 12 months, the month's league table, a choropleth and ``GET /dashboard``
+  (all of it: totals, league table, hot spots, weekly series, rhythm) in a fresh app, then again;
 * plain: ``pandas.read_sql`` of the current micro-grid version's assignments, ``value_counts``,
   libpysal's classic ``Queen.from_dataframe``, ``esda.G_Local`` (the same options) and ``esda.fdr``.
 
@@ -54,6 +55,24 @@ def plain(db: Path, layer, version: int) -> tuple[dict, float]:
     return {"z": g.Zs, "p": p, "classes": classes, "counts": y}, time.perf_counter() - start
 
 
+def dashboard_times(db: Path) -> dict[str, float]:
+    """``GET /dashboard`` through the Flask test client of an app on ``db`` (as a server answers it):
+    the first request of a fresh app, then again."""
+    import os
+    os.environ.update({"GRIDMAP_DATABASE_URL": f"sqlite:///{db}", "GRIDMAP_LOAD_DEMO": "0", "GRIDMAP_TILES": "none",
+                       "GRIDMAP_SERVICE_AREA": "none"})
+    from app import create_app
+    client = create_app().test_client()
+    times = {}
+    for name in ("first", "again"):
+        start = time.perf_counter()
+        response = client.get("/dashboard")
+        times[name] = time.perf_counter() - start
+        assert response.status_code == 200, response.data[:300]
+    times["kb"] = len(response.data) / 1024
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=Path("/tmp/gridmap-ingest/gridmap.db"))
@@ -82,6 +101,7 @@ def main() -> None:
     start = time.perf_counter()
     svc.choropleth(Level.MICRO_GRID, scheme="natural_breaks")
     choropleth_s = time.perf_counter() - start
+    dashboard = dashboard_times(args.db)
     reference, plain_s = plain(args.db, layer, layer.version)
     same = (np.array_equal(found.counts, reference["counts"]) and np.allclose(found.z, reference["z"], rtol=1e-12)
             and np.allclose(found.p, reference["p"], rtol=1e-12)
@@ -98,7 +118,9 @@ def main() -> None:
                      "month without permutations, Mann-Kendall)", f"{emerging_s:.2f}"],
                     [f"gridmap league table of {month} ({len(table):,} rows, four per-unit counts in SQL)",
                      f"{league_s:.2f}"],
-                    ["gridmap choropleth, natural breaks of the counts", f"{choropleth_s:.2f}"]],
+                    ["gridmap choropleth, natural breaks of the counts", f"{choropleth_s:.2f}"],
+                    [f"GET /dashboard, a fresh server's first ({dashboard['kb']:.0f} kB)", f"{dashboard['first']:.2f}"],
+                    ["GET /dashboard again", f"{dashboard['again']:.2f}"]],
                    right={1})
     trends: dict[str, int] = {}
     for trend in emerging.trends:

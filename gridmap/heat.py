@@ -53,6 +53,24 @@ class IncidentTable:
         """Whether the table can filter by ``query`` alone (a unit or a list of ids needs the store)."""
         return query.unit is None and query.ids is None
 
+    def counts(self, query: IncidentQuery, by: str) -> dict[str, int] | None:
+        """:meth:`Store.counts` from memory (keys as the store writes them); None when the table
+        cannot tell (a category outside :data:`CATEGORY_CODES`)."""
+        keep = self.matching(query)
+        if by == "category":
+            codes = self.category[keep]
+            if (codes < 0).any():
+                return None
+            held = np.bincount(codes.astype(np.int64), minlength=len(CATEGORY_CODES))
+            return {CATEGORY_CODES[i]: int(n) for i, n in enumerate(held.tolist()) if n}
+        times = self.reported_at[keep]
+        if by == "weekday_hour":
+            minutes = times.astype("datetime64[m]").astype(np.int64)
+            keys, held = np.unique(((minutes // 1440 + 3) % 7 + 1) * 100 + minutes % 1440 // 60, return_counts=True)
+            return {f"{k // 100}-{k % 100:02d}": int(n) for k, n in zip(keys.tolist(), held.tolist())}
+        keys, held = np.unique(times.astype("datetime64[D]" if by == "day" else "datetime64[M]"), return_counts=True)
+        return {str(k): int(n) for k, n in zip(np.datetime_as_string(keys).tolist(), held.tolist())}
+
     def heat(self, query: IncidentQuery, cell_deg: float) -> HeatCells:
         keep = self.matching(query)
         return heat_cells(self.lon[keep], self.lat[keep], cell_deg)

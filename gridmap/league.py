@@ -108,8 +108,9 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
     if rated.any() and prior is not None:       # the posteriors, all units at once
         a, b = prior.alpha + done[rated], prior.beta + n[rated] - done[rated]
         shrunk_all[rated] = a / (a + b)
-        low_all[rated] = beta.ppf((1 - CREDIBLE) / 2, a, b)
-        high_all[rated] = beta.ppf((1 + CREDIBLE) / 2, a, b)
+        # a level that closed none (or all) of its incidents: the posterior sits on 0 (or 1)
+        low_all[rated] = np.where(a == 0, 0.0, np.where(b == 0, 1.0, beta.ppf((1 - CREDIBLE) / 2, a, b)))
+        high_all[rated] = np.where(a == 0, 0.0, np.where(b == 0, 1.0, beta.ppf((1 + CREDIBLE) / 2, a, b)))
     rows = []
     names, properties = units["name"].tolist(), units["properties"].tolist()
     for i, code in enumerate(units["code"].tolist()):

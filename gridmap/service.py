@@ -648,8 +648,12 @@ class Gridmap:
         return graph
 
     def incident_counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
-        """Matching incidents per category, day, month or hour of the week (:data:`storage.COUNT_BY`), by key."""
-        return dict(sorted(self.store.counts(query, by).items()))
+        """Matching incidents per category, day, month or hour of the week (:data:`storage.COUNT_BY`),
+        by key: counted in the columns this process keeps where they tell (milliseconds at a
+        million; the store's GROUP BY takes a third of a second), else by the store."""
+        table = self._table.table()
+        found = table.counts(query, by) if table.answers(query) else None
+        return dict(sorted((found if found is not None else self.store.counts(query, by)).items()))
 
     def incident_totals(self, query: IncidentQuery = IncidentQuery(), *,
                         at: dict[Level, int] | None = None) -> tuple[int, int]:

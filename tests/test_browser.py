@@ -26,6 +26,7 @@ from tests.browser import Tab as BaseTab
 pytestmark = pytest.mark.browser
 
 DEMO_GRIDS, DEMO_MICRO_GRIDS, DEMO_INCIDENTS = 5, 20, 1200
+ZH_NAV = ["地图", "数据看板", "上传边界", "编辑边界", "版本管理"]
 ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内", "热点分析（Getis-Ord Gi*）"]
 EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit", "Hotspots (Getis-Ord Gi*)"]
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
@@ -195,7 +196,7 @@ def test_filter_form_redraws_for_one_category(server: LiveServer, tab: Tab) -> N
 def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
     tab.open_map(server.url + "/")
     assert tab.page.get_attribute("html", "lang") == "zh-CN"
-    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界", "编辑边界", "版本管理"]
+    assert tab.page.locator("header nav a").all_inner_texts() == ZH_NAV
 
     with tab.page.expect_navigation():
         tab.page.click("#lang-switch")
@@ -203,7 +204,7 @@ def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
     tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
     assert tab.page.get_attribute("html", "lang") == "en"
     assert tab.page.locator("header nav a").all_inner_texts() == [
-        "Map", "Upload boundaries", "Edit boundaries", "Versions"]
+        "Map", "Dashboard", "Upload boundaries", "Edit boundaries", "Versions"]
     assert tab.page.inner_text("#lang-switch") == "中文"
     assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == EN_OVERLAYS
     assert {c["name"]: c["value"] for c in tab.context.cookies()}.get("lang") == "en"
@@ -218,7 +219,7 @@ def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
         tab.page.click("#lang-switch")
     assert tab.page.get_attribute("html", "lang") == "zh-CN"
     tab.page.goto(server.url + "/upload")
-    assert tab.page.locator("header nav a").all_inner_texts() == ["地图", "上传边界", "编辑边界", "版本管理"]
+    assert tab.page.locator("header nav a").all_inner_texts() == ZH_NAV
     tab.assert_clean(server)
 
 

@@ -95,3 +95,18 @@ def test_the_pile_is_named_left_out_of_the_heat_and_counted_when_asked(server: L
     note.get_by_role("link", name="排除").click()
     page.wait_for_url(server.url + "/")
     tab.assert_clean(server)
+
+
+def test_the_dashboard_loads_offline_in_chinese(server: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/dashboard")
+    assert page.locator("#dash-total").inner_text() == str(30_000 + PILE)
+    assert "堆叠在 1 个坐标上" in page.locator("#dash-stacked").inner_text()
+    assert page.locator("#league tbody tr").count() > 0
+    assert page.locator("#hotspots li").count() > 0
+    assert page.locator("#weekly polyline").count() >= 1
+    assert page.locator("#rhythm td").count() == 7 * 24
+    screenshot(page, "dashboard.png")
+    page.locator("#hotspots li a").first.click()
+    page.wait_for_url("**/?unit=*")
+    tab.assert_clean(server)

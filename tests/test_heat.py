@@ -8,7 +8,7 @@ import pytest
 
 from gridmap.heat import IncidentTable, TableCache
 from gridmap.incidents import IncidentColumns, Status
-from gridmap.storage import IncidentQuery, open_store
+from gridmap.storage import COUNT_BY, IncidentQuery, open_store
 
 from .test_storage import draft
 
@@ -45,6 +45,9 @@ def test_the_table_filters_exactly_as_the_store_does(store):
         mine, theirs = table.heat(q, 0.01), store.heat(q, cell_deg=0.01)
         assert sorted(zip(mine.count.tolist(), mine.lon.tolist(), mine.lat.tolist())) == sorted(
             zip(theirs.count.tolist(), theirs.lon.tolist(), theirs.lat.tolist()))
+    for by in COUNT_BY:
+        assert [table.counts(q, by) for q in QUERIES] == [store.counts(q, by) for q in QUERIES], by
+    assert table.counts(IncidentQuery(), "weekday_hour") == {"6-23": 1, "7-00": 1, "1-12": 1, "1-11": 1}
     assert not table.answers(IncidentQuery(unit="W")) and table.answers(IncidentQuery(category="litter"))
     assert TableCache(store).heat(IncidentQuery(unit="W"), 0.01) is None        # the store answers that one
 

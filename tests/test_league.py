@@ -52,3 +52,8 @@ def test_no_incidents_no_rates_and_a_level_that_closed_everything():
     rows = league(block(), {}, {})
     assert {(r.rank, r.closure_rate, r.closure_shrunk) for r in rows} == {(None, None, None)}
     assert closure_prior(np.array([10.0, 4.0]), np.array([10.0, 4.0])) == Prior(1.0, 14.0)
+
+
+def test_a_level_that_closed_nothing_has_its_intervals_at_zero():
+    rows = league(block(), {"r0c0": 12, "r0c1": 10}, {})
+    assert {(r.closure_shrunk, r.closure_low, r.closure_high) for r in rows if r.incidents} == {(0.0, 0.0, 0.0)}
