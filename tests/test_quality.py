@@ -38,3 +38,15 @@ def test_missing_coordinates_are_left_out_and_nothing_is_no_stack():
     assert (found.count.tolist(), found.threshold) == ([], 600)
     empty = stacked_points(np.empty(0), np.empty(0))
     assert (len(empty), empty.threshold) == (0, 50)
+
+
+def test_a_service_finds_its_stacks_again_once_the_incidents_grew_by_a_hundredth(service):
+    spread = [{"category": "litter", "lon": 0.001 * i, "lat": 0.0} for i in range(240)]
+    service.report(spread + [{"category": "litter", "lon": 1.0, "lat": 1.0}] * 60)         # 300 incidents
+    first = service.stacked_points()
+    assert (first.lon.tolist(), first.count.tolist()) == ([1.0], [60])
+    service.report([{"category": "litter", "lon": 2.0, "lat": 2.0}] * 3)      # 303: under 300 × 1.01 + 1
+    assert service.stacked_points() is first
+    service.report([{"category": "litter", "lon": 2.0, "lat": 2.0}] * 57)     # 360: found again
+    again = service.stacked_points()
+    assert (again.lon.tolist(), again.count.tolist()) == ([1.0, 2.0], [60, 60])

@@ -177,8 +177,8 @@ def test_choropleth_of_counts_density_and_closure(block):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     # counts 2 … 20 (the pile left out): two equal intervals of (20 - 2) / 2 = 9
-    assert (body["measure"], body["scheme"], body["bins"], body["stacked"]) == ("count", "equal_interval",
-                                                                               [11.0, 20.0], "excluded")
+    assert (body["options"], body["bins"]) == (
+        {"measure": "count", "scheme": "equal_interval", "stacked": "excluded"}, [11.0, 20.0])
     assert body["classes"] == [{"class": 0, "from": 2.0, "to": 11.0}, {"class": 1, "from": 11.0, "to": 20.0}]
     by_code = {f["properties"]["code"]: f["properties"] for f in body["features"]}
     assert (by_code["r0c0"]["value"], by_code["r0c0"]["class"]) == (20, 1)

@@ -58,6 +58,14 @@ class _Asked:
         level = Level.parse(args["level"]) if args.get("level") else service().deepest_level()
         return cls(level, flag(args, "stacked", False), flag(args, "geometry", True))
 
+    def answer(self, layer: Layer, properties: list[dict[str, Any]], options: dict[str, Any],
+               **head: Any) -> Response:
+        """The units as a FeatureCollection: the level, its version, ``head``, and the ``options``
+        of the analysis with whether stacked coordinates counted."""
+        return _collection({"type": "FeatureCollection", "level": self.level.value, "version": layer.version, **head,
+                            "options": {**options, "stacked": "included" if self.stacked else "excluded"}},
+                           _shapes(layer, self.geometry), properties)
+
 
 def _hotspot_options(args: Mapping[str, str], permutations: int) -> HotspotOptions:
     return HotspotOptions(per=(args.get("per") or "count").strip(), fdr=flag(args, "fdr", True),
@@ -69,20 +77,20 @@ def hotspots() -> Response:
     args, svc = request.args, service()
     asked, options = _Asked.of(args), _hotspot_options(args, PERMUTATIONS)
     found, stacks = svc.hotspots(asked.level, parse_query(args), options, stacked=asked.stacked)
-    level, include_stacked, with_geometry = asked.level, asked.stacked, asked.geometry
-    layer = svc.layer(level)
+    layer = svc.layer(asked.level)
     properties = [
         {"code": code, "name": name, "count": int(count), "value": _number(value), "z": _number(z), "p": _number(p),
          "class": spot.value, "label": gettext(spot.label)}
         for code, name, count, value, z, p, spot in zip(found.codes.tolist(), layer.units["name"].tolist(),
                                                        found.counts.tolist(), found.values.tolist(),
                                                        found.z.tolist(), found.p.tolist(), found.classes)]
-    head = {"type": "FeatureCollection", "level": level.value, "version": layer.version,
-            "options": {"per": options.per, "fdr": options.fdr, "permutations": options.permutations,
-                        "seed": options.seed, "stacked": "included" if include_stacked else "excluded"},
-            "cutoffs": {f"{c:.2f}": p for c, p in found.cutoffs.items()},
-            "stacked": {"coordinates": len(stacks), "incidents": int(stacks.count.sum())}}
-    return _collection(head, _shapes(layer, with_geometry), properties)
+    return asked.answer(layer, properties, _options_record(options),
+                        cutoffs={f"{c:.2f}": p for c, p in found.cutoffs.items()},
+                        stacked={"coordinates": len(stacks), "incidents": int(stacks.count.sum())})
+
+
+def _options_record(options: HotspotOptions) -> dict[str, Any]:
+    return {"per": options.per, "fdr": options.fdr, "permutations": options.permutations, "seed": options.seed}
 
 
 def _shapes(layer: Layer, with_geometry: bool) -> list[str | None]:
@@ -106,18 +114,14 @@ def emerging() -> Response:
     asked, options = _Asked.of(args), _hotspot_options(args, 0)      # each period: the normal approximation
     found = svc.emerging_hotspots(asked.level, parse_query(args), options, by=(args.get("by") or "month").strip(),
                                   periods=_whole(args, "periods", 12), stacked=asked.stacked)
-    level, include_stacked, with_geometry = asked.level, asked.stacked, asked.geometry
-    layer = svc.layer(level)
+    layer = svc.layer(asked.level)
     properties = [
         {"code": code, "name": name, "trend": trend.value, "label": gettext(trend.label), "tau": _number(tau),
          "p": _number(p), "z": [_number(v) for v in z], "hot": hot, "counts": counts}
         for code, name, trend, tau, p, z, hot, counts in zip(
             found.codes.tolist(), layer.units["name"].tolist(), found.trends, found.tau.tolist(),
             found.trend_p.tolist(), found.z.tolist(), found.hot.tolist(), found.counts.tolist())]
-    head = {"type": "FeatureCollection", "level": level.value, "version": layer.version, "periods": found.periods,
-            "options": {"per": options.per, "fdr": options.fdr, "permutations": options.permutations,
-                        "seed": options.seed, "stacked": "included" if include_stacked else "excluded"}}
-    return _collection(head, _shapes(layer, with_geometry), properties)
+    return asked.answer(layer, properties, _options_record(options), periods=found.periods)
 
 
 @bp.get("/api/choropleth")
@@ -127,17 +131,14 @@ def choropleth() -> Response:
     found = svc.choropleth(asked.level, parse_query(args), measure=(args.get("measure") or "count").strip(),
                            scheme=(args.get("scheme") or "quantiles").strip(), k=_whole(args, "k", 5),
                            stacked=asked.stacked)
-    level, include_stacked, with_geometry = asked.level, asked.stacked, asked.geometry
-    layer = svc.layer(level)
+    layer = svc.layer(asked.level)
     properties = [{"code": code, "name": name, "value": _number(value), "class": int(cls)}
                   for code, name, value, cls in zip(found.codes.tolist(), layer.units["name"].tolist(),
                                                     found.values.tolist(), found.classes.tolist())]
     lows = [min(v for v in found.values.tolist() if math.isfinite(v))] + found.bins[:-1] if found.bins else []
-    head = {"type": "FeatureCollection", "level": level.value, "version": layer.version, "measure": found.measure,
-            "scheme": found.scheme, "bins": found.bins,
-            "classes": [{"class": i, "from": low, "to": high} for i, (low, high) in enumerate(zip(lows, found.bins))],
-            "stacked": "included" if include_stacked else "excluded"}
-    return _collection(head, _shapes(layer, with_geometry), properties)
+    return asked.answer(layer, properties, {"measure": found.measure, "scheme": found.scheme}, bins=found.bins,
+                        classes=[{"class": i, "from": low, "to": high}
+                                 for i, (low, high) in enumerate(zip(lows, found.bins))])
 
 
 #: The league table's columns in an XLSX export, with their Chinese headers.
