@@ -73,8 +73,11 @@ def test_without_the_correction_the_levels_are_the_plain_ones():
     y = np.arange(36) % 7
     found = hotspots(layer, dict(zip(layer.units["code"], y.tolist())), HotspotOptions(fdr=False))
     assert found.cutoffs == {0.99: 0.01, 0.95: 0.05, 0.90: 0.1}
-    hot90 = (found.p < 0.1) & (found.p >= 0.05) & (found.z > 0)
-    assert all(c is SpotClass.HOT_90 for c in found.classes[hot90])
+    # every unit's class from its p-value and the sign of z, by the plain levels
+    level = np.select([found.p < 0.01, found.p < 0.05, found.p < 0.1], ["99", "95", "90"], "")
+    expected = [f"{'hot' if z > 0 else 'cold'}_{lv}" if lv else "none" for z, lv in zip(found.z, level)]
+    assert [c.value for c in found.classes] == expected
+    assert {c.value for c in found.classes} == {"hot_95", "hot_90", "cold_90", "none"}     # several levels met
 
 
 def test_a_corner_z_score_worked_out_by_hand():

@@ -21,6 +21,7 @@ from ..errors import N_
 from ..hotspots import HOTSPOT_COLORS
 from ..league import LeagueRow
 from ..quality import Stacks
+from ..service import Gridmap
 from ..storage import IncidentQuery
 from . import flag, language, level_title, parse_query, service
 
@@ -80,7 +81,7 @@ def dashboard() -> str:
         categories=[(c.code, c.label(language())) for c in categories.CATEGORIES])
 
 
-def _weekly(svc: Any, query: IncidentQuery) -> tuple[list[Series], list[str]]:
+def _weekly(svc: Gridmap, query: IncidentQuery) -> tuple[list[Series], list[str]]:
     """Incidents per ISO week of the busiest categories, over the last :data:`WEEKS` weeks up to the
     latest matching incident, as SVG polylines (one query per category, on the (category, time) index)."""
     busiest = sorted(svc.incident_counts(query, "category").items(), key=lambda item: -item[1])[:SERIES]
