@@ -35,15 +35,24 @@ class IncidentTable:
     category: np.ndarray     # int8: position in CATEGORY_CODES (-1: none of them)
     status: np.ndarray       # int8: position in STATUS_CODES
     reported_at: np.ndarray  # datetime64[us]
+    source: np.ndarray       # int32: position in ``sources``
+    sources: tuple[str, ...]    # the sources named (free text: whatever the reports said)
 
     @classmethod
-    def of(cls, columns: dict[str, np.ndarray]) -> IncidentTable:
+    def of(cls, columns: dict[str, np.ndarray], sources: tuple[str, ...] = ()) -> IncidentTable:
+        """The table of ``columns``; its sources are ``sources`` and then the new ones, in order of appearance."""
+        named = pd.Series(columns["source"], dtype=object).fillna("")
+        known = set(sources)
+        sources += tuple(v for v in pd.unique(named) if v not in known)
         return cls(columns["id"], columns["lon"], columns["lat"], _codes(columns["category"], CATEGORY_CODES),
-                   _codes(columns["status"], STATUS_CODES), columns["reported_at"])
+                   _codes(columns["status"], STATUS_CODES), columns["reported_at"],
+                   pd.Categorical(named, categories=sources).codes.astype(np.int32), sources)
 
     def extended(self, columns: dict[str, np.ndarray]) -> IncidentTable:
-        more = IncidentTable.of(columns)
-        return IncidentTable(*(np.concatenate([getattr(self, f), getattr(more, f)]) for f in self.__dataclass_fields__))
+        more = IncidentTable.of(columns, self.sources)      # the sources so far keep their positions
+        joined = {f: np.concatenate([getattr(self, f), getattr(more, f)])
+                  for f in self.__dataclass_fields__ if f != "sources"}
+        return IncidentTable(**joined, sources=more.sources)
 
     @property
     def last_id(self) -> int:
@@ -57,12 +66,12 @@ class IncidentTable:
         """:meth:`Store.counts` from memory (keys as the store writes them); None when the table
         cannot tell (a category outside :data:`CATEGORY_CODES`)."""
         keep = self.matching(query)
-        if by == "category":
-            codes = self.category[keep]
-            if (codes < 0).any():
+        if by in ("category", "source"):
+            codes, vocabulary = (self.category, CATEGORY_CODES) if by == "category" else (self.source, self.sources)
+            if (codes[keep] < 0).any():
                 return None
-            held = np.bincount(codes.astype(np.int64), minlength=len(CATEGORY_CODES))
-            return {CATEGORY_CODES[i]: int(n) for i, n in enumerate(held.tolist()) if n}
+            held = np.bincount(codes[keep].astype(np.int64), minlength=len(vocabulary))
+            return {vocabulary[i]: int(n) for i, n in enumerate(held.tolist()) if n}
         times = self.reported_at[keep]
         if by == "weekday_hour":
             minutes = times.astype("datetime64[m]").astype(np.int64)
@@ -78,10 +87,11 @@ class IncidentTable:
     def matching(self, query: IncidentQuery) -> np.ndarray:
         """Which incidents pass the query's filters (the store's rules: ``date_to`` exclusive, bbox inclusive)."""
         keep = np.ones(len(self.ids), dtype=bool)
-        if query.category:
-            keep &= self.category == _code(query.category, CATEGORY_CODES)
-        if query.status:
-            keep &= self.status == _code(query.status, STATUS_CODES)
+        for codes, vocabulary, asked in ((self.category, CATEGORY_CODES, query.categories),
+                                         (self.status, STATUS_CODES, query.statuses),
+                                         (self.source, self.sources, query.sources)):
+            if asked:
+                keep &= np.isin(codes, [_code(value, vocabulary) for value in asked])
         if query.date_from:
             keep &= self.reported_at >= np.datetime64(query.date_from, "us")
         if query.date_to:

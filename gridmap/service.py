@@ -610,7 +610,7 @@ class Gridmap:
         if not stacked:
             query = self.without_stacks(query)
         counts = self.unit_counts(level, query, version=layer.version)
-        closed = (self.unit_counts(level, replace(query, status=Status.CLOSED.value), version=layer.version)
+        closed = (self.unit_counts(level, query.with_status(Status.CLOSED.value), version=layer.version)
                   if measure == "closed" else None)
         return choropleth(layer, counts, measure=measure, scheme=scheme, k=k, closed=closed)
 
@@ -628,7 +628,7 @@ class Gridmap:
         for _, start, end in spans:
             within = replace(query, date_from=start, date_to=end)
             counts.append((self.unit_counts(level, within, version=layer.version),
-                           self.unit_counts(level, replace(within, status=Status.CLOSED.value),
+                           self.unit_counts(level, within.with_status(Status.CLOSED.value),
                                             version=layer.version)))
         return spans[1][0], spans[0][0], league(layer, *counts[1], previous=counts[0])
 

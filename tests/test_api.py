@@ -7,6 +7,7 @@ import json
 import pytest
 from shapely import LineString, Polygon, box
 
+from gridmap import categories
 from gridmap.web import api
 
 from .conftest import GRIDS, feature_collection, geodesic_m2, grid_file, micro_file
@@ -442,6 +443,30 @@ def test_a_big_import_is_answered_with_counts_and_a_link_to_every_refused_row(lo
     assert loaded.get("/api/imports/2").status_code == 404
 
 
+def test_filters_take_several_categories_statuses_and_sources(loaded):
+    loaded.post("/api/incidents", json=[
+        {"category": "litter", "lon": 0.005, "lat": 0.005, "reported_at": "2026-01-31 23:59", "source": "网格员巡查"},
+        {"category": "clutter", "lon": 0.015, "lat": 0.005, "reported_at": "2026-02-01 00:00", "status": "closed",
+         "source": "12345热线"},
+        {"category": "flying_cable", "lon": 0.015, "lat": 0.015, "reported_at": "2026-02-28 12:00"}])
+
+    def ids(url: str) -> list[int]:
+        response = loaded.get(url)
+        assert response.status_code == 200, response.get_json()
+        return [f["id"] for f in response.get_json()["features"]]
+    assert ids("/api/incidents?category=litter&category=flying_cable") == [1, 3]
+    assert ids("/api/incidents?category=litter,clutter") == [1, 2]
+    assert ids("/api/incidents?status=closed&status=reported&category=clutter,flying_cable") == [2, 3]
+    assert ids("/api/incidents?source=12345热线&source=网格员巡查") == [1, 2]
+    assert ids("/api/incidents?source=12345热线,网格员巡查") == []          # a source is free text: no splitting
+    assert loaded.get("/api/incidents/counts?by=source").get_json()["counts"] == [
+        {"key": "", "count": 1}, {"key": "12345热线", "count": 1}, {"key": "网格员巡查", "count": 1}]
+    bad = loaded.get("/api/incidents?category=litter,nonsense&status=gone")
+    assert (bad.status_code, bad.get_json()) == (400, {"error": "the filters are not valid", "details": [
+        "unknown category 'nonsense'; expected one of " + ", ".join(categories.BY_CODE),
+        "unknown status 'gone'; expected one of reported, dispatched, in_progress, closed"]})
+
+
 def test_incidents_are_counted_per_category_day_or_month_with_the_filters(loaded):
     loaded.post("/api/incidents", json=[
         {"category": "litter", "lon": 0.005, "lat": 0.005, "reported_at": "2026-01-31 23:59"},
@@ -458,4 +483,4 @@ def test_incidents_are_counted_per_category_day_or_month_with_the_filters(loaded
         {"key": "6-12", "count": 1}, {"key": "6-23", "count": 1}, {"key": "7-00", "count": 1}]
     bad = loaded.get("/api/incidents/counts?by=week")
     assert (bad.status_code, bad.get_json()["error"]) == (
-        400, "by: 'week' is not known; expected one of category, day, month, weekday_hour")
+        400, "by: 'week' is not known; expected one of category, source, day, month, weekday_hour")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from shapely.geometry import mapping, shape
@@ -175,21 +175,31 @@ def test_map_page_draws_every_layer_offline(server: LiveServer, tab: Tab) -> Non
     assert any(urlsplit(u).path.endswith("/leaflet.js") for u in tab.requests)
 
 
-def test_filter_form_redraws_for_one_category(server: LiveServer, tab: Tab) -> None:
-    expected = len(server.get_json("/api/incidents?category=flying_cable")["features"])
+def test_filter_form_redraws_for_two_categories_and_a_source(server: LiveServer, tab: Tab) -> None:
+    asked = "/api/incidents?" + urlencode({"limit": 1000, "category": ["flying_cable", "clutter"],
+                                           "source": "12345热线"}, doseq=True)
+    expected = len(server.get_json(asked)["features"])
     assert 0 < expected < DEMO_INCIDENTS
     tab.open_map(server.url + "/")
-    tab.page.select_option("#filters select[name=category]", "flying_cable")
+    for name in ("category", "source"):
+        tab.page.click(f"#filter-{name} > summary")          # the folded list opens
+    tab.page.check("#filters input[name=category][value=flying_cable]")
+    tab.page.check("#filters input[name=category][value=clutter]")
+    tab.page.check("#filters input[name=source][value='12345热线']")
     with tab.page.expect_navigation():
         tab.page.click("#filters button[type=submit]")
     tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
     tab.page.wait_for_function(MAP_LOADED)
-    assert parse_qs(urlsplit(tab.page.url).query).get("category") == ["flying_cable"], tab.page.url
-    assert tab.page.input_value("#filters select[name=category]") == "flying_cable"
+    query = parse_qs(urlsplit(tab.page.url).query)
+    assert (query.get("category"), query.get("source")) == (["flying_cable", "clutter"], ["12345热线"]), tab.page.url
+    assert tab.page.is_checked("#filters input[name=category][value=clutter]")
+    assert "、" in tab.page.inner_text("#filter-category .chosen")      # both named in the folded summary
     assert int(tab.page.inner_text("#total")) == expected
     unassigned = int(tab.page.inner_text("#unassigned"))
     assert tab.paths() == DEMO_GRIDS + DEMO_MICRO_GRIDS + unassigned
     assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == ZH_OVERLAYS
+    tab.page.click("#filter-category > summary")
+    screenshot(tab.page, "filters.png")
     tab.assert_clean(server)
 
 

@@ -12,11 +12,15 @@ from gridmap.storage import COUNT_BY, IncidentQuery, open_store
 
 from .test_storage import draft
 
-QUERIES = [IncidentQuery(), IncidentQuery(category="litter"), IncidentQuery(status="closed"),
+QUERIES = [IncidentQuery(), IncidentQuery(categories=("litter",)), IncidentQuery(statuses=("closed",)),
            IncidentQuery(date_from=datetime(2026, 2, 1)), IncidentQuery(date_to=datetime(2026, 2, 1)),
            IncidentQuery(date_from=datetime(2026, 2, 1), date_to=datetime(2026, 2, 2, 12)),
-           IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)), IncidentQuery(bbox=(0.0021, 0, 1, 1), category="litter"),
-           IncidentQuery(exclude_points=((0.004, 0.003), (-0.5, 0.005))), IncidentQuery(exclude_points=((0.004, 0.0),))]
+           IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)),
+           IncidentQuery(bbox=(0.0021, 0, 1, 1), categories=("litter",)),
+           IncidentQuery(exclude_points=((0.004, 0.003), (-0.5, 0.005))), IncidentQuery(exclude_points=((0.004, 0.0),)),
+           IncidentQuery(categories=("clutter", "litter"), statuses=("closed", "dispatched")),
+           IncidentQuery(sources=("网格员",)), IncidentQuery(sources=("网格员", "12345"), categories=("litter",)),
+           IncidentQuery(sources=("nobody",))]
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -32,15 +36,18 @@ def add(store, drafts) -> None:
 
 
 def test_the_table_filters_exactly_as_the_store_does(store):
-    add(store, [draft(0.002, 0.002, category="litter", reported_at=datetime(2026, 1, 31, 23, 59)),
-                draft(0.004, 0.003, category="clutter", reported_at=datetime(2026, 2, 1), status=Status.CLOSED),
-                draft(0.015, 0.015, category="litter", reported_at=datetime(2026, 2, 2, 12)),
-                draft(-0.5, 0.005, category="litter", reported_at=datetime(2026, 2, 2, 11, 59))])
+    add(store, [draft(0.002, 0.002, category="litter", reported_at=datetime(2026, 1, 31, 23, 59), source="12345"),
+                draft(0.004, 0.003, category="clutter", reported_at=datetime(2026, 2, 1), status=Status.CLOSED,
+                      source="网格员"),
+                draft(0.015, 0.015, category="litter", reported_at=datetime(2026, 2, 2, 12), source="网格员"),
+                draft(-0.5, 0.005, category="litter", reported_at=datetime(2026, 2, 2, 11, 59),
+                      status=Status.DISPATCHED)])
     table = TableCache(store).table()
     assert [table.ids[table.matching(q)].tolist() for q in QUERIES] == [
         store.incidents(q)["id"].tolist() for q in QUERIES]
     assert [table.ids[table.matching(q)].tolist() for q in QUERIES] == [
-        [1, 2, 3, 4], [1, 3, 4], [2], [2, 3, 4], [1], [2, 4], [1, 2, 3], [3], [1, 3], [1, 2, 3, 4]]
+        [1, 2, 3, 4], [1, 3, 4], [2], [2, 3, 4], [1], [2, 4], [1, 2, 3], [3], [1, 3], [1, 2, 3, 4], [2, 4], [2, 3],
+        [1, 3], []]
     for q in QUERIES:
         mine, theirs = table.heat(q, 0.01), store.heat(q, cell_deg=0.01)
         assert sorted(zip(mine.count.tolist(), mine.lon.tolist(), mine.lat.tolist())) == sorted(
@@ -48,7 +55,7 @@ def test_the_table_filters_exactly_as_the_store_does(store):
     for by in COUNT_BY:
         assert [table.counts(q, by) for q in QUERIES] == [store.counts(q, by) for q in QUERIES], by
     assert table.counts(IncidentQuery(), "weekday_hour") == {"6-23": 1, "7-00": 1, "1-12": 1, "1-11": 1}
-    assert not table.answers(IncidentQuery(unit="W")) and table.answers(IncidentQuery(category="litter"))
+    assert not table.answers(IncidentQuery(unit="W")) and table.answers(IncidentQuery(categories=("litter",)))
     assert TableCache(store).heat(IncidentQuery(unit="W"), 0.01) is None        # the store answers that one
 
 
@@ -75,9 +82,12 @@ def test_the_cache_reads_only_new_rows_until_the_store_holds_something_else(stor
 
 def test_a_table_is_read_a_chunk_at_a_time(store, monkeypatch):
     monkeypatch.setattr("gridmap.heat.READ_CHUNK", 2)
-    add(store, [draft(0.001 * k, 0.001) for k in range(1, 6)])
+    add(store, [draft(0.001 * k, 0.001, source=source) for k, source in enumerate(["a", "", "b", "a", "c"], 1)])
     table = TableCache(store).table()
     assert table.ids.tolist() == [1, 2, 3, 4, 5]
+    # each chunk's new sources join the vocabulary; the earlier ones keep their positions
+    assert table.sources == ("a", "", "b", "c") and table.source.tolist() == [0, 1, 2, 0, 3]
+    assert table.ids[table.matching(IncidentQuery(sources=("a", "c")))].tolist() == [1, 4, 5]
     assert table.reported_at.dtype == np.dtype("datetime64[us]")
     assert IncidentTable.of(store.incident_table(after=3, limit=1)).ids.tolist() == [4]
 
@@ -86,7 +96,7 @@ def test_heat_answers_are_kept_while_the_table_stays_the_same(store, monkeypatch
     monkeypatch.setattr("gridmap.heat.HEAT_ANSWERS", 2)
     add(store, [draft(0.001, 0.001), draft(0.0052, 0.0051, category="clutter")])
     cache = TableCache(store)
-    litter, everything = IncidentQuery(category="litter"), IncidentQuery()
+    litter, everything = IncidentQuery(categories=("litter",)), IncidentQuery()
     first = cache.heat(litter, 0.01)
     assert cache.heat(litter, 0.01) is first and first.count.tolist() == [1]
     assert cache.heat(everything, 0.01).count.tolist() == [2]

@@ -4,7 +4,10 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import pandas as pd
 import pytest
 from shapely import LineString, box
 
@@ -12,6 +15,8 @@ from bench.district import make_district
 from gridmap.levels import Level
 
 from .conftest import build_app, feature_collection, grid_file, micro_file
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -107,9 +112,31 @@ def test_filters_redraw_with_the_matching_incidents(demo_client):
     expected = len(demo_client.get("/api/incidents?category=flying_cable&from=2026-08-01&to=2026-08-31")
                    .get_json()["features"])
     assert f'<strong id="total">{expected}</strong>' in html
-    assert '<option value="flying_cable" selected>' in html and 'value="2026-08-01"' in html
+    assert 'name="category" value="flying_cable" checked>' in html and 'value="2026-08-01"' in html
     bad = demo_client.get("/?from=soon")
     assert bad.status_code == 400 and "from=&#39;soon&#39; 不是日期" in bad.get_data(as_text=True)
+
+
+def test_several_categories_and_a_source_stay_in_every_url_of_the_page(demo_client):
+    asked = "category=flying_cable&category=clutter&source=12345热线&status=closed"
+    html = demo_client.get("/?" + asked).get_data(as_text=True)
+    demo = pd.read_csv(ROOT / "geodata" / "demo" / "incidents.csv")      # counted apart from gridmap
+    expected = int((demo.category.isin(["flying_cable", "clutter"]) & (demo.source == "12345热线")
+                    & (demo.status == "closed")).sum())
+    assert expected > 0 and f'<strong id="total">{expected}</strong>' in html
+    for name, value in (("category", "flying_cable"), ("category", "clutter"), ("status", "closed")):
+        assert f'name="{name}" value="{value}" checked>' in html
+    sources = demo_client.get("/api/incidents/counts?by=source").get_json()["counts"]
+    assert {s["key"] for s in sources} == set(demo.source.dropna()) | ({""} if demo.source.isna().any() else set())
+    for source in (s for s in sources if s["key"]):     # every source named is offered, with its count
+        assert f'name="source" value="{source["key"]}"' in html
+        assert f'{source["key"]} <small>({source["count"]})</small>' in html
+    assert 'name="source" value="12345热线" checked>' in html
+    config = map_config(html)
+    heat = parse_qs(urlsplit(config["heat"]["url"]).query)
+    assert (heat["category"], heat["source"], heat["status"]) == (
+        ["flying_cable", "clutter"], ["12345热线"], ["closed"])
+    assert parse_qs(urlsplit(config["hotspots"]["url"]).query)["category"] == ["flying_cable", "clutter"]
 
 
 def test_english_by_switch_and_it_sticks(demo_client):

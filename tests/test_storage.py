@@ -407,9 +407,9 @@ def test_filters(store):
     def ids(query: IncidentQuery, **kw) -> list[int]:
         return store.incidents(query, **kw)["id"].tolist()
     assert ids(IncidentQuery()) == [1, 2, 3]
-    assert ids(IncidentQuery(category="clutter")) == [2]
-    assert ids(IncidentQuery(status="closed")) == [2]
-    assert ids(IncidentQuery(status="reported")) == [1, 3]
+    assert ids(IncidentQuery(categories=("clutter",))) == [2]
+    assert ids(IncidentQuery(statuses=("closed",))) == [2]
+    assert ids(IncidentQuery(statuses=("reported",))) == [1, 3]
     assert ids(IncidentQuery(date_from=datetime(2026, 2, 1))) == [2, 3]            # from: inclusive
     assert ids(IncidentQuery(date_to=datetime(2026, 2, 1))) == [1]                 # to: exclusive
     assert ids(IncidentQuery(date_from=datetime(2026, 2, 1), date_to=datetime(2026, 2, 2, 12, 0))) == [2]
@@ -417,7 +417,7 @@ def test_filters(store):
     assert ids(IncidentQuery(ids=())) == []
     assert ids(IncidentQuery(unit="W")) == [1]                                     # a grid
     assert ids(IncidentQuery(unit="E-S")) == [2]                                   # a micro-grid
-    assert ids(IncidentQuery(unit="E", category="litter")) == [3]
+    assert ids(IncidentQuery(unit="E", categories=("litter",))) == [3]
     assert ids(IncidentQuery(unit="nowhere")) == []
     save(store, grid_layer(), based_on=1)
     commit(store, GRID, 2, {GRID: ([1, 2, 3], ["E", "E", "E"])})
@@ -437,6 +437,31 @@ def four_incidents(store: Store) -> None:
     ], {GRID: ["W", "W", "E", None], MICRO: ["W-S", "W-S", "E-N", None]})
 
 
+def test_several_categories_statuses_and_sources_match_any_of_them(store):
+    block(store)
+    add(store, [
+        draft(0.005, 0.005, category="litter", source="12345热线"),
+        draft(0.015, 0.005, category="clutter", status=Status.CLOSED, source="网格员"),
+        draft(0.015, 0.015, category="flying_cable", status=Status.DISPATCHED),
+        draft(0.005, 0.015, category="litter", status=Status.CLOSED, source="网格员"),
+    ], {GRID: ["W", "E", "E", "W"], MICRO: ["W-S", "E-S", "E-N", "W-N"]})
+
+    def ids(query: IncidentQuery) -> list[int]:
+        return store.incidents(query)["id"].tolist()
+    assert ids(IncidentQuery(categories=("litter", "flying_cable"))) == [1, 3, 4]
+    assert ids(IncidentQuery(statuses=("closed", "dispatched"))) == [2, 3, 4]
+    assert ids(IncidentQuery(sources=("网格员",))) == [2, 4]
+    assert ids(IncidentQuery(sources=("12345热线", "网格员"), categories=("litter",))) == [1, 4]
+    assert ids(IncidentQuery(sources=("nobody",))) == []
+    assert store.counts(IncidentQuery(), "source") == {"": 1, "12345热线": 1, "网格员": 2}
+    assert store.counts(IncidentQuery(statuses=("closed",)), "source") == {"网格员": 2}
+    assert store.unit_counts(GRID, 1, IncidentQuery(categories=("clutter", "flying_cable"))) == {"E": 2}
+    # with_status narrows within the query's statuses: closed among "reported" is nothing
+    assert ids(IncidentQuery(categories=("litter",)).with_status("closed")) == [4]
+    assert ids(IncidentQuery(statuses=("reported",)).with_status("closed")) == []
+    assert ids(IncidentQuery(statuses=("reported", "closed")).with_status("closed")) == [2, 4]
+
+
 def test_bbox_filter_is_inclusive_on_every_side(store):
     four_incidents(store)
     assert store.incidents(IncidentQuery(bbox=(0.002, 0.002, 0.015, 0.015)))["id"].tolist() == [1, 2, 3]
@@ -449,7 +474,7 @@ def test_incident_pages_follow_ids_after_a_cursor(store):
     assert store.incident_page(limit=3)["id"].tolist() == [1, 2, 3]
     assert store.incident_page(after=3, limit=3)["id"].tolist() == [4]
     assert store.incident_page(after=4, limit=3)["id"].tolist() == []
-    page = store.incident_page(IncidentQuery(category="litter"), after=1, limit=1)
+    page = store.incident_page(IncidentQuery(categories=("litter",)), after=1, limit=1)
     assert page[["id", "grid", "micro_grid"]].values.tolist() == [[2, "W", "W-S"]]
     assert page.dtypes.astype(str).to_dict() == {**INCIDENT_DTYPES, "grid": "object", "micro_grid": "object"}
 
@@ -461,10 +486,10 @@ def test_heat_counts_incidents_per_cell_at_their_mean_position(store):
     cells = sorted(zip(heat.count.tolist(), np.round(heat.lon, 9).tolist(), np.round(heat.lat, 9).tolist()))
     assert cells == [(1, -0.003, 0.005), (1, 0.015, 0.015), (2, 0.003, 0.0025)]
     assert (heat.total, heat.cell_deg, heat.count.dtype) == (4, 0.01, np.int64)
-    closed = store.heat(IncidentQuery(status="closed", bbox=(0, 0, 0.01, 0.01)), cell_deg=0.001)
+    closed = store.heat(IncidentQuery(statuses=("closed",), bbox=(0, 0, 0.01, 0.01)), cell_deg=0.001)
     assert (closed.count.tolist(), closed.lon.tolist(), closed.lat.tolist(), closed.total) == ([1], [0.004], [0.003], 1)
     assert store.heat(IncidentQuery(unit="E-N"), cell_deg=0.01).count.tolist() == [1]
-    empty = store.heat(IncidentQuery(category="fire_hazard"), cell_deg=0.01)
+    empty = store.heat(IncidentQuery(categories=("fire_hazard",)), cell_deg=0.01)
     assert (len(empty.count), len(empty.lon), empty.total) == (0, 0, 0)
 
 
@@ -472,7 +497,7 @@ def test_unit_counts_come_from_one_versions_assignments(store):
     four_incidents(store)
     assert store.unit_counts(MICRO, 1) == {"W-S": 2, "E-N": 1}
     assert store.unit_counts(GRID, 1) == {"W": 2, "E": 1}
-    assert store.unit_counts(GRID, 1, IncidentQuery(status="reported")) == {"W": 1, "E": 1}
+    assert store.unit_counts(GRID, 1, IncidentQuery(statuses=("reported",))) == {"W": 1, "E": 1}
     assert store.unit_counts(MICRO, 1, IncidentQuery(unit="E")) == {"E-N": 1}
     save(store, grid_layer(), based_on=1)
     commit(store, GRID, 2, {GRID: ([1, 2, 3, 4], ["E", "E", "E", "E"])})
@@ -499,7 +524,7 @@ def test_unit_counts_per_period_split_at_each_bound(store):
                 draft(0.015, 0.015, reported_at=datetime(2026, 4, 1))], {MICRO: ["W-S", "E-N"]})
     bounds = [datetime(2026, 2, 1), MARCH_5, datetime(2026, 4, 1), datetime(2026, 5, 1)]
     assert store.unit_counts_in(MICRO, 1, IncidentQuery(), bounds) == [{"W-S": 1}, {"W-S": 2, "E-N": 1}, {"E-N": 1}]
-    assert store.unit_counts_in(MICRO, 1, IncidentQuery(category="litter", date_from=datetime(2026, 3, 1)),
+    assert store.unit_counts_in(MICRO, 1, IncidentQuery(categories=("litter",), date_from=datetime(2026, 3, 1)),
                                 bounds) == [{}, {"W-S": 2}, {"E-N": 1}]
     assert store.unit_counts_in(MICRO, 1, IncidentQuery(), bounds[:1]) == []
 
@@ -521,10 +546,10 @@ def test_counts_per_category_day_and_month(store):
     assert store.counts(IncidentQuery(), "category") == {"litter": 3, "clutter": 1}
     assert store.counts(IncidentQuery(), "day") == {"2026-01-31": 1, "2026-02-01": 2, "2026-03-02": 1}
     assert store.counts(IncidentQuery(), "month") == {"2026-01": 1, "2026-02": 2, "2026-03": 1}
-    assert store.counts(IncidentQuery(category="litter", date_from=datetime(2026, 2, 1)), "month") == {
+    assert store.counts(IncidentQuery(categories=("litter",), date_from=datetime(2026, 2, 1)), "month") == {
         "2026-02": 1, "2026-03": 1}
-    assert store.counts(IncidentQuery(status="closed"), "category") == {"clutter": 1}
-    assert store.counts(IncidentQuery(category="fire_hazard"), "day") == {}
+    assert store.counts(IncidentQuery(statuses=("closed",)), "category") == {"clutter": 1}
+    assert store.counts(IncidentQuery(categories=("fire_hazard",)), "day") == {}
     # hours of the week: 31 January 2026 is a Saturday (6), 1 February a Sunday (7), 2 March a Monday (1)
     assert store.counts(IncidentQuery(), "weekday_hour") == {"6-23": 1, "7-00": 1, "7-12": 1, "1-08": 1}
 
@@ -709,7 +734,7 @@ def test_sqlite_a_big_import_sets_the_category_time_index_aside_and_builds_it_ag
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT count(*) FROM incidents WHERE category = 'other' "
                                     "AND reported_at >= '2026-04-02'").all()
         assert "ix_incidents_category_time" in str(plan)
-    assert store.counts(IncidentQuery(category="other", date_from=datetime(2026, 4, 2)), "day") == {
+    assert store.counts(IncidentQuery(categories=("other",), date_from=datetime(2026, 4, 2)), "day") == {
         "2026-04-02": 1, "2026-04-03": 1}
     store.close()
 

@@ -39,8 +39,9 @@ class VersionStatus(str, Enum):
 class IncidentQuery:
     """Filters for listing incidents; None means "any"."""
 
-    category: str | None = None
-    status: str | None = None
+    categories: tuple[str, ...] = ()     # any of these category codes; () means any category
+    statuses: tuple[str, ...] = ()       # any of these statuses
+    sources: tuple[str, ...] = ()        # any of these sources (where the report came from)
     date_from: datetime | None = None
     date_to: datetime | None = None   # exclusive
     unit: str | None = None            # a unit code of any level
@@ -49,9 +50,15 @@ class IncidentQuery:
     # (lon, lat) coordinates whose incidents are left out (stacked: a geocoder's placeholder)
     exclude_points: tuple[tuple[float, float], ...] = ()
 
+    def with_status(self, status: str) -> IncidentQuery:
+        """The incidents of this query that have ``status``: none when the query leaves that status out."""
+        if self.statuses and status not in self.statuses:
+            return replace(self, statuses=(status,), ids=())
+        return replace(self, statuses=(status,))
+
 
 #: What incidents can be counted by (:meth:`Store.counts`).
-COUNT_BY = ("category", "day", "month", "weekday_hour")
+COUNT_BY = ("category", "source", "day", "month", "weekday_hour")
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,7 @@ class Store(ABC):
     @abstractmethod
     def incident_table(self, after: int = 0, limit: int | None = None) -> dict[str, np.ndarray]:
         """The (first ``limit``) incidents with an id above ``after``, by id, as the columns the map filters on:
-        id (int64), lon, lat (float64), category, status (object), reported_at (datetime64[us])."""
+        id (int64), lon, lat (float64), category, status, source (object), reported_at (datetime64[us])."""
 
     @abstractmethod
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
@@ -283,7 +290,7 @@ class Store(ABC):
 
     @abstractmethod
     def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
-        """How many matching incidents per category (``by="category"``), per day (``"day"``,
+        """How many matching incidents per category (``by="category"``), per source (``"source"``), per day (``"day"``,
         keys YYYY-MM-DD) or per month (``"month"``, YYYY-MM) of their report time, or per hour of
         the week (``"weekday_hour"``, keys ``D-HH``: D the ISO weekday, 1 Monday to 7 Sunday, HH
         the hour 00–23: the rhythm a patrol plan follows)."""

@@ -193,7 +193,7 @@ class MemoryStore(Store):
         keep = np.flatnonzero(columns["id"].astype(np.int64) > after)[:limit]
         return {"id": columns["id"][keep].astype(np.int64), "lon": columns["lon"][keep].astype(float),
                 "lat": columns["lat"][keep].astype(float), "category": columns["category"][keep],
-                "status": columns["status"][keep],
+                "status": columns["status"][keep], "source": columns["source"][keep],
                 "reported_at": columns["reported_at"][keep].astype("datetime64[us]")}
 
     def count_incidents(self) -> int:
@@ -226,8 +226,8 @@ class MemoryStore(Store):
 
     def counts(self, query: IncidentQuery, by: str) -> dict[str, int]:
         columns, keep = self._matching(query, None)
-        if by == "category":
-            keys = columns["category"][keep]
+        if by in ("category", "source"):
+            keys = columns[by][keep]
         elif by == "weekday_hour":
             minutes = columns["reported_at"][keep].astype("datetime64[m]").astype(np.int64)
             days, hours = minutes // 1440, minutes % 1440 // 60
@@ -356,10 +356,9 @@ def _objects(values: Iterable[Any]) -> np.ndarray:
 def _matches(columns: dict[str, np.ndarray], query: IncidentQuery, shown: list[_Version]) -> np.ndarray:
     """Which incidents pass the filters (sql.py's ``_filters``); ``unit`` is a code of any shown level."""
     keep = np.ones(len(columns["id"]), dtype=bool)
-    if query.category:
-        keep &= columns["category"] == query.category
-    if query.status:
-        keep &= columns["status"] == query.status
+    for name, values in (("category", query.categories), ("status", query.statuses), ("source", query.sources)):
+        if values:
+            keep &= np.isin(columns[name].astype(str), list(values))
     if query.date_from:
         keep &= columns["reported_at"] >= query.date_from
     if query.date_to:

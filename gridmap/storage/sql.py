@@ -330,13 +330,13 @@ class SqlStore(Store):
                          errors=tuple(json.loads(row.errors)), id=row.id, created_at=row.created_at)
 
     def incident_table(self, after: int = 0, limit: int | None = None) -> dict[str, np.ndarray]:
-        names = ["id", "lon", "lat", "category", "status", "reported_at"]
+        names = ["id", "lon", "lat", "category", "status", "source", "reported_at"]
         with self.engine.connect() as conn:
             rows = _fetch(conn, sa.select(*[incidents.c[n] for n in names]).where(incidents.c.id > after)
                           .order_by(incidents.c.id).limit(limit))
-        ident, lon, lat, category, status, when = _columns(rows, len(names))
+        ident, lon, lat, category, status, source, when = _columns(rows, len(names))
         return {"id": ident.astype(np.int64), "lon": lon.astype(float), "lat": lat.astype(float),
-                "category": category, "status": status,
+                "category": category, "status": status, "source": source,
                 "reported_at": _datetimes(pd.Series(when, dtype=object)).to_numpy(dtype="datetime64[us]")}
 
     def count_incidents(self) -> int:
@@ -409,7 +409,8 @@ class SqlStore(Store):
         # the weekday of the date alone: SQLite rounds 23:59:59.9995 up into the next day
         date = sa.func.substr(incidents.c.reported_at, 1, 10)
         weekday = (sa.cast(sa.func.strftime("%w", date), sa.Integer) + 6) % 7 + 1                       # 1 Monday
-        key = {"category": incidents.c.category, "day": sa.func.substr(incidents.c.reported_at, 1, 10),
+        key = {"category": incidents.c.category, "source": incidents.c.source,
+               "day": sa.func.substr(incidents.c.reported_at, 1, 10),
                "month": sa.func.substr(incidents.c.reported_at, 1, 7),
                "weekday_hour": sa.func.printf("%d-%s", weekday, sa.func.substr(incidents.c.reported_at, 12, 2)),
                }[by].label("key")
@@ -636,10 +637,10 @@ def _filters(conn: sa.Connection, query: IncidentQuery,
              at: dict[Level, int] | None = None) -> list[sa.ColumnElement[bool]]:
     """The query as WHERE clauses; ``unit`` is a unit code of any level shown (current, or ``at``)."""
     clauses: list[sa.ColumnElement[bool]] = []
-    if query.category:
-        clauses.append(incidents.c.category == query.category)
-    if query.status:
-        clauses.append(incidents.c.status == query.status)
+    for column, values in ((incidents.c.category, query.categories), (incidents.c.status, query.statuses),
+                           (incidents.c.source, query.sources)):
+        if values:
+            clauses.append(column.in_(values))
     if query.date_from:
         clauses.append(incidents.c.reported_at >= query.date_from)
     if query.date_to:

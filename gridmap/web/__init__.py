@@ -4,6 +4,7 @@ The only package under ``gridmap`` allowed to import Flask.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
@@ -41,26 +42,87 @@ def flag(args: Mapping[str, str], key: str, default: bool) -> bool:
     raise InvalidInput(message(N_("{key}={value!r} is not valid; expected 1 or 0"), key=key, value=value))
 
 
+#: Query parameters that filter incidents (:func:`parse_query`): every map, chart and table takes them.
+FILTER_KEYS = ("category", "from", "to", "status", "source", "unit", "stacked")
+#: The longest source a filter may name (the stored column's width).
+SOURCE_MAX = 100
+
+
+def filter_args(args: Mapping[str, str]) -> dict[str, list[str]]:
+    """The request's filters, every value of each (``category=a&category=b``), for building the
+    URLs of a page's other views (``url_for`` and ``urlencode(..., doseq=True)`` repeat them)."""
+    return {key: values for key in FILTER_KEYS if (values := [v for v in _all(args, key) if v.strip()])}
+
+
 def parse_query(args: Mapping[str, str]) -> IncidentQuery:
-    """Incident filters from query parameters; ``to`` is a whole day, inclusive."""
+    """Incident filters from query parameters; ``to`` is a whole day, inclusive.  ``category``,
+    ``status`` and ``source`` may be given several times (categories and statuses also
+    comma-separated; a source is free text): any of them matches."""
     problems: list[Message] = []
-    category = (args.get("category") or "").strip() or None
-    if category and category not in categories.BY_CODE:
-        problems.append(message(N_("unknown category {value!r}; expected one of {expected}"), value=category,
-                                expected=", ".join(categories.BY_CODE)))
-    status = (args.get("status") or "").strip() or None
-    if status and status not in {s.value for s in Status}:
-        problems.append(message(N_("unknown status {value!r}; expected one of {expected}"), value=status,
-                                expected=", ".join(s.value for s in Status)))
+    chosen = _several(args, "category")
+    for value in chosen:
+        if value not in categories.BY_CODE:
+            problems.append(message(N_("unknown category {value!r}; expected one of {expected}"), value=value,
+                                    expected=", ".join(categories.BY_CODE)))
+    statuses = _several(args, "status")
+    for value in statuses:
+        if value not in {s.value for s in Status}:
+            problems.append(message(N_("unknown status {value!r}; expected one of {expected}"), value=value,
+                                    expected=", ".join(s.value for s in Status)))
+    sources = _several(args, "source", split=False)
+    for value in sources:
+        if len(value) > SOURCE_MAX:
+            problems.append(message(N_("source={value!r} is too long; expected at most {limit} characters"),
+                                    value=value[:40] + "…", limit=SOURCE_MAX))
     start = _date(args, "from", problems)
     end = _date(args, "to", problems)
     bbox = parse_bbox(args.get("bbox"), problems)
     if problems:
         raise InvalidInput(message(N_("the filters are not valid")), problems)
-    return IncidentQuery(category=category, status=status, unit=(args.get("unit") or "").strip() or None, bbox=bbox,
+    return IncidentQuery(categories=chosen, statuses=statuses, sources=sources,
+                         unit=(args.get("unit") or "").strip() or None, bbox=bbox,
                          date_from=datetime.combine(start, datetime.min.time()) if start else None,
                          date_to=datetime.combine(end + timedelta(days=1), datetime.min.time())
                          if end and end < date.max else None)
+
+
+#: How the filter form names each status.
+STATUS_LABELS = {Status.REPORTED.value: N_("Reported"), Status.DISPATCHED.value: N_("Dispatched"),
+                 Status.IN_PROGRESS.value: N_("In progress"), Status.CLOSED.value: N_("Closed")}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of the filter form: its value, how it is named, whether the request chose it,
+    and (for sources) how many stored incidents name it."""
+
+    value: str
+    label: str
+    chosen: bool
+    count: int | None = None
+
+
+def filter_choices(args: Mapping[str, str]) -> dict[str, list[Choice]]:
+    """What the filter form offers: the categories, the statuses, and the sources the stored
+    incidents name (from the in-memory counts: milliseconds at a million incidents)."""
+    chosen = {key: set(_several(args, key, split=key != "source")) for key in ("category", "status", "source")}
+    sources = service().incident_counts(IncidentQuery(), "source")
+    return {"category": [Choice(c.code, c.label(language()), c.code in chosen["category"])
+                         for c in categories.CATEGORIES],
+            "status": [Choice(value, gettext(label), value in chosen["status"])
+                       for value, label in STATUS_LABELS.items()],
+            "source": [Choice(value, value, value in chosen["source"], n) for value, n in sources.items() if value]}
+
+
+def _all(args: Mapping[str, str], key: str) -> list[str]:
+    getlist = getattr(args, "getlist", None)          # a MultiDict (request.args) holds repeats
+    return list(getlist(key)) if getlist is not None else [args[key]] if args.get(key) is not None else []
+
+
+def _several(args: Mapping[str, str], key: str, *, split: bool = True) -> tuple[str, ...]:
+    """Every value of ``key``, repeated (or comma-separated, if ``split``), stripped, blanks and repeats left out."""
+    values = (v.strip() for given in _all(args, key) for v in (given.split(",") if split else [given]))
+    return tuple(dict.fromkeys(v for v in values if v))
 
 
 def parse_bbox(value: str | None, problems: list[Message]) -> tuple[float, float, float, float] | None:

@@ -23,7 +23,7 @@ from ..league import LeagueRow
 from ..quality import Stacks
 from ..service import Gridmap
 from ..storage import IncidentQuery
-from . import flag, language, level_title, parse_query, service
+from . import filter_args, filter_choices, flag, language, level_title, parse_query, service
 
 bp = Blueprint("dashboard", __name__)
 
@@ -48,7 +48,7 @@ def dashboard() -> str:
     args = request.args
     svc = service()
     query = parse_query(args)
-    filters: dict[str, Any] = {k: args[k] for k in ("category", "from", "to", "status", "stacked") if args.get(k)}
+    filters: dict[str, Any] = {k: v for k, v in filter_args(args).items() if k != "unit"}
     stacked = flag(args, "stacked", False)
     total, outside = svc.incident_totals(query)
     shown = query if stacked else svc.without_stacks(query)      # the charts' and the hot spots' incidents
@@ -77,8 +77,8 @@ def dashboard() -> str:
         unranked=sum(r.rank is None for r in table), spots=spots[:SHOWN], hot=len(spots), stacks=stacks,
         series=series, weeks=weeks, chart=(CHART_W, CHART_H), rhythm=_rhythm(rhythm),
         xlsx=url_for("stats.rankings", **{**filters, **({"month": month} if month else {}), "format": "xlsx"}),
-        map_url=url_for("pages.index") + ("?" + urlencode(filters) if filters else ""),
-        categories=[(c.code, c.label(language())) for c in categories.CATEGORIES])
+        map_url=url_for("pages.index") + ("?" + urlencode(filters, doseq=True) if filters else ""),
+        choices=filter_choices(args))
 
 
 def _weekly(svc: Gridmap, query: IncidentQuery) -> tuple[list[Series], list[str]]:
@@ -94,7 +94,7 @@ def _weekly(svc: Gridmap, query: IncidentQuery) -> tuple[list[Series], list[str]
     counted = []
     for code, _ in busiest:
         per_week = [0] * WEEKS
-        for day, n in svc.incident_counts(replace(query, category=code), "day").items():
+        for day, n in svc.incident_counts(replace(query, categories=(code,)), "day").items():
             k = (date.fromisoformat(day) - start).days // 7
             if 0 <= k < WEEKS:
                 per_week[k] += n

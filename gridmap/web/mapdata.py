@@ -12,7 +12,8 @@ itself stays the same size however many incidents and units there are:
 * ``GET /api/outlines/<level>/counts?<filters>[&version=N]`` — incidents per unit, for tooltips:
   apart from the outlines, since they change with every report and every filter.
 
-The filters are the page's: ``category``, ``from``, ``to``, ``status``, ``unit``, and
+The filters are the page's (:data:`gridmap.web.FILTER_KEYS`: several categories, statuses and
+sources, the period, a unit), and
 ``level`` + ``version`` to show a version of one level instead of the current one.  The heat
 leaves out incidents on stacked coordinates (a geocoder's placeholder: ``GET /api/quality``)
 unless ``stacked=1``.
@@ -36,8 +37,7 @@ from . import flag, parse_query, service, version_arg
 
 bp = Blueprint("mapdata", __name__)
 
-#: Query parameters that filter incidents (``parse_query``), and those that pick a version.
-FILTER_KEYS = ("category", "from", "to", "status", "unit", "stacked")
+#: Query parameters that pick a version (those that filter incidents: ``FILTER_KEYS``).
 VERSION_KEYS = ("level", "version")
 #: Incidents outside every unit drawn as points in one answer; the rest are counted.
 OUTSIDE_LIMIT = 2000

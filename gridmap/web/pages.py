@@ -10,7 +10,6 @@ import numpy
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from .. import categories
 from ..changes import SaveMode, local_time
 from ..errors import GridmapError
 from ..hotspots import HOTSPOT_COLORS, SpotClass
@@ -20,8 +19,8 @@ from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, laye
 from ..options import clean_options, layer_options, opt
 from ..rankings import RankedUnit, top_units
 from ..storage import IncidentQuery
-from . import flag, language, level_title, parse_query, service, tr
-from .mapdata import FILTER_KEYS, VERSION_KEYS, shown_version
+from . import filter_args, filter_choices, flag, language, level_title, parse_query, service, tr
+from .mapdata import VERSION_KEYS, shown_version
 from .review import review_page
 
 bp = Blueprint("pages", __name__)
@@ -71,7 +70,7 @@ def index():
     settings = current_app.config["GRIDMAP_SETTINGS"]
     fmap = build_base_map(_bounds(layers), tiles=settings.tiles, tiles_attribution=settings.tiles_attribution)
     return render_template("index.html", parts=render_parts(fmap), args=request.args,
-                           categories=[(c.code, c.label(language())) for c in categories.CATEGORIES],
+                           choices=filter_choices(request.args),
                            total=total, unassigned=outside, ranking=_ranking(layers, query),
                            map_config=_map_config(layers, total), shown_version=(level, version) if version else None)
 
@@ -185,16 +184,17 @@ def _bounds(layers: dict[Level, Layer]) -> list[float] | None:
 
 
 def _url(endpoint: str, level: Level, params: dict[str, Any]) -> str:
-    return url_for(endpoint, level=level.value) + "?" + urlencode(params)
+    return url_for(endpoint, level=level.value) + "?" + urlencode(params, doseq=True)
 
 
-def _hotspot_config(layers: dict[Level, Layer], filters: dict[str, str]) -> dict[str, Any] | None:
+def _hotspot_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -> dict[str, Any] | None:
     """The hotspot overlay of the deepest level (off until the viewer turns it on): where its
     classes come from, their colours, and the legend's words."""
     level = deepest(layers)
     if level is None:
         return None
-    return {"url": url_for("stats.hotspots") + "?" + urlencode({**filters, "level": level.value, "geometry": "0"}),
+    params = {**filters, "level": level.value, "geometry": "0"}
+    return {"url": url_for("stats.hotspots") + "?" + urlencode(params, doseq=True),
             "level": level.value, "title": gettext("Hotspots (Getis-Ord Gi*)"), "colors": HOTSPOT_COLORS,
             "legend": [[spot.value, gettext(spot.label)] for spot in SpotClass if spot is not SpotClass.NONE],
             "leftOut": gettext("Left out: {incidents} incidents piled on {coordinates} coordinates "
@@ -206,7 +206,7 @@ def _quality_config() -> dict[str, Any]:
     """The stacked-coordinate warning: where the coordinates come from, whether this view counts
     their incidents in the heat map and hotspots (``stacked=1``), and the page with the other choice."""
     included = flag(request.args, "stacked", False)
-    other: dict[str, Any] = {k: v for k, v in request.args.items() if k != "stacked"}
+    other: dict[str, Any] = {k: v for k, v in request.args.to_dict(flat=False).items() if k != "stacked"}
     if not included:
         other["stacked"] = "1"
     return {"url": url_for("stats.quality"), "included": included, "toggle": url_for("pages.index", **other),
@@ -221,7 +221,7 @@ def _quality_config() -> dict[str, Any]:
 def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
     """What static/map.js needs: where the data is (with the page's filters), how to draw it, and
     every UI string it shows, translated."""
-    filters = {k: request.args[k] for k in FILTER_KEYS if request.args.get(k)}
+    filters = filter_args(request.args)
     shown = {k: request.args[k] for k in VERSION_KEYS if request.args.get(k)}
     return {
         "levels": [{"level": lv.value, "title": level_title(lv), "version": layer.version,
@@ -229,8 +229,8 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
                     "outlines": _url("mapdata.level_outlines", lv, {"version": layer.version}),
                     "counts": _url("mapdata.unit_counts", lv, {**filters, "version": layer.version})}
                    for lv, layer in sorted(layers.items(), key=lambda item: item[0].depth)],
-        "heat": {"url": url_for("mapdata.heat") + "?" + urlencode({**filters, **shown}), "style": HEAT_STYLE,
-                 "whole": total <= WHOLE_LIMIT},
+        "heat": {"url": url_for("mapdata.heat") + "?" + urlencode({**filters, **shown}, doseq=True),
+                 "style": HEAT_STYLE, "whole": total <= WHOLE_LIMIT},
         "outsideStyle": OUTSIDE_STYLE, "maxZoom": MAX_FIT_ZOOM,
         "hotspots": _hotspot_config(layers, filters) if not shown else None,
         "quality": _quality_config(),

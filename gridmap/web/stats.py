@@ -18,7 +18,8 @@
 * ``GET /api/quality`` — the stacked coordinates (``lon``, ``lat``, ``count``) and the threshold
   they passed.
 
-The filters are the map's (``category``, ``from``, ``to``, ``status``, ``unit``).
+The filters are the map's (:data:`gridmap.web.FILTER_KEYS`: several categories, statuses and
+sources, ``from``, ``to``, ``unit``).
 """
 from __future__ import annotations
 
