@@ -1,10 +1,12 @@
 """Choropleths: one number per unit of a level, put in a few classes for colouring.
 
 The numbers: incidents (``count``), incidents per km² (``km2``: fair between large and small
-units) or the share of them closed (``closed``: 办结率, from the status; a unit without incidents
-has none).  The classes come from mapclassify: ``quantiles`` (each class as many units) or
-``natural_breaks`` (Jenks-like: classes where the values bunch, 1-D k-means from ten starts with
-a fixed seed, so the same numbers always give the same map) or ``equal_interval``.
+units), incidents per 1,000 households (``households``: where the boundary file gives them, as
+``households``/``户数``; other units have no value) or the share of them closed (``closed``: 办结率,
+from the status; a unit without incidents has none).  The classes come from mapclassify:
+``quantiles`` (each class as many units) or ``natural_breaks`` (Jenks-like: classes where the
+values bunch, 1-D k-means from ten starts with a fixed seed, so the same numbers always give the
+same map) or ``equal_interval``.
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ import numpy as np
 
 from .errors import N_, InvalidInput, message
 from .layer import Layer
+from .league import households_of
 from .rankings import counts_in_order
 
-MEASURES = ("count", "km2", "closed")
+MEASURES = ("count", "km2", "households", "closed")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
 #: The seed of natural breaks' random starts (mapclassify draws them from numpy's global generator).
 SEED = 12345
@@ -55,6 +58,9 @@ def choropleth(layer: Layer, counts: Mapping[str, int], *, measure: str = "count
     held = counts_in_order(layer, counts).astype(float)
     if measure == "km2":
         values = held / (layer.units["area_m2"].to_numpy(dtype=float) / 1e6)
+    elif measure == "households":
+        homes = np.array([np.nan if h is None else h for h in households_of(layer.units["properties"])])
+        values = 1000 * held / homes
     elif measure == "closed":
         done = counts_in_order(layer, closed or {}).astype(float)
         values = np.divide(done, held, out=np.full(len(held), np.nan), where=held > 0)

@@ -101,7 +101,7 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
     if previous is not None:
         prev_n, prev_done = (counts_in_order(layer, c).astype(float) for c in previous)
         before = _ranks(prev_n, prev_done, closure_prior(prev_n, prev_done), min_sample)
-    households = _households(units["properties"])
+    households = households_of(units["properties"])
     area_km2 = units["area_m2"].to_numpy(dtype=float) / 1e6
     rated = n > 0 if prior is not None else np.zeros(len(n), dtype=bool)
     shrunk_all, low_all, high_all = (np.full(len(n), np.nan) for _ in range(3))
@@ -141,7 +141,7 @@ def _ranks(n: np.ndarray, done: np.ndarray, prior: Prior | None, min_sample: int
     return ranks
 
 
-def _households(properties: Any) -> list[float | None]:
+def households_of(properties: Any) -> list[float | None]:
     """Households per unit, from whichever property names the file used (absent, blank or not a
     positive number: None)."""
     found = []

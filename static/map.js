@@ -20,9 +20,12 @@
  * Stacked coordinates: GET /api/quality names coordinates holding a pile of incidents (a
  *   geocoder's placeholder); the heat and the hotspots leave them out unless the page's URL says
  *   stacked=1, and a note in the panel says so, with a link to the other choice.
- * Hotspots: an overlay the viewer turns on in the layer control; then GET /api/hotspots (the
- *   deepest level, the page's filters, no geometry) gives each unit's Gi* class, drawn by filling
- *   the outlines already loaded, with a legend of the classes and of what was left out.
+ * Classes per unit, overlays the viewer turns on in the layer control: hotspots (GET /api/hotspots:
+ *   each unit's Gi* class), emerging hot spots (GET /api/hotspots/emerging: each unit's trend over
+ *   12 months) and the choropleth (GET /api/choropleth: a measure chosen in its legend — incidents,
+ *   per km², per 1,000 households, closure rate — of a level chosen there, in quantile classes).
+ *   Each is asked for once turned on (the deepest level, the page's filters, no geometry) and
+ *   drawn by filling the outlines already loaded, with a legend while it is shown.
  * window.gridmap_mapdata exposes the state for tests and the console.
  */
 (function () {
@@ -38,7 +41,7 @@
   const S = config.labels;
   const map = window.gridmap_map;
   const state = window.gridmap_mapdata = {
-    levels: {}, heatRequests: 0, heatAnswers: 0, heatDraws: 0, drawnAnswers: 0, heat: null, errors: [],
+    levels: {}, overlays: {}, heatRequests: 0, heatAnswers: 0, heatDraws: 0, drawnAnswers: 0, heat: null, errors: [],
   };
 
   /* -- helpers ------------------------------------------------------------------------------ */
@@ -114,6 +117,8 @@
   control.addOverlay(heat.addTo(map), escapeHTML(S.heat));
   control.addOverlay(outside.addTo(map), escapeHTML(S.outside));
   if (config.hotspots) addHotspots(config.hotspots);
+  if (config.emerging) addEmerging(config.emerging);
+  if (config.choropleth) addChoropleth(config.choropleth);
   control.addTo(map);
 
   /* -- outlines ----------------------------------------------------------------------------- */
@@ -164,75 +169,174 @@
     return table;
   }
 
-  /* -- hotspots ----------------------------------------------------------------------------- */
+  /* -- overlays of classes per unit: hotspots, emerging hot spots, the choropleth ------------ */
 
-  function addHotspots(hot) {
-    map.createPane("gridmap-hotspots").style.zIndex = 455;      // above the heat, below the outside points
+  /**
+   * An overlay that fills a level's outlines (already loaded) with a colour per unit, from a
+   * statistics answer (GET /api/hotspots, /api/hotspots/emerging, /api/choropleth, geometry=0),
+   * asked for when the viewer first turns it on, with a legend while it is shown.
+   * spec: {key, title, url() -> the URL to ask now, colorOf(properties, body) -> a colour or null,
+   * tipOf(properties, body) -> text, legend(box, body) -> fills the legend, legendClass}.
+   */
+  function addClassOverlay(spec) {
+    const pane = "gridmap-" + spec.key;
+    map.createPane(pane).style.zIndex = 455;      // above the heat, below the outside points
     const group = L.featureGroup();
     const legend = L.control({position: "bottomright"});
-    legend.onAdd = () => hotspotLegend(hot);
-    let shown = false;
-    const refresh = () => { if (shown) { legend.remove(); legend.addTo(map); } };   // the answer's notes
-    control.addOverlay(group, escapeHTML(hot.title));
+    const entry = state.overlays[spec.key] = {body: null, drawn: undefined, shown: false, asked: null};
+    legend.onAdd = () => {
+      const box = element("div");
+      box.className = "class-legend " + (spec.legendClass || "");
+      box.append(element("strong", spec.title));
+      spec.legend(box, entry.body);
+      L.DomEvent.disableClickPropagation(box);
+      return box;
+    };
+    const refresh = () => { if (entry.shown) { legend.remove(); legend.addTo(map); } };
+    async function load() {
+      const asked = entry.asked = spec.url();
+      entry.loading = true;
+      refresh();
+      try {
+        const body = await getJSON(asked);
+        if (entry.asked !== asked) return;          // a newer choice was asked for meanwhile
+        const level = state.levels[body.level];
+        await level.loaded;
+        entry.body = body;
+        draw(body, level);
+      } catch (error) {
+        failed(error);
+      } finally {
+        if (entry.asked === asked) entry.loading = false;
+        refresh();
+      }
+    }
+    function draw(body, level) {
+      group.clearLayers();
+      const found = {};
+      for (const feature of body.features) found[feature.properties.code] = feature.properties;
+      const renderer = level.units.code.length >= CANVAS_FROM ? L.canvas({padding: 0.5, pane}) : undefined;
+      for (let i = 0; i < level.units.code.length; i++) {
+        const properties = found[level.units.code[i]];
+        const shape = level.units.shape[i];
+        const color = properties && shape ? spec.colorOf(properties, body) : null;
+        if (!color) continue;
+        const polygon = L.polygon(window.gridmapShapes.shapeLatLngs(shape, level.units.precision), {
+          pane, renderer, stroke: false, fillColor: color, fillOpacity: 0.6,
+        });
+        polygon.properties = properties;
+        group.addLayer(polygon);
+      }
+      entry.drawn = group.getLayers().length;
+      entry.drawnAnswers = (entry.drawnAnswers || 0) + 1;
+    }
+    group.bindTooltip((layer) => element("span", spec.tipOf(layer.properties, entry.body)));
+    control.addOverlay(group, escapeHTML(spec.title));
     map.on("overlayadd", (e) => {
       if (e.layer !== group) return;
-      shown = true;
+      entry.shown = true;
       legend.addTo(map);
-      if (!state.hotspots) loadHotspots(hot, group, refresh);
+      if (!entry.body && !entry.loading) load();
     });
     map.on("overlayremove", (e) => {
       if (e.layer !== group) return;
-      shown = false;
+      entry.shown = false;
       legend.remove();
+    });
+    return {reload: load};
+  }
+
+  function legendRow(box, color, label) {
+    const row = element("div");
+    const swatch = element("span");
+    swatch.className = "swatch";
+    swatch.style.background = color;
+    row.append(swatch, element("span", label));
+    box.append(row);
+  }
+
+  function addHotspots(hot) {
+    addClassOverlay({
+      key: "hotspots", title: hot.title, legendClass: "hotspot-legend",
+      url: () => hot.url,
+      colorOf: (p) => hot.colors[p.class] || null,
+      tipOf: (p) => p.name + " " + p.code + ": " + p.label,
+      legend: (box, body) => {
+        for (const [spot, label] of hot.legend) legendRow(box, hot.colors[spot], label);
+        if (body) {
+          box.append(element("div", fill(hot.corrected, {units: body.features.length})));
+          if (body.stacked.incidents) box.append(element("div", fill(hot.leftOut, body.stacked)));
+        }
+      },
     });
   }
 
-  function hotspotLegend(hot) {
-    const box = element("div");
-    box.className = "hotspot-legend";
-    box.append(element("strong", hot.title));
-    for (const [spot, label] of hot.legend) {
-      const row = element("div");
-      const swatch = element("span");
-      swatch.className = "swatch";
-      swatch.style.background = hot.colors[spot];
-      row.append(swatch, element("span", label));
-      box.append(row);
-    }
-    const body = state.hotspots;
-    if (body) {
-      box.append(element("div", fill(hot.corrected, {units: body.features.length})));
-      if (body.stacked.incidents) box.append(element("div", fill(hot.leftOut, body.stacked)));
-    }
-    return box;
+  function addEmerging(emerging) {
+    addClassOverlay({
+      key: "emerging", title: emerging.title, legendClass: "emerging-legend",
+      url: () => emerging.url,
+      colorOf: (p) => emerging.colors[p.trend] || null,
+      tipOf: (p) => p.name + " " + p.code + ": " + p.label,
+      legend: (box, body) => {
+        for (const [trend, label] of emerging.legend) legendRow(box, emerging.colors[trend], label);
+        if (body && body.periods.length) {
+          box.append(element("div", fill(emerging.periods, {first: body.periods[0],
+                                                            last: body.periods[body.periods.length - 1]})));
+        }
+      },
+    });
   }
 
-  async function loadHotspots(hot, group, refresh) {
-    try {
-      const body = await getJSON(hot.url);
-      const entry = state.levels[hot.level];
-      await entry.loaded;
-      state.hotspots = body;
-      const spots = {};
-      for (const feature of body.features) spots[feature.properties.code] = feature.properties;
-      const renderer = entry.units.code.length >= CANVAS_FROM ? L.canvas({padding: 0.5, pane: "gridmap-hotspots"})
-        : undefined;
-      for (let i = 0; i < entry.units.code.length; i++) {
-        const found = spots[entry.units.code[i]];
-        const shape = entry.units.shape[i];
-        if (!found || !shape || !(found.class in hot.colors)) continue;
-        const polygon = L.polygon(window.gridmapShapes.shapeLatLngs(shape, entry.units.precision), {
-          pane: "gridmap-hotspots", renderer, stroke: false, fillColor: hot.colors[found.class], fillOpacity: 0.6,
-        });
-        polygon.spot = found;
-        group.addLayer(polygon);
+  /** A choropleth class's colour: classes spread over the palette (fewer classes than colours
+   *  when the values allow no more keep the palette's ends). */
+  function classColor(palette, index, classes) {
+    if (index < 0) return null;
+    const at = classes > 1 ? Math.round(index * (palette.length - 1) / (classes - 1)) : palette.length - 1;
+    return palette[at];
+  }
+
+  function formatValue(measure, value) {
+    if (measure === "closed") return Math.round(100 * value) + "%";
+    if (measure === "count") return String(Math.round(value));
+    return value.toFixed(value >= 100 ? 0 : 1);
+  }
+
+  function addChoropleth(ch) {
+    const chosen = {measure: ch.measures[0][0], level: ch.level};
+    function select(label, options, key, onChange) {
+      const wrap = element("label", label + " ");
+      const box = element("select");
+      box.name = key;
+      for (const [value, text] of options) {
+        const option = element("option", text);
+        option.value = value;
+        option.selected = value === chosen[key];
+        box.append(option);
       }
-      group.bindTooltip((layer) => element("span", layer.spot.name + " " + layer.spot.code + ": " + layer.spot.label));
-      state.hotspotsDrawn = group.getLayers().length;
-      refresh();
-    } catch (error) {
-      failed(error);
+      box.addEventListener("change", () => { chosen[key] = box.value; onChange(); });
+      wrap.append(box);
+      return wrap;
     }
+    const overlay = addClassOverlay({
+      key: "choropleth", title: ch.title, legendClass: "choropleth-legend",
+      url: () => withParams(ch.url, {measure: chosen.measure, level: chosen.level}),
+      colorOf: (p, body) => (p.class < 0 ? ch.noValueColor : classColor(ch.palette, p.class, body.classes.length)),
+      tipOf: (p, body) => p.name + " " + p.code + ": " +
+        (p.value === null ? ch.noValue : formatValue(body.options.measure, p.value)),
+      legend: (box, body) => {
+        box.append(select(ch.measureLabel, ch.measures, "measure", () => overlay.reload()));
+        if (ch.levels.length > 1) box.append(select(ch.levelLabel, ch.levels, "level", () => overlay.reload()));
+        if (!body || body.options.measure !== chosen.measure || body.level !== chosen.level) {
+          box.append(element("div", S.loading));
+          return;
+        }
+        for (const c of body.classes) {
+          legendRow(box, classColor(ch.palette, c.class, body.classes.length),
+                    formatValue(body.options.measure, c.from) + " – " + formatValue(body.options.measure, c.to));
+        }
+        if (body.features.some((f) => f.properties.class < 0)) legendRow(box, ch.noValueColor, ch.noValue);
+      },
+    });
   }
 
   /* -- heat and the incidents outside every unit -------------------------------------------- */

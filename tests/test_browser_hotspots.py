@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 LOADED = """() => { const s = window.gridmap_mapdata;
   return s && s.drawnAnswers > 0 && Object.values(s.levels).every((l) => l.units && l.counts); }"""
-DRAWN = "() => window.gridmap_mapdata.hotspotsDrawn !== undefined"
+DRAWN = "() => window.gridmap_mapdata.overlays.hotspots.drawn !== undefined"
 TITLE = "热点分析（Getis-Ord Gi*）"
 PILE = 300
 HEAT_TOTAL = "() => window.gridmap_mapdata.heat.total"
@@ -48,7 +48,7 @@ def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(serve
     page = tab.page
     page.goto(server.url + "/")
     page.wait_for_function(LOADED, polling=50, timeout=60_000)
-    assert page.evaluate("() => window.gridmap_mapdata.hotspotsDrawn") is None     # off until asked
+    assert page.evaluate("() => window.gridmap_mapdata.overlays.hotspots.drawn") is None     # off until asked
     assert page.locator(".hotspot-legend").count() == 0
 
     page.get_by_label(TITLE).check()
@@ -57,7 +57,7 @@ def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(serve
     classes = [f["properties"]["class"] for f in answer["features"]]
     hot = sum(c.startswith("hot") for c in classes)
     assert len(classes) == 400 and hot > 0
-    assert page.evaluate("() => window.gridmap_mapdata.hotspotsDrawn") == sum(c != "none" for c in classes)
+    assert page.evaluate("() => window.gridmap_mapdata.overlays.hotspots.drawn") == sum(c != "none" for c in classes)
 
     legend = page.locator(".hotspot-legend")
     assert legend.is_visible()
@@ -72,6 +72,54 @@ def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(serve
 
     page.get_by_label(TITLE).uncheck()
     assert page.locator(".hotspot-legend").count() == 0
+    tab.assert_clean(server)
+
+
+def test_the_choropleth_overlay_follows_the_measure_chosen_in_its_legend(server: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/")
+    page.wait_for_function(LOADED, polling=50, timeout=60_000)
+    page.get_by_label("分级设色图").check()
+    page.wait_for_function("() => window.gridmap_mapdata.overlays.choropleth.drawn !== undefined",
+                           polling=50, timeout=60_000)
+    answer = server.get_json("/api/choropleth?level=micro_grid&geometry=0&scheme=quantiles&k=5&measure=count")
+    assert len(answer["features"]) == 400
+    assert page.evaluate("() => window.gridmap_mapdata.overlays.choropleth.drawn") == 400     # every unit filled
+    legend = page.locator(".choropleth-legend")
+    assert legend.locator(".swatch").count() == len(answer["classes"]) == 5
+    first = answer["classes"][0]
+    assert f"{round(first['from'])} – {round(first['to'])}" in legend.inner_text()
+    page.get_by_label("事件热力图").uncheck()
+    screenshot(page, "choropleth.png")
+
+    legend.locator("select[name=measure]").select_option("closed")     # the closure rate: asked again
+    page.wait_for_function("() => { const o = window.gridmap_mapdata.overlays.choropleth;"
+                           " return o.body && o.body.options.measure === 'closed' && !o.loading; }",
+                           polling=50, timeout=60_000)
+    closed = server.get_json("/api/choropleth?level=micro_grid&geometry=0&scheme=quantiles&k=5&measure=closed")
+    assert "%" in legend.inner_text()
+    assert legend.locator(".swatch").count() == len(closed["classes"]) + any(
+        f["properties"]["class"] < 0 for f in closed["features"])
+    legend.locator("select[name=level]").select_option("grid")        # another level
+    page.wait_for_function("() => { const o = window.gridmap_mapdata.overlays.choropleth;"
+                           " return o.body && o.body.level === 'grid' && !o.loading; }", polling=50, timeout=60_000)
+    grids = server.get_json("/api/choropleth?level=grid&geometry=0&measure=closed")["features"]
+    assert page.evaluate("() => window.gridmap_mapdata.overlays.choropleth.drawn") == len(grids) > 1
+    tab.assert_clean(server)
+
+
+def test_the_emerging_overlay_fills_the_units_with_a_trend(server: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/")
+    page.wait_for_function(LOADED, polling=50, timeout=60_000)
+    page.get_by_label("新兴热点（12 个月）").check()
+    page.wait_for_function("() => window.gridmap_mapdata.overlays.emerging.drawn !== undefined",
+                           polling=50, timeout=60_000)
+    answer = server.get_json("/api/hotspots/emerging?level=micro_grid&geometry=0&by=month&periods=12")
+    trends = [f["properties"]["trend"] for f in answer["features"]]
+    assert page.evaluate("() => window.gridmap_mapdata.overlays.emerging.drawn") == sum(t != "none" for t in trends)
+    text = page.locator(".emerging-legend").inner_text()
+    assert f"{answer['periods'][0]} 至 {answer['periods'][-1]}" in text and "新增热点" in text
     tab.assert_clean(server)
 
 

@@ -35,6 +35,15 @@ def test_density_and_closure_rate_by_hand():
     assert rate.classes[8] == -1                       # no incident: no rate, no class
 
 
+def test_incidents_per_1000_households_where_the_file_gives_them():
+    layer = squares(2)
+    layer.units["properties"] = [{"households": 500}, {"户数": "2000"}, {"households": ""}, {}]
+    counts = {"r0c0": 5, "r0c1": 4, "r1c0": 7, "r1c1": 1}
+    found = choropleth(layer, counts, measure="households", scheme="equal_interval", k=2)
+    assert found.values[:2].tolist() == [10.0, 2.0] and np.isnan(found.values[2:]).all()
+    assert found.classes.tolist() == [1, 0, -1, -1] and found.bins == [6.0, 10.0]
+
+
 def test_natural_breaks_are_the_same_every_time_and_leave_the_global_generator_alone():
     rng = np.random.default_rng(1)
     counts = dict(zip(squares(6).units["code"], rng.poisson(20, 36).tolist()))
@@ -55,6 +64,6 @@ def test_bad_options_are_named_with_what_is_expected():
     with pytest.raises(InvalidInput) as refused:
         choropleth(squares(3), COUNTS, measure="people", scheme="jenks", k=12)
     assert [str(d) for d in refused.value.details] == [
-        "measure='people' is not valid; expected one of: count, km2, closed",
+        "measure='people' is not valid; expected one of: count, km2, households, closed",
         "scheme='jenks' is not valid; expected one of: quantiles, natural_breaks, equal_interval",
         "k=12 is not valid; expected 2 to 9 classes"]

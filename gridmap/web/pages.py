@@ -12,7 +12,7 @@ from flask_babel import gettext
 
 from ..changes import SaveMode, local_time
 from ..errors import GridmapError
-from ..hotspots import HOTSPOT_COLORS, SpotClass
+from ..hotspots import HOTSPOT_COLORS, TREND_COLORS, SpotClass, Trend
 from ..layer import Layer
 from ..levels import ORDER, Level, deepest
 from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, layer_style, render_parts
@@ -202,6 +202,39 @@ def _hotspot_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -
             "corrected": gettext("Confidence corrected for {units} tests (false discovery rate)")}
 
 
+#: The choropleth's fill by class (ColorBrewer YlOrRd, 5 classes), and for units without a value.
+CHOROPLETH_PALETTE = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+NO_VALUE_COLOR = "#d9d9d9"
+
+
+def _choropleth_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -> dict[str, Any] | None:
+    """The choropleth overlay (off until turned on): any level, any measure, chosen in its legend;
+    quantile classes, so each colour holds as many units."""
+    level = deepest(layers)
+    if level is None:
+        return None
+    params = {**filters, "geometry": "0", "scheme": "quantiles", "k": str(len(CHOROPLETH_PALETTE))}
+    return {"url": url_for("stats.choropleth") + "?" + urlencode(params, doseq=True), "level": level.value,
+            "levels": [[lv.value, level_title(lv)] for lv in sorted(layers, key=lambda lv: lv.depth)],
+            "title": gettext("Choropleth"), "palette": CHOROPLETH_PALETTE, "noValueColor": NO_VALUE_COLOR,
+            "measures": [["count", gettext("Incidents")], ["km2", gettext("Incidents per km²")],
+                         ["households", gettext("Incidents per 1,000 households")],
+                         ["closed", gettext("Closure rate")]],
+            "noValue": gettext("no value"), "measureLabel": gettext("Measure"), "levelLabel": gettext("Level")}
+
+
+def _emerging_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -> dict[str, Any] | None:
+    """The emerging hot spot overlay of the deepest level, by month (off until turned on)."""
+    level = deepest(layers)
+    if level is None:
+        return None
+    params = {**filters, "level": level.value, "geometry": "0", "by": "month", "periods": "12"}
+    return {"url": url_for("stats.emerging") + "?" + urlencode(params, doseq=True), "level": level.value,
+            "title": gettext("Emerging hot spots (12 months)"), "colors": TREND_COLORS,
+            "legend": [[trend.value, gettext(trend.label)] for trend in Trend if trend.value in TREND_COLORS],
+            "periods": gettext("Months {first} to {last}")}
+
+
 def _quality_config() -> dict[str, Any]:
     """The stacked-coordinate warning: where the coordinates come from, whether this view counts
     their incidents in the heat map and hotspots (``stacked=1``), and the page with the other choice."""
@@ -233,6 +266,8 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
                  "style": HEAT_STYLE, "whole": total <= WHOLE_LIMIT},
         "outsideStyle": OUTSIDE_STYLE, "maxZoom": MAX_FIT_ZOOM,
         "hotspots": _hotspot_config(layers, filters) if not shown else None,
+        "emerging": _emerging_config(layers, filters) if not shown else None,
+        "choropleth": _choropleth_config(layers, filters) if not shown else None,
         "quality": _quality_config(),
         "labels": {"name": gettext("Name"), "code": gettext("Code"), "staff": gettext("Staff"),
                    "incidents": gettext("Incidents"), "heat": gettext("Incident heatmap"),

@@ -10,8 +10,9 @@
   last ``periods`` months or weeks up to the latest matching incident (or ``to``), and each
   unit's ``trend`` (new, intensifying, persistent, diminishing, sporadic, none) with the
   Mann-Kendall ``tau`` and ``p`` of its z-scores, and per period its ``z``, ``hot`` and ``counts``.
-* ``GET /api/choropleth?level=&measure=count|km2|closed&scheme=quantiles|natural_breaks|equal_interval&k=5&<filters>``
-  — one number per unit (incidents, per km², or the share closed) in ``k`` classes (mapclassify),
+* ``GET /api/choropleth?level=&measure=count|km2|households|closed&scheme=quantiles|natural_breaks|
+  equal_interval&k=5&<filters>`` — one number per unit (incidents, per km², per 1,000 households,
+  or the share closed) in ``k`` classes (mapclassify),
   each unit's ``value`` and ``class`` (-1: no value), the ``bins`` and each class's range.
 * ``GET /api/rankings?level=&month=YYYY-MM&<filters>[&format=xlsx]`` — the monthly league table
   (月评比, :mod:`gridmap.league`), as JSON or as an XLSX file with Chinese headers.
