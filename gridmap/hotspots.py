@@ -22,7 +22,9 @@ compares the incidents of the unit and its neighbours with the whole level's, an
 * ``per="km2"`` tests incidents per square kilometre instead of counts, for levels whose units
   differ much in size.
 
-Pure functions over counts per unit code (the store counts them), like :mod:`gridmap.rankings`.
+Pure functions over counts per unit code (the store counts them), like :mod:`gridmap.rankings`;
+:func:`gi_star` is the statistic alone, for any units and graph (:mod:`gridmap.hexagons` runs it on
+H3 hexagons where there are no micro-grids).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from enum import Enum
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from esda import G_Local, fdr
@@ -124,31 +126,59 @@ def hotspots(layer: Layer, counts: Mapping[str, int], options: HotspotOptions = 
     values = held.astype(float)
     if options.per == "km2":
         values = values / (layer.units["area_m2"].to_numpy(dtype=float) / 1e6)
+    found = gi_star(values, graph if graph is not None else lambda: contiguity(layer), options)
+    log.info("hotspots of %d %s units: %s", len(values), layer.level.value, found.summary)
+    return Hotspots(codes=layer.units["code"].to_numpy(dtype=object), counts=held, values=values, z=found.z,
+                    p=found.p, classes=found.classes, cutoffs=found.cutoffs, options=options)
+
+
+@dataclass(frozen=True)
+class GiStar:
+    """Gi* of some values over their graph, in the values' order: the z-score ``z`` and two-sided p-value
+    ``p`` (NaN where the test cannot run), the ``classes`` (:class:`SpotClass` per value) and the p-value
+    below which each confidence level counted (``cutoffs``, strongest first)."""
+
+    z: np.ndarray
+    p: np.ndarray
+    classes: np.ndarray
+    cutoffs: dict[float, float]
+
+    @property
+    def summary(self) -> str:
+        """How many hot and cold spots, for the log."""
+        kinds = [spot.value[:3] for spot in self.classes]
+        return f"{kinds.count('hot')} hot, {kinds.count('col')} cold"
+
+
+def gi_star(values: np.ndarray, graph: Graph | Callable[[], Graph], options: HotspotOptions) -> GiStar:
+    """Gi* of ``values`` (one per unit, in the graph's order) on binary weights of ``graph``, with
+    ``options``' permutations, seed and correction: the one computation behind every hot spot map
+    (micro-grids, hexagons).  ``graph`` may be a function that builds it, called only when the test
+    can run: at least three units, finite values, some incidents, not all equal."""
     n = len(values)
     z, p = np.full(n, np.nan), np.full(n, np.nan)
-    classes = [SpotClass.NONE] * n
+    classes = np.empty(n, dtype=object)
+    classes[:] = SpotClass.NONE
     cutoffs: dict[float, float] = {}
     if n >= 3 and np.isfinite(values).all() and values.sum() > 0 and np.ptp(values) > 0:
-        graph = graph if graph is not None else contiguity(layer)
-        with warnings.catch_warnings():      # islands (units without neighbours) are warned about
-            warnings.simplefilter("ignore")
-            g = G_Local(values, graph, transform="B", star=True, permutations=options.permutations,
-                        seed=options.seed, n_jobs=1)
-        # two-sided: from the permutations' mean and spread, or (no permutations) the normal approximation
-        one_sided = g.p_z_sim if options.permutations else g.p_norm
-        z, p = np.asarray(g.Zs, dtype=float), np.minimum(1.0, 2 * np.asarray(one_sided, dtype=float))
+        z, p = _z_and_p(values, graph if isinstance(graph, Graph) else graph(), options)
         for confidence in reversed(CONFIDENCE):          # weakest first, so the strongest class wins
             alpha = round(1 - confidence, 2)
             cutoffs[confidence] = float(fdr(p, alpha)) if options.fdr else alpha
             significant = p < cutoffs[confidence]
-            for i in np.flatnonzero(significant & (z != 0)):
-                classes[i] = _HOT[confidence] if z[i] > 0 else _COLD[confidence]
-    log.info("hotspots of %d %s units: %d hot, %d cold", n, layer.level.value,
-             sum(c.value.startswith("hot") for c in classes), sum(c.value.startswith("cold") for c in classes))
-    spots = np.empty(n, dtype=object)
-    spots[:] = classes
-    return Hotspots(codes=layer.units["code"].to_numpy(dtype=object), counts=held, values=values, z=z, p=p,
-                    classes=spots, cutoffs=dict(sorted(cutoffs.items(), reverse=True)), options=options)
+            classes[significant & (z > 0)] = _HOT[confidence]
+            classes[significant & (z < 0)] = _COLD[confidence]
+    return GiStar(z=z, p=p, classes=classes, cutoffs=dict(sorted(cutoffs.items(), reverse=True)))
+
+
+def _z_and_p(values: np.ndarray, graph: Graph, options: HotspotOptions) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():      # islands (units without neighbours) are warned about
+        warnings.simplefilter("ignore")
+        g = G_Local(values, graph, transform="B", star=True, permutations=options.permutations,
+                    seed=options.seed, n_jobs=1)
+    # two-sided: from the permutations' mean and spread, or (no permutations) the normal approximation
+    one_sided = g.p_z_sim if options.permutations else g.p_norm
+    return np.asarray(g.Zs, dtype=float), np.minimum(1.0, 2 * np.asarray(one_sided, dtype=float))
 
 
 # -- emerging hotspots -------------------------------------------------------------------------

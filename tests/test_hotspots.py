@@ -14,7 +14,7 @@ import scipy.stats
 from shapely.geometry import box
 
 from gridmap.errors import InvalidInput
-from gridmap.hotspots import HotspotOptions, SpotClass, emerging_hotspots, hotspots, trends_of
+from gridmap.hotspots import HotspotOptions, SpotClass, contiguity, emerging_hotspots, gi_star, hotspots, trends_of
 from gridmap.layer import Layer
 from gridmap.levels import Level
 
@@ -113,6 +113,25 @@ def test_no_test_without_incidents_or_with_equal_counts():
 def test_an_unknown_measure_is_refused_with_the_choices():
     with pytest.raises(InvalidInput, match="per='people' is not valid; expected one of: count, km2"):
         HotspotOptions(per="people")
+
+
+def test_the_core_builds_the_graph_only_when_the_test_can_run():
+    layer = squares(3)
+    built = []
+
+    def graph():
+        built.append(layer)
+        return contiguity(layer)
+
+    untested = gi_star(np.full(9, 2.0), graph, HotspotOptions())
+    assert built == [] and untested.cutoffs == {} and np.isnan(untested.z).all()
+    y = np.array([1, 1, 1, 1, 9, 1, 1, 1, 1])
+    tested = gi_star(y.astype(float), graph, HotspotOptions())
+    assert len(built) == 1
+    through_layer = hotspots(layer, dict(zip(layer.units["code"], y.tolist())))
+    np.testing.assert_array_equal(tested.z, through_layer.z)
+    np.testing.assert_array_equal(tested.p, through_layer.p)
+    assert tested.classes.tolist() == through_layer.classes.tolist() and tested.cutoffs == through_layer.cutoffs
 
 
 # -- emerging hot spots ---------------------------------------------------------------------------
