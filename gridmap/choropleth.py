@@ -25,6 +25,10 @@ from .rankings import counts_in_order
 
 MEASURES = ("count", "km2", "households", "closed")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
+#: The fill of each class on a map (ColorBrewer YlOrRd, 5 classes; fewer classes spread over it:
+#: :func:`class_color`), and of a unit without a value.
+PALETTE = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+NO_VALUE_COLOR = "#d9d9d9"
 #: The seed of natural breaks' random starts (mapclassify draws them from numpy's global generator).
 SEED = 12345
 _RANDOM = threading.Lock()
@@ -91,3 +95,12 @@ def _classify(values: np.ndarray, scheme: str, k: int) -> mapclassify.classifier
                 return mapclassify.NaturalBreaks(values, k=k)
             finally:
                 np.random.set_state(state)
+
+
+def class_color(index: int, classes: int) -> str | None:
+    """The fill of class ``index`` of ``classes`` (None: no value), the classes spread over
+    :data:`PALETTE` so that the top class is always its darkest (static/map.js does the same)."""
+    if index < 0:
+        return None
+    at = round(index * (len(PALETTE) - 1) / (classes - 1)) if classes > 1 else len(PALETTE) - 1
+    return PALETTE[at]

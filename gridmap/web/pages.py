@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import gettext
 
 from ..changes import SaveMode, local_time
+from ..choropleth import NO_VALUE_COLOR, PALETTE
 from ..errors import GridmapError
 from ..hotspots import HOTSPOT_COLORS, TREND_COLORS, SpotClass, Trend
 from ..layer import Layer
@@ -202,21 +203,16 @@ def _hotspot_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -
             "corrected": gettext("Confidence corrected for {units} tests (false discovery rate)")}
 
 
-#: The choropleth's fill by class (ColorBrewer YlOrRd, 5 classes), and for units without a value.
-CHOROPLETH_PALETTE = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
-NO_VALUE_COLOR = "#d9d9d9"
-
-
 def _choropleth_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -> dict[str, Any] | None:
     """The choropleth overlay (off until turned on): any level, any measure, chosen in its legend;
     quantile classes, so each colour holds as many units."""
     level = deepest(layers)
     if level is None:
         return None
-    params = {**filters, "geometry": "0", "scheme": "quantiles", "k": str(len(CHOROPLETH_PALETTE))}
+    params = {**filters, "geometry": "0", "scheme": "quantiles", "k": str(len(PALETTE))}
     return {"url": url_for("stats.choropleth") + "?" + urlencode(params, doseq=True), "level": level.value,
             "levels": [[lv.value, level_title(lv)] for lv in sorted(layers, key=lambda lv: lv.depth)],
-            "title": gettext("Choropleth"), "palette": CHOROPLETH_PALETTE, "noValueColor": NO_VALUE_COLOR,
+            "title": gettext("Choropleth"), "palette": PALETTE, "noValueColor": NO_VALUE_COLOR,
             "measures": [["count", gettext("Incidents")], ["km2", gettext("Incidents per km²")],
                          ["households", gettext("Incidents per 1,000 households")],
                          ["closed", gettext("Closure rate")]],
