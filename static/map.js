@@ -25,7 +25,8 @@
  *   12 months) and the choropleth (GET /api/choropleth: a measure chosen in its legend — incidents,
  *   per km², per 1,000 households, closure rate — of a level chosen there, in quantile classes).
  *   Each is asked for once turned on (the deepest level, the page's filters, no geometry) and
- *   drawn by filling the outlines already loaded, with a legend while it is shown.
+ *   drawn by filling the outlines already loaded, with a legend while it is shown, which links
+ *   to the same map as a PNG or PDF page for the monthly report (GET /api/report-map).
  * window.gridmap_mapdata exposes the state for tests and the console.
  */
 (function () {
@@ -189,6 +190,7 @@
       box.className = "class-legend " + (spec.legendClass || "");
       box.append(element("strong", spec.title));
       spec.legend(box, entry.body);
+      if (entry.body && config.report) box.append(reportLinks(spec.report()));
       L.DomEvent.disableClickPropagation(box);
       return box;
     };
@@ -246,6 +248,20 @@
     return {reload: load};
   }
 
+  /** Links to the overlay as a PNG or a PDF page for the monthly report (GET /api/report-map). */
+  function reportLinks(params) {
+    const row = element("div");
+    row.className = "report-links";
+    row.append(element("span", config.report.label + " "));
+    for (const format of ["png", "pdf"]) {
+      const link = element("a", format.toUpperCase());
+      link.href = withParams(config.report.url, {...params, format});
+      link.className = "report-" + format;
+      row.append(link, element("span", " "));
+    }
+    return row;
+  }
+
   function legendRow(box, color, label) {
     const row = element("div");
     const swatch = element("span");
@@ -258,7 +274,7 @@
   function addHotspots(hot) {
     addClassOverlay({
       key: "hotspots", title: hot.title, legendClass: "hotspot-legend",
-      url: () => hot.url,
+      url: () => hot.url, report: () => ({overlay: "hotspots", level: hot.level}),
       colorOf: (p) => hot.colors[p.class] || null,
       tipOf: (p) => p.name + " " + p.code + ": " + p.label,
       legend: (box, body) => {
@@ -274,7 +290,7 @@
   function addEmerging(emerging) {
     addClassOverlay({
       key: "emerging", title: emerging.title, legendClass: "emerging-legend",
-      url: () => emerging.url,
+      url: () => emerging.url, report: () => ({overlay: "emerging", level: emerging.level}),
       colorOf: (p) => emerging.colors[p.trend] || null,
       tipOf: (p) => p.name + " " + p.code + ": " + p.label,
       legend: (box, body) => {
@@ -320,6 +336,7 @@
     const overlay = addClassOverlay({
       key: "choropleth", title: ch.title, legendClass: "choropleth-legend",
       url: () => withParams(ch.url, {measure: chosen.measure, level: chosen.level}),
+      report: () => ({overlay: "choropleth", measure: chosen.measure, level: chosen.level}),
       colorOf: (p, body) => (p.class < 0 ? ch.noValueColor : classColor(ch.palette, p.class, body.classes.length)),
       tipOf: (p, body) => p.name + " " + p.code + ": " +
         (p.value === null ? ch.noValue : formatValue(body.options.measure, p.value)),

@@ -5,6 +5,7 @@ micro-grids, 30,000 incidents around hot spots).  Screenshot: artifacts/screensh
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -66,6 +67,12 @@ def test_the_hotspot_overlay_fills_the_units_the_api_classes_with_a_legend(serve
                   "置信度已按 400 次检验校正（错误发现率）", "已排除：1 个坐标上堆叠的 300 条事件（地理编码占位点）"):
         assert label in text
     assert legend.locator(".swatch").count() == 6
+    # the same map for the report, from the legend's link: a PNG of the A4 page
+    with page.expect_download() as download:
+        legend.locator("a.report-png").click()
+    saved = download.value
+    assert saved.suggested_filename == "gridmap-hotspots-micro_grid.png"
+    assert Path(saved.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page.get_by_label("事件热力图").uncheck()          # the classes alone, for the screenshot
     shot = screenshot(page, "hotspots.png")
     assert shot.stat().st_size > 20_000

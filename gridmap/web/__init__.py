@@ -114,6 +114,26 @@ def filter_choices(args: Mapping[str, str]) -> dict[str, list[Choice]]:
             "source": [Choice(value, value, value in chosen["source"], n) for value, n in sources.items() if value]}
 
 
+def describe_filters(query: IncidentQuery, *, stacked: bool = False) -> str:
+    """The filters in words, for a page that leaves the browser (the report map): the
+    categories, statuses and sources chosen (or "all"), the period, the unit, and whether
+    incidents on stacked coordinates count."""
+    labels = {c.code: c.label(language()) for c in categories.CATEGORIES}
+    parts = ["、".join(labels.get(c, c) for c in query.categories) if query.categories else gettext("All categories"),
+             "、".join(gettext(STATUS_LABELS.get(s, s)) for s in query.statuses) if query.statuses
+             else gettext("All statuses")]
+    if query.sources:
+        parts.append("、".join(query.sources))
+    if query.date_from or query.date_to:
+        last = query.date_to - timedelta(days=1) if query.date_to else None
+        parts.append(gettext("{start} to {end}").format(start=f"{query.date_from:%Y-%m-%d}" if query.date_from else "…",
+                                                        end=f"{last:%Y-%m-%d}" if last else "…"))
+    if query.unit:
+        parts.append(query.unit)
+    parts.append(gettext("stacked coordinates counted") if stacked else gettext("stacked coordinates left out"))
+    return " · ".join(parts)
+
+
 def _all(args: Mapping[str, str], key: str) -> list[str]:
     getlist = getattr(args, "getlist", None)          # a MultiDict (request.args) holds repeats
     return list(getlist(key)) if getlist is not None else [args[key]] if args.get(key) is not None else []

@@ -265,6 +265,8 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
         "emerging": _emerging_config(layers, filters) if not shown else None,
         "choropleth": _choropleth_config(layers, filters) if not shown else None,
         "quality": _quality_config(),
+        "report": {"url": url_for("reportmap.report_map") + "?" + urlencode(filters, doseq=True),
+                   "label": gettext("For the report:")} if not shown else None,
         "labels": {"name": gettext("Name"), "code": gettext("Code"), "staff": gettext("Staff"),
                    "incidents": gettext("Incidents"), "heat": gettext("Incident heatmap"),
                    "outside": gettext("Outside every unit"), "loading": gettext("loading…"),
