@@ -46,6 +46,7 @@ from .coordinates import ServiceArea
 from .errors import N_, InvalidInput, NotFound, message, message_record
 from .formats import Export, export_layer
 from .heat import TableCache
+from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
 from .hotspots import EmergingHotspots, HotspotOptions, Hotspots, contiguity, emerging_hotspots, hotspots
 from .incidents import (
     FileOptions,
@@ -578,6 +579,26 @@ class Gridmap:
             query = self.without_stacks(query)
         counts = self.unit_counts(level, query, version=layer.version)
         return hotspots(layer, counts, options, graph=self._contiguity(level, layer)), stacks
+
+    def hexagon_hotspots(self, query: IncidentQuery = IncidentQuery(), options: HotspotOptions = HotspotOptions(),
+                         *, resolution: int = DEFAULT_RESOLUTION, stacked: bool = False) -> tuple[HexHotspots, Stacks]:
+        """Gi* hot spots of the matching incidents on H3 hexagons (:mod:`gridmap.hexagons`), for
+        places without micro-grids, and the stacked coordinates, left out unless ``stacked``."""
+        stacks = self.stacked_points()
+        if not stacked:
+            query = self.without_stacks(query)
+        lon, lat = self.incident_points(query)
+        return hexagon_hotspots(lon, lat, options, resolution=resolution), stacks
+
+    def incident_points(self, query: IncidentQuery) -> tuple[np.ndarray, np.ndarray]:
+        """lon, lat of the matching incidents: from the columns this process keeps where they tell
+        (a million in milliseconds), else from the store."""
+        table = self._table.table()
+        if table.answers(query):
+            keep = table.matching(query)
+            return table.lon[keep], table.lat[keep]
+        frame = self.store.incidents(query)
+        return frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float)
 
     def emerging_hotspots(self, level: Level, query: IncidentQuery = IncidentQuery(),
                           options: HotspotOptions = HotspotOptions(permutations=0), *, by: str = "month",

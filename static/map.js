@@ -24,7 +24,8 @@
  *   each unit's Gi* class), emerging hot spots (GET /api/hotspots/emerging: each unit's trend over
  *   12 months) and the choropleth (GET /api/choropleth: a measure chosen in its legend — incidents,
  *   per km², per 1,000 households, closure rate — of a level chosen there, in quantile classes).
- *   Each is asked for once turned on (the deepest level, the page's filters, no geometry) and
+ *   Hexagon hot spots (GET /api/hotspots/hexagons: Gi* on H3 cells, for places without micro-grids)
+ *   are drawn from the answer's own hexagons.  Each is asked for once turned on (the deepest level, the page's filters, no geometry) and
  *   drawn by filling the outlines already loaded, with a legend while it is shown, which links
  *   to the same map as a PNG or PDF page for the monthly report (GET /api/report-map).
  * window.gridmap_mapdata exposes the state for tests and the console.
@@ -119,6 +120,7 @@
   control.addOverlay(outside.addTo(map), escapeHTML(S.outside));
   if (config.hotspots) addHotspots(config.hotspots);
   if (config.emerging) addEmerging(config.emerging);
+  if (config.hexagons) addHexagons(config.hexagons);
   if (config.choropleth) addChoropleth(config.choropleth);
   control.addTo(map);
 
@@ -190,7 +192,7 @@
       box.className = "class-legend " + (spec.legendClass || "");
       box.append(element("strong", spec.title));
       spec.legend(box, entry.body);
-      if (entry.body && config.report) box.append(reportLinks(spec.report()));
+      if (entry.body && config.report && spec.report) box.append(reportLinks(spec.report()));
       L.DomEvent.disableClickPropagation(box);
       return box;
     };
@@ -202,10 +204,15 @@
       try {
         const body = await getJSON(asked);
         if (entry.asked !== asked) return;          // a newer choice was asked for meanwhile
-        const level = state.levels[body.level];
-        await level.loaded;
-        entry.body = body;
-        draw(body, level);
+        if (spec.ownShapes) {
+          entry.body = body;
+          drawShapes(body);
+        } else {
+          const level = state.levels[body.level];
+          await level.loaded;
+          entry.body = body;
+          draw(body, level);
+        }
       } catch (error) {
         failed(error);
       } finally {
@@ -227,6 +234,20 @@
           pane, renderer, stroke: false, fillColor: color, fillOpacity: 0.6,
         });
         polygon.properties = properties;
+        group.addLayer(polygon);
+      }
+      entry.drawn = group.getLayers().length;
+      entry.drawnAnswers = (entry.drawnAnswers || 0) + 1;
+    }
+    function drawShapes(body) {        // the answer's own polygons (hexagons), lon/lat
+      group.clearLayers();
+      const renderer = body.features.length >= CANVAS_FROM ? L.canvas({padding: 0.5, pane}) : undefined;
+      for (const feature of body.features) {
+        const color = spec.colorOf(feature.properties, body);
+        if (!color || !feature.geometry) continue;
+        const rings = feature.geometry.coordinates.map((ring) => ring.map(([lon, lat]) => [lat, lon]));
+        const polygon = L.polygon(rings, {pane, renderer, stroke: false, fillColor: color, fillOpacity: 0.6});
+        polygon.properties = feature.properties;
         group.addLayer(polygon);
       }
       entry.drawn = group.getLayers().length;
@@ -283,6 +304,19 @@
           box.append(element("div", fill(hot.corrected, {units: body.features.length})));
           if (body.stacked.incidents) box.append(element("div", fill(hot.leftOut, body.stacked)));
         }
+      },
+    });
+  }
+
+  function addHexagons(hex) {
+    addClassOverlay({
+      key: "hexagons", title: hex.title, legendClass: "hexagon-legend", ownShapes: true,
+      url: () => hex.url, report: null,
+      colorOf: (p) => hex.colors[p.class] || null,
+      tipOf: (p) => p.cell + ": " + p.count + " · " + p.label,
+      legend: (box, body) => {
+        for (const [spot, label] of hex.legend) legendRow(box, hex.colors[spot], label);
+        if (body) box.append(element("div", fill(hex.cells, {cells: body.cells, km2: hex.km2})));
       },
     });
   }

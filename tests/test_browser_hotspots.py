@@ -130,6 +130,23 @@ def test_the_emerging_overlay_fills_the_units_with_a_trend(server: LiveServer, t
     tab.assert_clean(server)
 
 
+def test_the_hexagon_overlay_draws_the_significant_cells_of_the_answer(server: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/")
+    page.wait_for_function(LOADED, polling=50, timeout=60_000)
+    page.get_by_label("六边形热点（H3）").check()
+    page.wait_for_function("() => window.gridmap_mapdata.overlays.hexagons.drawn !== undefined",
+                           polling=50, timeout=60_000)
+    answer = server.get_json("/api/hotspots/hexagons?resolution=9")
+    significant = [f for f in answer["features"] if f["properties"]["class"] != "none"]
+    assert 0 < len(significant) < answer["cells"]
+    assert page.evaluate("() => window.gridmap_mapdata.overlays.hexagons.drawn") == len(significant)
+    assert f"检验了 {answer['cells']} 个" in page.locator(".hexagon-legend").inner_text()
+    page.get_by_label("事件热力图").uncheck()
+    screenshot(page, "hexagons.png")
+    tab.assert_clean(server)
+
+
 def test_the_pile_is_named_left_out_of_the_heat_and_counted_when_asked(server: LiveServer, tab: Tab) -> None:
     page = tab.page
     page.goto(server.url + "/")

@@ -226,3 +226,33 @@ def test_rankings_of_a_month_as_json_and_as_xlsx(block):
         1, "r0c0", "微网格r0c0", 30, 10, 2, 1]
     assert block.get("/api/rankings?month=2026-3x").status_code == 400
     assert block.get("/api/rankings?format=pdf").status_code == 400
+
+
+def test_hexagon_hotspots_are_gridmap_hexagons_on_the_stored_points(block):
+    from gridmap.hexagons import hexagon_hotspots
+
+    response = block.get("/api/hotspots/hexagons?resolution=9")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    lon, lat = [], []
+    for code, n in expected_counts().items():          # the points block() stored, the pile left out
+        west, south = unit_box(code).bounds[:2]
+        lon += [west + 0.001 + k * 1e-4 for k in range(n)]
+        lat += [south + 0.005] * n
+    direct = hexagon_hotspots(np.array(lon), np.array(lat), resolution=9)
+    assert body["cells"] == len(direct.cells) == len(body["features"])
+    assert sum(f["properties"]["count"] for f in body["features"]) == 86
+    by_cell = {f["properties"]["cell"]: f["properties"] for f in body["features"]}
+    assert [by_cell[c]["class"] for c in direct.cells.tolist()] == [s.value for s in direct.classes]
+    assert [by_cell[c]["z"] for c in direct.cells.tolist()] == pytest.approx(direct.z.tolist(), nan_ok=True)
+    assert any(s.value.startswith("hot") for s in direct.classes)
+    assert body["stacked"] == {"coordinates": 1, "incidents": 60}
+    shown = block.get("/api/hotspots/hexagons?significant=1").get_json()["features"]
+    assert sorted(f["properties"]["cell"] for f in shown) == sorted(
+        c for c, s in zip(direct.cells.tolist(), direct.classes) if s.value != "none")
+    assert shown[0]["geometry"]["type"] == "Polygon" and len(shown[0]["geometry"]["coordinates"][0]) == 7
+    assert all(f["properties"]["label"] for f in shown)
+    counted = block.get("/api/hotspots/hexagons?stacked=1").get_json()
+    assert sum(f["properties"]["count"] for f in counted["features"]) == 86 + 60
+    bad = block.get("/api/hotspots/hexagons?resolution=12")
+    assert bad.status_code == 400 and "expected a whole number from 6" in bad.get_json()["error"]

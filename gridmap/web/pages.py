@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import h3
 import numpy
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -13,6 +14,7 @@ from flask_babel import gettext
 from ..changes import SaveMode, local_time
 from ..choropleth import NO_VALUE_COLOR, PALETTE
 from ..errors import GridmapError
+from ..hexagons import DEFAULT_RESOLUTION
 from ..hotspots import HOTSPOT_COLORS, TREND_COLORS, SpotClass, Trend
 from ..layer import Layer
 from ..levels import ORDER, Level, deepest
@@ -219,6 +221,17 @@ def _choropleth_config(layers: dict[Level, Layer], filters: dict[str, list[str]]
             "noValue": gettext("no value"), "measureLabel": gettext("Measure"), "levelLabel": gettext("Level")}
 
 
+def _hexagon_config(filters: dict[str, list[str]]) -> dict[str, Any]:
+    """The hexagon hot spot overlay (off until turned on): Gi* on H3 cells of about 0.1 km², for
+    places without micro-grids; drawn from the answer's own hexagons."""
+    params = {**filters, "resolution": str(DEFAULT_RESOLUTION), "significant": "1"}
+    return {"url": url_for("stats.hexagons") + "?" + urlencode(params, doseq=True),
+            "title": gettext("Hexagon hot spots (H3)"), "colors": HOTSPOT_COLORS,
+            "legend": [[spot.value, gettext(spot.label)] for spot in SpotClass if spot is not SpotClass.NONE],
+            "cells": gettext("{cells} hexagons of about {km2} km² tested"),
+            "km2": round(h3.average_hexagon_area(DEFAULT_RESOLUTION, unit="km^2"), 2)}
+
+
 def _emerging_config(layers: dict[Level, Layer], filters: dict[str, list[str]]) -> dict[str, Any] | None:
     """The emerging hot spot overlay of the deepest level, by month (off until turned on)."""
     level = deepest(layers)
@@ -263,6 +276,7 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
         "outsideStyle": OUTSIDE_STYLE, "maxZoom": MAX_FIT_ZOOM,
         "hotspots": _hotspot_config(layers, filters) if not shown else None,
         "emerging": _emerging_config(layers, filters) if not shown else None,
+        "hexagons": _hexagon_config(filters) if not shown else None,
         "choropleth": _choropleth_config(layers, filters) if not shown else None,
         "quality": _quality_config(),
         "report": {"url": url_for("reportmap.report_map") + "?" + urlencode(filters, doseq=True),

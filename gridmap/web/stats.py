@@ -6,6 +6,10 @@
   ``class`` and its ``label``; the outlines simplified as the map draws them, or none with
   ``geometry=0``.  Incidents on stacked coordinates (geocoder placeholders) are left out unless
   ``stacked=1``; the answer says how many were.
+* ``GET /api/hotspots/hexagons?resolution=9&<filters>&per=&fdr=&stacked=&significant=1|0`` — Gi*
+  on H3 hexagons (:mod:`gridmap.hexagons`) for places without micro-grids: each cell of the study
+  area with its ``cell`` id, ``count``, ``value``, ``z``, ``p``, ``class`` and ``label``, its
+  hexagon as the geometry (``significant=1``: only the cells in some class, for drawing).
 * ``GET /api/hotspots/emerging?level=&by=month|week&periods=12&<filters>…`` — Gi* of each of the
   last ``periods`` months or weeks up to the latest matching incident (or ``to``), and each
   unit's ``trend`` (new, intensifying, persistent, diminishing, sporadic, none) with the
@@ -36,7 +40,8 @@ from flask import Blueprint, Response, request
 from flask_babel import gettext
 
 from ..errors import N_, InvalidInput, message
-from ..hotspots import PERMUTATIONS, HotspotOptions
+from ..hexagons import DEFAULT_RESOLUTION
+from ..hotspots import PERMUTATIONS, HotspotOptions, SpotClass
 from ..layer import Layer
 from ..league import MIN_SAMPLE
 from ..levels import Level
@@ -108,6 +113,25 @@ def _collection(head: dict[str, Any], shapes: list[str | None], properties: list
         f'{{"type":"Feature","geometry":{shape or "null"},"properties":{_dumps(props)}}}'
         for shape, props in zip(shapes, properties))
     return Response(_dumps(head)[:-1] + f',"features":[{features}]}}', mimetype="application/geo+json")
+
+
+@bp.get("/api/hotspots/hexagons")
+def hexagons() -> Response:
+    args, svc = request.args, service()
+    stacked, options = flag(args, "stacked", False), _hotspot_options(args, PERMUTATIONS)
+    found, stacks = svc.hexagon_hotspots(parse_query(args), options, stacked=stacked,
+                                         resolution=_whole(args, "resolution", DEFAULT_RESOLUTION))
+    body = found.features()
+    if flag(args, "significant", False):          # the cells of some class only: what a map draws
+        body["features"] = [f for f in body["features"] if f["properties"]["class"] != SpotClass.NONE.value]
+    labels = {spot.value: gettext(spot.label) for spot in SpotClass}
+    for feature in body["features"]:
+        feature["properties"]["label"] = labels[feature["properties"]["class"]]
+    head = {"type": "FeatureCollection", "resolution": found.resolution, "cells": len(found.cells),
+            "cutoffs": {f"{c:.2f}": p for c, p in found.cutoffs.items()},
+            "options": {**_options_record(options), "stacked": "included" if stacked else "excluded"},
+            "stacked": {"coordinates": len(stacks), "incidents": int(stacks.count.sum())}}
+    return Response(_dumps({**head, "features": body["features"]}), mimetype="application/geo+json")
 
 
 @bp.get("/api/hotspots/emerging")
