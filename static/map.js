@@ -15,6 +15,8 @@
  *   filters match few enough incidents (config.heat.whole), one answer holds them all
  *   (scope=all), so the colours keep one scale however the map moves, as a heat map of the points
  *   themselves does, and a pan at the same zoom needs no new request.
+ * Time: a control under the map plays the heat a month or an ISO week at a time (each frame the
+ *   heat request with that period's from/to, coloured to its own busiest spot, its count shown).
  * Outside: incidents outside every unit in view, as red circles (up to a limit; a note says how
  *   many there are when there are more).
  * Stacked coordinates: GET /api/quality names coordinates holding a pile of incidents (a
@@ -123,6 +125,7 @@
   if (config.hexagons) addHexagons(config.hexagons);
   if (config.choropleth) addChoropleth(config.choropleth);
   control.addTo(map);
+  const timeline = makeTimeline(config.timeline);
 
   /* -- outlines ----------------------------------------------------------------------------- */
 
@@ -408,7 +411,7 @@
 
   function holdsEverything(zoom) {
     const last = state.heat;
-    return last && last.scope === "all" && last.zoom === zoom &&
+    return last && last.scope === "all" && last.zoom === zoom && last.frame === timeline.frameKey() &&
       last.outside.total <= last.outside.points.length;
   }
 
@@ -422,13 +425,14 @@
     if (holdsEverything(zoom)) return;
     if (pending) pending.abort();
     const controller = pending = new AbortController();
-    const params = {bbox: viewBox(), zoom: String(zoom)};
+    const params = {bbox: viewBox(), zoom: String(zoom), ...timeline.period()};
     if (config.heat.whole) params.scope = "all";
     state.heatRequests++;
     try {
       const body = await getJSON(withParams(config.heat.url, params), {signal: controller.signal});
       if (controller !== pending) return;
-      showHeat(body);
+      showHeat(body, timeline.frameKey());
+      timeline.shown(body);
     } catch (error) {
       if (error.name !== "AbortError") failed(error);
     } finally {
@@ -438,7 +442,8 @@
 
   let fitted = config.levels.length > 0;      // without units the page has no view: fit the incidents
 
-  function showHeat(body) {
+  function showHeat(body, frame) {
+    body.frame = frame;
     state.heat = body;
     state.heatAnswers++;
     if (!fitted && body.cells.length) {
@@ -451,6 +456,132 @@
     for (const point of body.outside.points) outside.addLayer(L.circleMarker(point, style));
     const shown = body.outside.points.length;
     note(body.outside.total > shown ? fill(S.outsideMore, {shown, total: body.outside.total}) : "");
+  }
+
+  /* -- the heat map through time: a month or a week at a time ------------------------------ */
+
+  /**
+   * A control under the map: "all time", "by month" or "by week"; by month or week, a slider over
+   * the periods that hold matching incidents (GET /api/incidents/counts?by=month|day&<filters>)
+   * and a play button.  Each frame is the heat of that period alone (from/to added to the heat
+   * request), asked for like any view, coloured to its own busiest spot, with its count beside
+   * the slider.
+   */
+  function makeTimeline(spec) {
+    const frames = {by: "", list: [], index: 0, playing: null};
+    const api = {
+      period: () => (frames.by ? frames.list[frames.index].params : {}),
+      frameKey: () => (frames.by ? frames.by + ":" + frames.list[frames.index].label : ""),
+      shown: () => {},
+    };
+    if (!spec) return api;
+    state.timeline = frames;
+    const box = element("div");
+    box.className = "timeline leaflet-bar";
+    const mode = element("select");
+    mode.name = "timeline-by";
+    for (const [value, label] of spec.modes) {
+      const option = element("option", label);
+      option.value = value;
+      mode.append(option);
+    }
+    const play = element("button", "▶");
+    play.type = "button";
+    play.className = "timeline-play";
+    play.title = spec.play;
+    const slider = element("input");
+    slider.type = "range";
+    slider.min = "0";
+    slider.className = "timeline-slider";
+    const label = element("span");
+    label.className = "timeline-label";
+    box.append(mode, play, slider, label);
+    const control = L.control({position: "bottomleft"});
+    control.onAdd = () => { L.DomEvent.disableClickPropagation(box); return box; };
+    control.addTo(map);
+    const show = (on) => { for (const node of [play, slider, label]) node.hidden = !on; };
+    show(false);
+
+    function stop() {
+      clearTimeout(frames.playing);
+      frames.playing = null;
+      play.textContent = "▶";
+    }
+    function go(index) {
+      frames.index = index;
+      slider.value = String(index);
+      label.textContent = frames.list[index].label + " · " + S.loading;
+      state.heat = null;
+      requestHeat();
+    }
+    api.shown = (body) => {
+      if (!frames.by) return;
+      label.textContent = frames.list[frames.index].label + " · " + fill(spec.count, {count: body.total});
+      if (frames.playing !== null) {
+        frames.playing = setTimeout(() => {
+          if (frames.index + 1 < frames.list.length) go(frames.index + 1); else stop();
+        }, spec.stepMs);
+      }
+    };
+    const clip = (params) => ({from: spec.from && spec.from > params.from ? spec.from : params.from,
+                               to: spec.to && spec.to < params.to ? spec.to : params.to});
+    mode.addEventListener("change", async () => {
+      stop();
+      frames.by = "";
+      if (!mode.value) {
+        show(false);
+        state.heat = null;
+        requestHeat();
+        return;
+      }
+      try {
+        const counted = await getJSON(withParams(spec.counts, {by: mode.value === "month" ? "month" : "day"}));
+        frames.list = (mode.value === "month" ? months(counted.counts) : weeks(counted.counts))
+          .map((frame) => ({...frame, params: clip(frame.params)}));     // within the page's own from/to
+      } catch (error) {
+        failed(error);
+        return;
+      }
+      if (!frames.list.length) return;
+      frames.by = mode.value;
+      slider.max = String(frames.list.length - 1);
+      show(true);
+      go(0);
+    });
+    slider.addEventListener("input", () => { stop(); go(Number(slider.value)); });
+    play.addEventListener("click", () => {
+      if (!frames.by) return;
+      if (frames.playing !== null) { stop(); return; }
+      play.textContent = "❚❚";
+      frames.playing = 0;
+      go(frames.index + 1 < frames.list.length ? frames.index + 1 : 0);
+    });
+    return api;
+  }
+
+  const pad = (n) => String(n).padStart(2, "0");
+  const isoDate = (d) => d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate());
+
+  /** Each month holding incidents: its label and its first and last day (the filters' from/to). */
+  function months(counts) {
+    return counts.map(({key}) => {
+      const [year, month] = key.split("-").map(Number);
+      return {label: key, params: {from: key + "-01", to: isoDate(new Date(Date.UTC(year, month, 0)))}};
+    });
+  }
+
+  /** Each ISO week (Monday to Sunday) holding incidents, from the counts per day. */
+  function weeks(counts) {
+    const starts = new Map();
+    for (const {key} of counts) {
+      const day = new Date(key + "T00:00:00Z");
+      const monday = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * 86400000);
+      starts.set(isoDate(monday), monday);
+    }
+    return [...starts.values()].sort((a, b) => a - b).map((monday) => {
+      const sunday = new Date(monday.getTime() + 6 * 86400000);
+      return {label: isoDate(monday), params: {from: isoDate(monday), to: isoDate(sunday)}};
+    });
   }
 
   /* -- stacked coordinates (a geocoder's placeholder) ---------------------------------------- */

@@ -13,6 +13,7 @@ its geometry type.
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -200,6 +201,42 @@ def test_filter_form_redraws_for_two_categories_and_a_source(server: LiveServer,
     assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == ZH_OVERLAYS
     tab.page.click("#filter-category > summary")
     screenshot(tab.page, "filters.png")
+    tab.assert_clean(server)
+
+
+def frame_is(key: str) -> str:
+    """JS: whether the heat drawn is of the frame ``key`` ("month:2026-03", "week:<monday>", "" for all time)."""
+    return f"() => {{ const s = window.gridmap_mapdata; return s.heat !== null && s.heat.frame === '{key}'; }}"
+
+
+def test_the_heat_plays_a_month_or_a_week_at_a_time(server: LiveServer, tab: Tab) -> None:
+    months = {c["key"]: c["count"] for c in server.get_json("/api/incidents/counts?by=month")["counts"]}
+    days = {c["key"]: c["count"] for c in server.get_json("/api/incidents/counts?by=day")["counts"]}
+    assert len(months) >= 3
+    tab.open_map(server.url + "/")
+    page = tab.page
+    assert page.is_hidden(".timeline-slider")                     # all time until a period is chosen
+    page.select_option("select[name=timeline-by]", "month")
+    first, third = sorted(months)[0], sorted(months)[2]
+    page.wait_for_function(frame_is(f'month:{first}'))
+    # each frame is the heat of its month alone: every matching incident of it (the demo is small: scope=all)
+    assert page.evaluate("() => window.gridmap_mapdata.heat.total") == months[first]
+    assert page.inner_text(".timeline-label") == f"{first} · {months[first]} 件事件"
+    page.fill(".timeline-slider", "2")
+    page.wait_for_function(frame_is(f'month:{third}'))
+    assert page.evaluate("() => window.gridmap_mapdata.heat.total") == months[third]
+    screenshot(page, "heat-by-month.png")
+    page.click(".timeline-play")                                 # plays on from the third month
+    page.wait_for_function("() => window.gridmap_mapdata.timeline.index >= 4", timeout=20_000)
+    page.click(".timeline-play")                                 # and stops
+    page.select_option("select[name=timeline-by]", "week")
+    monday = min(date.fromisoformat(d) - timedelta(days=date.fromisoformat(d).weekday()) for d in days)
+    page.wait_for_function(frame_is(f'week:{monday}'))
+    week = sum(n for d, n in days.items() if monday <= date.fromisoformat(d) <= monday + timedelta(days=6))
+    assert page.evaluate("() => window.gridmap_mapdata.heat.total") == week
+    page.select_option("select[name=timeline-by]", "")
+    page.wait_for_function(frame_is(""))
+    assert page.evaluate("() => window.gridmap_mapdata.heat.total") == DEMO_INCIDENTS
     tab.assert_clean(server)
 
 

@@ -32,6 +32,8 @@ bp = Blueprint("pages", __name__)
 #: heat map of the points themselves, it keeps one colour scale while panning; beyond, each view
 #: gets its own cells and the colours scale to the busiest spot in and around it.
 WHOLE_LIMIT = 10_000
+#: How long the heat map's animation shows each month or week once drawn.
+TIMELINE_STEP_MS = 1200
 
 #: The upload form's fields that are options of the file (kept when the planner goes back to the form).
 UPLOAD_FIELDS = ("level", "crs", "code_field", "name_field", "parent_field", "layer", "encoding", "tolerance_m2",
@@ -279,6 +281,10 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
         "hexagons": _hexagon_config(filters) if not shown else None,
         "choropleth": _choropleth_config(layers, filters) if not shown else None,
         "quality": _quality_config(),
+        "timeline": {"counts": url_for("api.count_incidents") + "?" + urlencode(filters, doseq=True),
+                     "modes": [["", gettext("All time")], ["month", gettext("By month")], ["week", gettext("By week")]],
+                     "play": gettext("Play"), "count": gettext("{count} incidents"), "stepMs": TIMELINE_STEP_MS,
+                     "from": request.args.get("from") or None, "to": request.args.get("to") or None},
         "report": {"url": url_for("reportmap.report_map") + "?" + urlencode(filters, doseq=True),
                    "label": gettext("For the report:")} if not shown else None,
         "labels": {"name": gettext("Name"), "code": gettext("Code"), "staff": gettext("Staff"),
