@@ -178,6 +178,10 @@ def test_the_dashboard_loads_offline_in_chinese(server: LiveServer, tab: Tab) ->
     assert page.locator("#hotspots li").count() > 0
     assert page.locator("#weekly polyline").count() >= 1
     assert page.locator("#rhythm td").count() == 7 * 24
+    # the hot spot map, drawn on the server: an A4 page at 100 dpi
+    page.wait_for_function("() => { const m = document.getElementById('hotspot-map');"
+                           " return m.complete && m.naturalWidth > 0; }", timeout=60_000)
+    assert page.evaluate("() => document.getElementById('hotspot-map').naturalWidth") == 1169
     screenshot(page, "dashboard.png")
     page.locator("#hotspots li a").first.click()
     page.wait_for_url("**/?unit=*")

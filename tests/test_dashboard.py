@@ -2,9 +2,11 @@
 one coordinate in the north-east), with some incidents closed in March and February."""
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from PIL import Image
 
 from .test_stats import block  # noqa: F401 - the fixture
 
@@ -37,6 +39,13 @@ def test_the_dashboard_shows_the_months_table_the_hot_spots_the_weeks_and_the_rh
     assert 'href="/api/rankings?month=2026-03&amp;format=xlsx"' in league
     spots = html.split('id="hotspots"', 1)[1].split("</section>", 1)[0]
     assert 'href="/?unit=r0c0"' in spots and "hot spot, confidence" in spots
+    # the map of the hot spots: the report's page, drawn on the server at screen resolution
+    src = re.search(r'<img class="dash-map" id="hotspot-map" src="([^"]+)"', spots).group(1).replace("&amp;", "&")
+    assert src == "/api/report-map?overlay=hotspots&dpi=100"
+    image = closed.get(src)
+    assert (image.status_code, image.mimetype) == (200, "image/png")
+    assert Image.open(io.BytesIO(image.data)).size == (1169, 827)          # A4 at 100 dpi
+    assert 'href="/api/report-map?overlay=hotspots&amp;format=pdf"' in spots
     weekly = html.split('id="weekly"', 1)[1].split("</section>", 1)[0]
     # the pile of 60 (litter) is left out of the charts as of the hot spots
     assert weekly.count("<polyline") == 2 and "Littering (86)" in weekly and "Illegal parking (21)" in weekly
@@ -51,6 +60,7 @@ def test_the_dashboard_keeps_the_filters_and_its_size_does_not_follow_the_incide
     html = page(closed, "?category=illegal_parking")
     assert '<strong id="dash-total">21</strong>' in html
     assert 'href="/?category=illegal_parking"' in html                  # "open the map" with the same filters
+    assert 'src="/api/report-map?category=illegal_parking&amp;overlay=hotspots&amp;dpi=100"' in html
     empty = page(closed, "?category=fire_hazard")
     assert "No significant hot spot." in empty and "No incidents." in empty
     assert abs(len(page(closed)) - len(page(closed, "?stacked=1"))) < 2_000

@@ -32,6 +32,8 @@ SHOWN = 15
 #: Categories drawn in the weekly chart (the busiest), and weeks.
 SERIES, WEEKS = 5, 26
 CHART_W, CHART_H = 640, 220
+#: The hot spot map on the page: the report's A4 page at screen resolution (1169 × 827 pixels).
+MAP_DPI = 100
 SERIES_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
 
@@ -78,6 +80,10 @@ def dashboard() -> str:
         series=series, weeks=weeks, chart=(CHART_W, CHART_H), rhythm=_rhythm(rhythm),
         xlsx=url_for("stats.rankings", **{**filters, **({"month": month} if month else {}), "format": "xlsx"}),
         map_url=url_for("pages.index") + ("?" + urlencode(filters, doseq=True) if filters else ""),
+        hotspot_map={"png": url_for("reportmap.report_map", **filters, overlay="hotspots", dpi=MAP_DPI),
+                     "print": url_for("reportmap.report_map", **filters, overlay="hotspots"),
+                     "pdf": url_for("reportmap.report_map", **filters, overlay="hotspots", format="pdf")}
+        if level is not None else None,
         choices=filter_choices(args))
 
 

@@ -1,6 +1,7 @@
 """The map as a file for the monthly report (月评比 / 月报):
 ``GET /api/report-map?overlay=hotspots|emerging|choropleth&format=png|pdf&level=&<filters>``
-(with ``measure=`` for the choropleth, ``per=``/``fdr=``/``stacked=`` as the statistics take them).
+(with ``measure=`` for the choropleth, ``per=``/``fdr=``/``stacked=`` as the statistics take them,
+``dpi=`` 50–600 for a PNG: 200 by default, an A4 page of 2339 × 1654 pixels).
 
 The same classes the map's overlays show (:mod:`gridmap.web.stats` answers them as GeoJSON),
 drawn by :func:`gridmap.mapimage.map_image` on an A4 landscape page: the units filled by class,
@@ -70,7 +71,7 @@ def report_map() -> Response:
     parent = next((lv for lv in reversed(ORDER[:ORDER.index(asked.level)]) if lv in svc.layers()), None)
     page = MapPage(
         title=f"{level_title(asked.level)} · {title}", subtitle=describe_filters(query, stacked=asked.stacked),
-        legend=legend, format=fmt,
+        legend=legend, format=fmt, dpi=_whole(args, "dpi", MapPage.dpi),
         footer=gettext("Made with gridmap on {time}").format(time=f"{datetime.now(svc.tz):%Y-%m-%d %H:%M}"))
     body = map_image(layer.units, fills, page, parents=svc.layer(parent).units if parent else None)
     name = f"gridmap-{overlay}-{asked.level.value}.{fmt}"
