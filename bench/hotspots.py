@@ -8,8 +8,11 @@ incidents (bench/ingest.py leaves one at the default path; made here when missin
 * gridmap, ``Gridmap.hotspots`` as ``GET /api/hotspots`` calls it: the first call of a fresh
   service (the contiguity built, the incident table read for the stacked-coordinate check) and
   the next one (what a server answers once warm);
-* the emerging analysis over 12 months, the month's league table, a choropleth and ``GET /dashboard``
-  (all of it: totals, league table, hot spots, weekly series, rhythm) in a fresh app, then again;
+* the emerging analysis over 12 months, the month's league table, a choropleth, hexagon hot spots
+  (H3 resolution 9) and ``GET /dashboard`` (all of it: totals, league table, hot spots, weekly
+  series, rhythm) in a fresh app, then again; then the report map (``GET /api/report-map``: the
+  hot spots as an A4 PNG at 200 and 100 dpi and as a PDF, a choropleth PNG) and the hexagons'
+  API answer;
 * plain: ``pandas.read_sql`` of the current micro-grid version's assignments, ``value_counts``,
   libpysal's classic ``Queen.from_dataframe``, ``esda.G_Local`` (the same options) and ``esda.fdr``.
 
@@ -70,6 +73,15 @@ def dashboard_times(db: Path) -> dict[str, float]:
         times[name] = time.perf_counter() - start
         assert response.status_code == 200, response.data[:300]
     times["kb"] = len(response.data) / 1024
+    for name, url in (("map_png", "/api/report-map?overlay=hotspots"), ("map_small", "/api/report-map?dpi=100"),
+                      ("map_pdf", "/api/report-map?overlay=hotspots&format=pdf"),
+                      ("choropleth_png", "/api/report-map?overlay=choropleth&measure=km2"),
+                      ("hexagons", "/api/hotspots/hexagons?significant=1")):
+        start = time.perf_counter()
+        response = client.get(url)
+        times[name] = time.perf_counter() - start
+        assert response.status_code == 200, response.data[:300]
+        times[name + "_kb"] = len(response.data) / 1024
     return times
 
 
@@ -101,6 +113,9 @@ def main() -> None:
     start = time.perf_counter()
     svc.choropleth(Level.MICRO_GRID, scheme="natural_breaks")
     choropleth_s = time.perf_counter() - start
+    start = time.perf_counter()
+    hexagons, _ = svc.hexagon_hotspots()
+    hexagons_s = time.perf_counter() - start
     dashboard = dashboard_times(args.db)
     reference, plain_s = plain(args.db, layer, layer.version)
     same = (np.array_equal(found.counts, reference["counts"]) and np.allclose(found.z, reference["z"], rtol=1e-12)
@@ -119,8 +134,19 @@ def main() -> None:
                     [f"gridmap league table of {month} ({len(table):,} rows, four per-unit counts in SQL)",
                      f"{league_s:.2f}"],
                     ["gridmap choropleth, natural breaks of the counts", f"{choropleth_s:.2f}"],
+                    [f"gridmap hexagon hot spots, H3 resolution 9 ({len(hexagons.cells):,} cells, 999 permutations)",
+                     f"{hexagons_s:.2f}"],
                     [f"GET /dashboard, a fresh server's first ({dashboard['kb']:.0f} kB)", f"{dashboard['first']:.2f}"],
-                    ["GET /dashboard again", f"{dashboard['again']:.2f}"]],
+                    ["GET /dashboard again", f"{dashboard['again']:.2f}"],
+                    [f"GET /api/report-map, hot spots, A4 PNG at 200 dpi ({dashboard['map_png_kb']:.0f} kB)",
+                     f"{dashboard['map_png']:.2f}"],
+                    [f"the same at 100 dpi, the dashboard's image ({dashboard['map_small_kb']:.0f} kB)",
+                     f"{dashboard['map_small']:.2f}"],
+                    [f"the same as a PDF ({dashboard['map_pdf_kb']:.0f} kB)", f"{dashboard['map_pdf']:.2f}"],
+                    [f"GET /api/report-map, choropleth per km², PNG ({dashboard['choropleth_png_kb']:.0f} kB)",
+                     f"{dashboard['choropleth_png']:.2f}"],
+                    [f"GET /api/hotspots/hexagons?significant=1 ({dashboard['hexagons_kb']:.0f} kB)",
+                     f"{dashboard['hexagons']:.2f}"]],
                    right={1})
     trends: dict[str, int] = {}
     for trend in emerging.trends:
