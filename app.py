@@ -37,7 +37,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     Babel(app, locale_selector=_locale, default_locale=settings.lang)
     service = Gridmap(open_store(settings.database_url), timezone=settings.timezone,
-                      service_area=settings.service_area, tolerance_m2=settings.tolerance_m2)
+                      service_area=settings.service_area, tolerance_m2=settings.tolerance_m2,
+                      deadlines=settings.deadlines)
     app.extensions["gridmap"] = service
     if settings.load_demo:
         app.before_request(_demo_loader(service))

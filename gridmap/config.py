@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .coordinates import CHINA, ServiceArea
+from .lifecycle import Deadlines
 from .validation import DEFAULT_TOLERANCE_M2
 
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -30,6 +31,7 @@ class Settings:
     service_area: ServiceArea | None = CHINA   # where boundaries may lie (swapped lat/lon shows)
     tolerance_m2: float = DEFAULT_TOLERANCE_M2  # gaps/overlaps smaller than this are not reported
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB  # the largest request body (an upload) accepted
+    deadlines: Deadlines = Deadlines()          # hours from report to close, per category
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_dir: Path | None = None) -> "Settings":
@@ -50,6 +52,7 @@ class Settings:
             service_area=ServiceArea.parse(env.get("GRIDMAP_SERVICE_AREA", str(CHINA))),
             tolerance_m2=_tolerance(env.get("GRIDMAP_TOLERANCE_M2", str(DEFAULT_TOLERANCE_M2))),
             max_upload_mb=_megabytes(env.get("GRIDMAP_MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))),
+            deadlines=Deadlines.parse(env.get("GRIDMAP_DEADLINES", "")),
         )
 
 

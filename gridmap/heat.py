@@ -2,15 +2,17 @@
 columns, so a view of a million incidents is filtered and counted per cell in numpy (about 0.1 s)
 instead of read from the store on every pan.
 
-The table follows the store: incidents are only ever added (with rising ids), so a refresh reads
-the rows above the last id it holds; if the store then holds a different number of incidents than
-the table (rows removed, or changed by some future edit), the table is read again whole.
+The table follows the store: incidents are added with rising ids, so a refresh reads the rows
+above the last id it holds; their statuses move by lifecycle steps, so it also reads the steps
+taken since the last one it saw (:meth:`Store.status_changes`) and sets those incidents' statuses;
+if the store then holds a different number of incidents than the table (rows removed), the table
+is read again whole.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +55,18 @@ class IncidentTable:
         joined = {f: np.concatenate([getattr(self, f), getattr(more, f)])
                   for f in self.__dataclass_fields__ if f != "sources"}
         return IncidentTable(**joined, sources=more.sources)
+
+    def with_statuses(self, ids: np.ndarray, statuses: np.ndarray) -> IncidentTable:
+        """The table with incident ``ids`` now in ``statuses`` (the later of repeats wins), as a copy."""
+        if not len(ids):
+            return self
+        last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]        # each id's last change
+        ids, codes = ids[last], _codes(statuses[last], STATUS_CODES)
+        at = np.searchsorted(self.ids, ids)
+        held = (at < len(self.ids)) & (self.ids[np.minimum(at, len(self.ids) - 1)] == ids)
+        status = self.status.copy()
+        status[at[held]] = codes[held]
+        return replace(self, status=status)
 
     @property
     def last_id(self) -> int:
@@ -126,6 +140,7 @@ class TableCache:
         self._lock = threading.Lock()
         self._table: IncidentTable | None = None
         self._changes: int | None = None
+        self._steps = 0               # the last lifecycle step the table's statuses hold
         self._answers: OrderedDict[tuple[int, IncidentQuery, float], HeatCells] = OrderedDict()
 
     def heat(self, query: IncidentQuery, cell_deg: float) -> HeatCells | None:
@@ -157,6 +172,8 @@ class TableCache:
             table = self._read(table)
             if len(table.ids) != self.store.count_incidents():
                 table = self._read(None)
+            self._steps, ids, statuses = self.store.status_changes(after=self._steps)
+            table = table.with_statuses(ids, statuses)
             if table is not self._table:
                 self._answers.clear()         # answers of the table before
             self._table, self._changes = table, changes

@@ -49,10 +49,15 @@ SOURCE_FIELDS = ("source", "来源")
 
 
 class Status(str, Enum):
-    REPORTED = "reported"
-    DISPATCHED = "dispatched"
-    IN_PROGRESS = "in_progress"
-    CLOSED = "closed"
+    """Where an incident is in its lifecycle (:mod:`gridmap.lifecycle` says what may follow what)."""
+
+    REPORTED = "reported"          # 上报
+    DISPATCHED = "dispatched"      # 派单
+    IN_PROGRESS = "in_progress"    # 处置
+    CLOSED = "closed"              # 办结
+    RATED = "rated"                # 评价: closed, and the reporter said how satisfied
+    REJECTED = "rejected"          # 不予受理
+    DUPLICATE = "duplicate"        # 重复: another report of the same problem
 
 
 _STATUS_WORDS = {
@@ -60,7 +65,9 @@ _STATUS_WORDS = {
     "已上报": Status.REPORTED, "dispatched": Status.DISPATCHED, "派单": Status.DISPATCHED,
     "已派单": Status.DISPATCHED, "in_progress": Status.IN_PROGRESS, "in progress": Status.IN_PROGRESS,
     "处置": Status.IN_PROGRESS, "处置中": Status.IN_PROGRESS, "closed": Status.CLOSED,
-    "办结": Status.CLOSED, "已办结": Status.CLOSED,
+    "办结": Status.CLOSED, "已办结": Status.CLOSED, "rated": Status.RATED, "已评价": Status.RATED,
+    "rejected": Status.REJECTED, "不予受理": Status.REJECTED, "退回": Status.REJECTED,
+    "duplicate": Status.DUPLICATE, "重复": Status.DUPLICATE,
 }
 
 

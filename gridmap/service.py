@@ -43,7 +43,7 @@ from .choropleth import Choropleth, choropleth
 from .cleaning import CleanOptions
 from .config import DEMO_DIR
 from .coordinates import ServiceArea
-from .errors import N_, InvalidInput, NotFound, message, message_record
+from .errors import N_, Conflict, InvalidInput, NotFound, message, message_record
 from .formats import Export, export_layer
 from .heat import TableCache
 from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
@@ -65,12 +65,14 @@ from .incidents import (
 from .layer import Layer
 from .league import LeagueRow, league
 from .levels import ORDER, Level, deepest
+from .lifecycle import ESCALATION_ROLES, OPEN, Action, Deadlines, Step, next_state
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
 from .quality import Stacks, stacked_points
 from .storage import (
     HeatCells,
     ImportRun,
+    IncidentEvent,
     IncidentQuery,
     Store,
     VersionInfo,
@@ -153,8 +155,9 @@ class Gridmap:
     """One deployment's boundaries and incidents, over a :class:`Store`."""
 
     def __init__(self, store: Store, *, timezone: str = "Asia/Shanghai", service_area: ServiceArea | None = None,
-                 tolerance_m2: float = DEFAULT_TOLERANCE_M2) -> None:
+                 tolerance_m2: float = DEFAULT_TOLERANCE_M2, deadlines: Deadlines = Deadlines()) -> None:
         self.store = store
+        self.deadlines = deadlines
         self.service_area = service_area
         self.tolerance_m2 = tolerance_m2
         self.tz = ZoneInfo(timezone)
@@ -536,6 +539,60 @@ class Gridmap:
             if level in frame.columns:
                 codes[known] = [_none(v) for v in frame[level].reindex(result.ids[known]).to_numpy()]
 
+    # -- the lifecycle (gridmap.lifecycle) ----------------------------------------------------
+    def take_step(self, incident_id: int, step: Step) -> dict[str, Any]:
+        """Take ``step`` on an incident (409 when its state does not allow it), stored with the time
+        and actor; the incident as :meth:`incident` gives it."""
+        with self._lock, self._writing() as tx:
+            state = tx.incident_state(incident_id)
+            after = next_state(incident_id, Status(state.status), step)
+            escalation = None
+            if step.action is Action.ESCALATE:
+                escalation = state.escalation + 1
+                if escalation >= len(ESCALATION_ROLES):
+                    raise Conflict(message(N_("incident {id} is already escalated to the community"),
+                                           id=incident_id))
+            if step.duplicate_of is not None and step.action is Action.DUPLICATE:
+                try:
+                    tx.incident_state(step.duplicate_of)
+                except NotFound:
+                    raise InvalidInput(message(N_("duplicate_of={value}: there is no incident {value}"),
+                                               value=step.duplicate_of)) from None
+            tx.add_event(IncidentEvent(
+                incident_id=incident_id, at=self._now(), actor=step.actor, action=step.action.value,
+                from_status=state.status, to_status=after.value, note=step.note,
+                resolution=step.resolution.value if step.resolution else None,
+                rating=step.rating if step.action is Action.RATE else None,
+                duplicate_of=step.duplicate_of if step.action is Action.DUPLICATE else None, escalation=escalation))
+        log.info("incident %d: %s by %s (%s → %s)", incident_id, step.action.value, step.actor, state.status,
+                 after.value)
+        return self.incident(incident_id)
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        """One incident as a GeoJSON Feature, with its units, deadline (``due_at``), whether it is
+        ``overdue`` (open past its deadline) or was closed ``on_time``, who answers for it now
+        (``responsible``: its escalation's role) and its ``history`` (the report, then every step)."""
+        frame = self.store.incidents(IncidentQuery(ids=(incident_id,)))
+        if not len(frame):
+            raise NotFound(message(N_("there is no incident {id}"), id=incident_id))
+        feature = _incident_features(frame)[0]
+        props = feature["properties"]
+        row = frame.iloc[0]
+        due = self.deadlines.due(row["reported_at"].to_pydatetime(), row["category"])
+        closed = row["closed_at"]
+        props["due_at"] = due.isoformat(sep=" ")
+        props["overdue"] = Status(row["status"]) in OPEN and self._now() > due
+        props["on_time"] = None if pd.isna(closed) else bool(closed.to_pydatetime() <= due)
+        props["responsible"] = ESCALATION_ROLES[int(row["escalation"])]
+        props["history"] = [{"at": props["reported_at"], "action": "report", "actor": row["source"] or None,
+                             "from": None, "to": Status.REPORTED.value, "note": ""}] + [
+            {"at": e.at.isoformat(sep=" "), "action": e.action, "actor": e.actor, "from": e.from_status,
+             "to": e.to_status, "note": e.note,
+             **{k: v for k, v in (("resolution", e.resolution), ("rating", e.rating),
+                                  ("duplicate_of", e.duplicate_of), ("escalation", e.escalation)) if v is not None}}
+            for e in self.store.incident_events(incident_id)]
+        return feature
+
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
         return self.store.incidents(query, at=at)
@@ -858,6 +915,7 @@ def _incident_features(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[str, Any]:
     props = {k: _none(v) for k, v in row.items() if k not in ("lon", "lat") and k not in levels}
     props["reported_at"] = row["reported_at"].isoformat(sep=" ")
+    props["closed_at"] = None if pd.isna(row["closed_at"]) else row["closed_at"].isoformat(sep=" ")
     props["units"] = {lv: _none(row[lv]) for lv in levels}
     props["unassigned"] = any(v is None for v in props["units"].values()) if levels else True
     return {"type": "Feature", "id": int(row["id"]), "properties": props,

@@ -206,7 +206,7 @@ def test_get_incidents_filters(loaded):
     response = loaded.get("/api/incidents?from=yesterday&status=lost")
     assert response.status_code == 400
     assert response.get_json() == {"error": "the filters are not valid", "details": [
-        "unknown status 'lost'; expected one of reported, dispatched, in_progress, closed",
+        "unknown status 'lost'; expected one of reported, dispatched, in_progress, closed, rated, rejected, duplicate",
         "from='yesterday' is not a date; expected YYYY-MM-DD"]}
 
 
@@ -464,7 +464,8 @@ def test_filters_take_several_categories_statuses_and_sources(loaded):
     bad = loaded.get("/api/incidents?category=litter,nonsense&status=gone")
     assert (bad.status_code, bad.get_json()) == (400, {"error": "the filters are not valid", "details": [
         "unknown category 'nonsense'; expected one of " + ", ".join(categories.BY_CODE),
-        "unknown status 'gone'; expected one of reported, dispatched, in_progress, closed"]})
+        "unknown status 'gone'; expected one of reported, dispatched, in_progress, closed, rated, rejected, "
+        "duplicate"]})
 
 
 def test_incidents_are_counted_per_category_day_or_month_with_the_filters(loaded):

@@ -105,3 +105,27 @@ def test_heat_answers_are_kept_while_the_table_stays_the_same(store, monkeypatch
     add(store, [draft(0.0015, 0.0015)])
     assert cache.heat(everything, 0.01).count.tolist() == [3]     # a new incident: counted again
     assert cache.heat(litter, 0.01).count.tolist() == [2]
+
+
+def test_the_table_follows_status_changes_without_reading_every_incident_again(store, monkeypatch):
+    from gridmap.storage import IncidentEvent
+
+    add(store, [draft(0.001, 0.001), draft(0.002, 0.002), draft(0.003, 0.003)])
+    cache = TableCache(store)
+    closed = IncidentQuery(statuses=("closed",))
+    assert cache.table().ids[cache.table().matching(closed)].tolist() == []
+    asked: list[int] = []
+    reading = store.incident_table
+    monkeypatch.setattr(store, "incident_table",
+                        lambda after=0, limit=None: asked.append(after) or reading(after, limit))
+    at = datetime(2026, 3, 6)
+    with store.writing() as tx:
+        tx.add_event(IncidentEvent(2, at, "王", "dispatch", "reported", "dispatched"))
+        tx.add_event(IncidentEvent(2, at, "王", "close", "dispatched", "closed", resolution="fixed"))
+        tx.add_event(IncidentEvent(3, at, "王", "reject", "reported", "rejected"))
+    table = cache.table()
+    assert table.ids[table.matching(closed)].tolist() == [2]
+    assert table.ids[table.matching(IncidentQuery(statuses=("rejected", "reported")))].tolist() == [1, 3]
+    assert asked == [3]                     # only the rows above the last id: none
+    assert table.counts(IncidentQuery(), "category") == {"litter": 3}
+    assert TableCache(store).table().status.tolist() == table.status.tolist()     # as a fresh read has them

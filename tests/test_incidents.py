@@ -51,7 +51,8 @@ def test_every_bad_row_is_reported_with_its_number_and_the_good_rows_kept():
                             "-180..180 and latitude -90..90"},
         {"row": 6, "error": "cannot read 'someday' as a date and time"},
         {"row": 7, "error": "missing report time (expected a date such as 2026-03-05 08:12)"},
-        {"row": 8, "error": "unknown status 'lost'; expected one of reported, dispatched, in_progress, closed"},
+        {"row": 8, "error": "unknown status 'lost'; expected one of reported, dispatched, in_progress, closed, "
+                            "rated, rejected, duplicate"},
     ]
 
 

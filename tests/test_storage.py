@@ -34,7 +34,9 @@ from gridmap.layer import Layer
 from gridmap.levels import Level
 from gridmap.storage import (
     Assignments,
+    IncidentEvent,
     IncidentQuery,
+    IncidentState,
     Store,
     VersionInfo,
     VersionRecord,
@@ -348,7 +350,10 @@ def test_relinked_parents_change_the_current_child_version_in_place(store):
 # -- incidents -----------------------------------------------------------------------------------
 INCIDENT_DTYPES = {"id": "int64", "external_id": "object", "category": "object", "category_raw": "object",
                    "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]", "status": "object",
-                   "description": "object", "source": "object"}
+                   "description": "object", "source": "object", "resolution": "object", "closed_at": "datetime64[us]",
+                   "rating": "object", "duplicate_of": "object", "escalation": "int64"}
+#: An incident only reported, in its lifecycle columns.
+REPORTED_ONLY = {"resolution": None, "closed_at": pd.NaT, "rating": None, "duplicate_of": None, "escalation": 0}
 
 
 def test_incidents_get_ids_in_order_and_their_unit_per_current_level(store):
@@ -367,10 +372,10 @@ def test_incidents_get_ids_in_order_and_their_unit_per_current_level(store):
     assert frame.to_dict("records")[:2] == [
         {"id": 1, "external_id": "a", "category": "other", "category_raw": "井盖丢失", "lon": 0.005, "lat": 0.005,
          "reported_at": pd.Timestamp(MARCH_5), "status": "reported", "description": "东门", "source": "app",
-         "grid": "W", "micro_grid": "W-S"},
+         **REPORTED_ONLY, "grid": "W", "micro_grid": "W-S"},
         {"id": 2, "external_id": None, "category": "litter", "category_raw": None, "lon": 0.015, "lat": 0.015,
          "reported_at": pd.Timestamp(2026, 3, 6, 9, 30, 15, 250), "status": "closed", "description": "",
-         "source": "", "grid": "E", "micro_grid": "E-N"}]
+         "source": "", **REPORTED_ONLY, "grid": "E", "micro_grid": "E-N"}]
     assert frame[["id", "external_id", "grid", "micro_grid"]].values.tolist() == [
         [1, "a", "W", "W-S"], [2, None, "E", "E-N"], [3, "c", None, None], [4, None, "W", "W-N"]]
     assert store.count_incidents() == 4
@@ -460,6 +465,37 @@ def test_several_categories_statuses_and_sources_match_any_of_them(store):
     assert ids(IncidentQuery(categories=("litter",)).with_status("closed")) == [4]
     assert ids(IncidentQuery(statuses=("reported",)).with_status("closed")) == []
     assert ids(IncidentQuery(statuses=("reported", "closed")).with_status("closed")) == [2, 4]
+
+
+def test_lifecycle_steps_change_the_incident_and_are_kept_in_order(store):
+    block(store)
+    add(store, [draft(0.005, 0.005, category="clutter"), draft(0.015, 0.005)], {GRID: ["W", "E"]})
+    at = datetime(2026, 3, 6, 9, 0)
+    with store.writing() as tx:
+        assert tx.incident_state(1) == IncidentState(id=1, status="reported", escalation=0, category="clutter",
+                                                     reported_at=MARCH_5)
+        with pytest.raises(NotFound):
+            tx.incident_state(3)
+        assert tx.add_event(IncidentEvent(1, at, "王", "dispatch", "reported", "dispatched")) == 1
+        assert tx.add_event(IncidentEvent(1, at, "王", "escalate", "dispatched", "dispatched", escalation=1)) == 2
+        tx.add_event(IncidentEvent(1, at, "李", "close", "dispatched", "closed", note="已清理", resolution="fixed"))
+        tx.add_event(IncidentEvent(2, at, "李", "duplicate", "reported", "duplicate", duplicate_of=1))
+    frame = store.incidents().set_index("id")
+    assert frame.loc[1, ["status", "resolution", "closed_at", "escalation"]].tolist() == [
+        "closed", "fixed", pd.Timestamp(at), 1]
+    assert frame.loc[2, ["status", "duplicate_of"]].tolist() == ["duplicate", 1]
+    assert [(e.id, e.action, e.from_status, e.to_status, e.note) for e in store.incident_events(1)] == [
+        (1, "dispatch", "reported", "dispatched", ""), (2, "escalate", "dispatched", "dispatched", ""),
+        (3, "close", "dispatched", "closed", "已清理")]
+    last, ids, statuses = store.status_changes(after=1)
+    assert (last, ids.tolist(), statuses.tolist()) == (4, [1, 1, 2], ["dispatched", "closed", "duplicate"])
+    assert store.status_changes(after=4)[0] == 4 and not len(store.status_changes(after=4)[1])
+    with store.writing() as tx:          # a reopen clears how it ended
+        tx.add_event(IncidentEvent(1, at, "王", "reopen", "closed", "dispatched"))
+    assert store.incidents().set_index("id").loc[1, ["status", "resolution", "escalation"]].tolist() == [
+        "dispatched", None, 1]
+    assert pd.isna(store.incidents().set_index("id").loc[1, "closed_at"])
+    assert store.incidents(IncidentQuery(statuses=("dispatched",)))["id"].tolist() == [1]
 
 
 def test_bbox_filter_is_inclusive_on_every_side(store):

@@ -57,6 +57,42 @@ class IncidentQuery:
         return replace(self, statuses=(status,))
 
 
+#: What an incident's lifecycle adds to its row (:mod:`gridmap.lifecycle`): how a close ended, when,
+#: the satisfaction rating, the original of a duplicate, and how far it was escalated (0: its worker).
+LIFECYCLE_COLUMNS = ("resolution", "closed_at", "rating", "duplicate_of", "escalation")
+
+
+@dataclass(frozen=True)
+class IncidentState:
+    """What the lifecycle needs to know of a stored incident."""
+
+    id: int
+    status: str
+    escalation: int
+    category: str
+    reported_at: datetime
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One step of an incident's lifecycle, as stored: when (wall-clock time in the service's
+    zone, like report times), who, the action, the states before and after, and what the
+    action carried."""
+
+    incident_id: int
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str
+    note: str = ""
+    resolution: str | None = None
+    rating: int | None = None
+    duplicate_of: int | None = None
+    escalation: int | None = None
+    id: int | None = None         # given by the store
+
+
 #: What incidents can be counted by (:meth:`Store.counts`).
 COUNT_BY = ("category", "source", "day", "month", "weekday_hour")
 
@@ -201,6 +237,17 @@ class Writer(ABC):
         """The stored incidents with these external ids."""
 
     @abstractmethod
+    def incident_state(self, incident_id: int) -> IncidentState:
+        """The stored incident's state; NotFound if there is none."""
+
+    @abstractmethod
+    def add_event(self, event: IncidentEvent) -> int:
+        """Store one lifecycle step and apply it to its incident: the status becomes ``to_status``;
+        a close sets the resolution and the close time (``at``), a rating the rating, a duplicate
+        the original, an escalation the escalation level; a reopen clears the resolution, close
+        time, rating and original.  The step's id."""
+
+    @abstractmethod
     def add_incidents(self, incidents: IncidentColumns, units: dict[Level, np.ndarray]) -> np.ndarray:
         """Insert every incident with its unit per current level (``units[level][i]`` for incident i);
         returns the new ids (int64) in order."""
@@ -305,6 +352,16 @@ class Store(ABC):
     def outside_points(self, query: IncidentQuery, *, limit: int,
                        at: dict[Level, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """lon, lat of up to ``limit`` matching incidents outside a unit of some level (lowest ids first)."""
+
+    @abstractmethod
+    def incident_events(self, incident_id: int) -> list[IncidentEvent]:
+        """The incident's lifecycle steps, oldest first (none for an incident only reported)."""
+
+    @abstractmethod
+    def status_changes(self, after: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
+        """The steps stored after step id ``after``: (the last step's id, or ``after`` when there are
+        none; their incident ids (int64); the status each left its incident in), in the order taken —
+        so a copy of the statuses can follow the store without reading every incident again."""
 
     @abstractmethod
     def import_run(self, run_id: int) -> ImportRun:

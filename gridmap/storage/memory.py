@@ -29,10 +29,13 @@ from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
 from . import (
+    LIFECYCLE_COLUMNS,
     Assignments,
     HeatCells,
     ImportRun,
+    IncidentEvent,
     IncidentQuery,
+    IncidentState,
     Store,
     VersionInfo,
     VersionMeta,
@@ -46,7 +49,7 @@ log = logging.getLogger(__name__)
 
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
                     "status", "description", "source"]
-_STORED_COLUMNS = INCIDENT_COLUMNS + ["created_at"]
+_STORED_COLUMNS = INCIDENT_COLUMNS + list(LIFECYCLE_COLUMNS) + ["created_at"]
 _KNOWN_COLUMNS = ("id", "category", "category_raw", "lon", "lat", "reported_at")
 
 
@@ -91,11 +94,12 @@ class _Data:
     versions: list[_Version] = field(default_factory=list)
     incidents: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in _STORED_COLUMNS})
     imports: list[ImportRun] = field(default_factory=list)
+    events: list[IncidentEvent] = field(default_factory=list)
 
     def copy(self) -> _Data:
         """A working copy for one transaction; the original is never changed after it is shared."""
         return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()},
-                     list(self.imports))
+                     list(self.imports), list(self.events))
 
     def find(self, level: Level, version: int) -> _Version:
         for stored in self.versions:
@@ -114,8 +118,8 @@ class _Data:
         return dict(sorted(current.items(), key=lambda item: item[0].depth))
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The incidents' listed columns as object arrays."""
-        return {name: _objects(self.incidents[name]) for name in INCIDENT_COLUMNS}
+        """The incidents' listed columns (and their lifecycle's) as object arrays."""
+        return {name: _objects(self.incidents[name]) for name in [*INCIDENT_COLUMNS, *LIFECYCLE_COLUMNS]}
 
 
 class MemoryStore(Store):
@@ -198,6 +202,16 @@ class MemoryStore(Store):
 
     def count_incidents(self) -> int:
         return len(self._data.incidents["id"])
+
+    def incident_events(self, incident_id: int) -> list[IncidentEvent]:
+        return [event for event in self._data.events if event.incident_id == incident_id]
+
+    def status_changes(self, after: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
+        later = self._data.events[after:]           # ids are positions + 1
+        if not later:
+            return after, np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+        return (len(self._data.events), np.array([e.incident_id for e in later], dtype=np.int64),
+                _objects(e.to_status for e in later))
 
     def incidents(self, query: IncidentQuery = IncidentQuery(), *,
                   at: dict[Level, int] | None = None) -> pd.DataFrame:
@@ -328,6 +342,32 @@ class _MemoryWriter(Writer):
         return {ext: KnownReport(*(stored[name][where[ext]] for name in _KNOWN_COLUMNS))
                 for ext in dict.fromkeys(external_ids) if ext in where}
 
+    def incident_state(self, incident_id: int) -> IncidentState:
+        stored = self.data.incidents
+        if not 1 <= incident_id <= len(stored["id"]):
+            raise NotFound(message(N_("there is no incident {id}"), id=incident_id))
+        at = incident_id - 1                        # ids are positions + 1
+        return IncidentState(id=incident_id, status=stored["status"][at], escalation=stored["escalation"][at],
+                             category=stored["category"][at], reported_at=stored["reported_at"][at])
+
+    def add_event(self, event: IncidentEvent) -> int:
+        stored, at = self.data.incidents, event.incident_id - 1
+        changes: dict[str, Any] = {"status": event.to_status}
+        if event.action == "close":
+            changes.update(resolution=event.resolution, closed_at=event.at)
+        elif event.action == "rate":
+            changes.update(rating=event.rating)
+        elif event.action == "duplicate":
+            changes.update(duplicate_of=event.duplicate_of)
+        elif event.action == "escalate":
+            changes.update(escalation=event.escalation)
+        elif event.action == "reopen":
+            changes.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
+        for name, value in changes.items():
+            stored[name][at] = value
+        self.data.events.append(replace(event, id=len(self.data.events) + 1))
+        return len(self.data.events)
+
     def add_incidents(self, incidents: IncidentColumns, units_by_level: dict[Level, np.ndarray]) -> np.ndarray:
         stored = self.data.incidents
         _check_unique([*stored["external_id"], *incidents.external_id])
@@ -337,6 +377,8 @@ class _MemoryWriter(Writer):
         for name in INCIDENT_COLUMNS[1:]:
             stored[name] += getattr(incidents, name).tolist()
         stored["created_at"] += [_now()] * len(incidents)
+        for name in LIFECYCLE_COLUMNS:
+            stored[name] += [0 if name == "escalation" else None] * len(incidents)
         current = self.data.current()
         for level, codes in units_by_level.items():
             if level in current:
@@ -382,7 +424,9 @@ def _matches(columns: dict[str, np.ndarray], query: IncidentQuery, shown: list[_
 def _frame(columns: dict[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
     # object dtype keeps None as None in the text columns, as sql.py does
     frame = pd.DataFrame({name: column[keep] for name, column in columns.items()}, dtype=object)
-    return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]"})
+    frame["closed_at"] = pd.to_datetime(frame["closed_at"])
+    return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]",
+                         "closed_at": "datetime64[us]", "escalation": "int64"})
 
 
 def _check_unique(external_ids: list[str | None]) -> None:

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from itertools import chain, repeat
 from operator import itemgetter
@@ -32,10 +32,13 @@ from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
 from . import (
+    LIFECYCLE_COLUMNS,
     Assignments,
     HeatCells,
     ImportRun,
+    IncidentEvent,
     IncidentQuery,
+    IncidentState,
     Store,
     VersionInfo,
     VersionMeta,
@@ -109,6 +112,12 @@ incidents = sa.Table(
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.String(100), nullable=False, default=""),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # the lifecycle (LIFECYCLE_COLUMNS): set by its steps, never by an import's bulk write
+    sa.Column("resolution", sa.String(20)),
+    sa.Column("closed_at", sa.DateTime),
+    sa.Column("rating", sa.Integer),
+    sa.Column("duplicate_of", sa.Integer),
+    sa.Column("escalation", sa.Integer, nullable=False, server_default="0"),
     # also serves filters by time alone: SQLite skip-scans the few categories (statistics from
     # ANALYZE, refreshed after big writes); a second index on the time cost a third of an import
     sa.Index("ix_incidents_category_time", "category", "reported_at"),
@@ -124,6 +133,22 @@ assignment_table = sa.Table(
     sa.PrimaryKeyConstraint("version_id", "incident_id"),
     sa.Index("ix_assignments_version_unit", "version_id", "unit_code"),
     sqlite_with_rowid=False,
+)
+
+incident_events = sa.Table(
+    "incident_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("from_status", sa.String(20)),
+    sa.Column("to_status", sa.String(20), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("resolution", sa.String(20)),
+    sa.Column("rating", sa.Integer),
+    sa.Column("duplicate_of", sa.Integer),
+    sa.Column("escalation", sa.Integer),
 )
 
 import_runs = sa.Table(
@@ -174,13 +199,14 @@ def _upgrade(engine: Engine) -> None:
     """Bring a database made by older code up to this schema: add the columns and indexes newer
     code expects (SQLite ALTER TABLE), and rebuild the assignments keyed by version first."""
     inspector = sa.inspect(engine)
-    have = {c["name"] for c in inspector.get_columns("layer_versions")}
+    have = {table.name: {c["name"] for c in inspector.get_columns(table.name)} for table in (layer_versions, incidents)}
     keyed = inspector.get_pk_constraint("assignments")["constrained_columns"]
     with engine.begin() as conn:
-        for column in layer_versions.columns:
-            if column.name not in have:
-                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE layer_versions ADD COLUMN {ddl}")
+        for table in (layer_versions, incidents):
+            for column in table.columns:
+                if column.name not in have[table.name]:
+                    ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
         if keyed != ["version_id", "incident_id"]:
             log.info("rebuilding the assignments table keyed by version")
             conn.exec_driver_sql("DROP INDEX IF EXISTS ix_assignments_version_unit")
@@ -339,6 +365,22 @@ class SqlStore(Store):
                 "category": category, "status": status, "source": source,
                 "reported_at": _datetimes(pd.Series(when, dtype=object)).to_numpy(dtype="datetime64[us]")}
 
+    def incident_events(self, incident_id: int) -> list[IncidentEvent]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(incident_events).where(incident_events.c.incident_id == incident_id)
+                                .order_by(incident_events.c.id)).all()
+        return [IncidentEvent(**row._asdict()) for row in rows]
+
+    def status_changes(self, after: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
+        e = incident_events
+        with self.engine.connect() as conn:
+            rows = _fetch(conn, sa.select(e.c.id, e.c.incident_id, e.c.to_status).where(e.c.id > after)
+                          .order_by(e.c.id))
+        if not rows:
+            return after, np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+        event_ids, ids, statuses = _columns(rows, 3)
+        return int(event_ids[-1]), ids.astype(np.int64), statuses
+
     def count_incidents(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar_one())
@@ -356,14 +398,15 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             shown = _shown(conn, at)
             levels = list(shown)
-            columns = [incidents.c[c] for c in INCIDENT_COLUMNS]
+            columns = [incidents.c[c] for c in [*INCIDENT_COLUMNS, *LIFECYCLE_COLUMNS]]
             stmt = sa.select(*columns, *[_unit_column(shown[lv].id, lv) for lv in levels])
             stmt = stmt.where(*_filters(conn, query, at), incidents.c.id > after).order_by(incidents.c.id).limit(limit)
             rows = _fetch(conn, stmt)
-        names = INCIDENT_COLUMNS + [lv.value for lv in levels]
+        names = INCIDENT_COLUMNS + list(LIFECYCLE_COLUMNS) + [lv.value for lv in levels]
         frame = pd.DataFrame(dict(zip(names, _columns(rows, len(names)))), columns=names, dtype=object)
         frame["reported_at"] = _datetimes(frame["reported_at"])
-        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64"})
+        frame["closed_at"] = _datetimes(frame["closed_at"])
+        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "escalation": "int64"})
 
     def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
         with self.engine.connect() as conn:
@@ -548,6 +591,30 @@ class _SqlWriter(Writer):
         found = np.empty(len(hashes), dtype=bool)
         found[order] = written[np.minimum(np.searchsorted(written, hashes[order]), len(written) - 1)] == hashes[order]
         return found
+
+    def incident_state(self, incident_id: int) -> IncidentState:
+        row = self.conn.execute(sa.select(incidents.c.id, incidents.c.status, incidents.c.escalation,
+                                          incidents.c.category, incidents.c.reported_at)
+                                .where(incidents.c.id == incident_id)).first()
+        if row is None:
+            raise NotFound(message(N_("there is no incident {id}"), id=incident_id))
+        return IncidentState(**row._asdict())
+
+    def add_event(self, event: IncidentEvent) -> int:
+        values: dict[str, Any] = {"status": event.to_status}
+        if event.action == "close":
+            values.update(resolution=event.resolution, closed_at=event.at)
+        elif event.action == "rate":
+            values.update(rating=event.rating)
+        elif event.action == "duplicate":
+            values.update(duplicate_of=event.duplicate_of)
+        elif event.action == "escalate":
+            values.update(escalation=event.escalation)
+        elif event.action == "reopen":
+            values.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
+        self.conn.execute(sa.update(incidents).where(incidents.c.id == event.incident_id).values(**values))
+        fields = {k: v for k, v in asdict(event).items() if k != "id"}
+        return int(self.conn.execute(sa.insert(incident_events).values(**fields)).inserted_primary_key[0])  # type: ignore[index]
 
     def add_incidents(self, batch: IncidentColumns, units_by_level: dict[Level, np.ndarray]) -> np.ndarray:
         if not len(batch):
@@ -767,7 +834,8 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _datetimes(column: pd.Series) -> pd.Series:
-    return pd.to_datetime(column.astype(str), format=_TIME_FORMAT).astype("datetime64[us]")
+    """Stored time texts as datetime64[us]; NULL as NaT."""
+    return pd.to_datetime(column.where(column.notna(), None), format=_TIME_FORMAT).astype("datetime64[us]")
 
 
 def _time_texts(times: np.ndarray) -> np.ndarray:

@@ -88,7 +88,9 @@ def parse_query(args: Mapping[str, str]) -> IncidentQuery:
 
 #: How the filter form names each status.
 STATUS_LABELS = {Status.REPORTED.value: N_("Reported"), Status.DISPATCHED.value: N_("Dispatched"),
-                 Status.IN_PROGRESS.value: N_("In progress"), Status.CLOSED.value: N_("Closed")}
+                 Status.IN_PROGRESS.value: N_("In progress"), Status.CLOSED.value: N_("Closed"),
+                 Status.RATED.value: N_("Rated"), Status.REJECTED.value: N_("Rejected"),
+                 Status.DUPLICATE.value: N_("Duplicate")}
 
 
 @dataclass(frozen=True)

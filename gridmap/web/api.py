@@ -19,6 +19,7 @@ from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
 from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message, message_from_record
 from ..incidents import FileOptions
 from ..levels import Level
+from ..lifecycle import Step
 from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import COUNT_BY, VersionMeta
@@ -162,6 +163,26 @@ def get_incidents() -> Response | dict[str, Any]:
         args: dict[str, Any] = {**request.args.to_dict(), "after": cursor, "limit": limit}
         body["next"] = url_for("api.get_incidents", **args)
     return body
+
+
+@bp.get("/incidents/<int:incident_id>")
+def get_incident(incident_id: int) -> dict[str, Any]:
+    """One incident with its units, deadline, whether it is overdue, who answers for it and its
+    history (the report, then every lifecycle step)."""
+    return _translated(service().incident(incident_id))
+
+
+@bp.post("/incidents/<int:incident_id>/steps")
+def take_step(incident_id: int) -> dict[str, Any]:
+    """A lifecycle step (``action``, ``actor``, ``note``; ``resolution`` to close, ``rating`` 1–5 to
+    rate, ``duplicate_of`` for a duplicate): 409 naming the allowed actions when the incident's
+    state does not allow it.  The incident as ``GET /api/incidents/<id>`` gives it."""
+    return _translated(service().take_step(incident_id, Step.parse(json_object())))
+
+
+def _translated(feature: dict[str, Any]) -> dict[str, Any]:
+    feature["properties"]["responsible"] = gettext(feature["properties"]["responsible"])
+    return feature
 
 
 @bp.get("/incidents/counts")

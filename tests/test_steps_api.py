@@ -1,0 +1,83 @@
+"""The lifecycle over HTTP: GET /api/incidents/<id> and POST /api/incidents/<id>/steps."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from .conftest import build_app, grid_file, micro_file
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = build_app(tmp_path, GRIDMAP_LANG="en", GRIDMAP_DEADLINES="litter=24,*=72")
+    client = app.test_client()
+    for level, data in (("grid", grid_file()), ("micro_grid", micro_file())):
+        response = client.post(f"/api/layers/{level}", data={"file": (io.BytesIO(data), "f.geojson")},
+                               content_type="multipart/form-data")
+        assert response.status_code == 201, response.get_json()
+    created = client.post("/api/incidents", json=[
+        {"category": "litter", "lon": 0.005, "lat": 0.005, "reported_at": "2026-03-05 10:00", "source": "12345热线"},
+        {"category": "clutter", "lon": 0.015, "lat": 0.005, "reported_at": "2026-03-05 11:00"}])
+    assert created.status_code == 201
+    yield client
+    app.extensions["gridmap"].store.close()
+
+
+def step(client, incident_id: int, **body):
+    return client.post(f"/api/incidents/{incident_id}/steps", json={"actor": "王网格员", **body})
+
+
+def test_an_incident_goes_through_its_lifecycle_with_its_history(client):
+    fresh = client.get("/api/incidents/1").get_json()["properties"]
+    assert {k: fresh[k] for k in ("status", "due_at", "overdue", "on_time", "responsible", "units")} == {
+        "status": "reported", "due_at": "2026-03-06 10:00:00", "overdue": True, "on_time": None,
+        "responsible": "grid worker", "units": {"grid": "W", "micro_grid": "W-S"}}
+    assert fresh["history"] == [{"at": "2026-03-05 10:00:00", "action": "report", "actor": "12345热线",
+                                 "from": None, "to": "reported", "note": ""}]
+    assert step(client, 1, action="dispatch").status_code == 200
+    assert step(client, 1, action="escalate", note="超时").get_json()["properties"]["responsible"] == "grid leader"
+    assert step(client, 1, action="start").get_json()["properties"]["status"] == "in_progress"
+    closed = step(client, 1, action="close", resolution="fixed", note="已清理").get_json()["properties"]
+    assert (closed["status"], closed["resolution"], closed["overdue"], closed["on_time"]) == (
+        "closed", "fixed", False, False)                       # closed today: long past its 24 hours
+    rated = step(client, 1, action="rate", rating=5).get_json()["properties"]
+    assert (rated["status"], rated["rating"]) == ("rated", 5)
+    history = rated["history"]
+    assert [(h["action"], h["from"], h["to"]) for h in history] == [
+        ("report", None, "reported"), ("dispatch", "reported", "dispatched"), ("escalate", "dispatched", "dispatched"),
+        ("start", "dispatched", "in_progress"), ("close", "in_progress", "closed"), ("rate", "closed", "rated")]
+    assert (history[2]["escalation"], history[4]["resolution"], history[4]["note"], history[5]["rating"]) == (
+        1, "fixed", "已清理", 5)
+    assert all(h["actor"] == "王网格员" for h in history[1:])
+    # the statistics see the new status at once (the map's in-memory table follows the steps)
+    assert client.get("/api/incidents/counts?by=category&status=rated").get_json()["counts"] == [
+        {"key": "litter", "count": 1}]
+    reopened = step(client, 1, action="reopen", note="又堆上了").get_json()["properties"]
+    assert (reopened["status"], reopened["resolution"], reopened["rating"], reopened["closed_at"]) == (
+        "dispatched", None, None, None)
+
+
+def test_a_step_the_state_does_not_allow_is_409_and_changes_nothing(client):
+    refused = step(client, 2, action="close", resolution="fixed")
+    assert (refused.status_code, refused.get_json()["error"]) == (
+        409, "incident 2 is reported: close is not allowed; allowed: dispatch, reject, duplicate")
+    assert client.get("/api/incidents/2").get_json()["properties"]["history"][1:] == []
+    bad = step(client, 2, action="close")
+    assert (bad.status_code, bad.get_json()["details"]) == (
+        400, ["a close needs a resolution: one of fixed, not_fixed, not_ours"])
+    assert step(client, 9, action="dispatch").status_code == 404
+    missing = step(client, 2, action="duplicate", duplicate_of=42)
+    assert (missing.status_code, missing.get_json()["error"]) == (400, "duplicate_of=42: there is no incident 42")
+    duplicate = step(client, 2, action="duplicate", duplicate_of=1).get_json()["properties"]
+    assert (duplicate["status"], duplicate["duplicate_of"]) == ("duplicate", 1)
+    assert client.post("/api/incidents/1/steps", data="x").status_code == 400
+
+
+def test_escalation_goes_up_to_the_community_and_no_further(client):
+    step(client, 1, action="dispatch")
+    assert step(client, 1, action="escalate").get_json()["properties"]["responsible"] == "grid leader"
+    assert step(client, 1, action="escalate").get_json()["properties"]["responsible"] == "community"
+    refused = step(client, 1, action="escalate")
+    assert (refused.status_code, refused.get_json()["error"]) == (
+        409, "incident 1 is already escalated to the community")
