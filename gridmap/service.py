@@ -68,7 +68,7 @@ from .levels import ORDER, Level, deepest
 from .lifecycle import ESCALATION_ROLES, OPEN, Action, Deadlines, Step, next_state
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
-from .quality import Stacks, stacked_points
+from .quality import Stacks, ambiguous_points, edge_pairs, stacked_points
 from .storage import (
     HeatCells,
     ImportRun,
@@ -151,6 +151,17 @@ class ReportResult:
                 for k, (row, i, new) in enumerate(zip(self.rows, self.ids, self.new))]
 
 
+@dataclass(frozen=True)
+class EdgePoints:
+    """How many of the stored incidents sit within their coordinates' precision of an edge
+    between units of ``level`` (of all ``incidents``), and the groups of units they sit between."""
+
+    level: Level
+    count: int
+    incidents: int
+    pairs: list[tuple[tuple[str | None, ...], int]]
+
+
 class Gridmap:
     """One deployment's boundaries and incidents, over a :class:`Store`."""
 
@@ -169,6 +180,7 @@ class Gridmap:
         self._stats_lock = threading.Lock()
         self._stacks: tuple[int, Stacks] | None = None              # (incidents when found, the stacks)
         self._graphs: dict[Level, tuple[int | None, Any]] = {}      # level → (version, its contiguity)
+        self._edges: tuple[tuple[Level, int | None], int, EdgePoints] | None = None  # (level/version, incidents, found)
 
     # -- boundaries ----------------------------------------------------------------------
     def save_layer(self, level: Level, data: bytes, options: LayerOptions = LayerOptions(), *,
@@ -625,6 +637,29 @@ class Gridmap:
             if kept is None or not (kept[0] <= len(table.ids) < kept[0] * (1 + RESTACK_GROWTH) + 1):
                 self._stacks = kept = (len(table.ids), stacked_points(table.lon, table.lat))
             return kept[1]
+
+    def edge_points(self) -> EdgePoints | None:
+        """The stored incidents within their coordinates' precision of an edge between units of
+        the deepest level (:func:`gridmap.quality.ambiguous_points`: which unit holds them is
+        uncertain), and the units they sit between; None without boundaries.  Found again (about
+        a second at a million) once the incidents grew by :data:`RESTACK_GROWTH` or the level has
+        a new version."""
+        layers = self.layers()
+        level = deepest(layers)
+        if level is None:
+            return None
+        layer = layers[level]
+        table = self._table.table()
+        with self._stats_lock:
+            kept = self._edges
+            if (kept is not None and kept[0] == (level, layer.version)
+                    and kept[1] <= len(table.ids) < kept[1] * (1 + RESTACK_GROWTH) + 1):
+                return kept[2]
+        found = ambiguous_points(table.lon, table.lat, layer)
+        edges = EdgePoints(level=level, count=len(found), incidents=len(table.ids), pairs=edge_pairs(found))
+        with self._stats_lock:
+            self._edges = ((level, layer.version), len(table.ids), edges)
+        return edges
 
     def hotspots(self, level: Level, query: IncidentQuery = IncidentQuery(),
                  options: HotspotOptions = HotspotOptions(), *, stacked: bool = False) -> tuple[Hotspots, Stacks]:

@@ -591,6 +591,8 @@
       const body = await getJSON(quality.url);
       const points = body.stacked.points;
       state.stacked = points;
+      state.ambiguous = body.ambiguous;
+      showAmbiguous(quality, body.ambiguous);
       if (!points.length) return;
       const box = document.getElementById("quality-note");
       const first = points[0];
@@ -607,6 +609,17 @@
     } catch (error) {
       failed(error);
     }
+  }
+
+  /** Incidents whose coordinates, as precise as they were written, cannot tell which unit holds them. */
+  function showAmbiguous(quality, ambiguous) {
+    if (!ambiguous || !ambiguous.count) return;
+    const box = document.getElementById("edge-note");
+    const top = ambiguous.between[0];
+    const codes = top.codes.map((code) => (code === null ? quality.outside : code)).join(" / ");
+    const share = (100 * ambiguous.count / ambiguous.incidents).toFixed(1) + "%";
+    box.textContent = fill(quality.ambiguous, {count: ambiguous.count, share, codes, n: top.count});
+    box.hidden = false;
   }
 
   map.on("moveend", requestHeat);

@@ -57,7 +57,20 @@ def features(client, query: str = "") -> dict[str, dict]:
 def test_quality_names_the_pile_and_the_threshold_it_passed(block):
     # 87 coordinates: 86 hold one incident, so the threshold is max(50, 10 × 1)
     assert block.get("/api/quality").get_json() == {
-        "stacked": {"threshold": 50, "points": [{"lon": 0.035, "lat": 0.035, "count": 60}]}}
+        "stacked": {"threshold": 50, "points": [{"lon": 0.035, "lat": 0.035, "count": 60}]},
+        "ambiguous": {"level": "micro_grid", "count": 0, "incidents": 146, "between": []}}
+
+
+def test_quality_names_the_incidents_whose_coordinates_cannot_tell_their_unit(block):
+    # written with 2 decimals (±0.005°): on the edge x = 0.01 between r0c0 and r0c1, and at the
+    # corner (0.02, 0.02) of four units; with 4 decimals (±0.00005°) 0.0099 is clearly in r0c0
+    records = [{"category": "litter", "lon": lon, "lat": lat, "reported_at": "2026-03-05 10:00"}
+               for lon, lat in [(0.01, 0.005), (0.01, 0.005), (0.02, 0.02), (0.0099, 0.0051)]]
+    assert block.post("/api/incidents", json=records).status_code == 201
+    assert block.get("/api/quality").get_json()["ambiguous"] == {
+        "level": "micro_grid", "count": 3, "incidents": 150,
+        "between": [{"codes": ["r0c0", "r0c1"], "count": 2},
+                    {"codes": ["r1c1", "r1c2", "r2c1", "r2c2"], "count": 1}]}
 
 
 def test_hotspots_leave_the_pile_out_and_equal_gi_star_of_the_counts(block, app):

@@ -259,7 +259,10 @@ def _quality_config() -> dict[str, Any]:
             "more": gettext("{coordinates} such coordinates hold {count} incidents."),
             "left": gettext("They are left out of the heat map and the statistics (hotspots, choropleths)."),
             "kept": gettext("They are counted in the heat map and the statistics (hotspots, choropleths)."),
-            "show": gettext("Count them"), "hide": gettext("Leave them out")}
+            "show": gettext("Count them"), "hide": gettext("Leave them out"),
+            "ambiguous": gettext("{count} incidents ({share}) lie within their coordinates' precision of an edge "
+                                 "between units: which unit holds them is uncertain; most between {codes} ({n})."),
+            "outside": gettext("outside")}
 
 
 def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:

@@ -214,11 +214,16 @@ def _whole(args: Mapping[str, str], key: str, default: int) -> int:
 
 @bp.get("/api/quality")
 def quality() -> Response:
-    stacks = service().stacked_points()
-    return Response(_dumps({"stacked": {
-        "threshold": stacks.threshold,
-        "points": [{"lon": x, "lat": y, "count": n}
-                   for x, y, n in zip(stacks.lon.tolist(), stacks.lat.tolist(), stacks.count.tolist())]}}),
+    svc = service()
+    stacks = svc.stacked_points()
+    edges = svc.edge_points()
+    return Response(_dumps({
+        "stacked": {"threshold": stacks.threshold,
+                    "points": [{"lon": x, "lat": y, "count": n}
+                               for x, y, n in zip(stacks.lon.tolist(), stacks.lat.tolist(), stacks.count.tolist())]},
+        "ambiguous": None if edges is None else {
+            "level": edges.level.value, "count": edges.count, "incidents": edges.incidents,
+            "between": [{"codes": list(codes), "count": n} for codes, n in edges.pairs]}}),
         mimetype="application/json")
 
 
