@@ -28,8 +28,10 @@ pytestmark = pytest.mark.browser
 
 DEMO_GRIDS, DEMO_MICRO_GRIDS, DEMO_INCIDENTS = 5, 20, 1200
 ZH_NAV = ["地图", "数据看板", "上传边界", "编辑边界", "版本管理"]
-ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内", "热点分析（Getis-Ord Gi*）"]
-EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit", "Hotspots (Getis-Ord Gi*)"]
+ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内", "热点分析（Getis-Ord Gi*）", "新兴热点（12 个月）",
+               "六边形热点（H3）", "分级设色图"]
+EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit", "Hotspots (Getis-Ord Gi*)",
+               "Emerging hot spots (12 months)", "Hexagon hot spots (H3)", "Choropleth"]
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -163,7 +165,7 @@ def test_map_page_draws_every_layer_offline(server: LiveServer, tab: Tab) -> Non
 
     overlays = tab.page.evaluate(OVERLAY_LABELS)
     assert [o["text"] for o in overlays] == ZH_OVERLAYS
-    assert [o["checked"] for o in overlays] == [True] * 4 + [False], overlays      # hotspots: when asked
+    assert [o["checked"] for o in overlays] == [True] * 4 + [False] * 4, overlays      # the statistics: when asked
     assert tab.page.locator("#gridmap_map .leaflet-tile").count() == 0  # GRIDMAP_TILES=none
 
     features = server.get_json("/api/layers/micro_grid")["features"]
