@@ -22,6 +22,7 @@ from scipy.stats import beta
 
 from .boundaries import staff_of
 from .layer import Layer, find_field
+from .performance import UnitPerformance
 from .rankings import counts_in_order
 
 #: The fewest incidents a unit needs in the month to be ranked.
@@ -47,6 +48,11 @@ class LeagueRow:
     closure_high: float | None
     previous_rank: int | None = None
     change: int | None = None            # places gained since last month (negative: lost)
+    # from the lifecycle (docs/statistics.md), as they are: not shrunk, not ranked on
+    on_time_rate: float | None = None
+    median_hours: float | None = None    # from report to close
+    satisfaction_rate: float | None = None
+    overdue: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -89,9 +95,11 @@ def closure_prior(incidents: np.ndarray, closed: np.ndarray) -> Prior | None:
 
 def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int], *,
            previous: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
-           min_sample: int = MIN_SAMPLE) -> list[LeagueRow]:
+           min_sample: int = MIN_SAMPLE, figures: Mapping[str, UnitPerformance] | None = None) -> list[LeagueRow]:
     """The table for one month: ``incidents`` and ``closed`` per unit code; ``previous`` the same
-    for the month before (for each unit's rank then).  Ranked units first, best first."""
+    for the month before (for each unit's rank then); ``figures`` each unit's lifecycle figures
+    for the on-time rate, time to close, satisfaction and overdue columns.  Ranked units first,
+    best first."""
     units = layer.units
     n = counts_in_order(layer, incidents).astype(float)
     done = counts_in_order(layer, closed).astype(float)
@@ -124,8 +132,16 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
             per_km2=float(n[i] / area_km2[i]) if area_km2[i] > 0 else math.nan,
             closure_rate=float(done[i] / n[i]) if n[i] else None, closure_shrunk=shrunk, closure_low=low,
             closure_high=high,
-            previous_rank=then, change=then - now if now is not None and then is not None else None))
+            previous_rank=then, change=then - now if now is not None and then is not None else None,
+            **_lifecycle((figures or {}).get(code))))
     return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, -r.incidents, r.code))
+
+
+def _lifecycle(figures: UnitPerformance | None) -> dict[str, Any]:
+    if figures is None:
+        return {}
+    return {"on_time_rate": figures.on_time_rate, "median_hours": figures.median_hours,
+            "satisfaction_rate": figures.satisfaction_rate, "overdue": figures.overdue}
 
 
 def _ranks(n: np.ndarray, done: np.ndarray, prior: Prior | None, min_sample: int) -> list[int | None]:

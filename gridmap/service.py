@@ -66,6 +66,7 @@ from .layer import Layer
 from .league import LeagueRow, league
 from .levels import ORDER, Level, deepest
 from .lifecycle import ESCALATION_ROLES, OPEN, Action, Deadlines, Step, next_state
+from .performance import UnitPerformance, performance
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
 from .quality import Stacks, ambiguous_points, edge_pairs, stacked_points
@@ -723,8 +724,11 @@ class Gridmap:
         if not stacked:
             query = self.without_stacks(query)
         counts = self.unit_counts(level, query, version=layer.version)
-        closed = (self.unit_counts(level, query.with_status(Status.CLOSED.value), version=layer.version)
-                  if measure == "closed" else None)
+        closed = None
+        if measure == "closed":        # closed and fixed, of the incidents accepted (docs/statistics.md)
+            figures = self.performance(level, query)
+            counts = {f.code: f.accepted - f.passed_on for f in figures}
+            closed = {f.code: f.closed for f in figures}
         return choropleth(layer, counts, measure=measure, scheme=scheme, k=k, closed=closed)
 
     def league(self, level: Level, query: IncidentQuery = IncidentQuery(), *,
@@ -737,13 +741,19 @@ class Gridmap:
             months = self.store.counts(query, "month")
             month = max(months) if months else f"{self._now():%Y-%m}"
         spans = time_periods("month", 2, last=_month_start(month))
-        counts = []
-        for _, start, end in spans:
-            within = replace(query, date_from=start, date_to=end)
-            counts.append((self.unit_counts(level, within, version=layer.version),
-                           self.unit_counts(level, within.with_status(Status.CLOSED.value),
-                                            version=layer.version)))
-        return spans[1][0], spans[0][0], league(layer, *counts[1], previous=counts[0])
+        counts, figures = [], {}
+        for _, start, end in spans:        # the month before, then the month
+            figures = {f.code: f for f in self.performance(level, replace(query, date_from=start, date_to=end))}
+            counts.append(({code: f.accepted - f.passed_on for code, f in figures.items()},
+                           {code: f.closed for code, f in figures.items()}))
+        return spans[1][0], spans[0][0], league(layer, *counts[1], previous=counts[0], figures=figures)
+
+    def performance(self, level: Level, query: IncidentQuery = IncidentQuery()) -> list[UnitPerformance]:
+        """The figures of docs/statistics.md (closure, on-time and satisfaction rates, time to
+        close, overdue …) of each unit of ``level``'s current version over the matching incidents."""
+        layer = self.layer(level)
+        columns = self.store.lifecycle_columns(level, layer.version or 0, query)
+        return performance(layer, columns, self.deadlines, self._now())
 
     def without_stacks(self, query: IncidentQuery) -> IncidentQuery:
         """``query`` leaving out the incidents on stacked coordinates (the heat map's and the

@@ -227,6 +227,9 @@ def test_rankings_of_a_month_as_json_and_as_xlsx(block):
     assert (rows["r0c0"]["previous_rank"], rows["r0c0"]["change"]) == (2, 1)
     assert (rows["r0c1"]["previous_rank"], rows["r0c1"]["change"]) == (1, -2)
     assert rows["r2c2"]["rank"] is None and rows["r2c2"]["per_1000_households"] is None
+    # the lifecycle's figures: closes imported without a close time, nothing rated, the 20 reports open past 72 h
+    assert [rows["r0c0"][k] for k in ("on_time_rate", "median_hours", "satisfaction_rate", "overdue")] == [
+        None, None, None, 20]
     response = block.get("/api/rankings?month=2026-03&format=xlsx")
     assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
     assert 'filename="rankings-micro_grid-2026-03.xlsx"' in response.headers["Content-Disposition"]
@@ -234,7 +237,7 @@ def test_rankings_of_a_month_as_json_and_as_xlsx(block):
     table = sheets["月评比 2026-03"]
     assert list(table.columns) == ["排名", "编码", "名称", "网格员", "事件数", "办结数", "办结率", "办结率（校正）",
                                    "90%区间下限", "90%区间上限", "每千户事件数", "每平方公里事件数", "上月排名",
-                                   "名次变化"]
+                                   "名次变化", "按时办结率", "办结时长中位数（小时）", "满意率", "超期未办结"]
     assert table.iloc[0][["排名", "编码", "名称", "事件数", "办结数", "上月排名", "名次变化"]].tolist() == [
         1, "r0c0", "微网格r0c0", 30, 10, 2, 1]
     assert block.get("/api/rankings?month=2026-3x").status_code == 400

@@ -81,3 +81,26 @@ def test_escalation_goes_up_to_the_community_and_no_further(client):
     refused = step(client, 1, action="escalate")
     assert (refused.status_code, refused.get_json()["error"]) == (
         409, "incident 1 is already escalated to the community")
+
+
+def test_the_figures_follow_the_steps(client):
+    from datetime import datetime
+
+    import pandas as pd
+
+    client.application.extensions["gridmap"]._now = lambda: datetime(2026, 3, 6, 10, 0)     # a day after the reports
+    for body in ({"action": "dispatch"}, {"action": "close", "resolution": "fixed"}, {"action": "rate", "rating": 5}):
+        assert step(client, 1, **body).status_code == 200
+    rows = {r["code"]: r for r in client.get("/api/statistics?level=micro_grid").get_json()["rows"]}
+    assert rows["W-S"] == {
+        "code": "W-S", "name": rows["W-S"]["name"], "incidents": 1, "accepted": 1, "closed": 1, "passed_on": 0,
+        "not_fixed": 0, "closure_rate": 1.0, "timed": 1, "on_time": 1, "on_time_rate": 1.0, "median_hours": 24.0,
+        "overdue": 0, "rated": 1, "satisfied": 1, "satisfaction_rate": 1.0, "feedback_rate": 1.0}
+    assert (rows["E-S"]["incidents"], rows["E-S"]["closure_rate"], rows["E-S"]["overdue"]) == (1, 0.0, 0)
+    assert rows["W-N"]["closure_rate"] is None
+    grids = {r["code"]: r for r in client.get("/api/statistics?level=grid&category=litter").get_json()["rows"]}
+    assert (grids["W"]["incidents"], grids["E"]["incidents"]) == (1, 0)
+    xlsx = client.get("/api/statistics?level=micro_grid&format=xlsx")
+    table = pd.read_excel(io.BytesIO(xlsx.data), sheet_name="统计")
+    assert list(table.columns)[:8] == ["编码", "名称", "事件数", "受理数", "办结数", "转办数", "未解决办结数", "办结率"]
+    assert table.set_index("编码").loc["W-S", "办结时长中位数（小时）"] == 24.0

@@ -496,6 +496,17 @@ def test_lifecycle_steps_change_the_incident_and_are_kept_in_order(store):
         "dispatched", None, 1]
     assert pd.isna(store.incidents().set_index("id").loc[1, "closed_at"])
     assert store.incidents(IncidentQuery(statuses=("dispatched",)))["id"].tolist() == [1]
+    with store.writing() as tx:
+        tx.add_event(IncidentEvent(1, at, "王", "close", "dispatched", "closed", resolution="not_fixed"))
+        tx.add_event(IncidentEvent(1, at, "王", "rate", "closed", "rated", rating=2))
+    columns = store.lifecycle_columns(GRID, 1)
+    assert {k: v.tolist() for k, v in columns.items() if k not in ("rating", "closed_at")} == {
+        "unit": ["W", "E"], "category": ["clutter", "litter"], "status": ["rated", "duplicate"],
+        "resolution": ["not_fixed", None], "reported_at": [MARCH_5, MARCH_5]}
+    assert columns["rating"].dtype == float and columns["rating"][0] == 2 and np.isnan(columns["rating"][1])
+    assert columns["closed_at"].dtype == np.dtype("datetime64[us]") and columns["closed_at"][0] == np.datetime64(at)
+    assert np.isnat(columns["closed_at"][1])
+    assert store.lifecycle_columns(GRID, 1, IncidentQuery(categories=("litter",)))["unit"].tolist() == ["E"]
 
 
 def test_bbox_filter_is_inclusive_on_every_side(store):

@@ -354,6 +354,14 @@ class Store(ABC):
         """lon, lat of up to ``limit`` matching incidents outside a unit of some level (lowest ids first)."""
 
     @abstractmethod
+    def lifecycle_columns(self, level: Level, version: int,
+                          query: IncidentQuery = IncidentQuery()) -> dict[str, np.ndarray]:
+        """The matching incidents' lifecycle as columns, for the figures of
+        :mod:`gridmap.performance`: ``unit`` (the code under ``level``'s ``version``, None outside),
+        ``category``, ``status``, ``resolution`` (object), ``rating`` (float64, NaN: none),
+        ``reported_at`` and ``closed_at`` (datetime64[us], NaT: none)."""
+
+    @abstractmethod
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         """The incident's lifecycle steps, oldest first (none for an incident only reported)."""
 

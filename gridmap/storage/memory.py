@@ -203,6 +203,17 @@ class MemoryStore(Store):
     def count_incidents(self) -> int:
         return len(self._data.incidents["id"])
 
+    def lifecycle_columns(self, level: Level, version: int,
+                          query: IncidentQuery = IncidentQuery()) -> dict[str, np.ndarray]:
+        assigned = self._data.find(level, version).assignments
+        columns, keep = self._matching(query, None)
+        return {"unit": _objects(assigned.get(i) for i in columns["id"][keep]),
+                **{name: columns[name][keep] for name in ("category", "status", "resolution")},
+                "rating": pd.to_numeric(pd.Series(columns["rating"][keep], dtype=object)).to_numpy(dtype=float),
+                "reported_at": columns["reported_at"][keep].astype("datetime64[us]"),
+                "closed_at": pd.to_datetime(pd.Series(columns["closed_at"][keep], dtype=object)).to_numpy(
+                    dtype="datetime64[us]")}
+
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         return [event for event in self._data.events if event.incident_id == incident_id]
 

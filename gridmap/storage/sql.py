@@ -365,6 +365,18 @@ class SqlStore(Store):
                 "category": category, "status": status, "source": source,
                 "reported_at": _datetimes(pd.Series(when, dtype=object)).to_numpy(dtype="datetime64[us]")}
 
+    def lifecycle_columns(self, level: Level, version: int,
+                          query: IncidentQuery = IncidentQuery()) -> dict[str, np.ndarray]:
+        names = ["category", "status", "resolution", "rating", "reported_at", "closed_at"]
+        with self.engine.connect() as conn:
+            unit = _unit_column(_version_row(conn, level, version).id, level)
+            rows = _fetch(conn, sa.select(unit, *[incidents.c[n] for n in names]).where(*_filters(conn, query)))
+        unit_codes, category, status, resolution, rating, reported, closed = _columns(rows, len(names) + 1)
+        return {"unit": unit_codes, "category": category, "status": status, "resolution": resolution,
+                "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
+                "reported_at": _datetimes(pd.Series(reported, dtype=object)).to_numpy(dtype="datetime64[us]"),
+                "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]")}
+
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(incident_events).where(incident_events.c.incident_id == incident_id)

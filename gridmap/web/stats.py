@@ -171,7 +171,15 @@ def choropleth() -> Response:
 LEAGUE_HEADERS = {"rank": "排名", "code": "编码", "name": "名称", "staff": "网格员", "incidents": "事件数",
                   "closed": "办结数", "closure_rate": "办结率", "closure_shrunk": "办结率（校正）",
                   "closure_low": "90%区间下限", "closure_high": "90%区间上限", "per_1000_households": "每千户事件数",
-                  "per_km2": "每平方公里事件数", "previous_rank": "上月排名", "change": "名次变化"}
+                  "per_km2": "每平方公里事件数", "previous_rank": "上月排名", "change": "名次变化",
+                  "on_time_rate": "按时办结率", "median_hours": "办结时长中位数（小时）", "satisfaction_rate": "满意率",
+                  "overdue": "超期未办结"}
+#: The lifecycle figures (docs/statistics.md) in an XLSX export, with their Chinese headers.
+FIGURE_HEADERS = {"code": "编码", "name": "名称", "incidents": "事件数", "accepted": "受理数", "closed": "办结数",
+                  "passed_on": "转办数", "not_fixed": "未解决办结数", "closure_rate": "办结率", "timed": "有办结时间数",
+                  "on_time": "按时办结数", "on_time_rate": "按时办结率", "median_hours": "办结时长中位数（小时）",
+                  "overdue": "超期未办结", "rated": "评价数", "satisfied": "满意数", "satisfaction_rate": "满意率",
+                  "feedback_rate": "反馈率"}
 
 
 @bp.get("/api/rankings")
@@ -181,14 +189,8 @@ def rankings() -> Response:
     month, previous, rows = svc.league(level, parse_query(args), month=(args.get("month") or "").strip() or None)
     fmt = (args.get("format") or "json").strip().lower()
     if fmt == "xlsx":
-        frame = pd.DataFrame([row.as_dict() for row in rows], columns=list(LEAGUE_HEADERS)).rename(
-            columns=LEAGUE_HEADERS)
-        body = io.BytesIO()
-        with pd.ExcelWriter(body, engine="openpyxl") as writer:
-            frame.to_excel(writer, sheet_name=f"月评比 {month}", index=False)
-        response = Response(body.getvalue(), mimetype=XLSX)
-        response.headers["Content-Disposition"] = f'attachment; filename="rankings-{level.value}-{month}.xlsx"'
-        return response
+        return _xlsx([row.as_dict() for row in rows], LEAGUE_HEADERS, f"月评比 {month}",
+                     f"rankings-{level.value}-{month}.xlsx")
     if fmt != "json":
         raise InvalidInput(message(N_("format={value!r} is not valid; expected json or xlsx"), value=fmt))
     return Response(_dumps({"level": level.value, "month": month, "previous_month": previous,
@@ -197,6 +199,33 @@ def rankings() -> Response:
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _xlsx(records: list[dict[str, Any]], headers: dict[str, str], sheet: str, filename: str) -> Response:
+    """Rows as an XLSX file with Chinese headers."""
+    frame = pd.DataFrame(records, columns=list(headers)).rename(columns=headers)
+    body = io.BytesIO()
+    with pd.ExcelWriter(body, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name=sheet, index=False)
+    response = Response(body.getvalue(), mimetype=XLSX)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/api/statistics")
+def statistics() -> Response:
+    """Each unit's lifecycle figures (docs/statistics.md) over the matching incidents, with the
+    level's totals; ``format=xlsx`` downloads them with Chinese headers."""
+    args, svc = request.args, service()
+    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
+    rows = [row.as_dict() for row in svc.performance(level, parse_query(args))]
+    fmt = (args.get("format") or "json").strip().lower()
+    if fmt == "xlsx":
+        return _xlsx(rows, FIGURE_HEADERS, "统计", f"statistics-{level.value}.xlsx")
+    if fmt != "json":
+        raise InvalidInput(message(N_("format={value!r} is not valid; expected json or xlsx"), value=fmt))
+    return Response(_dumps({"level": level.value, "rows": [_finite(row) for row in rows]}),
+                    mimetype="application/json")
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
