@@ -98,6 +98,9 @@ def test_the_figures_follow_the_steps(client):
         "overdue": 0, "rated": 1, "satisfied": 1, "satisfaction_rate": 1.0, "feedback_rate": 1.0}
     assert (rows["E-S"]["incidents"], rows["E-S"]["closure_rate"], rows["E-S"]["overdue"]) == (1, 0.0, 0)
     assert rows["W-N"]["closure_rate"] is None
+    # a unit's incidents come from the store's rows, the rest from the columns each server keeps: the same figures
+    within = {r["code"]: r for r in client.get("/api/statistics?level=micro_grid&unit=W").get_json()["rows"]}
+    assert within["W-S"] == rows["W-S"] and within["E-S"]["incidents"] == 0
     grids = {r["code"]: r for r in client.get("/api/statistics?level=grid&category=litter").get_json()["rows"]}
     assert (grids["W"]["incidents"], grids["E"]["incidents"]) == (1, 0)
     xlsx = client.get("/api/statistics?level=micro_grid&format=xlsx")

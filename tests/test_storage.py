@@ -507,6 +507,10 @@ def test_lifecycle_steps_change_the_incident_and_are_kept_in_order(store):
     assert columns["closed_at"].dtype == np.dtype("datetime64[us]") and columns["closed_at"][0] == np.datetime64(at)
     assert np.isnat(columns["closed_at"][1])
     assert store.lifecycle_columns(GRID, 1, IncidentQuery(categories=("litter",)))["unit"].tolist() == ["E"]
+    values = store.lifecycle_values()            # only incident 1 has a resolution, rating or close time
+    assert (values["id"].tolist(), values["resolution"].tolist(), values["rating"].tolist()) == ([1], ["not_fixed"],
+                                                                                                 [2.0])
+    assert values["closed_at"].tolist() == [at]
 
 
 def test_bbox_filter_is_inclusive_on_every_side(store):

@@ -362,6 +362,12 @@ class Store(ABC):
         ``reported_at`` and ``closed_at`` (datetime64[us], NaT: none)."""
 
     @abstractmethod
+    def lifecycle_values(self) -> dict[str, np.ndarray]:
+        """Every incident with a resolution, rating or close time, by id: ``id`` (int64),
+        ``resolution`` (object), ``rating`` (float64, NaN: none), ``closed_at`` (datetime64[us],
+        NaT: none) — the few a lifecycle has touched, beside the columns a server keeps in memory."""
+
+    @abstractmethod
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         """The incident's lifecycle steps, oldest first (none for an incident only reported)."""
 

@@ -214,6 +214,14 @@ class MemoryStore(Store):
                 "closed_at": pd.to_datetime(pd.Series(columns["closed_at"][keep], dtype=object)).to_numpy(
                     dtype="datetime64[us]")}
 
+    def lifecycle_values(self) -> dict[str, np.ndarray]:
+        columns = self._data.columns()
+        keep = ~(pd.isna(columns["resolution"]) & pd.isna(columns["rating"]) & pd.isna(columns["closed_at"]))
+        return {"id": columns["id"][keep].astype(np.int64), "resolution": columns["resolution"][keep],
+                "rating": pd.to_numeric(pd.Series(columns["rating"][keep], dtype=object)).to_numpy(dtype=float),
+                "closed_at": pd.to_datetime(pd.Series(columns["closed_at"][keep], dtype=object)).to_numpy(
+                    dtype="datetime64[us]")}
+
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         return [event for event in self._data.events if event.incident_id == incident_id]
 

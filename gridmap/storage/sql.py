@@ -377,6 +377,18 @@ class SqlStore(Store):
                 "reported_at": _datetimes(pd.Series(reported, dtype=object)).to_numpy(dtype="datetime64[us]"),
                 "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]")}
 
+    def lifecycle_values(self) -> dict[str, np.ndarray]:
+        i = incidents
+        with self.engine.connect() as conn:
+            rows = _fetch(conn, sa.select(i.c.id, i.c.resolution, i.c.rating, i.c.closed_at)
+                          .where(sa.or_(i.c.resolution.is_not(None), i.c.rating.is_not(None),
+                                        i.c.closed_at.is_not(None)))
+                          .order_by(i.c.id))
+        ids, resolution, rating, closed = _columns(rows, 4)
+        return {"id": ids.astype(np.int64), "resolution": resolution,
+                "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
+                "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]")}
+
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(incident_events).where(incident_events.c.incident_id == incident_id)
