@@ -138,9 +138,10 @@ def export_boundaries(service: Gridmap, out: Path, level: str, version: int | No
 @click.option("--lon-field")
 @click.option("--lat-field")
 @click.option("--category", help="category for every row of the file")
+@click.option("--crs", help="the coordinates' system: WGS84 (default), GCJ02, BD09 or an EPSG code (EPSG:4490)")
 @click.pass_obj
 def import_incidents(service: Gridmap, file: Path, lon_field: str | None, lat_field: str | None,
-                     category: str | None) -> None:
+                     category: str | None, crs: str | None) -> None:
     """Import incidents from a CSV or GeoJSON file; bad rows are listed, good rows kept."""
     data = file.read_bytes()
     rows = max(1, data.count(b"\n") - 1)           # about: a quoted field may hold a line break
@@ -148,7 +149,7 @@ def import_incidents(service: Gridmap, file: Path, lon_field: str | None, lat_fi
         with click.progressbar(length=2 * rows, label=f"{file.name}: reading and storing", file=sys.stderr,
                                show_pos=False) as bar:
             result = service.import_incidents(data, filename=file.name, options=FileOptions(
-                lon_field=lon_field, lat_field=lat_field, category=category),
+                lon_field=lon_field, lat_field=lat_field, category=category, crs=crs),
                 progress=lambda _stage, count: bar.update(count))
     except GridmapError as error:
         _fail(error)

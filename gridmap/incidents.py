@@ -29,6 +29,7 @@ import shapely
 from pandas.tseries.api import guess_datetime_format
 
 from . import categories
+from .chinacoords import PointCRS
 from .errors import N_, InvalidInput, Message, message
 from .formats import read_error
 from .layer import clean_text, find_field
@@ -85,6 +86,9 @@ class IncidentDraft:
     description: str = ""
     source: str = ""
     time_given: bool = True     # False when reported_at defaulted to the time of the request
+    original_x: float | None = None      # the coordinates as given, when not in WGS84
+    original_y: float | None = None
+    original_crs: str | None = None      # their system (GCJ02, BD09, EPSG:4490 …); None: WGS84
 
 
 @dataclass
@@ -102,6 +106,9 @@ class IncidentColumns:
     description: np.ndarray       # object: str
     source: np.ndarray            # object: str
     time_given: np.ndarray        # bool: False where reported_at defaulted to the time of the request
+    original_x: np.ndarray        # float64: the coordinates as given where not in WGS84, else NaN
+    original_y: np.ndarray
+    original_crs: np.ndarray      # object: their system (GCJ02, BD09, EPSG:4490 …), None for WGS84
 
     def __len__(self) -> int:
         return len(self.lon)
@@ -123,7 +130,10 @@ class IncidentColumns:
                    status=objects(Status(d.status).value for d in drafts),
                    external_id=objects(d.external_id for d in drafts),
                    description=objects(d.description for d in drafts), source=objects(d.source for d in drafts),
-                   time_given=np.array([d.time_given for d in drafts], dtype=bool))
+                   time_given=np.array([d.time_given for d in drafts], dtype=bool),
+                   original_x=np.array([np.nan if d.original_x is None else d.original_x for d in drafts], dtype=float),
+                   original_y=np.array([np.nan if d.original_y is None else d.original_y for d in drafts], dtype=float),
+                   original_crs=objects(d.original_crs for d in drafts))
 
     @classmethod
     def concat(cls, parts: Sequence[IncidentColumns]) -> IncidentColumns:
@@ -134,7 +144,10 @@ class IncidentColumns:
                              lat=float(self.lat[i]), reported_at=self.reported_at[i].astype("datetime64[us]").item(),
                              status=Status(self.status[i]), external_id=self.external_id[i],
                              description=self.description[i], source=self.source[i],
-                             time_given=bool(self.time_given[i]))
+                             time_given=bool(self.time_given[i]),
+                             original_x=None if np.isnan(self.original_x[i]) else float(self.original_x[i]),
+                             original_y=None if np.isnan(self.original_y[i]) else float(self.original_y[i]),
+                             original_crs=self.original_crs[i])
 
 
 class Outcome(str, Enum):
@@ -257,6 +270,7 @@ class FileOptions:
     lon_field: str | None = None
     lat_field: str | None = None
     category: str | None = None
+    crs: str | None = None          # the coordinates' system (chinacoords.PointCRS.parse); None: WGS84
 
 
 def parse_status(value: Any) -> Status:
@@ -283,12 +297,13 @@ API_COLUMNS = {"lon": "lon", "lat": "lat", "category": "category", "time": "repo
                "source": "source"}
 
 
-def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime) -> ParsedBatch:
-    """Read the JSON objects of an API request; an error's ``row`` is the 0-based list index."""
+def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime, crs: str | None = None) -> ParsedBatch:
+    """Read the JSON objects of an API request; an error's ``row`` is the 0-based list index.  A
+    record's ``crs`` says its coordinates' system (default ``crs``, else WGS84)."""
     good = [i for i, r in enumerate(records) if isinstance(r, Mapping)]
     frame = pd.DataFrame([dict(records[i]) for i in good], index=good)
     batch = _parse_frame(frame, API_COLUMNS, category=None, tz=tz, now=now, require_time=False,
-                         require_category=True)
+                         require_category=True, crs=crs)
     batch.errors += [RowError(i, (message(N_("expected a JSON object, got {got}"), got=type(r).__name__),))
                      for i, r in enumerate(records) if not isinstance(r, Mapping)]
     batch.errors.sort(key=lambda e: e.row)
@@ -333,7 +348,7 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
             continue
         cols = cols or _file_columns(frame, options)
         yield _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
-                           require_category=False, formats=formats)
+                           require_category=False, formats=formats, crs=options.crs)
     if cols is None:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
 
@@ -451,12 +466,15 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
 
 def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, category: str | None,
                  tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool,
-                 formats: dict[str, str] | None = None) -> ParsedBatch:
-    """Every check on whole columns; messages are made only for the rows that have a problem."""
-    lon, lat = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
+                 formats: dict[str, str] | None = None, crs: str | None = None) -> ParsedBatch:
+    """Every check on whole columns; messages are made only for the rows that have a problem.
+    Coordinates in another system than WGS84 (``crs``, or a ``crs`` column) are converted, and
+    kept as given beside the WGS84 point."""
+    x, y = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
     times = _times(frame, cols["time"], tz, {} if formats is None else formats)
     problems: dict[int, list[Message]] = {}
-    _check_coordinates(frame, cols, lon, lat, problems)
+    lon, lat, systems = _to_wgs84(frame, cols, x, y, crs, problems)
+    _check_coordinates(frame, cols, lon, lat, problems, converted=systems)
     _check_times(frame, cols["time"], times, problems, require_time)
     given = _column(frame, cols["category"])
     if require_category:
@@ -472,7 +490,8 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
         reported_at=np.where(timed, times, np.datetime64(now, "us")), status=status,
         external_id=_texts(_column(frame, cols["external_id"])),
         description=_texts(_column(frame, cols["description"]), ""), source=_texts(_column(frame, cols["source"]), ""),
-        time_given=timed)
+        time_given=timed, original_x=np.where(pd.isna(systems), np.nan, x),
+        original_y=np.where(pd.isna(systems), np.nan, y), original_crs=systems)
     errors = [RowError(int(frame.index[i]), tuple(problems[i])) for i in sorted(problems)]
     return ParsedBatch(frame.index.to_numpy(dtype=np.int64)[good], incidents.take(good), errors)
 
@@ -639,8 +658,35 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value).strip() != ""
 
 
+def _to_wgs84(frame: pd.DataFrame, cols: Mapping[str, str | None], x: np.ndarray, y: np.ndarray,
+              crs: str | None, problems: dict[int, list[Message]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coordinates in WGS84, and each row's system when it was another one (None: WGS84): the
+    rows' own ``crs`` where the records carry one, else ``crs``; an unknown system is a problem of
+    its rows (and a file-wide one refuses the file)."""
+    systems = np.full(len(frame), None, dtype=object)
+    lon, lat = x.copy(), y.copy()
+    given = _texts(_column(frame, "crs")) if "crs" in frame else np.full(len(frame), None, dtype=object)
+    chosen = given.copy()
+    chosen[pd.isna(given)] = crs or None
+    if crs:
+        PointCRS.parse(crs)                  # a file's system: refused at once if unknown
+    for name in pd.unique(chosen[pd.notna(chosen)]):
+        rows = np.flatnonzero(chosen == name)
+        try:
+            system = PointCRS.parse(str(name))
+        except InvalidInput as refused:
+            for i in rows:
+                problems.setdefault(int(i), []).append(refused.summary)
+            continue
+        if system == PointCRS.WGS84:
+            continue
+        lon[rows], lat[rows] = system.to_wgs84(x[rows], y[rows])
+        systems[rows] = system.name
+    return lon, lat, systems
+
+
 def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon: np.ndarray,
-                       lat: np.ndarray, problems: dict[int, list[Message]]) -> None:
+                       lat: np.ndarray, problems: dict[int, list[Message]], *, converted: np.ndarray) -> None:
     not_point = (frame[_GEOM_TYPE].to_numpy() != "Point") if _GEOM_TYPE in frame else np.zeros(len(frame), bool)
     missing = ~not_point & (np.isnan(lon) | np.isnan(lat))
     with np.errstate(invalid="ignore"):
@@ -648,6 +694,10 @@ def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon:
     for i in np.flatnonzero(not_point | missing | outside):
         if not_point[i]:
             problem = message(N_("expected a Point geometry, got {got}"), got=frame[_GEOM_TYPE].iloc[i])
+        elif missing[i] and converted[i] is not None and _raw(frame, cols["lon"], int(i)) is not None:
+            problem = message(N_("coordinates ({x}, {y}) in {crs} cannot be converted to WGS84: they are "
+                                 "outside what that system covers"), x=_raw(frame, cols["lon"], int(i)),
+                              y=_raw(frame, cols["lat"], int(i)), crs=converted[i])
         elif missing[i]:
             problem = message(N_("missing or non-numeric coordinates (lon={lon!r}, lat={lat!r})"),
                               lon=_raw(frame, cols["lon"], int(i)), lat=_raw(frame, cols["lat"], int(i)))

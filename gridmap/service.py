@@ -460,9 +460,10 @@ class Gridmap:
         return to_geojson(self.layer_at(level, version))
 
     # -- incidents -----------------------------------------------------------------------
-    def report(self, records: Sequence[Any]) -> ReportResult:
-        """Store incidents sent as JSON objects; errors name the list index."""
-        batch = parse_records(records, tz=self.tz, now=self._now())
+    def report(self, records: Sequence[Any], *, crs: str | None = None) -> ReportResult:
+        """Store incidents sent as JSON objects; errors name the list index.  A record's ``crs``
+        (default ``crs``, else WGS84) says its coordinates' system."""
+        batch = parse_records(records, tz=self.tz, now=self._now(), crs=crs)
         if not len(batch.incidents):
             return ReportResult.refused(batch.errors)
         return self._store([batch])
@@ -985,13 +986,19 @@ def _incident_features(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[str, Any]:
-    props = {k: _none(v) for k, v in row.items() if k not in ("lon", "lat") and k not in levels}
+    props = {k: _none(v) for k, v in row.items() if k not in ("lon", "lat") and k not in levels
+             and k not in _ORIGINAL}
+    crs = _none(row.get("original_crs"))     # the coordinates as given, when not in WGS84
+    props["original"] = None if crs is None else {"crs": crs, "x": row["original_x"], "y": row["original_y"]}
     props["reported_at"] = row["reported_at"].isoformat(sep=" ")
     props["closed_at"] = None if pd.isna(row["closed_at"]) else row["closed_at"].isoformat(sep=" ")
     props["units"] = {lv: _none(row[lv]) for lv in levels}
     props["unassigned"] = any(v is None for v in props["units"].values()) if levels else True
     return {"type": "Feature", "id": int(row["id"]), "properties": props,
             "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]}}
+
+
+_ORIGINAL = ("original_x", "original_y", "original_crs")
 
 
 def _none(value: Any) -> Any:

@@ -22,7 +22,7 @@ def upload(client, level: str, data: bytes, filename: str = "units.geojson", **f
 def snapshot(app):
     store = app.extensions["gridmap"].store
     return ([(m.level, m.version, m.unit_count) for m in store.layer_meta()],
-            store.incidents().to_dict("records"))
+            store.incidents().astype(object).where(lambda f: f.notna(), None).to_dict("records"))
 
 
 @pytest.fixture

@@ -350,7 +350,8 @@ def test_relinked_parents_change_the_current_child_version_in_place(store):
 # -- incidents -----------------------------------------------------------------------------------
 INCIDENT_DTYPES = {"id": "int64", "external_id": "object", "category": "object", "category_raw": "object",
                    "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]", "status": "object",
-                   "description": "object", "source": "object", "resolution": "object", "closed_at": "datetime64[us]",
+                   "description": "object", "source": "object", "original_x": "float64", "original_y": "float64",
+                   "original_crs": "object", "resolution": "object", "closed_at": "datetime64[us]",
                    "rating": "object", "duplicate_of": "object", "escalation": "int64"}
 #: An incident only reported, in its lifecycle columns.
 REPORTED_ONLY = {"resolution": None, "closed_at": pd.NaT, "rating": None, "duplicate_of": None, "escalation": 0}
@@ -369,7 +370,8 @@ def test_incidents_get_ids_in_order_and_their_unit_per_current_level(store):
     frame = store.incidents()
     assert frame.dtypes.astype(str).to_dict() == {**INCIDENT_DTYPES, "grid": "object", "micro_grid": "object"}
     assert frame.index.tolist() == [0, 1, 2, 3]
-    assert frame.to_dict("records")[:2] == [
+    assert frame["original_x"].isna().all() and frame["original_crs"].isna().all()     # all given in WGS84
+    assert frame.drop(columns=["original_x", "original_y", "original_crs"]).to_dict("records")[:2] == [
         {"id": 1, "external_id": "a", "category": "other", "category_raw": "井盖丢失", "lon": 0.005, "lat": 0.005,
          "reported_at": pd.Timestamp(MARCH_5), "status": "reported", "description": "东门", "source": "app",
          **REPORTED_ONLY, "grid": "W", "micro_grid": "W-S"},
@@ -675,7 +677,8 @@ def snapshot(store: Store) -> dict:
                        for lv, layer in store.layers().items()},
             "records": {lv: store.version_record(lv, 1) for lv in (GRID, MICRO)},
             "assignments": {lv: [a.tolist() for a in store.assignments(lv, 1)] for lv in (GRID, MICRO)},
-            "incidents": store.incidents().to_dict("list"),
+            # NaN and NaT as None: a missing value equals itself
+            "incidents": store.incidents().astype(object).where(lambda f: f.notna(), None).to_dict("list"),
             "table": {k: v.tolist() for k, v in store.incident_table().items()}}
 
 

@@ -48,7 +48,7 @@ from . import (
 log = logging.getLogger(__name__)
 
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
-                    "status", "description", "source"]
+                    "status", "description", "source", "original_x", "original_y", "original_crs"]
 _STORED_COLUMNS = INCIDENT_COLUMNS + list(LIFECYCLE_COLUMNS) + ["created_at"]
 _KNOWN_COLUMNS = ("id", "category", "category_raw", "lon", "lat", "reported_at")
 
@@ -445,7 +445,8 @@ def _frame(columns: dict[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame({name: column[keep] for name, column in columns.items()}, dtype=object)
     frame["closed_at"] = pd.to_datetime(frame["closed_at"])
     return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]",
-                         "closed_at": "datetime64[us]", "escalation": "int64"})
+                         "closed_at": "datetime64[us]", "escalation": "int64", "original_x": "float64",
+                         "original_y": "float64"})
 
 
 def _check_unique(external_ids: list[str | None]) -> None:

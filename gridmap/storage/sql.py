@@ -112,6 +112,10 @@ incidents = sa.Table(
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.String(100), nullable=False, default=""),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # the coordinates as given, when not in WGS84 (lon/lat are always WGS84)
+    sa.Column("original_x", sa.Float),
+    sa.Column("original_y", sa.Float),
+    sa.Column("original_crs", sa.String(100)),
     # the lifecycle (LIFECYCLE_COLUMNS): set by its steps, never by an import's bulk write
     sa.Column("resolution", sa.String(20)),
     sa.Column("closed_at", sa.DateTime),
@@ -163,7 +167,7 @@ import_runs = sa.Table(
 )
 
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
-                    "status", "description", "source"]
+                    "status", "description", "source", "original_x", "original_y", "original_crs"]
 
 
 def _engine(url: str) -> Engine:
@@ -430,7 +434,8 @@ class SqlStore(Store):
         frame = pd.DataFrame(dict(zip(names, _columns(rows, len(names)))), columns=names, dtype=object)
         frame["reported_at"] = _datetimes(frame["reported_at"])
         frame["closed_at"] = _datetimes(frame["closed_at"])
-        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "escalation": "int64"})
+        return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "escalation": "int64",
+                             "original_x": "float64", "original_y": "float64"})
 
     def heat(self, query: IncidentQuery, *, cell_deg: float, at: dict[Level, int] | None = None) -> HeatCells:
         with self.engine.connect() as conn:
@@ -653,7 +658,8 @@ class _SqlWriter(Writer):
         now = _time_texts(np.array([_now()], dtype="datetime64[us]"))[0]
         columns = [ids.tolist(), batch.external_id.tolist(), batch.category.tolist(), batch.category_raw.tolist(),
                    batch.lon.tolist(), batch.lat.tolist(), _time_texts(batch.reported_at).tolist(),
-                   batch.status.tolist(), batch.description.tolist(), batch.source.tolist(), repeat(now)]
+                   batch.status.tolist(), batch.description.tolist(), batch.source.tolist(),
+                   *_originals(batch), repeat(now)]
         _insert_many(self.conn, incidents, INCIDENT_COLUMNS + ["created_at"], zip(*columns))
         self.written += len(ids)
         current = _current_rows(self.conn)
@@ -830,6 +836,16 @@ def _check_stored(conn: sa.Connection, ids: np.ndarray, starts: np.ndarray) -> N
                 incidents.c.id.in_(ids[part:part + 10_000].tolist()))).scalar_one()
     if found != len(ids):
         raise ValueError(f"{len(ids) - found} of {len(ids)} assignments name incidents that are not stored")
+
+
+def _originals(batch: IncidentColumns) -> list[Any]:
+    """The coordinates as given, as the rows store them: NULL for the (usual) WGS84 ones, so a
+    million plain rows bind three constants instead of three columns."""
+    if pd.isna(batch.original_crs).all():
+        return [repeat(None)] * 3
+    given = pd.notna(batch.original_crs)
+    return [[x if g else None for x, g in zip(batch.original_x.tolist(), given.tolist())],
+            [y if g else None for y, g in zip(batch.original_y.tolist(), given.tolist())], batch.original_crs.tolist()]
 
 
 def _hashes(texts: list[str]) -> np.ndarray:

@@ -130,9 +130,9 @@ def post_incidents():
         result = service().import_incidents(upload.read(), filename=upload.filename or "upload.csv",
                                             options=FileOptions(lon_field=opt(form, "lon_field"),
                                                                 lat_field=opt(form, "lat_field"),
-                                                                category=opt(form, "category")))
+                                                                category=opt(form, "category"), crs=opt(form, "crs")))
     else:
-        result = service().report(_json_records())
+        result = service().report(_json_records(), crs=opt(request.args, "crs"))
     if not result.items:
         raise InvalidInput(message(N_("no incident was stored: every record has a problem")),
                            [message(N_("row {row}: {reason}"), row=e.row, reason=e.as_dict(gettext)["error"])
