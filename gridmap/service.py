@@ -43,7 +43,7 @@ from .choropleth import Choropleth, choropleth
 from .cleaning import CleanOptions
 from .config import DEMO_DIR
 from .coordinates import ServiceArea
-from .errors import N_, Conflict, InvalidInput, NotFound, message, message_record
+from .errors import N_, Conflict, InvalidInput, Message, NotFound, message, message_record
 from .formats import Export, export_layer
 from .heat import CATEGORY_CODES, STATUS_CODES, TableCache
 from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
@@ -71,10 +71,12 @@ from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, w
 from .problems import Report
 from .quality import Stacks, ambiguous_points, edge_pairs, stacked_points
 from .storage import (
+    STAFF_ROLES,
     HeatCells,
     ImportRun,
     IncidentEvent,
     IncidentQuery,
+    StaffMember,
     Store,
     VersionInfo,
     VersionMeta,
@@ -443,6 +445,9 @@ class Gridmap:
                     index = AssignmentIndex(list(layers.values()))
                     index.ready_for_threads()          # shared by the server's threads
                     cached = _Current(layers, index)
+                staff = tuple(m for m in self.store.staff_members() if m.active)
+                if staff != cached.staff:              # the lookup answers name them: made again
+                    cached = replace(cached, staff=staff, infos={})
             cached = self._cache = replace(cached, changes=changes, checked=now, writes=writes)
             return cached
 
@@ -506,6 +511,8 @@ class Gridmap:
                 if progress is not None:
                     progress("stored", len(batch.rows))
             result = ReportResult.concat(parts)
+            if filename is None:
+                self._dispatch_new(tx, result)
             if filename is not None and result.stored:
                 result.import_id = tx.add_import(ImportRun(
                     filename=filename, rows=len(result.rows) + len(result.errors), created=result.created,
@@ -516,6 +523,54 @@ class Gridmap:
         log.info("stored %d incidents (%d already known, %d refused)", result.created,
                  result.stored - result.created, len(result.errors))
         return result
+
+    def _dispatch_new(self, tx: Writer, result: ReportResult) -> None:
+        """派单: each new report (not a file's: those say their own status) goes at once to the
+        registered grid worker of its micro-grid, or of the grid above when the micro-grid has none."""
+        workers = _workers(self.store.staff_members())
+        if not workers:
+            return
+        now = self._now()
+        for i in np.flatnonzero(result.new):
+            units = {lv: codes[i] for lv, codes in result.units.items()}
+            worker = _responsible(workers, units, escalation=0)
+            if worker is not None:
+                tx.add_event(IncidentEvent(
+                    incident_id=int(result.ids[i]), at=now, actor="gridmap", action=Action.DISPATCH.value,
+                    from_status=Status.REPORTED.value, to_status=Status.DISPATCHED.value,
+                    note=f"{worker.name} {worker.phone}".strip()))
+
+    # -- the staff registry -----------------------------------------------------------------
+    def staff(self) -> list[StaffMember]:
+        """Everyone registered, active or not."""
+        return self.store.staff_members()
+
+    def register_staff(self, member: StaffMember) -> StaffMember:
+        """Attach a person to a unit code of a level (the unit must be in the level's current version)."""
+        self._check_staff(member)
+        with self._lock, self._writing() as tx:
+            member_id = tx.add_staff(member)
+        return replace(member, id=member_id)
+
+    def update_staff(self, member: StaffMember) -> StaffMember:
+        self._check_staff(member)
+        with self._lock, self._writing() as tx:
+            tx.update_staff(member)
+        return member
+
+    def _check_staff(self, member: StaffMember) -> None:
+        problems: list[Message] = []
+        if member.role not in STAFF_ROLES:
+            problems.append(message(N_("role={value!r} is not valid; expected one of {choices}"), value=member.role,
+                                    choices=", ".join(STAFF_ROLES)))
+        if not member.name.strip() or len(member.name) > 200 or len(member.phone) > 50:
+            problems.append(message(N_("expected a name (at most 200 characters) and a phone (at most 50)")))
+        layer = self.layers().get(Level.parse(member.level))
+        if layer is None or member.unit_code not in set(layer.codes):
+            problems.append(message(N_("{level} has no unit {code} in its current version"),
+                                    level=Level.parse(member.level).noun, code=member.unit_code))
+        if problems:
+            raise InvalidInput(message(N_("the staff entry is not valid")), problems)
 
     def _index_of(self, tx: Writer) -> AssignmentIndex:
         """The index of the versions current in ``tx``: the cached one is trusted for a moment (and
@@ -598,6 +653,9 @@ class Gridmap:
         props["overdue"] = Status(row["status"]) in OPEN and self._now() > due
         props["on_time"] = None if pd.isna(closed) else bool(closed.to_pydatetime() <= due)
         props["responsible"] = ESCALATION_ROLES[int(row["escalation"])]
+        person = _responsible(_workers(self._current().staff), props["units"], escalation=int(row["escalation"]))
+        props["assignee"] = None if person is None else {"name": person.name, "phone": person.phone,
+                                                         "role": person.role, "unit": person.unit_code}
         props["history"] = [{"at": props["reported_at"], "action": "report", "actor": row["source"] or None,
                              "from": None, "to": Status.REPORTED.value, "note": ""}] + [
             {"at": e.at.isoformat(sep=" "), "action": e.action, "actor": e.actor, "from": e.from_status,
@@ -963,21 +1021,53 @@ class _Current:
     checked: float = 0.0          # time.monotonic() when the change counter was read
     writes: int = 0               # the service's own writes counted then
     infos: dict[Level, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    staff: tuple[StaffMember, ...] = ()        # the registry, active members
 
     def unit_info(self, level: Level, code: str) -> dict[str, Any]:
         """A current unit's lookup answer (the level's answers are made at its first lookup)."""
         infos = self.infos.get(level)
         if infos is None:
-            infos = self.infos[level] = _unit_infos(self.layers[level])
+            infos = self.infos[level] = _unit_infos(self.layers[level], self.staff)
         return infos[code]
 
 
-def _unit_infos(layer: Layer) -> dict[str, dict[str, Any]]:
+def _unit_infos(layer: Layer, registry: Sequence[StaffMember] = ()) -> dict[str, dict[str, Any]]:
+    """Each unit's lookup answer: its name, parent, area, the staff its boundary file names
+    (``staff``, ``phone``) and the people registered for it (``staff_members``)."""
     units = layer.units
+    members: dict[str, list[dict[str, Any]]] = {}
+    for m in registry:
+        if m.level == layer.level.value and m.active:
+            members.setdefault(m.unit_code, []).append({"id": m.id, "name": m.name, "phone": m.phone, "role": m.role})
     return {code: {"level": layer.level.value, "code": code, "name": name, "parent_code": parent,
-                   "area_m2": round(float(area), 1), **staff_of(props), "properties": props, "version": layer.version}
+                   "area_m2": round(float(area), 1), **staff_of(props), "staff_members": members.get(code, []),
+                   "properties": props, "version": layer.version}
             for code, name, parent, area, props in zip(units["code"], units["name"], units["parent_code"],
                                                         units["area_m2"], units["properties"])}
+
+
+def _workers(registry: Sequence[StaffMember]) -> dict[tuple[str, str, str], StaffMember]:
+    """The first active member of each (level, unit code, role)."""
+    found: dict[tuple[str, str, str], StaffMember] = {}
+    for m in registry:
+        if m.active:
+            found.setdefault((m.level, m.unit_code, m.role), m)
+    return found
+
+
+def _responsible(workers: Mapping[tuple[str, str, str], StaffMember], units: Mapping[str, Any], *,
+                 escalation: int) -> StaffMember | None:
+    """Who answers for an incident in ``units`` (unit code by level) at an escalation level: its
+    micro-grid's grid worker, else its grid's (0); its grid's leader (1); the community contact of
+    its community, or of its grid (2)."""
+    role = STAFF_ROLES[escalation]
+    levels = {0: (Level.MICRO_GRID, Level.GRID), 1: (Level.GRID, Level.MICRO_GRID),
+              2: (Level.COMMUNITY, Level.GRID, Level.STREET)}[escalation]
+    for level in levels:
+        code = units.get(level.value)
+        if code is not None and (level.value, code, role) in workers:
+            return workers[level.value, code, role]
+    return None
 
 
 def _incident_features(frame: pd.DataFrame) -> list[dict[str, Any]]:

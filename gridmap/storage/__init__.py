@@ -93,6 +93,24 @@ class IncidentEvent:
     id: int | None = None         # given by the store
 
 
+#: The roles of the staff registry (网格员, 网格长, 社区联系人), in the order an escalation climbs.
+STAFF_ROLES = ("grid_worker", "grid_leader", "community")
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A person who answers for a unit: attached to a unit code of a level (codes outlive boundary
+    versions), with a role of :data:`STAFF_ROLES`; ``active`` False once they have left."""
+
+    level: str
+    unit_code: str
+    role: str
+    name: str
+    phone: str = ""
+    active: bool = True
+    id: int | None = None         # given by the store
+
+
 #: What incidents can be counted by (:meth:`Store.counts`).
 COUNT_BY = ("category", "source", "day", "month", "weekday_hour")
 
@@ -237,6 +255,14 @@ class Writer(ABC):
         """The stored incidents with these external ids."""
 
     @abstractmethod
+    def add_staff(self, member: StaffMember) -> int:
+        """Register a person; their id."""
+
+    @abstractmethod
+    def update_staff(self, member: StaffMember) -> None:
+        """Replace a registered person's entry (``member.id``); NotFound if there is none."""
+
+    @abstractmethod
     def incident_state(self, incident_id: int) -> IncidentState:
         """The stored incident's state; NotFound if there is none."""
 
@@ -360,6 +386,10 @@ class Store(ABC):
         :mod:`gridmap.performance`: ``unit`` (the code under ``level``'s ``version``, None outside),
         ``category``, ``status``, ``resolution`` (object), ``rating`` (float64, NaN: none),
         ``reported_at`` and ``closed_at`` (datetime64[us], NaT: none)."""
+
+    @abstractmethod
+    def staff_members(self) -> list[StaffMember]:
+        """Everyone registered, active or not, by id."""
 
     @abstractmethod
     def lifecycle_values(self) -> dict[str, np.ndarray]:

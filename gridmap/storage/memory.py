@@ -36,6 +36,7 @@ from . import (
     IncidentEvent,
     IncidentQuery,
     IncidentState,
+    StaffMember,
     Store,
     VersionInfo,
     VersionMeta,
@@ -95,11 +96,12 @@ class _Data:
     incidents: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in _STORED_COLUMNS})
     imports: list[ImportRun] = field(default_factory=list)
     events: list[IncidentEvent] = field(default_factory=list)
+    staff: list[StaffMember] = field(default_factory=list)
 
     def copy(self) -> _Data:
         """A working copy for one transaction; the original is never changed after it is shared."""
         return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()},
-                     list(self.imports), list(self.events))
+                     list(self.imports), list(self.events), list(self.staff))
 
     def find(self, level: Level, version: int) -> _Version:
         for stored in self.versions:
@@ -213,6 +215,9 @@ class MemoryStore(Store):
                 "reported_at": columns["reported_at"][keep].astype("datetime64[us]"),
                 "closed_at": pd.to_datetime(pd.Series(columns["closed_at"][keep], dtype=object)).to_numpy(
                     dtype="datetime64[us]")}
+
+    def staff_members(self) -> list[StaffMember]:
+        return list(self._data.staff)
 
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         columns = self._data.columns()
@@ -360,6 +365,15 @@ class _MemoryWriter(Writer):
         where = {ext: pos for pos, ext in enumerate(stored["external_id"]) if ext is not None}
         return {ext: KnownReport(*(stored[name][where[ext]] for name in _KNOWN_COLUMNS))
                 for ext in dict.fromkeys(external_ids) if ext in where}
+
+    def add_staff(self, member: StaffMember) -> int:
+        self.data.staff.append(replace(member, id=len(self.data.staff) + 1))
+        return len(self.data.staff)
+
+    def update_staff(self, member: StaffMember) -> None:
+        if member.id is None or not 1 <= member.id <= len(self.data.staff):
+            raise NotFound(message(N_("there is no staff member {id}"), id=member.id))
+        self.data.staff[member.id - 1] = member
 
     def incident_state(self, incident_id: int) -> IncidentState:
         stored = self.data.incidents

@@ -39,6 +39,7 @@ from . import (
     IncidentEvent,
     IncidentQuery,
     IncidentState,
+    StaffMember,
     Store,
     VersionInfo,
     VersionMeta,
@@ -153,6 +154,18 @@ incident_events = sa.Table(
     sa.Column("rating", sa.Integer),
     sa.Column("duplicate_of", sa.Integer),
     sa.Column("escalation", sa.Integer),
+)
+
+staff_table = sa.Table(
+    "staff", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("level", sa.String(20), nullable=False),
+    sa.Column("unit_code", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("phone", sa.String(50), nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Index("ix_staff_unit", "level", "unit_code"),
 )
 
 import_runs = sa.Table(
@@ -380,6 +393,11 @@ class SqlStore(Store):
                 "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
                 "reported_at": _datetimes(pd.Series(reported, dtype=object)).to_numpy(dtype="datetime64[us]"),
                 "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]")}
+
+    def staff_members(self) -> list[StaffMember]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(staff_table).order_by(staff_table.c.id)).all()
+        return [StaffMember(**{**row._asdict(), "active": bool(row.active)}) for row in rows]
 
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         i = incidents
@@ -620,6 +638,16 @@ class _SqlWriter(Writer):
         found = np.empty(len(hashes), dtype=bool)
         found[order] = written[np.minimum(np.searchsorted(written, hashes[order]), len(written) - 1)] == hashes[order]
         return found
+
+    def add_staff(self, member: StaffMember) -> int:
+        fields = {k: v for k, v in asdict(member).items() if k != "id"}
+        return int(self.conn.execute(sa.insert(staff_table).values(**fields)).inserted_primary_key[0])  # type: ignore[index]
+
+    def update_staff(self, member: StaffMember) -> None:
+        fields = {k: v for k, v in asdict(member).items() if k != "id"}
+        done = self.conn.execute(sa.update(staff_table).where(staff_table.c.id == member.id).values(**fields))
+        if done.rowcount == 0:
+            raise NotFound(message(N_("there is no staff member {id}"), id=member.id))
 
     def incident_state(self, incident_id: int) -> IncidentState:
         row = self.conn.execute(sa.select(incidents.c.id, incidents.c.status, incidents.c.escalation,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -16,13 +16,13 @@ from werkzeug.datastructures import FileStorage
 
 from .. import categories
 from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
-from ..errors import N_, Conflict, InvalidInput, PreconditionFailed, message, message_from_record
+from ..errors import N_, Conflict, InvalidInput, NotFound, PreconditionFailed, message, message_from_record
 from ..incidents import FileOptions
 from ..levels import Level
 from ..lifecycle import Step
 from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
-from ..storage import COUNT_BY, VersionMeta
+from ..storage import COUNT_BY, StaffMember, VersionMeta
 from . import compared_with, json_object, parse_query, service, tr, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -197,6 +197,42 @@ def count_incidents() -> dict[str, Any]:
 @bp.get("/categories")
 def list_categories():
     return {"categories": [{"code": c.code, "zh": c.label_zh, "en": c.label_en} for c in categories.CATEGORIES]}
+
+
+@bp.get("/staff")
+def list_staff() -> dict[str, Any]:
+    """The staff registry: everyone attached to a unit, active or not."""
+    return {"staff": [asdict(m) for m in service().staff()]}
+
+
+@bp.post("/staff")
+def add_staff() -> tuple[dict[str, Any], int]:
+    """Register a person for a unit: JSON ``level``, ``unit``, ``role`` (grid_worker, grid_leader,
+    community), ``name``, ``phone``."""
+    body = json_object()
+    member = service().register_staff(StaffMember(
+        level=Level.parse(str(body.get("level") or "")).value, unit_code=str(body.get("unit") or "").strip(),
+        role=str(body.get("role") or "").strip(), name=str(body.get("name") or "").strip(),
+        phone=str(body.get("phone") or "").strip()))
+    return asdict(member), 201
+
+
+@bp.patch("/staff/<int:member_id>")
+def change_staff(member_id: int) -> dict[str, Any]:
+    """Change a registered person: any of ``name``, ``phone``, ``role``, ``level``, ``unit``, ``active``."""
+    body = json_object()
+    known = {m.id: m for m in service().staff()}
+    if member_id not in known:
+        raise NotFound(message(N_("there is no staff member {id}"), id=member_id))
+    was = known[member_id]
+    active = body.get("active", was.active)
+    if not isinstance(active, bool):
+        raise InvalidInput(message(N_("active={value!r} is not valid; expected true or false"), value=active))
+    member = replace(was, level=Level.parse(str(body.get("level", was.level))).value,
+                     unit_code=str(body.get("unit", was.unit_code)).strip(), role=str(body.get("role", was.role)),
+                     name=str(body.get("name", was.name)).strip(), phone=str(body.get("phone", was.phone)).strip(),
+                     active=active)
+    return asdict(service().update_staff(member))
 
 
 @bp.get("/lookup")
