@@ -15,6 +15,7 @@ from .errors import GridmapError
 from .formats import EXPORT_FORMATS
 from .incidents import FileOptions
 from .levels import ORDER, Level
+from .mapping import ImportMapping
 from .options import layer_options
 from .service import Gridmap, ReportResult
 from .storage import open_store
@@ -139,17 +140,20 @@ def export_boundaries(service: Gridmap, out: Path, level: str, version: int | No
 @click.option("--lat-field")
 @click.option("--category", help="category for every row of the file")
 @click.option("--crs", help="the coordinates' system: WGS84 (default), GCJ02, BD09 or an EPSG code (EPSG:4490)")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a TOML file naming the export's columns and words (see gridmap/mapping.py)")
 @click.pass_obj
 def import_incidents(service: Gridmap, file: Path, lon_field: str | None, lat_field: str | None,
-                     category: str | None, crs: str | None) -> None:
+                     category: str | None, crs: str | None, mapping: Path | None) -> None:
     """Import incidents from a CSV or GeoJSON file; bad rows are listed, good rows kept."""
     data = file.read_bytes()
     rows = max(1, data.count(b"\n") - 1)           # about: a quoted field may hold a line break
     try:
+        rules = ImportMapping.parse(mapping.read_bytes(), name=mapping.name) if mapping else None
         with click.progressbar(length=2 * rows, label=f"{file.name}: reading and storing", file=sys.stderr,
                                show_pos=False) as bar:
             result = service.import_incidents(data, filename=file.name, options=FileOptions(
-                lon_field=lon_field, lat_field=lat_field, category=category, crs=crs),
+                lon_field=lon_field, lat_field=lat_field, category=category, crs=crs, mapping=rules),
                 progress=lambda _stage, count: bar.update(count))
     except GridmapError as error:
         _fail(error)

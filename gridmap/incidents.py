@@ -33,6 +33,7 @@ from .chinacoords import PointCRS
 from .errors import N_, InvalidInput, Message, message
 from .formats import read_error
 from .layer import clean_text, find_field
+from .mapping import NO_DEADLINE, ImportMapping, fold
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class IncidentDraft:
     original_x: float | None = None      # the coordinates as given, when not in WGS84
     original_y: float | None = None
     original_crs: str | None = None      # their system (GCJ02, BD09, EPSG:4490 …); None: WGS84
+    closed_at: datetime | None = None    # when it was closed, as a file says (a mapping's closed_at)
+    due_at: datetime | None = None       # its own deadline, as a file says (a mapping's due_at)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class IncidentColumns:
     original_x: np.ndarray        # float64: the coordinates as given where not in WGS84, else NaN
     original_y: np.ndarray
     original_crs: np.ndarray      # object: their system (GCJ02, BD09, EPSG:4490 …), None for WGS84
+    closed_at: np.ndarray         # datetime64[us]: the close time a file gives (NaT: none)
+    due_at: np.ndarray            # datetime64[us]: the case's own deadline a file gives (NaT: the category's)
 
     def __len__(self) -> int:
         return len(self.lon)
@@ -133,7 +138,9 @@ class IncidentColumns:
                    time_given=np.array([d.time_given for d in drafts], dtype=bool),
                    original_x=np.array([np.nan if d.original_x is None else d.original_x for d in drafts], dtype=float),
                    original_y=np.array([np.nan if d.original_y is None else d.original_y for d in drafts], dtype=float),
-                   original_crs=objects(d.original_crs for d in drafts))
+                   original_crs=objects(d.original_crs for d in drafts),
+                   closed_at=np.array([d.closed_at or "NaT" for d in drafts], dtype="datetime64[us]").reshape(-1),
+                   due_at=np.array([d.due_at or "NaT" for d in drafts], dtype="datetime64[us]").reshape(-1))
 
     @classmethod
     def concat(cls, parts: Sequence[IncidentColumns]) -> IncidentColumns:
@@ -147,7 +154,12 @@ class IncidentColumns:
                              time_given=bool(self.time_given[i]),
                              original_x=None if np.isnan(self.original_x[i]) else float(self.original_x[i]),
                              original_y=None if np.isnan(self.original_y[i]) else float(self.original_y[i]),
-                             original_crs=self.original_crs[i])
+                             original_crs=self.original_crs[i], closed_at=_when(self.closed_at[i]),
+                             due_at=_when(self.due_at[i]))
+
+
+def _when(value: np.datetime64) -> datetime | None:
+    return None if np.isnat(value) else value.astype("datetime64[us]").item()
 
 
 class Outcome(str, Enum):
@@ -271,6 +283,7 @@ class FileOptions:
     lat_field: str | None = None
     category: str | None = None
     crs: str | None = None          # the coordinates' system (chinacoords.PointCRS.parse); None: WGS84
+    mapping: ImportMapping | None = None   # the export's columns and words (gridmap.mapping)
 
 
 def parse_status(value: Any) -> Status:
@@ -328,7 +341,7 @@ def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: 
 
 def file_encodings(filename: str) -> tuple[str | None, ...]:
     """The encodings to try for an incident file, in order (None: the format says)."""
-    return (None,) if _is_geojson(filename) else ("utf-8-sig", "gb18030")
+    return (None,) if _is_geojson(filename) or _is_xlsx(filename) else ("utf-8-sig", "gb18030")
 
 
 def not_text(filename: str) -> InvalidInput:
@@ -340,7 +353,8 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
     """The file's rows parsed :data:`CHUNK_ROWS` at a time (a GeoJSON file in one), so a million-row
     file never sits in one frame.  A CSV in another ``encoding`` raises UnicodeDecodeError, perhaps
     after some chunks (the caller starts again with the next of :func:`file_encodings`)."""
-    frames = [_geojson_frame(data, filename)] if _is_geojson(filename) else _csv_chunks(data, filename, encoding or "")
+    frames = ([_geojson_frame(data, filename)] if _is_geojson(filename) else [_xlsx_frame(data, filename)]
+              if _is_xlsx(filename) else _csv_chunks(data, filename, encoding or ""))
     cols: dict[str, str | None] | None = None
     formats: dict[str, str] = {}       # a time format guessed in the first chunk holds for the whole file
     for frame in frames:
@@ -348,7 +362,7 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
             continue
         cols = cols or _file_columns(frame, options)
         yield _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
-                           require_category=False, formats=formats, crs=options.crs)
+                           require_category=False, formats=formats, crs=options.crs, mapping=options.mapping)
     if cols is None:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
 
@@ -398,6 +412,26 @@ def read_ahead(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
 
 def _is_geojson(filename: str) -> bool:
     return filename.lower().endswith((".geojson", ".json"))
+
+
+def _is_xlsx(filename: str) -> bool:
+    return filename.lower().endswith(".xlsx")
+
+
+def _xlsx_frame(data: bytes, filename: str) -> pd.DataFrame:
+    """The first sheet of an Excel workbook as text, indexed by row number (header = row 1), as a
+    CSV's lines are; dates as Excel stores them, written as ISO text."""
+    try:
+        frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises several types for what is not a workbook
+        raise InvalidInput(message(N_("could not read {file} as an Excel workbook (.xlsx): {reason}"),
+                                   file=filename, reason=read_error(exc))) from None
+    frame = frame.astype(object).where(frame.notna(), None)
+    for column in frame.columns:       # Excel's own dates and times, as the text a CSV would hold
+        frame[column] = [v.isoformat(sep=" ") if isinstance(v, (pd.Timestamp, datetime)) else
+                         "" if v is None else clean_text(v) or "" for v in frame[column]]
+    frame.index = frame.index + 2
+    return frame.loc[~(frame == "").all(axis=1)]
 
 
 def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[pd.DataFrame]:
@@ -454,7 +488,14 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
         "category": find_field(names, CATEGORY_FIELDS), "time": find_field(names, TIME_FIELDS),
         "external_id": find_field(names, EXTERNAL_ID_FIELDS), "status": find_field(names, STATUS_FIELDS),
         "description": find_field(names, DESCRIPTION_FIELDS), "source": find_field(names, SOURCE_FIELDS),
+        "closed_at": None, "due_at": None,
     }
+    if options.mapping is not None:             # the mapping's columns, checked against the file's
+        for ours, column in options.mapping.columns.items():
+            if column not in names:
+                problems.append(message(N_("the mapping names column {column!r} for {field}; the file has: "
+                                           "{available}"), column=column, field=ours, available=", ".join(names)))
+            cols["time" if ours == "reported_at" else ours] = column
     if not problems and (cols["lon"] is None or cols["lat"] is None):
         problems.append(message(N_("no coordinate columns found (tried {lon} and {lat}); the file has: "
                                    "{available}. Say which with lon_field and lat_field."),
@@ -466,7 +507,8 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
 
 def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, category: str | None,
                  tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool,
-                 formats: dict[str, str] | None = None, crs: str | None = None) -> ParsedBatch:
+                 formats: dict[str, str] | None = None, crs: str | None = None,
+                 mapping: ImportMapping | None = None) -> ParsedBatch:
     """Every check on whole columns; messages are made only for the rows that have a problem.
     Coordinates in another system than WGS84 (``crs``, or a ``crs`` column) are converted, and
     kept as given beside the WGS84 point."""
@@ -481,8 +523,13 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
         for i in np.flatnonzero(pd.isna(_texts(given))):
             problems.setdefault(int(i), []).append(message(N_("missing category; expected one of {expected}"),
                                                            expected=", ".join(c.code for c in categories.CATEGORIES)))
-    status = _statuses(_column(frame, cols["status"]), problems)
-    code, raw = _categories(np.full(len(frame), category, dtype=object) if category else given)
+    status = _statuses(_column(frame, cols["status"]), problems, mapping.status if mapping else {})
+    code, raw = _categories(np.full(len(frame), category, dtype=object) if category else given,
+                            mapping.category if mapping else {})
+    closed_at = _times(frame, cols.get("closed_at"), tz, {} if formats is None else formats)
+    due_at = _times(frame, cols.get("due_at"), tz, {} if formats is None else formats)
+    if mapping is not None and cols.get("due_at") and mapping.when_missing == "none":
+        due_at = np.where(np.isnat(due_at), np.datetime64(NO_DEADLINE, "us"), due_at)
     good = np.flatnonzero(~_mask(np.fromiter(problems, dtype=np.int64, count=len(problems)), len(frame)))
     timed = ~np.isnat(times)
     incidents = IncidentColumns(
@@ -491,7 +538,7 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
         external_id=_texts(_column(frame, cols["external_id"])),
         description=_texts(_column(frame, cols["description"]), ""), source=_texts(_column(frame, cols["source"]), ""),
         time_given=timed, original_x=np.where(pd.isna(systems), np.nan, x),
-        original_y=np.where(pd.isna(systems), np.nan, y), original_crs=systems)
+        original_y=np.where(pd.isna(systems), np.nan, y), original_crs=systems, closed_at=closed_at, due_at=due_at)
     errors = [RowError(int(frame.index[i]), tuple(problems[i])) for i in sorted(problems)]
     return ParsedBatch(frame.index.to_numpy(dtype=np.int64)[good], incidents.take(good), errors)
 
@@ -528,12 +575,16 @@ def _texts(values: pd.Series, blank: str | None = None) -> np.ndarray:
     return out
 
 
-def _statuses(values: pd.Series, problems: dict[int, list[Message]]) -> np.ndarray:
-    """Status words as Status values; an unknown word is a problem of its row (told only when the
-    row has no other problem, as it stops there)."""
+def _statuses(values: pd.Series, problems: dict[int, list[Message]],
+              vocabulary: Mapping[str, str] | None = None) -> np.ndarray:
+    """Status words as Status values (a mapping's ``vocabulary`` first); an unknown word is a problem
+    of its row (told only when the row has no other problem, as it stops there)."""
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
     known: list[str | None] = []
     for value in uniques:
+        if vocabulary and fold(value) in vocabulary:
+            known.append(vocabulary[fold(value)])
+            continue
         try:
             known.append(parse_status(value).value)
         except ValueError as exc:
@@ -545,10 +596,13 @@ def _statuses(values: pd.Series, problems: dict[int, list[Message]]) -> np.ndarr
     return table[codes]
 
 
-def _categories(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(our code, the original text when it was not one of ours) per row."""
+def _categories(values: pd.Series | np.ndarray,
+                vocabulary: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(our code, the original text when it was not one of ours) per row; a mapping's
+    ``vocabulary`` (the file's folded word → our code) first, keeping the file's word."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    resolved = [resolve_category(v) for v in uniques] + [resolve_category(None)]
+    resolved = [(vocabulary[fold(v)], str(v).strip()) if vocabulary and fold(v) in vocabulary
+                else resolve_category(v) for v in uniques] + [resolve_category(None)]
     code = np.array([c for c, _ in resolved], dtype=object)
     raw = np.array([r for _, r in resolved], dtype=object)
     return code[codes], raw[codes]

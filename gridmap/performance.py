@@ -9,8 +9,9 @@ Over the matching incidents of each unit of a level, from the lifecycle (:mod:`g
   (``passed_on``) and left out of both sides, so passing work on neither helps nor hurts.  A
   close with no resolution (imported from a file that only says "closed") counts as fixed: the
   source system called it 办结;
-* **按时办结率 on-time rate** = closed by the deadline ÷ closed with a known close time (the
-  category's hours from the report, :class:`~gridmap.lifecycle.Deadlines`);
+* **按时办结率 on-time rate** = closed by the deadline ÷ closed with a known close time (the case's
+  own deadline where its file gave one, else the category's hours from the report,
+  :class:`~gridmap.lifecycle.Deadlines`);
 * **median hours to close**, over the closes with a known time;
 * **overdue**: still open past the deadline (at ``now``);
 * **满意率 satisfaction rate** = rated 4 or 5 ÷ rated; **反馈率 feedback rate** = rated ÷ closed.
@@ -68,9 +69,9 @@ def performance(layer: Layer, columns: Mapping[str, np.ndarray], deadlines: Dead
                 now: datetime) -> list[UnitPerformance]:
     """The figures of every unit of ``layer`` (in layer order) over ``columns``: one entry per
     matching incident — ``unit`` (its code under the layer's version, None when outside),
-    ``category``, ``status``, ``resolution``, ``rating`` (float, NaN: none), ``reported_at`` and
-    ``closed_at`` (datetime64, NaT: none).  Counted with ``bincount`` per unit (a million
-    incidents in well under a second)."""
+    ``category``, ``status``, ``resolution``, ``rating`` (float, NaN: none), ``reported_at``,
+    ``closed_at`` and ``due_at`` (datetime64, NaT: none; a missing ``due_at`` is the category's
+    hours).  Counted with ``bincount`` per unit (a million incidents in well under a second)."""
     codes = layer.units["code"].tolist()
     unit = pd.Categorical(columns["unit"], categories=codes).codes.astype(np.int64)     # -1: outside
     held = unit >= 0
@@ -84,6 +85,9 @@ def performance(layer: Layer, columns: Mapping[str, np.ndarray], deadlines: Dead
     closed_at = np.asarray(columns["closed_at"][held], dtype="datetime64[us]")
     rating = np.asarray(columns["rating"][held], dtype=float)
     due = reported + (hours * 3.6e9).astype("timedelta64[us]")
+    if "due_at" in columns:                  # a case's own deadline, where a file gave one
+        own = np.asarray(columns["due_at"][held], dtype="datetime64[us]")
+        due = np.where(np.isnat(own), due, own)
     done = status.isin(_DONE).to_numpy()
     timed = done & ~np.isnat(closed_at)
     rated = status.eq(Status.RATED.value).to_numpy() & ~np.isnan(rating)

@@ -66,6 +66,7 @@ from .layer import Layer
 from .league import LeagueRow, league
 from .levels import ORDER, Level, deepest
 from .lifecycle import ESCALATION_ROLES, OPEN, Action, Deadlines, Step, next_state
+from .mapping import NO_DEADLINE
 from .performance import UnitPerformance, performance
 from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
 from .problems import Report
@@ -479,7 +480,7 @@ class Gridmap:
         read, assigned and stored a chunk at a time, all in one transaction (the whole file or
         nothing), and the import is recorded with every row it refused.  ``progress`` hears
         ("read", rows) and ("stored", rows) as each chunk is."""
-        lines = data.count(b"\n") if not filename.lower().endswith((".geojson", ".json")) else 0
+        lines = data.count(b"\n") if filename.lower().endswith((".csv", ".txt")) else 0
         for encoding in file_encodings(filename):
             chunks = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz,
                                                 now=self._now(), encoding=encoding))
@@ -647,9 +648,10 @@ class Gridmap:
         feature = _incident_features(frame)[0]
         props = feature["properties"]
         row = frame.iloc[0]
-        due = self.deadlines.due(row["reported_at"].to_pydatetime(), row["category"])
+        due = (self.deadlines.due(row["reported_at"].to_pydatetime(), row["category"]) if pd.isna(row["due_at"])
+               else row["due_at"].to_pydatetime())
         closed = row["closed_at"]
-        props["due_at"] = due.isoformat(sep=" ")
+        props["due_at"] = None if due >= NO_DEADLINE else due.isoformat(sep=" ")
         props["overdue"] = Status(row["status"]) in OPEN and self._now() > due
         props["on_time"] = None if pd.isna(closed) else bool(closed.to_pydatetime() <= due)
         props["responsible"] = ESCALATION_ROLES[int(row["escalation"])]
@@ -829,6 +831,7 @@ class Gridmap:
             "resolution": _at(ids, values["id"], values["resolution"], None),
             "rating": _at(ids, values["id"], values["rating"], np.nan).astype(float),
             "closed_at": _at(ids, values["id"], values["closed_at"], np.datetime64("NaT", "us")),
+            "due_at": _at(ids, values["id"], values["due_at"], np.datetime64("NaT", "us")),
         }, self.deadlines, self._now())
 
     def without_stacks(self, query: IncidentQuery) -> IncidentQuery:
@@ -1082,6 +1085,9 @@ def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[st
     props["original"] = None if crs is None else {"crs": crs, "x": row["original_x"], "y": row["original_y"]}
     props["reported_at"] = row["reported_at"].isoformat(sep=" ")
     props["closed_at"] = None if pd.isna(row["closed_at"]) else row["closed_at"].isoformat(sep=" ")
+    # its own deadline, as a file gave it (none: the category's hours; NO_DEADLINE: never late)
+    props["due_at"] = (None if pd.isna(row["due_at"]) or row["due_at"] >= NO_DEADLINE
+                       else row["due_at"].isoformat(sep=" "))
     props["units"] = {lv: _none(row[lv]) for lv in levels}
     props["unassigned"] = any(v is None for v in props["units"].values()) if levels else True
     return {"type": "Feature", "id": int(row["id"]), "properties": props,

@@ -75,7 +75,7 @@ def test_missing_layer_is_not_found(service):
 
 def test_incidents_reported_before_any_layer_are_assigned_when_one_arrives(service):
     report_points(service)
-    assert service.incidents().columns.tolist()[-1] == "escalation"   # no level columns yet
+    assert service.incidents().columns.tolist()[-1] == "due_at"       # no level columns yet
     service.import_layer(Level.GRID, grid_file())
     assert service.incidents()["grid"].tolist() == ["W", "E", "E", None]
 

@@ -352,9 +352,10 @@ INCIDENT_DTYPES = {"id": "int64", "external_id": "object", "category": "object",
                    "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]", "status": "object",
                    "description": "object", "source": "object", "original_x": "float64", "original_y": "float64",
                    "original_crs": "object", "resolution": "object", "closed_at": "datetime64[us]",
-                   "rating": "object", "duplicate_of": "object", "escalation": "int64"}
+                   "rating": "object", "duplicate_of": "object", "escalation": "int64", "due_at": "datetime64[us]"}
 #: An incident only reported, in its lifecycle columns.
-REPORTED_ONLY = {"resolution": None, "closed_at": pd.NaT, "rating": None, "duplicate_of": None, "escalation": 0}
+REPORTED_ONLY = {"resolution": None, "closed_at": pd.NaT, "rating": None, "duplicate_of": None, "escalation": 0,
+                 "due_at": pd.NaT}
 
 
 def test_incidents_get_ids_in_order_and_their_unit_per_current_level(store):
@@ -502,7 +503,7 @@ def test_lifecycle_steps_change_the_incident_and_are_kept_in_order(store):
         tx.add_event(IncidentEvent(1, at, "王", "close", "dispatched", "closed", resolution="not_fixed"))
         tx.add_event(IncidentEvent(1, at, "王", "rate", "closed", "rated", rating=2))
     columns = store.lifecycle_columns(GRID, 1)
-    assert {k: v.tolist() for k, v in columns.items() if k not in ("rating", "closed_at")} == {
+    assert {k: v.tolist() for k, v in columns.items() if k not in ("rating", "closed_at", "due_at")} == {
         "unit": ["W", "E"], "category": ["clutter", "litter"], "status": ["rated", "duplicate"],
         "resolution": ["not_fixed", None], "reported_at": [MARCH_5, MARCH_5]}
     assert columns["rating"].dtype == float and columns["rating"][0] == 2 and np.isnan(columns["rating"][1])

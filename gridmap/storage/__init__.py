@@ -58,8 +58,9 @@ class IncidentQuery:
 
 
 #: What an incident's lifecycle adds to its row (:mod:`gridmap.lifecycle`): how a close ended, when,
-#: the satisfaction rating, the original of a duplicate, and how far it was escalated (0: its worker).
-LIFECYCLE_COLUMNS = ("resolution", "closed_at", "rating", "duplicate_of", "escalation")
+#: the satisfaction rating, the original of a duplicate, how far it was escalated (0: its worker),
+#: and its own deadline when a file gave one (else the category's hours hold).
+LIFECYCLE_COLUMNS = ("resolution", "closed_at", "rating", "duplicate_of", "escalation", "due_at")
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,7 @@ class Store(ABC):
         """The matching incidents' lifecycle as columns, for the figures of
         :mod:`gridmap.performance`: ``unit`` (the code under ``level``'s ``version``, None outside),
         ``category``, ``status``, ``resolution`` (object), ``rating`` (float64, NaN: none),
-        ``reported_at`` and ``closed_at`` (datetime64[us], NaT: none)."""
+        ``reported_at``, ``closed_at`` and ``due_at`` (datetime64[us], NaT: none)."""
 
     @abstractmethod
     def staff_members(self) -> list[StaffMember]:
@@ -393,9 +394,9 @@ class Store(ABC):
 
     @abstractmethod
     def lifecycle_values(self) -> dict[str, np.ndarray]:
-        """Every incident with a resolution, rating or close time, by id: ``id`` (int64),
-        ``resolution`` (object), ``rating`` (float64, NaN: none), ``closed_at`` (datetime64[us],
-        NaT: none) — the few a lifecycle has touched, beside the columns a server keeps in memory."""
+        """Every incident with a resolution, rating, close time or deadline of its own, by id: ``id``
+        (int64), ``resolution`` (object), ``rating`` (float64, NaN: none), ``closed_at`` and
+        ``due_at`` (datetime64[us], NaT: none) — beside the columns a server keeps in memory."""
 
     @abstractmethod
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:

@@ -213,19 +213,18 @@ class MemoryStore(Store):
                 **{name: columns[name][keep] for name in ("category", "status", "resolution")},
                 "rating": pd.to_numeric(pd.Series(columns["rating"][keep], dtype=object)).to_numpy(dtype=float),
                 "reported_at": columns["reported_at"][keep].astype("datetime64[us]"),
-                "closed_at": pd.to_datetime(pd.Series(columns["closed_at"][keep], dtype=object)).to_numpy(
-                    dtype="datetime64[us]")}
+                **{name: _times(columns[name][keep]) for name in ("closed_at", "due_at")}}
 
     def staff_members(self) -> list[StaffMember]:
         return list(self._data.staff)
 
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         columns = self._data.columns()
-        keep = ~(pd.isna(columns["resolution"]) & pd.isna(columns["rating"]) & pd.isna(columns["closed_at"]))
+        keep = ~(pd.isna(columns["resolution"]) & pd.isna(columns["rating"]) & pd.isna(columns["closed_at"])
+                 & pd.isna(columns["due_at"]))
         return {"id": columns["id"][keep].astype(np.int64), "resolution": columns["resolution"][keep],
                 "rating": pd.to_numeric(pd.Series(columns["rating"][keep], dtype=object)).to_numpy(dtype=float),
-                "closed_at": pd.to_datetime(pd.Series(columns["closed_at"][keep], dtype=object)).to_numpy(
-                    dtype="datetime64[us]")}
+                **{name: _times(columns[name][keep]) for name in ("closed_at", "due_at")}}
 
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         return [event for event in self._data.events if event.incident_id == incident_id]
@@ -411,7 +410,10 @@ class _MemoryWriter(Writer):
             stored[name] += getattr(incidents, name).tolist()
         stored["created_at"] += [_now()] * len(incidents)
         for name in LIFECYCLE_COLUMNS:
-            stored[name] += [0 if name == "escalation" else None] * len(incidents)
+            if name in ("closed_at", "due_at"):          # as a file gave them (NaT: none)
+                stored[name] += [_when(t) for t in getattr(incidents, name)]
+            else:
+                stored[name] += [0 if name == "escalation" else None] * len(incidents)
         current = self.data.current()
         for level, codes in units_by_level.items():
             if level in current:
@@ -458,9 +460,19 @@ def _frame(columns: dict[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
     # object dtype keeps None as None in the text columns, as sql.py does
     frame = pd.DataFrame({name: column[keep] for name, column in columns.items()}, dtype=object)
     frame["closed_at"] = pd.to_datetime(frame["closed_at"])
+    frame["due_at"] = pd.to_datetime(frame["due_at"])
     return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]",
-                         "closed_at": "datetime64[us]", "escalation": "int64", "original_x": "float64",
-                         "original_y": "float64"})
+                         "closed_at": "datetime64[us]", "due_at": "datetime64[us]", "escalation": "int64",
+                         "original_x": "float64", "original_y": "float64"})
+
+
+def _when(value: np.datetime64) -> datetime | None:
+    return None if np.isnat(value) else value.astype("datetime64[us]").item()
+
+
+def _times(values: np.ndarray) -> np.ndarray:
+    """Stored times (datetime or None) as datetime64[us], NaT for none."""
+    return pd.to_datetime(pd.Series(values, dtype=object)).to_numpy(dtype="datetime64[us]")
 
 
 def _check_unique(external_ids: list[str | None]) -> None:

@@ -123,6 +123,7 @@ incidents = sa.Table(
     sa.Column("rating", sa.Integer),
     sa.Column("duplicate_of", sa.Integer),
     sa.Column("escalation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("due_at", sa.DateTime),            # its own deadline, when a file gave one
     # also serves filters by time alone: SQLite skip-scans the few categories (statistics from
     # ANALYZE, refreshed after big writes); a second index on the time cost a third of an import
     sa.Index("ix_incidents_category_time", "category", "reported_at"),
@@ -384,15 +385,15 @@ class SqlStore(Store):
 
     def lifecycle_columns(self, level: Level, version: int,
                           query: IncidentQuery = IncidentQuery()) -> dict[str, np.ndarray]:
-        names = ["category", "status", "resolution", "rating", "reported_at", "closed_at"]
+        names = ["category", "status", "resolution", "rating", "reported_at", "closed_at", "due_at"]
         with self.engine.connect() as conn:
             unit = _unit_column(_version_row(conn, level, version).id, level)
             rows = _fetch(conn, sa.select(unit, *[incidents.c[n] for n in names]).where(*_filters(conn, query)))
-        unit_codes, category, status, resolution, rating, reported, closed = _columns(rows, len(names) + 1)
+        unit_codes, category, status, resolution, rating, reported, closed, due = _columns(rows, len(names) + 1)
         return {"unit": unit_codes, "category": category, "status": status, "resolution": resolution,
                 "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
-                "reported_at": _datetimes(pd.Series(reported, dtype=object)).to_numpy(dtype="datetime64[us]"),
-                "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]")}
+                **{name: _datetimes(pd.Series(texts, dtype=object)).to_numpy(dtype="datetime64[us]")
+                   for name, texts in (("reported_at", reported), ("closed_at", closed), ("due_at", due))}}
 
     def staff_members(self) -> list[StaffMember]:
         with self.engine.connect() as conn:
@@ -402,14 +403,15 @@ class SqlStore(Store):
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         i = incidents
         with self.engine.connect() as conn:
-            rows = _fetch(conn, sa.select(i.c.id, i.c.resolution, i.c.rating, i.c.closed_at)
+            rows = _fetch(conn, sa.select(i.c.id, i.c.resolution, i.c.rating, i.c.closed_at, i.c.due_at)
                           .where(sa.or_(i.c.resolution.is_not(None), i.c.rating.is_not(None),
-                                        i.c.closed_at.is_not(None)))
+                                        i.c.closed_at.is_not(None), i.c.due_at.is_not(None)))
                           .order_by(i.c.id))
-        ids, resolution, rating, closed = _columns(rows, 4)
+        ids, resolution, rating, closed, due = _columns(rows, 5)
         return {"id": ids.astype(np.int64), "resolution": resolution,
                 "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
-                "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]")}
+                "closed_at": _datetimes(pd.Series(closed, dtype=object)).to_numpy(dtype="datetime64[us]"),
+                "due_at": _datetimes(pd.Series(due, dtype=object)).to_numpy(dtype="datetime64[us]")}
 
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:
         with self.engine.connect() as conn:
@@ -452,6 +454,7 @@ class SqlStore(Store):
         frame = pd.DataFrame(dict(zip(names, _columns(rows, len(names)))), columns=names, dtype=object)
         frame["reported_at"] = _datetimes(frame["reported_at"])
         frame["closed_at"] = _datetimes(frame["closed_at"])
+        frame["due_at"] = _datetimes(frame["due_at"])
         return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "escalation": "int64",
                              "original_x": "float64", "original_y": "float64"})
 
@@ -687,8 +690,8 @@ class _SqlWriter(Writer):
         columns = [ids.tolist(), batch.external_id.tolist(), batch.category.tolist(), batch.category_raw.tolist(),
                    batch.lon.tolist(), batch.lat.tolist(), _time_texts(batch.reported_at).tolist(),
                    batch.status.tolist(), batch.description.tolist(), batch.source.tolist(),
-                   *_originals(batch), repeat(now)]
-        _insert_many(self.conn, incidents, INCIDENT_COLUMNS + ["created_at"], zip(*columns))
+                   *_originals(batch), *_file_times(batch), repeat(now)]
+        _insert_many(self.conn, incidents, INCIDENT_COLUMNS + ["closed_at", "due_at", "created_at"], zip(*columns))
         self.written += len(ids)
         current = _current_rows(self.conn)
         for level, codes in units_by_level.items():
@@ -874,6 +877,20 @@ def _originals(batch: IncidentColumns) -> list[Any]:
     given = pd.notna(batch.original_crs)
     return [[x if g else None for x, g in zip(batch.original_x.tolist(), given.tolist())],
             [y if g else None for y, g in zip(batch.original_y.tolist(), given.tolist())], batch.original_crs.tolist()]
+
+
+def _file_times(batch: IncidentColumns) -> list[Any]:
+    """The close times and deadlines a file gave, as stored text (NULL where none: most files)."""
+    out: list[Any] = []
+    for times in (batch.closed_at, batch.due_at):
+        given = ~np.isnat(times)
+        if not given.any():
+            out.append(repeat(None))
+        else:
+            texts = np.full(len(times), None, dtype=object)
+            texts[given] = _time_texts(times[given])
+            out.append(texts.tolist())
+    return out
 
 
 def _hashes(texts: list[str]) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..errors import N_, Conflict, InvalidInput, NotFound, PreconditionFailed, m
 from ..incidents import FileOptions
 from ..levels import Level
 from ..lifecycle import Step
+from ..mapping import ImportMapping
 from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import COUNT_BY, StaffMember, VersionMeta
@@ -127,10 +128,14 @@ def post_incidents():
     if request.files:
         upload = _file()
         form = request.form
+        mapping = request.files.get("mapping")
         result = service().import_incidents(upload.read(), filename=upload.filename or "upload.csv",
                                             options=FileOptions(lon_field=opt(form, "lon_field"),
                                                                 lat_field=opt(form, "lat_field"),
-                                                                category=opt(form, "category"), crs=opt(form, "crs")))
+                                                                category=opt(form, "category"), crs=opt(form, "crs"),
+                                                                mapping=ImportMapping.parse(
+                                                                    mapping.read(), name=mapping.filename or "mapping")
+                                                                if mapping else None))
     else:
         result = service().report(_json_records(), crs=opt(request.args, "crs"))
     if not result.items:

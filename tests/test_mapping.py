@@ -1,0 +1,70 @@
+"""Mapping files: an export's columns and words to ours, every mistake named at once; XLSX exports."""
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from gridmap.errors import InvalidInput
+from gridmap.incidents import FileOptions
+from gridmap.mapping import NO_DEADLINE, ImportMapping
+
+from .conftest import grid_file, micro_file
+
+
+def test_a_mapping_folds_the_files_words():
+    rules = ImportMapping.parse('[columns]\nstatus = "STATE"\n[status]\n" Done " = "closed"\n'
+                                '[category]\n"Parked Car" = "illegal_parking"\n[deadline]\nwhen_missing = "none"\n')
+    assert rules == ImportMapping(columns={"status": "STATE"}, status={"done": "closed"},
+                                  category={"parked car": "illegal_parking"}, when_missing="none")
+
+
+def test_every_mistake_is_named_with_what_is_expected():
+    with pytest.raises(InvalidInput) as refused:
+        ImportMapping.parse('[columns]\nwhen = "T"\n[status]\nOpen = "opened"\n[category]\nx = "cars"\n'
+                            '[deadline]\nwhen_missing = "later"\n[extra]\n', name="m.toml")
+    assert [str(d) for d in refused.value.details] == [
+        "m.toml: unknown section [extra]; expected [columns], [status], [category] or [deadline]",
+        "m.toml: [columns] names 'when', which is not one of ours: external_id, reported_at, closed_at, due_at, "
+        "status, category, lon, lat, description, source",
+        "m.toml: [status] maps 'Open' to 'opened'; expected one of closed, dispatched, duplicate, in_progress, "
+        "rated, rejected, reported",
+        "m.toml: [category] maps 'x' to 'cars'; expected one of illegal_parking, flying_cable, private_wiring, "
+        "clutter, illegal_ads, street_stall, litter, unleashed_dog, fire_hazard, three_in_one, dispute, "
+        "road_damage, drain_blocked, roof_leak, other",
+        "m.toml: [deadline] when_missing='later'; expected category or none"]
+    with pytest.raises(InvalidInput, match="m.toml is not a TOML mapping file"):
+        ImportMapping.parse("[columns\n", name="m.toml")
+
+
+def test_an_xlsx_export_with_a_mapping_arrives_closed_with_its_times(service):
+    from gridmap.levels import Level
+    service.import_layer(Level.GRID, grid_file())
+    service.import_layer(Level.MICRO_GRID, micro_file())
+    sheet = pd.DataFrame({"编号": ["A1", "A2", "A3"], "状态": ["已结案", "处理中", "已结案"],
+                          "类型": ["乱停车", "乱停车", "垃圾"], "经度": [0.005, 0.015, 0.005],
+                          "纬度": [0.005, 0.005, 0.015],
+                          "上报时间": [datetime(2026, 3, 5, 8), datetime(2026, 3, 5, 9), datetime(2026, 3, 6, 8)],
+                          "结案时间": [datetime(2026, 3, 5, 20), None, datetime(2026, 3, 9, 8)],
+                          "期限": [datetime(2026, 3, 6, 8), datetime(2026, 3, 6, 9), None]})
+    data = io.BytesIO()
+    sheet.to_excel(data, index=False)
+    rules = ImportMapping.parse('[columns]\nclosed_at = "结案时间"\ndue_at = "期限"\nstatus = "状态"\n'
+                                'category = "类型"\n'
+                                '[status]\n"已结案" = "closed"\n"处理中" = "in_progress"\n'   # TOML: keys quoted
+                                '[category]\n"乱停车" = "illegal_parking"\n"垃圾" = "litter"\n'
+                                '[deadline]\nwhen_missing = "none"\n')
+    result = service.import_incidents(data.getvalue(), filename="export.xlsx", options=FileOptions(mapping=rules))
+    assert (result.created, result.errors) == (3, [])
+    frame = service.incidents().set_index("external_id")
+    assert frame[["status", "category", "category_raw", "micro_grid"]].values.tolist() == [
+        ["closed", "illegal_parking", "乱停车", "W-S"], ["in_progress", "illegal_parking", "乱停车", "E-S"],
+        ["closed", "litter", "垃圾", "W-N"]]
+    assert frame["closed_at"].tolist()[::2] == [pd.Timestamp(2026, 3, 5, 20), pd.Timestamp(2026, 3, 9, 8)]
+    assert frame["due_at"].tolist() == [pd.Timestamp(2026, 3, 6, 8), pd.Timestamp(2026, 3, 6, 9),
+                                        pd.Timestamp(NO_DEADLINE)]
+    figures = {f.code: f for f in service.performance(Level.MICRO_GRID)}
+    assert (figures["W-S"].on_time, figures["W-N"].on_time, figures["W-N"].median_hours) == (1, 1, 72.0)
+    assert figures["E-S"].overdue == 1                    # due 6 March 9h, still in progress
