@@ -18,7 +18,7 @@ from gridmap.cli import cli
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
-from gridmap.web import api, dashboard, editor, handlers, mapdata, open311, pages, reportmap, review, stats
+from gridmap.web import api, dashboard, editor, handlers, mapdata, open311, pages, report, reportmap, review, stats
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh", "en")
@@ -51,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(reportmap.bp)
     app.register_blueprint(open311.bp)
+    app.register_blueprint(report.bp)
     handlers.register(app)
     app.cli.add_command(cli)
     return app

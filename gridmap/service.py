@@ -466,13 +466,18 @@ class Gridmap:
         return to_geojson(self.layer_at(level, version))
 
     # -- incidents -----------------------------------------------------------------------
-    def report(self, records: Sequence[Any], *, crs: str | None = None) -> ReportResult:
+    def report(self, records: Sequence[Any], *, crs: str | None = None,
+               photo: tuple[str, bytes] | None = None) -> ReportResult:
         """Store incidents sent as JSON objects; errors name the list index.  A record's ``crs``
-        (default ``crs``, else WGS84) says its coordinates' system."""
+        (default ``crs``, else WGS84) says its coordinates' system; ``photo`` (content type,
+        bytes) is kept with the first one, in the same transaction."""
         batch = parse_records(records, tz=self.tz, now=self._now(), crs=crs)
         if not len(batch.incidents):
             return ReportResult.refused(batch.errors)
-        return self._store([batch])
+        return self._store([batch], photo=photo)
+
+    def photo(self, incident_id: int) -> tuple[str, bytes] | None:
+        return self.store.photo(incident_id)
 
     def import_incidents(self, data: bytes, *, filename: str, options: FileOptions = FileOptions(),
                          progress: Callable[[str, int], None] | None = None) -> ReportResult:
@@ -491,7 +496,8 @@ class Gridmap:
         raise not_text(filename)
 
     def _store(self, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None = None, *,
-               filename: str | None = None, expected: int = 0) -> ReportResult:
+               filename: str | None = None, expected: int = 0,
+               photo: tuple[str, bytes] | None = None) -> ReportResult:
         """Assign and store parsed incidents in one transaction, batch by batch; a repeat of a stored
         report (earlier batches included) keeps the stored one and its units; a different report
         under a known external id is refused.  A file import (``filename``, of about ``expected``
@@ -514,6 +520,8 @@ class Gridmap:
             result = ReportResult.concat(parts)
             if filename is None:
                 self._dispatch_new(tx, result)
+            if photo is not None and len(result.ids):
+                tx.add_photo(int(result.ids[0]), *photo)
             if filename is not None and result.stored:
                 result.import_id = tx.add_import(ImportRun(
                     filename=filename, rows=len(result.rows) + len(result.errors), created=result.created,

@@ -4,6 +4,7 @@ a pandas computation straight from the city's columns (CASE_STATUS, OnTime_Statu
 CLOSED_DT, TARGET_DT).  Wards play the grids.  Skipped where ../shared is absent."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -18,38 +19,13 @@ from gridmap.storage import open_store
 
 from .test_boston import DATA, INCIDENT_FILES, WARDS
 
+ROOT = Path(__file__).resolve().parents[1]
+
 pytestmark = pytest.mark.skipif(
     not (DATA / "wards.geojson").is_file() or len(INCIDENT_FILES) != 9,
     reason=f"Boston 2015 data not found at {DATA} (it lives in ../shared beside the repository)")
 
-MAPPING = """
-[columns]
-external_id = "CASE_ENQUIRY_ID"
-reported_at = "OPEN_DT"
-closed_at = "CLOSED_DT"
-due_at = "TARGET_DT"
-status = "CASE_STATUS"
-category = "TYPE"
-lon = "LONGITUDE"
-lat = "LATITUDE"
-source = "Source"
-
-[status]
-Open = "dispatched"
-Closed = "closed"
-
-[category]
-"Abandoned Vehicles" = "illegal_parking"
-"Illegal Dumping" = "clutter"
-"Improper Storage of Trash (Barrels)" = "litter"
-"Overflowing or Un-kept Dumpster" = "litter"
-"Trash on Vacant Lot" = "litter"
-"Pothole Repair (Internal)" = "road_damage"
-"Downed Wire" = "fire_hazard"
-
-[deadline]
-when_missing = "none"       # Boston counts a case without a target date as on time
-"""
+MAPPING = (ROOT / "docs" / "boston-mapping.toml").read_text(encoding="utf-8")     # the README's example
 US = "%m/%d/%Y %I:%M:%S %p"
 
 

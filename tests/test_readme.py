@@ -73,7 +73,7 @@ def test_the_curl_examples_run_as_written(server: LiveServer) -> None:
 
 def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     lines = example_lines(("python -m gridmap ",))
-    assert len(lines) == 8
+    assert len(lines) == 9
     env = {**os.environ, "GRIDMAP_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     outputs: list[str] = []
@@ -86,7 +86,7 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
         assert exported.stat().st_size > 0
     finally:
         exported.unlink(missing_ok=True)
-    init, demo, wards, preview, precincts, export, vehicles, dumping = (out.splitlines() for out in outputs)
+    init, demo, wards, preview, precincts, export, vehicles, dumping, wires = (out.splitlines() for out in outputs)
     assert init == ["database ready: 0 incidents"]
     assert demo == ["grid: 5, micro_grid: 20, incidents: 1200"]
     assert wards[0].startswith("grid version 2 (committed): 22 units")
@@ -96,6 +96,7 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     assert not any(line.startswith("error:") for line in precincts)
     assert export == [f"wrote {exported} ({exported_size(outputs[5])} bytes)"]
     assert vehicles[0].startswith("created ") and dumping[0].startswith("created ")
+    assert wires[0].startswith("created 10 ")                 # Boston's 10 downed wires, through its mapping
 
 
 def exported_size(output: str) -> str:

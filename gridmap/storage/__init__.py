@@ -256,6 +256,10 @@ class Writer(ABC):
         """The stored incidents with these external ids."""
 
     @abstractmethod
+    def add_photo(self, incident_id: int, content_type: str, data: bytes) -> None:
+        """Keep a photo with an incident (one each; a second replaces the first)."""
+
+    @abstractmethod
     def add_staff(self, member: StaffMember) -> int:
         """Register a person; their id."""
 
@@ -387,6 +391,10 @@ class Store(ABC):
         :mod:`gridmap.performance`: ``unit`` (the code under ``level``'s ``version``, None outside),
         ``category``, ``status``, ``resolution`` (object), ``rating`` (float64, NaN: none),
         ``reported_at``, ``closed_at`` and ``due_at`` (datetime64[us], NaT: none)."""
+
+    @abstractmethod
+    def photo(self, incident_id: int) -> tuple[str, bytes] | None:
+        """The incident's photo (content type, bytes), or None."""
 
     @abstractmethod
     def staff_members(self) -> list[StaffMember]:

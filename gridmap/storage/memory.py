@@ -97,11 +97,12 @@ class _Data:
     imports: list[ImportRun] = field(default_factory=list)
     events: list[IncidentEvent] = field(default_factory=list)
     staff: list[StaffMember] = field(default_factory=list)
+    photos: dict[int, tuple[str, bytes]] = field(default_factory=dict)
 
     def copy(self) -> _Data:
         """A working copy for one transaction; the original is never changed after it is shared."""
         return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()},
-                     list(self.imports), list(self.events), list(self.staff))
+                     list(self.imports), list(self.events), list(self.staff), dict(self.photos))
 
     def find(self, level: Level, version: int) -> _Version:
         for stored in self.versions:
@@ -214,6 +215,9 @@ class MemoryStore(Store):
                 "rating": pd.to_numeric(pd.Series(columns["rating"][keep], dtype=object)).to_numpy(dtype=float),
                 "reported_at": columns["reported_at"][keep].astype("datetime64[us]"),
                 **{name: _times(columns[name][keep]) for name in ("closed_at", "due_at")}}
+
+    def photo(self, incident_id: int) -> tuple[str, bytes] | None:
+        return self._data.photos.get(incident_id)
 
     def staff_members(self) -> list[StaffMember]:
         return list(self._data.staff)
@@ -364,6 +368,11 @@ class _MemoryWriter(Writer):
         where = {ext: pos for pos, ext in enumerate(stored["external_id"]) if ext is not None}
         return {ext: KnownReport(*(stored[name][where[ext]] for name in _KNOWN_COLUMNS))
                 for ext in dict.fromkeys(external_ids) if ext in where}
+
+    def add_photo(self, incident_id: int, content_type: str, data: bytes) -> None:
+        if not 1 <= incident_id <= len(self.data.incidents["id"]):
+            raise ValueError(f"there is no incident {incident_id} to keep a photo with")
+        self.data.photos[incident_id] = (content_type, bytes(data))
 
     def add_staff(self, member: StaffMember) -> int:
         self.data.staff.append(replace(member, id=len(self.data.staff) + 1))

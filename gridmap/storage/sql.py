@@ -157,6 +157,13 @@ incident_events = sa.Table(
     sa.Column("escalation", sa.Integer),
 )
 
+photos = sa.Table(
+    "incident_photos", metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("content_type", sa.String(50), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
 staff_table = sa.Table(
     "staff", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -394,6 +401,12 @@ class SqlStore(Store):
                 "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
                 **{name: _datetimes(pd.Series(texts, dtype=object)).to_numpy(dtype="datetime64[us]")
                    for name, texts in (("reported_at", reported), ("closed_at", closed), ("due_at", due))}}
+
+    def photo(self, incident_id: int) -> tuple[str, bytes] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(photos.c.content_type, photos.c.data)
+                               .where(photos.c.incident_id == incident_id)).first()
+        return None if row is None else (row.content_type, bytes(row.data))
 
     def staff_members(self) -> list[StaffMember]:
         with self.engine.connect() as conn:
@@ -641,6 +654,10 @@ class _SqlWriter(Writer):
         found = np.empty(len(hashes), dtype=bool)
         found[order] = written[np.minimum(np.searchsorted(written, hashes[order]), len(written) - 1)] == hashes[order]
         return found
+
+    def add_photo(self, incident_id: int, content_type: str, data: bytes) -> None:
+        self.conn.execute(sa.delete(photos).where(photos.c.incident_id == incident_id))
+        self.conn.execute(sa.insert(photos).values(incident_id=incident_id, content_type=content_type, data=data))
 
     def add_staff(self, member: StaffMember) -> int:
         fields = {k: v for k, v in asdict(member).items() if k != "id"}
