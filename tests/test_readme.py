@@ -96,7 +96,7 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     assert not any(line.startswith("error:") for line in precincts)
     assert export == [f"wrote {exported} ({exported_size(outputs[5])} bytes)"]
     assert vehicles[0].startswith("created ") and dumping[0].startswith("created ")
-    assert wires[0].startswith("created 10 ")                 # Boston's 10 downed wires, through its mapping
+    assert wires[0].startswith("created 10,")                 # Boston's 10 downed wires, through its mapping
 
 
 def exported_size(output: str) -> str:
