@@ -32,6 +32,8 @@ class Settings:
     tolerance_m2: float = DEFAULT_TOLERANCE_M2  # gaps/overlaps smaller than this are not reported
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB  # the largest request body (an upload) accepted
     deadlines: Deadlines = Deadlines()          # hours from report to close, per category
+    tiles_crs: str = "WGS84"                    # the tiles' system: WGS84 (also CGCS2000) or GCJ02 (Gaode-style)
+    tiles_subdomains: str = "abc"               # what {s} in the tile URL runs over (Tianditu: 01234567)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_dir: Path | None = None) -> "Settings":
@@ -53,7 +55,19 @@ class Settings:
             tolerance_m2=_tolerance(env.get("GRIDMAP_TOLERANCE_M2", str(DEFAULT_TOLERANCE_M2))),
             max_upload_mb=_megabytes(env.get("GRIDMAP_MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))),
             deadlines=Deadlines.parse(env.get("GRIDMAP_DEADLINES", "")),
+            tiles_crs=_tiles_crs(env.get("GRIDMAP_TILES_CRS", "WGS84")),
+            tiles_subdomains=env.get("GRIDMAP_TILES_SUBDOMAINS", "abc").strip() or "abc",
         )
+
+
+def _tiles_crs(text: str) -> str:
+    value = text.strip().upper().replace("-", "")
+    if value in ("WGS84", "CGCS2000", "EPSG:4326", "EPSG:4490"):
+        return "WGS84"                 # the same at map scale
+    if value == "GCJ02":
+        return "GCJ02"
+    raise ValueError(f"GRIDMAP_TILES_CRS={text!r} is not a tile system; expected WGS84 (also CGCS2000) or GCJ02 "
+                     "(Gaode/AMap-style tiles)")
 
 
 def _tolerance(text: str) -> float:

@@ -148,7 +148,11 @@
 
   const map = L.map("editor-map", {zoomControl: true, doubleClickZoom: false, boxZoom: false});
   map.attributionControl.setPrefix(false);
-  if (config.tiles) L.tileLayer(config.tiles, {attribution: config.tilesAttribution, maxZoom: 19}).addTo(map);
+  window.gridmapBasemap.add(map, config.basemap, () => {     // WGS84 tiles only here (see gridmap/web/editor.py)
+    const box = L.control({position: "bottomleft"});
+    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = config.basemap.unavailable; return div; };
+    box.addTo(map);
+  });
   map.pm.setLang("gridmap", {tooltips: {
     firstVertex: S.geomanFirstVertex, continueLine: S.geomanContinueLine,
     finishLine: S.geomanFinishLine, finishPoly: S.geomanFinishPoly,

@@ -30,6 +30,8 @@
  *   are drawn from the answer's own hexagons.  Each is asked for once turned on (the deepest level, the page's filters, no geometry) and
  *   drawn by filling the outlines already loaded, with a legend while it is shown, which links
  *   to the same map as a PNG or PDF page for the monthly report (GET /api/report-map).
+ * Basemap: static/basemap.js adds the tiles once one has come (a note if they cannot be reached)
+ *   and, for GCJ-02 tiles, shifts every position drawn here onto them.
  * window.gridmap_mapdata exposes the state for tests and the console.
  */
 (function () {
@@ -44,6 +46,13 @@
   const config = JSON.parse(document.getElementById("map-config").textContent);
   const S = config.labels;
   const map = window.gridmap_map;
+  const basemap = window.gridmapBasemap;
+  const display = basemap.display;           // a stored (WGS84) position as drawn: shifted on GCJ-02 tiles
+  basemap.add(map, config.basemap, () => {   // before any shape is drawn: they follow its system
+    const box = L.control({position: "bottomleft"});
+    box.onAdd = () => { const div = element("div", config.basemap.unavailable); div.className = "basemap-note"; return div; };
+    box.addTo(map);
+  });
   const state = window.gridmap_mapdata = {
     levels: {}, overlays: {}, heatRequests: 0, heatAnswers: 0, heatDraws: 0, drawnAnswers: 0, heat: null, errors: [],
   };
@@ -248,7 +257,7 @@
       for (const feature of body.features) {
         const color = spec.colorOf(feature.properties, body);
         if (!color || !feature.geometry) continue;
-        const rings = feature.geometry.coordinates.map((ring) => ring.map(([lon, lat]) => [lat, lon]));
+        const rings = feature.geometry.coordinates.map((ring) => ring.map(([lon, lat]) => display(lat, lon)));
         const polygon = L.polygon(rings, {pane, renderer, stroke: false, fillColor: color, fillOpacity: 0.6});
         polygon.properties = feature.properties;
         group.addLayer(polygon);
@@ -450,10 +459,10 @@
       fitted = true;
       map.fitBounds(L.latLngBounds(body.cells.map((c) => [c[0], c[1]])), {maxZoom: config.maxZoom});
     }
-    heat.setLatLngs(body.cells);
+    heat.setLatLngs(basemap.shifted ? body.cells.map(([lat, lon, n]) => [...display(lat, lon), n]) : body.cells);
     outside.clearLayers();
     const style = {...config.outsideStyle, pane: "gridmap-outside"};
-    for (const point of body.outside.points) outside.addLayer(L.circleMarker(point, style));
+    for (const [lat, lon] of body.outside.points) outside.addLayer(L.circleMarker(display(lat, lon), style));
     const shown = body.outside.points.length;
     note(body.outside.total > shown ? fill(S.outsideMore, {shown, total: body.outside.total}) : "");
   }

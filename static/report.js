@@ -6,7 +6,12 @@
   const config = JSON.parse(document.getElementById("report-config").textContent);
   const S = config.labels;
   const map = window.gridmap_report = L.map("report-map", {zoomControl: true});
-  if (config.tiles) L.tileLayer(config.tiles, {attribution: config.attribution, maxZoom: 19}).addTo(map);
+  const basemap = window.gridmapBasemap;
+  basemap.add(map, config.basemap, () => {
+    const box = L.control({position: "bottomleft"});
+    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = config.basemap.unavailable; return div; };
+    box.addTo(map);
+  });
   if (config.bounds) {
     const [w, s, e, n] = config.bounds;
     map.fitBounds([[s, w], [n, e]]);
@@ -22,22 +27,23 @@
     return template.replace(/\{(\w+)\}/g, (all, key) => (key in values ? String(values[key]) : all));
   }
 
-  function place(latlng) {
-    lat.value = latlng.lat.toFixed(6);
-    lon.value = latlng.lng.toFixed(6);
-    if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng).addTo(map);
+  /** Put the point at a stored (WGS84) position; it is drawn where the basemap has it. */
+  function place(wgsLat, wgsLng) {
+    lat.value = wgsLat.toFixed(6);
+    lon.value = wgsLng.toFixed(6);
+    const shown = L.latLng(...basemap.display(wgsLat, wgsLng));
+    if (marker) marker.setLatLng(shown); else marker = L.marker(shown).addTo(map);
     where.textContent = fill(S.placed, {lat: lat.value, lon: lon.value});
   }
 
-  if (lon.value && lat.value) place(L.latLng(Number(lat.value), Number(lon.value)));
-  map.on("click", (e) => place(e.latlng));
+  if (lon.value && lat.value) place(Number(lat.value), Number(lon.value));
+  map.on("click", (e) => place(...basemap.stored(e.latlng.lat, e.latlng.lng)));   // a tap on the basemap
   document.getElementById("locate").addEventListener("click", () => {
     if (!navigator.geolocation) { where.textContent = S.noLocation; return; }
     where.textContent = S.locating;
     navigator.geolocation.getCurrentPosition((p) => {
-      const latlng = L.latLng(p.coords.latitude, p.coords.longitude);
-      place(latlng);
-      map.setView(latlng, Math.max(map.getZoom(), 17));
+      place(p.coords.latitude, p.coords.longitude);           // the Geolocation API gives WGS84
+      map.setView(basemap.display(p.coords.latitude, p.coords.longitude), Math.max(map.getZoom(), 17));
     }, () => { where.textContent = S.noLocation; }, {enableHighAccuracy: true, timeout: 10000});
   });
 

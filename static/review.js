@@ -33,6 +33,11 @@
   const data = JSON.parse(document.getElementById("review-data").textContent);
   const S = data.labels;
   const map = window.gridmap_map;
+  window.gridmapBasemap.add(map, data.basemap, () => {      // WGS84 tiles only here (gridmap/web/review.py)
+    const box = L.control({position: "bottomleft"});
+    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = data.basemap.unavailable; return div; };
+    box.addTo(map);
+  });
   const areaFormat = new Intl.NumberFormat("en-US", {maximumFractionDigits: 0});
   const sizeFormat = new Intl.NumberFormat("en-US", {minimumFractionDigits: 1, maximumFractionDigits: 1});
 

@@ -6,6 +6,7 @@ window.gridmapShapes = (() => {
   /** One encoded ring as [[lat, lon], …]. */
   function decodeRing(text, precision = 1e6) {
     const points = [];
+    const shift = window.gridmapBasemap && window.gridmapBasemap.shifted ? window.gridmapBasemap.display : null;
     let index = 0, lat = 0, lon = 0;
     while (index < text.length) {
       const steps = [0, 0];
@@ -20,7 +21,8 @@ window.gridmapShapes = (() => {
       }
       lat += steps[0];
       lon += steps[1];
-      points.push([lat / precision, lon / precision]);
+      // shifted onto a GCJ-02 basemap when the page has one (static/basemap.js)
+      points.push(shift ? shift(lat / precision, lon / precision) : [lat / precision, lon / precision]);
     }
     return points;
   }

@@ -36,3 +36,12 @@ def test_the_upload_cap_is_a_setting(tmp_path: Path):
     for bad in ("0", "1.5", "lots", "-3"):
         with pytest.raises(ValueError, match=f"GRIDMAP_MAX_UPLOAD_MB='{bad}' is not a size"):
             Settings.from_env({"GRIDMAP_MAX_UPLOAD_MB": bad}, instance_dir=tmp_path)
+
+
+def test_the_tiles_system_is_wgs84_or_gcj02():
+    assert Settings.from_env({"GRIDMAP_TILES_CRS": "gcj-02"}).tiles_crs == "GCJ02"
+    assert Settings.from_env({"GRIDMAP_TILES_CRS": "CGCS2000"}).tiles_crs == "WGS84"     # the same at map scale
+    assert Settings.from_env({}).tiles_crs == "WGS84" and Settings.from_env({}).tiles_subdomains == "abc"
+    assert Settings.from_env({"GRIDMAP_TILES_SUBDOMAINS": "01234567"}).tiles_subdomains == "01234567"
+    with pytest.raises(ValueError, match="GRIDMAP_TILES_CRS='BD09' is not a tile system"):
+        Settings.from_env({"GRIDMAP_TILES_CRS": "BD09"})

@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from flask import current_app, request
 from flask_babel import get_locale, gettext
+from markupsafe import escape
 
 from .. import categories
 from ..errors import N_, InvalidInput, Message, message
@@ -202,6 +204,21 @@ def json_object() -> dict[str, Any]:
                                    got=type(payload).__name__ if payload is not None else
                                    request.content_type or "no body"))
     return payload
+
+
+def basemap_config(*, shifted: bool = True) -> dict[str, Any] | None:
+    """The tiles a page draws under its layers (static/basemap.js), or None for a plain background:
+    their URL, attribution, system (GCJ02 tiles: every layer shifted onto them) and subdomains,
+    and what the page says when they cannot be reached.  A page that cannot shift its layers
+    (``shifted=False``) gets no GCJ-02 tiles."""
+    settings = current_app.config["GRIDMAP_SETTINGS"]
+    if settings.tiles is None or (settings.tiles_crs == "GCJ02" and not shifted):
+        return None
+    host = urlsplit(settings.tiles).netloc or settings.tiles
+    return {"url": settings.tiles, "attribution": settings.tiles_attribution or escape(host),
+            "crs": settings.tiles_crs, "subdomains": settings.tiles_subdomains,
+            "unavailable": gettext("The basemap ({host}) cannot be reached: the map shows a plain background.")
+            .format(host=host)}
 
 
 def language() -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from shapely.geometry import mapping
 
 from .. import editing
@@ -30,7 +30,7 @@ from ..errors import N_, InvalidInput, Message, NotFound, message
 from ..layer import Layer
 from ..levels import ORDER, Level
 from ..options import layer_options, opt, parse_version
-from . import json_object, level_title, parse_bbox, service, version_arg
+from . import basemap_config, json_object, level_title, parse_bbox, service, version_arg
 from .api import geojson_bytes, if_match, layer_result, precondition, save_mode
 
 bp = Blueprint("editor", __name__)
@@ -52,7 +52,6 @@ def edit_page(level: str):
     version = version_arg("version")
     service().layer(lv)  # NotFound (a readable page) when the level has never been uploaded
     parent = _parent_level(lv)
-    settings = current_app.config["GRIDMAP_SETTINGS"]
     edited = version if version is not None else service().store.versions()[lv]
     config = {
         "level": lv.value, "version": version, "baseVersion": edited,
@@ -61,7 +60,8 @@ def edit_page(level: str):
         **_loading(lv, version, edited, parent),
         "saveUrl": url_for("editor.save", level=lv.value),
         "splitUrl": url_for("editor.split"), "mergeUrl": url_for("editor.merge"),
-        "tiles": settings.tiles, "tilesAttribution": settings.tiles_attribution,
+        # GCJ-02 tiles would need every edited corner shifted back: the editor draws on WGS84 tiles only
+        "basemap": basemap_config(shifted=False),
     }
     return render_template("editor.html", config=config, level=lv.value, title=level_title(lv),
                            parent_title=level_title(parent) if parent is not None else None)

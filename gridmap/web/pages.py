@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import h3
 import numpy
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from ..changes import SaveMode, local_time
@@ -22,7 +22,7 @@ from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, laye
 from ..options import clean_options, layer_options, opt
 from ..rankings import RankedUnit, top_units
 from ..storage import IncidentQuery
-from . import filter_args, filter_choices, flag, language, level_title, parse_query, service, tr
+from . import basemap_config, filter_args, filter_choices, flag, language, level_title, parse_query, service, tr
 from .mapdata import VERSION_KEYS, shown_version
 from .review import review_page
 
@@ -72,8 +72,7 @@ def index():
     if version is not None:
         layers[level] = svc.layer_at(level, version)
     total, outside = svc.incident_totals(query, at=at)
-    settings = current_app.config["GRIDMAP_SETTINGS"]
-    fmap = build_base_map(_bounds(layers), tiles=settings.tiles, tiles_attribution=settings.tiles_attribution)
+    fmap = build_base_map(_bounds(layers), tiles=None)          # tiles: static/basemap.js, once one has come
     return render_template("index.html", parts=render_parts(fmap), args=request.args,
                            choices=filter_choices(request.args),
                            total=total, unassigned=outside, ranking=_ranking(layers, query),
@@ -283,7 +282,7 @@ def _map_config(layers: dict[Level, Layer], total: int) -> dict[str, Any]:
         "emerging": _emerging_config(layers, filters) if not shown else None,
         "hexagons": _hexagon_config(filters) if not shown else None,
         "choropleth": _choropleth_config(layers, filters) if not shown else None,
-        "quality": _quality_config(),
+        "quality": _quality_config(), "basemap": basemap_config(),
         "timeline": {"counts": url_for("api.count_incidents") + "?" + urlencode(filters, doseq=True),
                      "modes": [["", gettext("All time")], ["month", gettext("By month")], ["week", gettext("By week")]],
                      "play": gettext("Play"), "count": gettext("{count} incidents"), "stepMs": TIMELINE_STEP_MS,

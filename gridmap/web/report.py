@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from .. import categories
 from ..errors import N_, GridmapError, InvalidInput, NotFound, message
 from ..levels import Level, deepest
-from . import STATUS_LABELS, language, level_title, service, tr
+from . import STATUS_LABELS, basemap_config, language, level_title, service, tr
 
 bp = Blueprint("report", __name__)
 
@@ -78,11 +78,10 @@ def level_title_of(value: str) -> str:
 
 def _form(values: Any, error: tuple[str, list[str]] | None = None) -> str:
     svc = service()
-    settings = current_app.config["GRIDMAP_SETTINGS"]
     layers = svc.layers()
     level = deepest(layers)
     config = {
-        "tiles": settings.tiles, "attribution": settings.tiles_attribution,
+        "basemap": basemap_config(),
         "outlines": url_for("mapdata.level_outlines", level=level.value) if level else None,
         "bounds": [float(v) for v in layers[level].units.total_bounds] if level else None,
         "labels": {"placed": gettext("Position: {lat}, {lon}"), "locating": gettext("Finding your position…"),

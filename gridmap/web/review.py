@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext
 
 from ..changes import LayerOptions, LayerResult
@@ -29,7 +29,7 @@ from ..options import opt, parse_choice, parse_count
 from ..problems import Problem, Report, Severity
 from ..storage import VersionMeta, VersionStatus
 from ..versions import LayerDiff
-from . import compared_with, level_title, service, tr
+from . import basemap_config, compared_with, level_title, service, tr
 
 bp = Blueprint("review", __name__)
 
@@ -112,8 +112,7 @@ def version_diff(level: str, version: int):
 # -- the page ----------------------------------------------------------------------------------
 
 def _render(review: _Review) -> str:
-    settings = current_app.config["GRIDMAP_SETTINGS"]
-    fmap = build_review_map(_bounds(review), tiles=settings.tiles, tiles_attribution=settings.tiles_attribution)
+    fmap = build_review_map(_bounds(review), tiles=None)          # tiles: static/basemap.js
     groups = _groups(review.report, embed=not review.stored)
     parts = _parts(review.diff, embed=not review.stored)
     cleaning = _cleaning(review)
@@ -247,7 +246,7 @@ def _page_data(review: _Review, groups: list[dict[str, Any]], parts: list[dict[s
     level = review.layer.level.value
     api: dict[str, Any] | None = ({"level": level, "version": review.meta.version}
                                   if review.stored and review.meta else None)
-    return {
+    return {"basemap": basemap_config(shifted=False),
         # stored versions' outlines come simplified for display, built once per version (as the map's)
         "after": {"url": url_for("mapdata.level_outlines", level=level, version=review.meta.version)} if review.meta
         else {"units": review_outlines(_drawn_units(review))},
