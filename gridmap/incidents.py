@@ -188,6 +188,7 @@ class KnownReport:
     lon: float
     lat: float
     reported_at: datetime
+    status: str = Status.REPORTED.value      # where it is in its lifecycle, for a later export to advance
 
 
 def new_reports(incidents: IncidentColumns, known: Mapping[str, KnownReport]) -> np.ndarray:
@@ -265,6 +266,7 @@ class ParsedBatch:
     rows: np.ndarray                 # int64: the row (CSV line, feature or list index) of each incident
     incidents: IncidentColumns
     errors: list[RowError] = field(default_factory=list)
+    status_given: bool = False       # the records say their status (else: reported, by default)
 
     @property
     def drafts(self) -> list[tuple[int, IncidentDraft]]:
@@ -274,7 +276,7 @@ class ParsedBatch:
     @classmethod
     def concat(cls, parts: Sequence[ParsedBatch]) -> ParsedBatch:
         return cls(np.concatenate([p.rows for p in parts]), IncidentColumns.concat([p.incidents for p in parts]),
-                   [e for p in parts for e in p.errors])
+                   [e for p in parts for e in p.errors], any(p.status_given for p in parts))
 
 
 @dataclass(frozen=True)
@@ -540,7 +542,8 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
         time_given=timed, original_x=np.where(pd.isna(systems), np.nan, x),
         original_y=np.where(pd.isna(systems), np.nan, y), original_crs=systems, closed_at=closed_at, due_at=due_at)
     errors = [RowError(int(frame.index[i]), tuple(problems[i])) for i in sorted(problems)]
-    return ParsedBatch(frame.index.to_numpy(dtype=np.int64)[good], incidents.take(good), errors)
+    return ParsedBatch(frame.index.to_numpy(dtype=np.int64)[good], incidents.take(good), errors,
+                       status_given=cols["status"] is not None and cols["status"] in frame)
 
 
 def _mask(positions: np.ndarray, n: int) -> np.ndarray:

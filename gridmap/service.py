@@ -50,6 +50,8 @@ from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
 from .hotspots import EmergingHotspots, HotspotOptions, Hotspots, contiguity, emerging_hotspots, hotspots
 from .incidents import (
     FileOptions,
+    IncidentColumns,
+    KnownReport,
     Outcomes,
     ParsedBatch,
     RowError,
@@ -514,7 +516,7 @@ class Gridmap:
             for batch, units in assigned:
                 if progress is not None:
                     progress("read", len(batch.rows) + len(batch.errors))
-                parts.append(self._store_part(tx, batch, units))
+                parts.append(self._store_part(tx, batch, units, source=filename))
                 if progress is not None:
                     progress("stored", len(batch.rows))
             result = ReportResult.concat(parts)
@@ -592,17 +594,41 @@ class Gridmap:
             current = self._current()
         return current.index
 
-    def _store_part(self, tx: Writer, batch: ParsedBatch, units: dict[Level, np.ndarray]) -> ReportResult:
+    def _store_part(self, tx: Writer, batch: ParsedBatch, units: dict[Level, np.ndarray], *,
+                    source: str | None = None) -> ReportResult:
         incidents = batch.incidents
         named = incidents.external_id[pd.notna(incidents.external_id)]
         known = tx.known_reports(list(named)) if len(named) else {}    # earlier batches of this transaction too
         fresh = new_reports(incidents, known)
         ids = tx.add_incidents(incidents.take(fresh), {lv: codes[fresh] for lv, codes in units.items()})
         stored = outcomes(incidents, known, fresh, ids)
+        if source is not None and batch.status_given and known:
+            self._advance(tx, incidents, known, stored, source)
         keep = ~stored.conflict
         return ReportResult(rows=batch.rows[keep], ids=stored.ids[keep], new=stored.created[keep],
                             units={lv.value: codes[keep] for lv, codes in units.items()},
                             errors=sorted(batch.errors + _conflicts(batch, stored), key=lambda e: e.row))
+
+    def _advance(self, tx: Writer, incidents: IncidentColumns, known: Mapping[str, KnownReport], stored: Outcomes,
+                 source: str) -> None:
+        """A later export of the source system: each case stored before whose status moved on is
+        moved on too (closed when the export says, at its close time), a step ``import`` in its
+        history — never a second incident, never a conflict."""
+        now = self._now()
+        moved: dict[int, str] = {}
+        for i in np.flatnonzero(~stored.created & ~stored.conflict):
+            report = known.get(incidents.external_id[i])
+            status = incidents.status[i]
+            if report is None or moved.get(report.id, report.status) == status:
+                continue
+            closed = incidents.closed_at[i]
+            tx.add_event(IncidentEvent(
+                incident_id=report.id, at=now if np.isnat(closed) else closed.astype("datetime64[us]").item(),
+                actor=f"import {source}", action="import", from_status=moved.get(report.id, report.status),
+                to_status=status))
+            moved[report.id] = status
+        if moved:
+            log.info("%s moved %d stored incidents on", source, len(moved))
 
     def import_run(self, run_id: int) -> ImportRun:
         return self.store.import_run(run_id)

@@ -68,3 +68,30 @@ def test_an_xlsx_export_with_a_mapping_arrives_closed_with_its_times(service):
     figures = {f.code: f for f in service.performance(Level.MICRO_GRID)}
     assert (figures["W-S"].on_time, figures["W-N"].on_time, figures["W-N"].median_hours) == (1, 1, 72.0)
     assert figures["E-S"].overdue == 1                    # due 6 March 9h, still in progress
+
+
+def test_a_later_export_moves_the_cases_on_without_duplicating_them(service):
+    from gridmap.levels import Level
+    service.import_layer(Level.GRID, grid_file())
+    rules = ImportMapping.parse('[columns]\nclosed_at = "closed"\n[status]\nOpen = "dispatched"\nClosed = "closed"\n')
+
+    def export(rows: list[tuple[str, str, str]]) -> bytes:
+        lines = ["external_id,category,lon,lat,reported_at,status,closed"]
+        lines += [f"{ext},litter,0.005,0.005,2026-03-05 08:00,{status},{closed}" for ext, status, closed in rows]
+        return "\n".join(lines).encode()
+    first = service.import_incidents(export([("C1", "Open", ""), ("C2", "Open", "")]), filename="monday.csv",
+                                     options=FileOptions(mapping=rules))
+    assert first.created == 2
+    later = service.import_incidents(export([("C1", "Closed", "2026-03-06 09:00"), ("C2", "Open", "")]),
+                                     filename="tuesday.csv", options=FileOptions(mapping=rules))
+    assert (later.created, later.stored - later.created, later.errors) == (0, 2, [])
+    frame = service.incidents().set_index("external_id")
+    assert frame.loc["C1", ["status", "closed_at"]].tolist() == ["closed", pd.Timestamp(2026, 3, 6, 9)]
+    assert frame.loc["C2", "status"] == "dispatched"
+    history = service.incident(int(frame.loc["C1", "id"]))["properties"]["history"]
+    assert [(h["action"], h["actor"], h["from"], h["to"]) for h in history[1:]] == [
+        ("import", "import tuesday.csv", "dispatched", "closed")]
+    # a file that says nothing of statuses moves nothing
+    plain = "external_id,category,lon,lat,reported_at\nC1,litter,0.005,0.005,2026-03-05 08:00\n".encode()
+    service.import_incidents(plain, filename="plain.csv")
+    assert service.incidents().set_index("external_id").loc["C1", "status"] == "closed"

@@ -276,7 +276,8 @@ class Writer(ABC):
         """Store one lifecycle step and apply it to its incident: the status becomes ``to_status``;
         a close sets the resolution and the close time (``at``), a rating the rating, a duplicate
         the original, an escalation the escalation level; a reopen clears the resolution, close
-        time, rating and original.  The step's id."""
+        time, rating and original; an ``import`` (a later export of the source system) sets the
+        close time to ``at`` when it closes the case, else clears it.  The step's id."""
 
     @abstractmethod
     def add_incidents(self, incidents: IncidentColumns, units: dict[Level, np.ndarray]) -> np.ndarray:

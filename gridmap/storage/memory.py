@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat", "reported_at",
                     "status", "description", "source", "original_x", "original_y", "original_crs"]
 _STORED_COLUMNS = INCIDENT_COLUMNS + list(LIFECYCLE_COLUMNS) + ["created_at"]
-_KNOWN_COLUMNS = ("id", "category", "category_raw", "lon", "lat", "reported_at")
+_KNOWN_COLUMNS = ("id", "category", "category_raw", "lon", "lat", "reported_at", "status")
 
 
 @dataclass
@@ -404,6 +404,8 @@ class _MemoryWriter(Writer):
             changes.update(escalation=event.escalation)
         elif event.action == "reopen":
             changes.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
+        elif event.action == "import":          # a later export says where the case is now
+            changes.update(closed_at=event.at if event.to_status in ("closed", "rated") else None)
         for name, value in changes.items():
             stored[name][at] = value
         self.data.events.append(replace(event, id=len(self.data.events) + 1))

@@ -633,11 +633,11 @@ class _SqlWriter(Writer):
         asked = sa.table("asked", sa.column("external_id"))
         _insert_many(self.conn, asked, ["external_id"], ((ext,) for ext in unique))
         columns = [incidents.c[c] for c in ("external_id", "id", "category", "category_raw", "lon", "lat",
-                                            "reported_at")]
+                                            "reported_at", "status")]
         rows = _fetch(self.conn, sa.select(*columns).join(asked, asked.c.external_id == incidents.c.external_id))
         self.conn.exec_driver_sql("DELETE FROM asked")
-        return {ext: KnownReport(i, category, raw, lon, lat, datetime.strptime(when, _TIME_FORMAT))
-                for ext, i, category, raw, lon, lat, when in rows}
+        return {ext: KnownReport(i, category, raw, lon, lat, datetime.strptime(when, _TIME_FORMAT), status)
+                for ext, i, category, raw, lon, lat, when, status in rows}
 
     def _had_named(self) -> bool:
         if self._named_before is None:
@@ -689,6 +689,8 @@ class _SqlWriter(Writer):
             values.update(escalation=event.escalation)
         elif event.action == "reopen":
             values.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
+        elif event.action == "import":          # a later export says where the case is now
+            values.update(closed_at=event.at if event.to_status in ("closed", "rated") else None)
         self.conn.execute(sa.update(incidents).where(incidents.c.id == event.incident_id).values(**values))
         fields = {k: v for k, v in asdict(event).items() if k != "id"}
         return int(self.conn.execute(sa.insert(incident_events).values(**fields)).inserted_primary_key[0])  # type: ignore[index]
