@@ -134,6 +134,14 @@ def export_boundaries(service: Gridmap, out: Path, level: str, version: int | No
     click.echo(f"wrote {out} ({len(export.data):,} bytes)")
 
 
+@cli.command("escalate-overdue")
+@click.pass_obj
+def escalate_overdue(service: Gridmap) -> None:
+    """Move every open incident past its deadline up to the grid leader, and past two deadlines to
+    the community (run it from cron, e.g. hourly)."""
+    click.echo(f"escalation steps taken: {service.escalate_overdue()}")
+
+
 @cli.command("import-incidents")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--lon-field")

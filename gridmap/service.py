@@ -672,6 +672,30 @@ class Gridmap:
                  after.value)
         return self.incident(incident_id)
 
+    def escalate_overdue(self) -> int:
+        """升级: every open incident past its deadline goes up to the grid leader, and past it by
+        a second deadline's length to the community (ESCALATION_ROLES), a step ``escalate`` by
+        ``gridmap`` each; run it from cron (``gridmap escalate-overdue``).  How many steps were taken."""
+        now = self._now()
+        frame = self.store.incidents(IncidentQuery(statuses=tuple(s.value for s in OPEN)))
+        steps = 0
+        with self._lock, self._writing() as tx:
+            for row in frame.itertuples(index=False):
+                reported = row.reported_at.to_pydatetime()
+                due = self.deadlines.due(reported, row.category) if pd.isna(row.due_at) else row.due_at.to_pydatetime()
+                if due >= NO_DEADLINE or now <= due:
+                    continue
+                span = max(due - reported, timedelta(hours=1))
+                target = min(len(ESCALATION_ROLES) - 1, 1 + int((now - due) / span))
+                for level in range(int(row.escalation) + 1, target + 1):
+                    tx.add_event(IncidentEvent(
+                        incident_id=int(row.id), at=now, actor="gridmap", action=Action.ESCALATE.value,
+                        from_status=row.status, to_status=row.status, escalation=level,
+                        note=f"overdue since {due:%Y-%m-%d %H:%M}"))
+                    steps += 1
+        log.info("escalated overdue incidents: %d steps", steps)
+        return steps
+
     def incident(self, incident_id: int) -> dict[str, Any]:
         """One incident as a GeoJSON Feature, with its units, deadline (``due_at``), whether it is
         ``overdue`` (open past its deadline) or was closed ``on_time``, who answers for it now

@@ -107,3 +107,31 @@ def test_the_figures_follow_the_steps(client):
     table = pd.read_excel(io.BytesIO(xlsx.data), sheet_name="统计")
     assert list(table.columns)[:8] == ["编码", "名称", "事件数", "受理数", "办结数", "转办数", "未解决办结数", "办结率"]
     assert table.set_index("编码").loc["W-S", "办结时长中位数（小时）"] == 24.0
+
+
+def test_overdue_incidents_go_up_a_level_per_deadline_overrun(client):
+    from datetime import datetime
+
+    from click.testing import CliRunner
+
+    from gridmap.cli import cli
+
+    svc = client.application.extensions["gridmap"]
+    # litter: 24 h from 5 March 10h; clutter: 72 h from 5 March 11h
+    svc._now = lambda: datetime(2026, 3, 6, 12, 0)           # litter 2 h over, clutter in time
+    assert svc.escalate_overdue() == 1
+    assert client.get("/api/incidents/1").get_json()["properties"]["escalation"] == 1
+    assert svc.escalate_overdue() == 0                         # once per level
+    svc._now = lambda: datetime(2026, 3, 7, 10, 0)             # litter a second 24 h over: the community
+    assert svc.escalate_overdue() == 1
+    first = client.get("/api/incidents/1").get_json()["properties"]
+    assert (first["escalation"], first["responsible"]) == (2, "community")
+    assert [h["action"] for h in first["history"]] == ["report", "escalate", "escalate"]
+    assert first["history"][1]["note"] == "overdue since 2026-03-06 10:00"
+    svc._now = lambda: datetime(2026, 3, 20, 0, 0)             # clutter: far over, straight to the community
+    assert svc.escalate_overdue() == 2
+    assert client.get("/api/incidents/2").get_json()["properties"]["escalation"] == 2
+    step(client, 2, action="dispatch")
+    assert svc.escalate_overdue() == 0                         # nothing higher than the community
+    result = CliRunner().invoke(cli, ["escalate-overdue"], obj=svc)
+    assert result.exit_code == 0 and result.output == "escalation steps taken: 0\n"
