@@ -27,7 +27,7 @@ from tests.browser import Tab as BaseTab
 pytestmark = pytest.mark.browser
 
 DEMO_GRIDS, DEMO_MICRO_GRIDS, DEMO_INCIDENTS = 5, 20, 1200
-ZH_NAV = ["地图", "数据看板", "上报", "上传边界", "编辑边界", "版本管理"]
+ZH_NAV = ["地图", "数据看板", "统计", "上报", "上传边界", "编辑边界", "版本管理"]
 ZH_OVERLAYS = ["网格", "微网格", "事件热力图", "不在任何网格内", "热点分析（Getis-Ord Gi*）", "新兴热点（12 个月）",
                "六边形热点（H3）", "分级设色图"]
 EN_OVERLAYS = ["Grid", "Micro-grid", "Incident heatmap", "Outside every unit", "Hotspots (Getis-Ord Gi*)",
@@ -253,7 +253,7 @@ def test_language_switch_sticks(server: LiveServer, tab: Tab) -> None:
     tab.page.wait_for_function("() => window.gridmap_map instanceof L.Map")
     assert tab.page.get_attribute("html", "lang") == "en"
     assert tab.page.locator("header nav a").all_inner_texts() == [
-        "Map", "Dashboard", "Report", "Upload boundaries", "Edit boundaries", "Versions"]
+        "Map", "Dashboard", "Statistics", "Report", "Upload boundaries", "Edit boundaries", "Versions"]
     assert tab.page.inner_text("#lang-switch") == "中文"
     assert [o["text"] for o in tab.page.evaluate(OVERLAY_LABELS)] == EN_OVERLAYS
     assert {c["name"]: c["value"] for c in tab.context.cookies()}.get("lang") == "en"

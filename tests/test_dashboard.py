@@ -69,3 +69,25 @@ def test_the_dashboard_keeps_the_filters_and_its_size_does_not_follow_the_incide
 def test_an_empty_store_has_a_dashboard_too(client):
     html = page(client)
     assert '<strong id="dash-total">0</strong>' in html
+
+
+def test_the_statistics_page_lists_every_units_figures_sorted_by_any_column(closed):
+    html = page_at(closed, "/statistics?sort=closure_rate")
+    rows = re.findall(r"<tr><td>[^<]*<small>(r\dc\d)</small></td>\s*((?:<td>[^<]*</td>\s*)+)</tr>", html)
+    assert len(rows) == 16
+    figures = {f["code"]: f for f in closed.get("/api/statistics").get_json()["rows"]}
+    rates = [figures[code]["closure_rate"] for code, _ in rows]
+    known = [r for r in rates if r is not None]
+    assert known == sorted(known, reverse=True) and rates[len(known):] == [None] * (len(rates) - len(known))
+    first_code, cells = rows[0]
+    values = re.findall(r"<td>([^<]*)</td>", cells)
+    assert values[0] == str(figures[first_code]["incidents"])
+    assert values[3] == f"{100 * figures[first_code]['closure_rate']:.0f}%"
+    assert 'href="/api/statistics?level=micro_grid&amp;format=xlsx"' in html
+    assert page_at(closed, "/statistics?level=grid").count("<tr><td>") == 0      # no grid level here
+
+
+def page_at(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return response.get_data(as_text=True)

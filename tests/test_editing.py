@@ -257,17 +257,17 @@ def test_the_editor_page_loads_the_level_its_parent_and_only_local_scripts(block
     html = response.get_data(as_text=True)
     config = page_config(response)
     assert {k: config[k] for k in ("level", "version", "baseVersion", "scope", "unitsUrl", "openUrl", "areasUrl",
-                                   "open", "saveUrl", "splitUrl", "mergeUrl", "tiles")} == {
+                                   "open", "saveUrl", "splitUrl", "mergeUrl", "basemap")} == {
         "level": "micro_grid", "version": None, "baseVersion": 1, "scope": "all",
         "unitsUrl": "/api/layers/micro_grid/edit/units?version=1",
         "openUrl": "/api/layers/micro_grid/edit/units?version=1",
         "areasUrl": None, "open": None, "saveUrl": "/api/layers/micro_grid/edit/save", "splitUrl": "/api/edit/split",
-        "mergeUrl": "/api/edit/merge", "tiles": None}
+        "mergeUrl": "/api/edit/merge", "basemap": None}
     assert config["strings"]["splitDone"] == "{unit} was split into {count} pieces; give each its code and name."
     scripts = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
     ours = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet-geoman/leaflet-geoman.min.js",
-            "/static/editor.js"]
-    assert [s for s in scripts if s in ours] == ours  # Leaflet, then Geoman, then the editor
+            "/static/basemap.js", "/static/editor.js"]
+    assert [s for s in scripts if s in ours] == ours  # Leaflet, then Geoman, then the basemap and the editor
     assert not [s for s in scripts if "//" in s]
     for path in scripts:
         if path.startswith("/static/"):

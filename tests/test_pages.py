@@ -40,7 +40,7 @@ def test_map_page_on_demo_data_in_chinese(demo_client):
     assert '<html lang="zh-CN">' in html and "筛选事件" in html and "上传边界" in html
     assert assets(html) == ["/static/gridmap.css", "/static/vendor/leaflet/leaflet.js",
                             "/static/vendor/leaflet/leaflet.css", "/static/vendor/leaflet-heat/leaflet_heat.min.js",
-                            "/static/shapes.js", "/static/map.js"]
+                            "/static/basemap.js", "/static/shapes.js", "/static/map.js"]
     assert '<strong id="total">1200</strong>' in html
     assert '<strong id="unassigned">6</strong>' in html
     assert "裴村农贸市场片区" in html            # the market micro-grid tops the ranking

@@ -20,6 +20,9 @@ from .. import categories
 from ..errors import N_
 from ..hotspots import HOTSPOT_COLORS
 from ..league import LeagueRow
+from ..levels import Level
+from ..options import parse_count
+from ..performance import UnitPerformance
 from ..quality import Stacks
 from ..service import Gridmap
 from ..storage import IncidentQuery
@@ -120,6 +123,51 @@ def _rhythm(counts: dict[str, int]) -> dict[str, Any]:
     rows = [[{"count": counts.get(f"{d}-{h:02d}", 0),
               "shade": round(counts.get(f"{d}-{h:02d}", 0) / top, 3)} for h in range(24)] for d in range(1, 8)]
     return {"rows": rows, "days": [gettext(name) for name in WEEKDAYS], "max": top}
+
+
+#: The statistics page's columns (docs/statistics.md), and rows a page shows.
+FIGURE_COLUMNS = (("incidents", N_("Incidents")), ("accepted", N_("Accepted")), ("closed", N_("Closed")),
+                  ("closure_rate", N_("Closure rate")), ("on_time_rate", N_("On-time rate")),
+                  ("median_hours", N_("Median hours to close")), ("overdue", N_("Overdue")),
+                  ("satisfaction_rate", N_("Satisfaction rate")), ("feedback_rate", N_("Feedback rate")))
+PAGE_ROWS = 100
+
+
+@bp.get("/statistics")
+def statistics() -> str:
+    """Every unit's figures (docs/statistics.md) of any level, over the page's filters: a table
+    sorted by any column, a hundred rows a page, the whole of it as XLSX."""
+    args, svc = request.args, service()
+    query = parse_query(args)
+    layers = svc.layers()
+    level = Level.parse(args["level"]) if args.get("level") else svc.deepest_level()
+    rows = svc.performance(level, query) if level in layers else []
+    names = dict(FIGURE_COLUMNS)
+    sort = str(args.get("sort") or "incidents")
+    sort = sort if sort in names else "incidents"
+    rows.sort(key=lambda r: (getattr(r, sort) is None, -(getattr(r, sort) or 0), r.code))
+    pages = max(1, -(-len(rows) // PAGE_ROWS))
+    page = min(parse_count(args.get("page"), "page", default=1) or 1, pages)
+    filters = filter_args(args)
+    here: dict[str, Any] = {**filters, "level": level.value}
+    return render_template(
+        "statistics.html", args=args, choices=filter_choices(args), level=level.value,
+        levels=[(lv.value, level_title(lv)) for lv in sorted(layers, key=lambda lv: lv.depth)],
+        columns=[(key, gettext(label)) for key, label in FIGURE_COLUMNS], sort=sort, sort_label=gettext(names[sort]),
+        rows=[_figures(r) for r in rows[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]], total=len(rows), page=page,
+        pages=pages, page_url=lambda p: url_for("dashboard.statistics", **here, sort=sort, page=p),
+        sort_urls={key: url_for("dashboard.statistics", **here, sort=key) for key in names},
+        xlsx=url_for("stats.statistics", **here, format="xlsx"))
+
+
+def _figures(row: UnitPerformance) -> dict[str, Any]:
+    """A row as the table writes it: rates in per cent, hours with one decimal, a dash for none."""
+    out: dict[str, Any] = {"code": row.code, "name": row.name}
+    for key, _ in FIGURE_COLUMNS:
+        value = getattr(row, key)
+        out[key] = ("–" if value is None else f"{100 * value:.0f}%" if key.endswith("rate")
+                    else f"{value:.1f}" if key == "median_hours" else value)
+    return out
 
 
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
