@@ -105,6 +105,8 @@ def hexagon_hotspots(lon: np.ndarray, lat: np.ndarray, options: HotspotOptions =
     """Gi* hot spots of incidents at ``lon``/``lat`` (WGS84 degrees) on the H3 hexagons of
     ``resolution``, over the study area of :func:`study_area` (the cells over the incidents' convex
     hull); refused when that holds more than ``max_cells`` cells, naming a coarser resolution."""
+    if options.per == "households":
+        raise InvalidInput(message(N_("hexagons have no households; test per=count or per=km2")))
     lon, lat = _checked_points(lon, lat)
     resolution = checked_resolution(resolution)
     held = point_cells(lon, lat, resolution=resolution)

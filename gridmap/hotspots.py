@@ -20,7 +20,8 @@ compares the incidents of the unit and its neighbours with the whole level's, an
   Benjamini–Hochberg): among 10,000 micro-grids, 500 would pass an uncorrected 95 % test by
   chance alone;
 * ``per="km2"`` tests incidents per square kilometre instead of counts, for levels whose units
-  differ much in size.
+  differ much in size; ``per="households"`` incidents per 1,000 households (户数, from the
+  boundary file), where population, not land, is what the units share out.
 
 Pure functions over counts per unit code (the store counts them), like :mod:`gridmap.rankings`;
 :func:`gi_star` is the statistic alone, for any units and graph (:mod:`gridmap.hexagons` runs it on
@@ -41,6 +42,7 @@ from scipy.stats import kendalltau
 
 from .errors import N_, InvalidInput, message
 from .layer import Layer
+from .league import households_of
 from .rankings import counts_in_order
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ CONFIDENCE = (0.99, 0.95, 0.90)
 #: The seed of the permutations: fixed, so a map is reproducible (and equal to esda's own run).
 SEED = 12345
 PERMUTATIONS = 999
-PER = ("count", "km2")
+PER = ("count", "km2", "households")
 
 
 class SpotClass(str, Enum):
@@ -126,10 +128,25 @@ def hotspots(layer: Layer, counts: Mapping[str, int], options: HotspotOptions = 
     values = held.astype(float)
     if options.per == "km2":
         values = values / (layer.units["area_m2"].to_numpy(dtype=float) / 1e6)
+    elif options.per == "households":
+        values = 1000 * values / _households(layer)
     found = gi_star(values, graph if graph is not None else lambda: contiguity(layer), options)
     log.info("hotspots of %d %s units: %s", len(values), layer.level.value, found.summary)
     return Hotspots(codes=layer.units["code"].to_numpy(dtype=object), counts=held, values=values, z=found.z,
                     p=found.p, classes=found.classes, cutoffs=found.cutoffs, options=options)
+
+
+def _households(layer: Layer) -> np.ndarray:
+    """Each unit's households (户数), for incidents per 1,000 households; every unit must have them:
+    a unit without would drop out of its neighbours' sums and bend everyone's statistic."""
+    homes = households_of(layer.units["properties"])
+    missing = [code for code, h in zip(layer.units["code"].tolist(), homes) if h is None]
+    if missing:
+        raise InvalidInput(message(N_("per=households needs the households (户数) of every unit; {count} units of "
+                                      "the level have none (first: {codes}); give them in the boundary file's "
+                                      "households property, or test per=count or per=km2"),
+                                   count=len(missing), codes=", ".join(missing[:5])))
+    return np.array(homes, dtype=float)
 
 
 @dataclass(frozen=True)

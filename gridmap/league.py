@@ -53,6 +53,13 @@ class LeagueRow:
     median_hours: float | None = None    # from report to close
     satisfaction_rate: float | None = None
     overdue: int = 0
+    # those two shrunk toward the level's average with their 90 % interval, as the closure rate is
+    on_time_shrunk: float | None = None
+    on_time_low: float | None = None
+    on_time_high: float | None = None
+    satisfaction_shrunk: float | None = None
+    satisfaction_low: float | None = None
+    satisfaction_high: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -111,20 +118,19 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
         before = _ranks(prev_n, prev_done, closure_prior(prev_n, prev_done), min_sample)
     households = households_of(units["properties"])
     area_km2 = units["area_m2"].to_numpy(dtype=float) / 1e6
-    rated = n > 0 if prior is not None else np.zeros(len(n), dtype=bool)
-    shrunk_all, low_all, high_all = (np.full(len(n), np.nan) for _ in range(3))
-    if rated.any() and prior is not None:       # the posteriors, all units at once
-        a, b = prior.alpha + done[rated], prior.beta + n[rated] - done[rated]
-        shrunk_all[rated] = a / (a + b)
-        # a level that closed none (or all) of its incidents: the posterior sits on 0 (or 1)
-        low_all[rated] = np.where(a == 0, 0.0, np.where(b == 0, 1.0, beta.ppf((1 - CREDIBLE) / 2, a, b)))
-        high_all[rated] = np.where(a == 0, 0.0, np.where(b == 0, 1.0, beta.ppf((1 + CREDIBLE) / 2, a, b)))
+    closure = _posteriors(n, done)
+    codes = units["code"].tolist()
+    # the on-time and satisfaction rates shrunk the same way, each toward its own level average
+    lifecycle = {name: _posteriors(*(np.array([getattr((figures or {}).get(c), k, 0) or 0 for c in codes],
+                                              dtype=float) for k in keys))
+                 for name, keys in (("on_time", ("timed", "on_time")), ("satisfaction", ("rated", "satisfied")))}
     rows = []
     names, properties = units["name"].tolist(), units["properties"].tolist()
-    for i, code in enumerate(units["code"].tolist()):
+    for i, code in enumerate(codes):
         now, then = ranks[i], before[i]
-        shrunk, low, high = ((float(shrunk_all[i]), float(low_all[i]), float(high_all[i])) if rated[i]
-                             else (None, None, None))
+        shrunk, low, high = closure[i]
+        extra: dict[str, Any] = {f"{name}_{part}": value for name, found in lifecycle.items()
+                 for part, value in zip(("shrunk", "low", "high"), found[i])}
         rows.append(LeagueRow(
             rank=now, code=code, name=names[i], staff=staff_of(properties[i])["staff"] or "",
             incidents=int(n[i]), closed=int(done[i]),
@@ -133,8 +139,24 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
             closure_rate=float(done[i] / n[i]) if n[i] else None, closure_shrunk=shrunk, closure_low=low,
             closure_high=high,
             previous_rank=then, change=then - now if now is not None and then is not None else None,
-            **_lifecycle((figures or {}).get(code))))
+            **_lifecycle((figures or {}).get(code)), **extra))
     return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, -r.incidents, r.code))
+
+
+def _posteriors(n: np.ndarray, done: np.ndarray) -> list[tuple[float | None, float | None, float | None]]:
+    """Each unit's rate ``done / n`` shrunk toward the level's (the posterior mean) and its
+    credible interval, all units at once; None for a unit with nothing to rate."""
+    prior = closure_prior(n, done)
+    rated = n > 0 if prior is not None else np.zeros(len(n), dtype=bool)
+    shrunk, low, high = (np.full(len(n), np.nan) for _ in range(3))
+    if rated.any() and prior is not None:
+        a, b = prior.alpha + done[rated], prior.beta + n[rated] - done[rated]
+        shrunk[rated] = a / (a + b)
+        # a level whose every unit did none (or all): the posterior sits on 0 (or 1)
+        low[rated] = np.where(a == 0, 0.0, np.where(b == 0, 1.0, beta.ppf((1 - CREDIBLE) / 2, a, b)))
+        high[rated] = np.where(a == 0, 0.0, np.where(b == 0, 1.0, beta.ppf((1 + CREDIBLE) / 2, a, b)))
+    return [(float(shrunk[i]), float(low[i]), float(high[i])) if rated[i] else (None, None, None)
+            for i in range(len(n))]
 
 
 def _lifecycle(figures: UnitPerformance | None) -> dict[str, Any]:

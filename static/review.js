@@ -33,7 +33,7 @@
   const data = JSON.parse(document.getElementById("review-data").textContent);
   const S = data.labels;
   const map = window.gridmap_map;
-  window.gridmapBasemap.add(map, data.basemap, () => {      // WGS84 tiles only here (gridmap/web/review.py)
+  window.gridmapBasemap.add(map, data.basemap, () => {      // before any shape: GCJ-02 tiles shift them
     const box = L.control({position: "bottomleft"});
     box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = data.basemap.unavailable; return div; };
     box.addTo(map);
@@ -145,7 +145,10 @@
   function addShape(group, row) {
     let shape;
     if (row.shape) shape = L.polygon(shapeLatLngs(row.shape), groupStyle(group));
-    else if (row.location) shape = L.circleMarker([row.location[1], row.location[0]], {...groupStyle(group), radius: 7});
+    else if (row.location) {
+      shape = L.circleMarker(window.gridmapBasemap.display(row.location[1], row.location[0]),
+                             {...groupStyle(group), radius: 7});
+    }
     else return;
     const text = row.message ?? group.details?.querySelector(`tr[data-index="${row.i}"] td`)?.textContent;
     if (text) shape.bindTooltip(element("span", text), {sticky: true});
@@ -337,7 +340,7 @@
     event.preventDefault();
     const details = link.closest("details[data-group]");
     if (details) focus(state.groups[details.dataset.group], Number(link.closest("tr").dataset.index));
-    map.setView([Number(link.dataset.lat), Number(link.dataset.lon)], ZOOM);
+    map.setView(window.gridmapBasemap.display(Number(link.dataset.lat), Number(link.dataset.lon)), ZOOM);
   });
 
   /* -- start -------------------------------------------------------------------------------- */

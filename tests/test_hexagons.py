@@ -177,3 +177,8 @@ def test_outlines_are_lon_lat_for_drawing():
     assert feature["geometry"]["coordinates"][0] == [[lng, lat] for lat, lng in boundary + boundary[:1]]
     assert feature["properties"] == {"cell": CENTRE, "count": 3, "value": 3.0, "z": None, "p": None,
                                      "class": "none"}
+
+
+def test_hexagons_have_no_households_to_divide_by():
+    with pytest.raises(InvalidInput, match="hexagons have no households; test per=count or per=km2"):
+        hexagon_hotspots(np.array([114.0]), np.array([30.0]), HotspotOptions(per="households"))

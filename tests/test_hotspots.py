@@ -111,7 +111,7 @@ def test_no_test_without_incidents_or_with_equal_counts():
 
 
 def test_an_unknown_measure_is_refused_with_the_choices():
-    with pytest.raises(InvalidInput, match="per='people' is not valid; expected one of: count, km2"):
+    with pytest.raises(InvalidInput, match="per=.people. is not valid; expected one of: count, km2, households"):
         HotspotOptions(per="people")
 
 
@@ -191,3 +191,25 @@ def test_emerging_hot_spots_equal_gi_star_per_period_and_kendalls_tau():
 def test_emerging_hot_spots_need_two_periods():
     with pytest.raises(InvalidInput, match="at least two periods; got 1"):
         emerging_hotspots(squares(3), [{}], ["2026-01"])
+
+
+def test_per_households_is_gi_star_of_incidents_per_1000_households():
+    layer = squares(4)
+    homes = [200 + 50 * i for i in range(16)]
+    layer.units["properties"] = [{"户数": h} for h in homes]
+    rng = np.random.default_rng(3)
+    y = rng.poisson(4, 16).astype(float)
+    y[[0, 1, 4, 5]] += 30
+    found = hotspots(layer, dict(zip(layer.units["code"], y.astype(int).tolist())),
+                     HotspotOptions(per="households"))
+    rate = 1000 * y / np.array(homes, dtype=float)
+    np.testing.assert_allclose(found.values, rate, rtol=1e-15)
+    w = libpysal.weights.Queen.from_dataframe(layer.units, use_index=False, silence_warnings=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        direct = esda.G_Local(rate, w, transform="B", star=True, permutations=999, seed=12345)
+    np.testing.assert_allclose(found.z, direct.Zs, rtol=1e-12)
+    layer.units["properties"] = [{"户数": h} for h in homes[:-2]] + [{}, {"户数": ""}]
+    with pytest.raises(InvalidInput, match=r"needs the households \(户数\) of every unit; 2 units of the level have "
+                                           r"none \(first: r3c2, r3c3\)"):
+        hotspots(layer, {}, HotspotOptions(per="households"))

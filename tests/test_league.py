@@ -57,3 +57,26 @@ def test_no_incidents_no_rates_and_a_level_that_closed_everything():
 def test_a_level_that_closed_nothing_has_its_intervals_at_zero():
     rows = league(block(), {"r0c0": 12, "r0c1": 10}, {})
     assert {(r.closure_shrunk, r.closure_low, r.closure_high) for r in rows if r.incidents} == {(0.0, 0.0, 0.0)}
+
+
+def test_on_time_and_satisfaction_are_shrunk_the_same_way_with_their_intervals():
+    from gridmap.performance import UnitPerformance
+
+    def figures(timed: int, on_time: int, rated: int, satisfied: int) -> UnitPerformance:
+        return UnitPerformance(code="", name="", incidents=0, accepted=0, closed=0, passed_on=0, not_fixed=0,
+                               closure_rate=None, timed=timed, on_time=on_time,
+                               on_time_rate=on_time / timed if timed else None, median_hours=None, overdue=0,
+                               rated=rated, satisfied=satisfied,
+                               satisfaction_rate=satisfied / rated if rated else None, feedback_rate=None)
+    given = {"r0c0": figures(18, 15, 9, 8), "r0c1": figures(5, 1, 0, 0), "r1c0": figures(2, 2, 2, 1),
+             "r1c1": figures(6, 3, 4, 2)}
+    rows = {r.code: r for r in league(block(), INCIDENTS, CLOSED, figures=given)}
+    timed = np.array([18, 5, 2, 6], dtype=float)
+    on_time = np.array([15, 1, 2, 3], dtype=float)
+    prior = closure_prior(timed, on_time)                 # the same empirical Bayes, on the on-time counts
+    a, b = prior.alpha + 15, prior.beta + 18 - 15
+    assert (rows["r0c0"].on_time_rate, rows["r0c0"].on_time_shrunk) == (15 / 18, pytest.approx(a / (a + b)))
+    assert rows["r0c0"].on_time_low == pytest.approx(beta.ppf(0.05, a, b))
+    assert rows["r0c0"].on_time_high == pytest.approx(beta.ppf(0.95, a, b))
+    assert rows["r0c1"].satisfaction_shrunk is None and rows["r0c1"].satisfaction_rate is None   # nothing rated
+    assert rows["r1c0"].on_time_low < rows["r1c0"].on_time_shrunk < 1.0 == rows["r1c0"].on_time_rate

@@ -111,7 +111,7 @@ def test_density_and_filters_and_chinese_labels(block):
 
 
 @pytest.mark.parametrize("query, expected", [
-    ("per=people", "per='people' is not valid; expected one of: count, km2"),
+    ("per=people", "per='people' is not valid; expected one of: count, km2, households"),
     ("fdr=maybe", "fdr='maybe' is not valid; expected 1 or 0"),
 ])
 def test_bad_parameters_are_refused_with_what_is_expected(block, query, expected):
@@ -237,7 +237,9 @@ def test_rankings_of_a_month_as_json_and_as_xlsx(block):
     table = sheets["月评比 2026-03"]
     assert list(table.columns) == ["排名", "编码", "名称", "网格员", "事件数", "办结数", "办结率", "办结率（校正）",
                                    "90%区间下限", "90%区间上限", "每千户事件数", "每平方公里事件数", "上月排名",
-                                   "名次变化", "按时办结率", "办结时长中位数（小时）", "满意率", "超期未办结"]
+                                   "名次变化", "按时办结率", "按时办结率（校正）", "按时90%区间下限", "按时90%区间上限",
+                                   "办结时长中位数（小时）", "满意率", "满意率（校正）", "满意率90%区间下限",
+                                   "满意率90%区间上限", "超期未办结"]
     assert table.iloc[0][["排名", "编码", "名称", "事件数", "办结数", "上月排名", "名次变化"]].tolist() == [
         1, "r0c0", "微网格r0c0", 30, 10, 2, 1]
     assert block.get("/api/rankings?month=2026-3x").status_code == 400

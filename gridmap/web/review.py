@@ -246,7 +246,7 @@ def _page_data(review: _Review, groups: list[dict[str, Any]], parts: list[dict[s
     level = review.layer.level.value
     api: dict[str, Any] | None = ({"level": level, "version": review.meta.version}
                                   if review.stored and review.meta else None)
-    return {"basemap": basemap_config(shifted=False),
+    return {"basemap": basemap_config(),
         # stored versions' outlines come simplified for display, built once per version (as the map's)
         "after": {"url": url_for("mapdata.level_outlines", level=level, version=review.meta.version)} if review.meta
         else {"units": review_outlines(_drawn_units(review))},

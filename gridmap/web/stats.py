@@ -172,8 +172,11 @@ LEAGUE_HEADERS = {"rank": "排名", "code": "编码", "name": "名称", "staff":
                   "closed": "办结数", "closure_rate": "办结率", "closure_shrunk": "办结率（校正）",
                   "closure_low": "90%区间下限", "closure_high": "90%区间上限", "per_1000_households": "每千户事件数",
                   "per_km2": "每平方公里事件数", "previous_rank": "上月排名", "change": "名次变化",
-                  "on_time_rate": "按时办结率", "median_hours": "办结时长中位数（小时）", "satisfaction_rate": "满意率",
-                  "overdue": "超期未办结"}
+                  "on_time_rate": "按时办结率", "on_time_shrunk": "按时办结率（校正）",
+                  "on_time_low": "按时90%区间下限", "on_time_high": "按时90%区间上限",
+                  "median_hours": "办结时长中位数（小时）", "satisfaction_rate": "满意率",
+                  "satisfaction_shrunk": "满意率（校正）", "satisfaction_low": "满意率90%区间下限",
+                  "satisfaction_high": "满意率90%区间上限", "overdue": "超期未办结"}
 #: The lifecycle figures (docs/statistics.md) in an XLSX export, with their Chinese headers.
 FIGURE_HEADERS = {"code": "编码", "name": "名称", "incidents": "事件数", "accepted": "受理数", "closed": "办结数",
                   "passed_on": "转办数", "not_fixed": "未解决办结数", "closure_rate": "办结率", "timed": "有办结时间数",
