@@ -93,6 +93,23 @@ class IncidentEvent:
     escalation: int | None = None
     id: int | None = None         # given by the store
 
+    def changes(self) -> dict[str, Any]:
+        """What the step does to its incident's row (:meth:`Writer.add_event`), the same in every store."""
+        values: dict[str, Any] = {"status": self.to_status}
+        if self.action == "close":
+            values.update(resolution=self.resolution, closed_at=self.at)
+        elif self.action == "rate":
+            values.update(rating=self.rating)
+        elif self.action == "duplicate":
+            values.update(duplicate_of=self.duplicate_of)
+        elif self.action == "escalate":
+            values.update(escalation=self.escalation)
+        elif self.action == "reopen":
+            values.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
+        elif self.action == "import":          # a later export says where the case is now
+            values.update(closed_at=self.at if self.to_status in ("closed", "rated") else None)
+        return values
+
 
 #: The roles of the staff registry (网格员, 网格长, 社区联系人), in the order an escalation climbs.
 STAFF_ROLES = ("grid_worker", "grid_leader", "community")

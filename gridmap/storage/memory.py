@@ -393,19 +393,7 @@ class _MemoryWriter(Writer):
 
     def add_event(self, event: IncidentEvent) -> int:
         stored, at = self.data.incidents, event.incident_id - 1
-        changes: dict[str, Any] = {"status": event.to_status}
-        if event.action == "close":
-            changes.update(resolution=event.resolution, closed_at=event.at)
-        elif event.action == "rate":
-            changes.update(rating=event.rating)
-        elif event.action == "duplicate":
-            changes.update(duplicate_of=event.duplicate_of)
-        elif event.action == "escalate":
-            changes.update(escalation=event.escalation)
-        elif event.action == "reopen":
-            changes.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
-        elif event.action == "import":          # a later export says where the case is now
-            changes.update(closed_at=event.at if event.to_status in ("closed", "rated") else None)
+        changes = event.changes()
         for name, value in changes.items():
             stored[name][at] = value
         self.data.events.append(replace(event, id=len(self.data.events) + 1))

@@ -678,19 +678,7 @@ class _SqlWriter(Writer):
         return IncidentState(**row._asdict())
 
     def add_event(self, event: IncidentEvent) -> int:
-        values: dict[str, Any] = {"status": event.to_status}
-        if event.action == "close":
-            values.update(resolution=event.resolution, closed_at=event.at)
-        elif event.action == "rate":
-            values.update(rating=event.rating)
-        elif event.action == "duplicate":
-            values.update(duplicate_of=event.duplicate_of)
-        elif event.action == "escalate":
-            values.update(escalation=event.escalation)
-        elif event.action == "reopen":
-            values.update(resolution=None, closed_at=None, rating=None, duplicate_of=None)
-        elif event.action == "import":          # a later export says where the case is now
-            values.update(closed_at=event.at if event.to_status in ("closed", "rated") else None)
+        values = event.changes()
         self.conn.execute(sa.update(incidents).where(incidents.c.id == event.incident_id).values(**values))
         fields = {k: v for k, v in asdict(event).items() if k != "id"}
         return int(self.conn.execute(sa.insert(incident_events).values(**fields)).inserted_primary_key[0])  # type: ignore[index]
