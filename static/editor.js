@@ -111,8 +111,12 @@
     return path.reduce((node, i) => node[i], latlngs);
   }
 
+  /* Positions as drawn (shifted onto GCJ-02 tiles, static/basemap.js) and as stored (WGS84). */
+  const basemap = window.gridmapBasemap;
+  const storedCoords = (p) => { const [lat, lng] = basemap.stored(p.lat, p.lng); return [lng, lat]; };
+
   function ringToCoords(ring) {
-    const coords = ring.map((p) => [p.lng, p.lat]);
+    const coords = ring.map(storedCoords);
     if (coords.length) coords.push(coords[0].slice());
     return coords;
   }
@@ -125,11 +129,11 @@
 
   function geometryLatLngs(geometry) {
     const depth = geometry.type === "Polygon" ? 1 : 2;
-    return L.GeoJSON.coordsToLatLngs(geometry.coordinates, depth);
+    return L.GeoJSON.coordsToLatLngs(geometry.coordinates, depth, (c) => L.latLng(...basemap.display(c[1], c[0])));
   }
 
   function lineGeometry(layer) {
-    return {type: "LineString", coordinates: layer.getLatLngs().map((p) => [p.lng, p.lat])};
+    return {type: "LineString", coordinates: layer.getLatLngs().map(storedCoords)};
   }
 
   function text(value) {
@@ -148,7 +152,7 @@
 
   const map = L.map("editor-map", {zoomControl: true, doubleClickZoom: false, boxZoom: false});
   map.attributionControl.setPrefix(false);
-  window.gridmapBasemap.add(map, config.basemap, () => {     // WGS84 tiles only here (see gridmap/web/editor.py)
+  window.gridmapBasemap.add(map, config.basemap, () => {     // before any shape: GCJ-02 tiles shift them
     const box = L.control({position: "bottomleft"});
     box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = config.basemap.unavailable; return div; };
     box.addTo(map);
@@ -503,7 +507,7 @@
     const shot = snapshot();
     const coords = ringAt(shot.units[state.units.indexOf(unit)].geometry.coordinates, path);
     const open = coords.slice(0, -1);
-    open.splice(i, 0, [removed.lng, removed.lat]);
+    open.splice(i, 0, storedCoords(removed));
     coords.splice(0, coords.length, ...open, open[0].slice());
     pushUndo(shot);
     const ring = ringAt(unit.layer.getLatLngs(), path);
@@ -840,7 +844,7 @@
       li.className = problem.severity === "warning" ? "warning" : "error";
       li.textContent = problem.message;
       if (Array.isArray(problem.location)) {
-        const [lng, lat] = problem.location;
+        const [lat, lng] = basemap.display(problem.location[1], problem.location[0]);
         const marker = L.circleMarker([lat, lng], {radius: 9, color: "#c92a2a", weight: 3, fillColor: "#ff6b6b",
                                                    fillOpacity: 0.6, pmIgnore: true, snapIgnore: true});
         const tip = document.createElement("span");
@@ -1129,7 +1133,9 @@
     viewTimer = setTimeout(async () => {
       if (state.busy || state.drag) return loadView();
       const b = map.getBounds();
-      const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(7)).join(",");
+      const [south, west] = basemap.stored(b.getSouth(), b.getWest());     // the view as stored
+      const [north, east] = basemap.stored(b.getNorth(), b.getEast());
+      const bbox = [west, south, east, north].map((v) => v.toFixed(7)).join(",");
       try {
         const answer = await getJson(unitsUrl({bbox}));
         state.zoomIn = !!answer.too_many;  // more units in view than a page should hold

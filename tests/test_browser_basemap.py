@@ -115,3 +115,29 @@ def test_gcj02_tiles_get_every_layer_shifted_onto_them(tab: Tab, tmp_path_factor
         assert not tab.errors, tab.errors
     finally:
         live.stop()
+
+
+def test_the_editor_on_gcj02_tiles_draws_shifted_and_saves_what_was_stored(tab: Tab, tmp_path_factory,
+                                                                           tiles) -> None:
+    url, _ = tiles
+    live = serve(tmp_path_factory, GRIDMAP_TILES=url, GRIDMAP_TILES_CRS="GCJ02")
+    try:
+        page = tab.page
+        page.goto(live.url + "/layers/micro_grid/edit")
+        page.wait_for_function("() => window.gridmapEditor && window.gridmapEditor.state.loaded === true",
+                               timeout=60_000)
+        unit = live.get_json("/api/layers/micro_grid")["features"][0]
+        code = unit["properties"]["code"]
+        drawn = np.array(page.evaluate("""(code) => window.gridmapEditor.unit(code).layer.getLatLngs()
+            .flat(3).map((p) => [p.lng, p.lat])""", code))
+        stored = np.array(shape(unit["geometry"]).exterior.coords)[:-1]
+        gx, gy = wgs84_to_gcj02(stored[:, 0], stored[:, 1])
+        assert np.abs(drawn[:, 0] - gx).max() < 1e-9 and np.abs(drawn[:, 1] - gy).max() < 1e-9    # shifted
+        assert np.abs(drawn[:, 0] - stored[:, 0]).min() > 0.003
+        # what the editor would save: the stored corners again (shifted back), not the drawn ones
+        saved = page.evaluate("""(code) => window.gridmapEditor.featureCollection().features
+            .find((f) => f.properties.code === code).geometry.coordinates[0]""", code)
+        assert np.abs(np.array(saved)[:-1] - stored).max() < 1e-8
+        assert not tab.errors, tab.errors
+    finally:
+        live.stop()

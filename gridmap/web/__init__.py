@@ -206,13 +206,12 @@ def json_object() -> dict[str, Any]:
     return payload
 
 
-def basemap_config(*, shifted: bool = True) -> dict[str, Any] | None:
+def basemap_config() -> dict[str, Any] | None:
     """The tiles a page draws under its layers (static/basemap.js), or None for a plain background:
     their URL, attribution, system (GCJ02 tiles: every layer shifted onto them) and subdomains,
-    and what the page says when they cannot be reached.  A page that cannot shift its layers
-    (``shifted=False``) gets no GCJ-02 tiles."""
+    and what the page says when they cannot be reached."""
     settings = current_app.config["GRIDMAP_SETTINGS"]
-    if settings.tiles is None or (settings.tiles_crs == "GCJ02" and not shifted):
+    if settings.tiles is None:
         return None
     host = urlsplit(settings.tiles).netloc or settings.tiles
     return {"url": settings.tiles, "attribution": settings.tiles_attribution or escape(host),

@@ -60,8 +60,8 @@ def edit_page(level: str):
         **_loading(lv, version, edited, parent),
         "saveUrl": url_for("editor.save", level=lv.value),
         "splitUrl": url_for("editor.split"), "mergeUrl": url_for("editor.merge"),
-        # GCJ-02 tiles would need every edited corner shifted back: the editor draws on WGS84 tiles only
-        "basemap": basemap_config(shifted=False),
+        # on GCJ-02 tiles every corner is drawn shifted and shifted back when saved (static/editor.js)
+        "basemap": basemap_config(),
     }
     return render_template("editor.html", config=config, level=lv.value, title=level_title(lv),
                            parent_title=level_title(parent) if parent is not None else None)
