@@ -18,7 +18,20 @@ from gridmap.cli import cli
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
-from gridmap.web import api, dashboard, editor, handlers, mapdata, open311, pages, report, reportmap, review, stats
+from gridmap.web import (
+    IdConverter,
+    api,
+    dashboard,
+    editor,
+    handlers,
+    mapdata,
+    open311,
+    pages,
+    report,
+    reportmap,
+    review,
+    stats,
+)
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh", "en")
@@ -42,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["gridmap"] = service
     if settings.load_demo:
         app.before_request(_demo_loader(service))
+    app.url_map.converters["id"] = IdConverter          # before the routes that use it
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(mapdata.bp)

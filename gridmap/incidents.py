@@ -528,8 +528,14 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
     status = _statuses(_column(frame, cols["status"]), problems, mapping.status if mapping else {})
     code, raw = _categories(np.full(len(frame), category, dtype=object) if category else given,
                             mapping.category if mapping else {})
-    closed_at = _times(frame, cols.get("closed_at"), tz, {} if formats is None else formats)
-    due_at = _times(frame, cols.get("due_at"), tz, {} if formats is None else formats)
+    closed_at = _times(frame, cols.get("closed_at"), tz, {} if formats is None else formats, key="closed_at")
+    due_at = _times(frame, cols.get("due_at"), tz, {} if formats is None else formats, key="due_at")
+    for name, found in (("closed_at", closed_at), ("due_at", due_at)):      # a mapping's time columns
+        for i in np.flatnonzero(np.isnat(found)):
+            given_time = _raw(frame, cols.get(name), int(i))
+            if given_time is not None:
+                problems.setdefault(int(i), []).append(message(N_("cannot read {value!r} ({field}) as a date and "
+                                                                  "time"), value=given_time, field=cols.get(name)))
     if mapping is not None and cols.get("due_at") and mapping.when_missing == "none":
         due_at = np.where(np.isnat(due_at), np.datetime64(NO_DEADLINE, "us"), due_at)
     good = np.flatnonzero(~_mask(np.fromiter(problems, dtype=np.int64, count=len(problems)), len(frame)))
@@ -623,7 +629,8 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[str, str]) -> np.ndarray:
+def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[str, str], *,
+           key: str = "time") -> np.ndarray:
     """Wall-clock times in ``tz``; text with an offset is converted, text without one is taken as local.
 
     ISO 8601 first, then one format guessed from the first other value (e.g. US
@@ -637,9 +644,9 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[
     ambiguous = _matches(raw, r"(?:GMT|UTC)\s*[+-]\d")
     raw = raw.where(~ambiguous, None)
     parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=True)
-    fmt = formats.get("time") or _guess_format(raw[parsed.isna()])
+    fmt = formats.get(key) or _guess_format(raw[parsed.isna()])
     if fmt is not None:
-        formats["time"] = fmt          # kept for the file's next chunks
+        formats[key] = fmt             # kept for the file's next chunks (each column its own)
         retry = parsed.isna() & raw.notna()
         parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
     has_offset = _matches(raw.str.slice(10), r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")

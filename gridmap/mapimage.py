@@ -232,8 +232,14 @@ def _draw_labels(axes: Axes, projected: gpd.GeoDataFrame, labels: Mapping[str, s
     points = shapely.point_on_surface(chosen.geometry.to_numpy())
     halo = [withStroke(linewidth=2, foreground="white")]
     for code, point in zip(chosen["code"], points):
-        axes.text(point.x, point.y, labels[code], fontproperties=font, ha="center", va="center",
+        axes.text(point.x, point.y, _plain(labels[code]), fontproperties=font, ha="center", va="center",
                   color="#111111", path_effects=halo, clip_on=True)
+
+
+def _plain(text: str) -> str:
+    """Text drawn as written: matplotlib reads ``$…$`` as mathematics (and fails on an unbalanced
+    one), and names, codes and filters come from users."""
+    return text.replace("$", r"\$")
 
 
 def scale_length(width_m: float) -> float:
@@ -269,14 +275,14 @@ def _draw_north_arrow(axes: Axes, family: str) -> None:
 def _draw_texts(figure: Figure, page: MapPage, family: str) -> None:
     """Title, subtitle, legend and footer around the map's box."""
     left, top = MAP_BOX[0], MAP_BOX[1] + MAP_BOX[3]
-    figure.text(left, 0.965, page.title, va="top", fontproperties=FontProperties(family=family, size=18,
+    figure.text(left, 0.965, _plain(page.title), va="top", fontproperties=FontProperties(family=family, size=18,
                                                                                   weight="bold"))
-    figure.text(left, top + 0.012, page.subtitle, va="bottom", color="#444444",
+    figure.text(left, top + 0.012, _plain(page.subtitle), va="bottom", color="#444444",
                 fontproperties=FontProperties(family=family, size=11))
-    figure.text(left, 0.025, page.footer, va="bottom", color="#666666",
+    figure.text(left, 0.025, _plain(page.footer), va="bottom", color="#666666",
                 fontproperties=FontProperties(family=family, size=8))
     if page.legend:
-        handles = [Patch(facecolor=colour or NO_DATA, edgecolor="#999999", linewidth=0.5, label=label)
+        handles = [Patch(facecolor=colour or NO_DATA, edgecolor="#999999", linewidth=0.5, label=_plain(label))
                    for colour, label in page.legend]
         figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(left + MAP_BOX[2] + 0.02, top),
                       frameon=False, prop=FontProperties(family=family, size=10), handlelength=1.6,

@@ -545,7 +545,8 @@ class Gridmap:
         for i in np.flatnonzero(result.new):
             units = {lv: codes[i] for lv, codes in result.units.items()}
             worker = _responsible(workers, units, escalation=0)
-            if worker is not None:
+            # a record that says its own status (already dispatched, closed …) keeps it
+            if worker is not None and tx.incident_state(int(result.ids[i])).status == Status.REPORTED.value:
                 tx.add_event(IncidentEvent(
                     incident_id=int(result.ids[i]), at=now, actor="gridmap", action=Action.DISPATCH.value,
                     from_status=Status.REPORTED.value, to_status=Status.DISPATCHED.value,
@@ -673,13 +674,15 @@ class Gridmap:
         return self.incident(incident_id)
 
     def escalate_overdue(self) -> int:
-        """升级: every open incident past its deadline goes up to the grid leader, and past it by
+        """升级: every dispatched or in-progress incident past its deadline goes up to the grid leader, and past it by
         a second deadline's length to the community (ESCALATION_ROLES), a step ``escalate`` by
         ``gridmap`` each; run it from cron (``gridmap escalate-overdue``).  How many steps were taken."""
         now = self._now()
-        frame = self.store.incidents(IncidentQuery(statuses=tuple(s.value for s in OPEN)))
+        escalable = (Status.DISPATCHED.value, Status.IN_PROGRESS.value)       # as the transition table allows
         steps = 0
         with self._lock, self._writing() as tx:
+            # read under the write lock: a close taken meanwhile by another server is seen, not undone
+            frame = self.store.incidents(IncidentQuery(statuses=escalable))
             for row in frame.itertuples(index=False):
                 reported = row.reported_at.to_pydatetime()
                 due = self.deadlines.due(reported, row.category) if pd.isna(row.due_at) else row.due_at.to_pydatetime()
@@ -687,10 +690,13 @@ class Gridmap:
                     continue
                 span = max(due - reported, timedelta(hours=1))
                 target = min(len(ESCALATION_ROLES) - 1, 1 + int((now - due) / span))
-                for level in range(int(row.escalation) + 1, target + 1):
+                state = tx.incident_state(int(row.id))
+                if state.status not in escalable:
+                    continue
+                for level in range(state.escalation + 1, target + 1):
                     tx.add_event(IncidentEvent(
                         incident_id=int(row.id), at=now, actor="gridmap", action=Action.ESCALATE.value,
-                        from_status=row.status, to_status=row.status, escalation=level,
+                        from_status=state.status, to_status=state.status, escalation=level,
                         note=f"overdue since {due:%Y-%m-%d %H:%M}"))
                     steps += 1
         log.info("escalated overdue incidents: %d steps", steps)

@@ -95,3 +95,17 @@ def test_a_later_export_moves_the_cases_on_without_duplicating_them(service):
     plain = "external_id,category,lon,lat,reported_at\nC1,litter,0.005,0.005,2026-03-05 08:00\n".encode()
     service.import_incidents(plain, filename="plain.csv")
     assert service.incidents().set_index("external_id").loc["C1", "status"] == "closed"
+
+
+def test_a_close_time_or_deadline_that_cannot_be_read_is_a_row_error(service):
+    rules = ImportMapping.parse('[columns]\nclosed_at = "closed"\ndue_at = "due"\n[deadline]\nwhen_missing = "none"\n')
+    data = ("external_id,category,lon,lat,reported_at,status,closed,due\n"
+            "D1,litter,0.005,0.005,2026-03-05 08:00,closed,2026-03-06 09:00,not a date\n"
+            "D2,litter,0.005,0.005,2026-03-05 08:00,closed,soon,\n"
+            "D3,litter,0.005,0.005,2026-03-05 08:00,closed,2026-03-06 09:00,\n").encode()
+    result = service.import_incidents(data, filename="bad.csv", options=FileOptions(mapping=rules))
+    assert result.created == 1
+    assert [(e.row, [str(r) for r in e.reasons]) for e in result.errors] == [
+        (2, ["cannot read 'not a date' (due) as a date and time"]),
+        (3, ["cannot read 'soon' (closed) as a date and time"])]
+    assert service.incidents()["due_at"].tolist() == [pd.Timestamp(NO_DEADLINE)]     # D3: no deadline given

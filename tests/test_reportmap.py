@@ -65,3 +65,8 @@ def test_bad_options_are_named(block):  # noqa: F811
     bad = block.get("/api/report-map?overlay=choropleth&measure=people")
     assert (bad.status_code, bad.get_json()["error"]) == (
         400, "measure: 'people' is not known; expected one of count, km2, households, closed")
+
+
+def test_a_dollar_in_the_filters_is_drawn_as_text(block):  # noqa: F811
+    response = block.get("/api/report-map?overlay=choropleth&source=a$\\frac{$b&unit=$5")
+    assert response.status_code == 200 and response.mimetype == "image/png"

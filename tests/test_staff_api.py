@@ -66,6 +66,9 @@ def test_a_new_report_is_dispatched_to_its_worker_and_follows_escalation_and_bou
     assert first["assignee"] == {"name": "王网格员", "phone": "13800000001", "role": "grid_worker", "unit": "W-S"}
     second = client.get("/api/incidents/2").get_json()["properties"]
     assert (second["status"], second["assignee"]) == ("reported", None)
+    stated = client.post("/api/incidents", json={"category": "litter", "lon": 0.005, "lat": 0.006, "status": "closed"})
+    closed = client.get(f"/api/incidents/{stated.get_json()['items'][0]['id']}").get_json()["properties"]
+    assert (closed["status"], [h["action"] for h in closed["history"]]) == ("closed", ["report"])   # kept as stated
     client.post("/api/incidents/1/steps", json={"action": "escalate", "actor": "王网格员"})
     assert assignee(client, 1)["name"] == "李网格长"
     client.post("/api/incidents/1/steps", json={"action": "escalate", "actor": "李网格长"})
@@ -73,8 +76,9 @@ def test_a_new_report_is_dispatched_to_its_worker_and_follows_escalation_and_bou
     # the micro-grids redrawn: W-S is now W-X, without a worker of its own; a new report there goes to the grid's
     cells = {("W-X" if code == "W-S" else code): shape for code, shape in CELLS.items()}
     upload(client, "micro_grid", feature_collection([({"code": c, "name": c}, g) for c, g in cells.items()]))
-    client.post("/api/incidents", json={"category": "litter", "lon": 0.004, "lat": 0.004})
-    assert assignee(client, 3) == {"name": "周网格员", "phone": "", "role": "grid_worker", "unit": "W"}
+    later = client.post("/api/incidents", json={"category": "litter", "lon": 0.004, "lat": 0.004}).get_json()
+    assert assignee(client, later["items"][0]["id"]) == {"name": "周网格员", "phone": "", "role": "grid_worker",
+                                                         "unit": "W"}
 
 
 def test_bad_entries_say_what_is_wrong(client):

@@ -117,6 +117,10 @@ def test_overdue_incidents_go_up_a_level_per_deadline_overrun(client):
     from gridmap.cli import cli
 
     svc = client.application.extensions["gridmap"]
+    svc._now = lambda: datetime(2026, 3, 10, 0, 0)
+    assert svc.escalate_overdue() == 0                         # reported, not dispatched: nobody to escalate from
+    step(client, 1, action="dispatch")
+    step(client, 2, action="dispatch")
     # litter: 24 h from 5 March 10h; clutter: 72 h from 5 March 11h
     svc._now = lambda: datetime(2026, 3, 6, 12, 0)           # litter 2 h over, clutter in time
     assert svc.escalate_overdue() == 1
@@ -126,12 +130,21 @@ def test_overdue_incidents_go_up_a_level_per_deadline_overrun(client):
     assert svc.escalate_overdue() == 1
     first = client.get("/api/incidents/1").get_json()["properties"]
     assert (first["escalation"], first["responsible"]) == (2, "community")
-    assert [h["action"] for h in first["history"]] == ["report", "escalate", "escalate"]
-    assert first["history"][1]["note"] == "overdue since 2026-03-06 10:00"
+    assert [h["action"] for h in first["history"]] == ["report", "dispatch", "escalate", "escalate"]
+    assert first["history"][2]["note"] == "overdue since 2026-03-06 10:00"
     svc._now = lambda: datetime(2026, 3, 20, 0, 0)             # clutter: far over, straight to the community
     assert svc.escalate_overdue() == 2
     assert client.get("/api/incidents/2").get_json()["properties"]["escalation"] == 2
-    step(client, 2, action="dispatch")
     assert svc.escalate_overdue() == 0                         # nothing higher than the community
+    step(client, 1, action="close", resolution="fixed")        # a closed one stays closed
+    assert svc.escalate_overdue() == 0 and client.get("/api/incidents/1").get_json()["properties"]["status"] == "closed"
     result = CliRunner().invoke(cli, ["escalate-overdue"], obj=svc)
     assert result.exit_code == 0 and result.output == "escalation steps taken: 0\n"
+
+
+def test_an_id_too_long_for_the_database_is_not_found(client):
+    huge = "9" * 20
+    for response in (client.get(f"/api/incidents/{huge}"), client.post(f"/api/incidents/{huge}/steps", json={}),
+                     client.get(f"/api/incidents/{huge}/photo"), client.get(f"/api/imports/{huge}"),
+                     client.get(f"/api/layers/grid/versions/{huge}")):
+        assert response.status_code == 404

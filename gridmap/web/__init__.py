@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from flask_babel import get_locale, gettext
 from markupsafe import escape
+from werkzeug.routing import IntegerConverter
 
 from .. import categories
 from ..errors import N_, InvalidInput, Message, message
@@ -20,6 +21,13 @@ from ..levels import Level
 from ..options import opt, parse_version
 from ..service import Gridmap
 from ..storage import IncidentQuery
+
+
+class IdConverter(IntegerConverter):
+    """``<id:…>`` in a route: a whole number of at most 18 digits (a database id), so that a longer
+    one is a 404, not a number too big for the database."""
+
+    regex = r"\d{1,18}"
 
 
 def service() -> Gridmap:

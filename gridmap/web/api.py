@@ -64,7 +64,7 @@ def list_versions(level: str):
             "versions": [version_meta(m) for m in service().history(Level.parse(level))]}
 
 
-@bp.get("/layers/<level>/versions/<int:version>")
+@bp.get("/layers/<level>/versions/<id:version>")
 def get_version(level: str, version: int):
     """One version with the report and diff it was saved (or committed) with, and its options."""
     view = service().version(Level.parse(level), version)
@@ -73,14 +73,14 @@ def get_version(level: str, version: int):
             "options": view.options, "change": [version_meta(m) for m in view.members]}
 
 
-@bp.get("/layers/<level>/versions/<int:version>/compare")
+@bp.get("/layers/<level>/versions/<id:version>/compare")
 def compare_versions(level: str, version: int):
     other = compared_with(version)
     view = service().compare(Level.parse(level), other, version)
     return {"level": level, "from": other, "to": version, "diff": view.diff.as_dict()}
 
 
-@bp.post("/layers/<level>/versions/<int:version>/commit")
+@bp.post("/layers/<level>/versions/<id:version>/commit")
 def commit_version(level: str, version: int):
     body = json_object() if request.is_json else request.form
     with precondition():
@@ -88,7 +88,7 @@ def commit_version(level: str, version: int):
     return layer_result(result), 200
 
 
-@bp.post("/layers/<level>/versions/<int:version>/restore")
+@bp.post("/layers/<level>/versions/<id:version>/restore")
 def restore_version(level: str, version: int):
     body = json_object() if request.is_json else request.form
     mode = save_mode(body)
@@ -98,7 +98,7 @@ def restore_version(level: str, version: int):
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
-@bp.post("/layers/<level>/versions/<int:version>/clean")
+@bp.post("/layers/<level>/versions/<id:version>/clean")
 def clean_version(level: str, version: int):
     """Clean a stored version's overlaps and gaps (``gap_width_m``, ``snap_m``) into a new version
     (``mode``: a draft by default)."""
@@ -170,14 +170,14 @@ def get_incidents() -> Response | dict[str, Any]:
     return body
 
 
-@bp.get("/incidents/<int:incident_id>")
+@bp.get("/incidents/<id:incident_id>")
 def get_incident(incident_id: int) -> dict[str, Any]:
     """One incident with its units, deadline, whether it is overdue, who answers for it and its
     history (the report, then every lifecycle step)."""
     return _translated(service().incident(incident_id))
 
 
-@bp.post("/incidents/<int:incident_id>/steps")
+@bp.post("/incidents/<id:incident_id>/steps")
 def take_step(incident_id: int) -> dict[str, Any]:
     """A lifecycle step (``action``, ``actor``, ``note``; ``resolution`` to close, ``rating`` 1–5 to
     rate, ``duplicate_of`` for a duplicate): 409 naming the allowed actions when the incident's
@@ -222,7 +222,7 @@ def add_staff() -> tuple[dict[str, Any], int]:
     return asdict(member), 201
 
 
-@bp.patch("/staff/<int:member_id>")
+@bp.patch("/staff/<id:member_id>")
 def change_staff(member_id: int) -> dict[str, Any]:
     """Change a registered person: any of ``name``, ``phone``, ``role``, ``level``, ``unit``, ``active``."""
     body = json_object()
@@ -296,7 +296,7 @@ def report_body(result: ReportResult) -> dict[str, Any]:
     return body
 
 
-@bp.get("/imports/<int:run_id>")
+@bp.get("/imports/<id:run_id>")
 def get_import(run_id: int) -> dict[str, Any]:
     """A file import: its counts and every row it refused (``offset``, ``limit``: a page of them)."""
     run = service().import_run(run_id)

@@ -139,21 +139,21 @@ def history(level: str):
     return render_template("history.html", level=lv, versions=versions, current=current)
 
 
-@bp.post("/layers/<level>/versions/<int:version>/commit")
+@bp.post("/layers/<level>/versions/<id:version>/commit")
 def commit_page(level: str, version: int):
     lv = Level.parse(level)
     service().commit_draft(lv, version, author=opt(request.form, "author") or "")
     return redirect(url_for("pages.history", level=lv.value), 303)
 
 
-@bp.post("/layers/<level>/versions/<int:version>/restore")
+@bp.post("/layers/<level>/versions/<id:version>/restore")
 def restore_page(level: str, version: int):
     lv = Level.parse(level)
     result = service().restore(lv, version, layer_options(request.form, filename=""), mode=SaveMode.DRAFT)
     return redirect(url_for("review.version_page", level=lv.value, version=result.version), 303)
 
 
-@bp.post("/layers/<level>/versions/<int:version>/clean")
+@bp.post("/layers/<level>/versions/<id:version>/clean")
 def clean_page(level: str, version: int):
     """The review page's "clean overlaps and gaps": a new draft, cleaned, and its review page."""
     lv = Level.parse(level)

@@ -49,7 +49,7 @@ def submit() -> Any:
     return redirect(url_for("report.done", incident_id=result.items[0].id), 303)
 
 
-@bp.get("/report/<int:incident_id>")
+@bp.get("/report/<id:incident_id>")
 def done(incident_id: int) -> str:
     """What became of a report: its number, the units it fell in, who answers for it."""
     svc = service()
@@ -63,7 +63,7 @@ def done(incident_id: int) -> str:
                                                                                     feature["properties"]["status"])))
 
 
-@bp.get("/api/incidents/<int:incident_id>/photo")
+@bp.get("/api/incidents/<id:incident_id>/photo")
 def photo(incident_id: int) -> Response:
     found = service().photo(incident_id)
     if found is None:

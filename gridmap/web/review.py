@@ -58,14 +58,14 @@ class _Review:
     stored: bool = False          # the report and diff can be fetched again by version number
 
 
-@bp.get("/layers/<level>/versions/<int:version>")
+@bp.get("/layers/<level>/versions/<id:version>")
 def version_page(level: str, version: int):
     view = service().version(Level.parse(level), version)
     return _render(_Review(view.layer, view.before, view.report, view.diff, meta=view.meta, members=view.members,
                            options=view.options, stored=True))
 
 
-@bp.get("/layers/<level>/versions/<int:version>/compare")
+@bp.get("/layers/<level>/versions/<id:version>/compare")
 def compare_page(level: str, version: int):
     lv, other = Level.parse(level), compared_with(version)
     view = service().compare(lv, other, version)
@@ -81,7 +81,7 @@ def review_page(result: LayerResult, *, options: LayerOptions, form_url: str) ->
                            options=replace(options, tolerance_m2=tolerance).record()))
 
 
-@bp.get("/api/layers/<level>/versions/<int:version>/problems")
+@bp.get("/api/layers/<level>/versions/<id:version>/problems")
 def version_problems(level: str, version: int):
     """A page of a stored version's problems as the review page lists them (errors first, by
     kind): ``kind=`` and ``severity=`` pick a group, ``offset=`` and ``limit=`` the rows.  Each
@@ -97,7 +97,7 @@ def version_problems(level: str, version: int):
             "problems": [_problem_row(p, offset + i) for i, p in enumerate(chosen[offset:offset + limit])]}
 
 
-@bp.get("/api/layers/<level>/versions/<int:version>/diff")
+@bp.get("/api/layers/<level>/versions/<id:version>/diff")
 def version_diff(level: str, version: int):
     """A page of one part of a stored version's diff (``part=added|removed|renamed|reshaped|moves``),
     as saved with the version; ``offset=`` and ``limit=`` pick the rows."""
