@@ -102,11 +102,13 @@ def closure_prior(incidents: np.ndarray, closed: np.ndarray) -> Prior | None:
 
 def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int], *,
            previous: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
-           min_sample: int = MIN_SAMPLE, figures: Mapping[str, UnitPerformance] | None = None) -> list[LeagueRow]:
+           min_sample: int = MIN_SAMPLE, figures: Mapping[str, UnitPerformance] | None = None,
+           shown: Mapping[str, int] | None = None) -> list[LeagueRow]:
     """The table for one month: ``incidents`` and ``closed`` per unit code; ``previous`` the same
     for the month before (for each unit's rank then); ``figures`` each unit's lifecycle figures
-    for the on-time rate, time to close, satisfaction and overdue columns.  Ranked units first,
-    best first."""
+    for the on-time rate, time to close, satisfaction and overdue columns; ``shown`` the incidents
+    the table shows (and counts per household and km²) when they are not the closure rate's
+    denominator ``incidents`` (the accepted ones, docs/statistics.md).  Ranked units first, best first."""
     units = layer.units
     n = counts_in_order(layer, incidents).astype(float)
     done = counts_in_order(layer, closed).astype(float)
@@ -126,6 +128,7 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
                  for name, keys in (("on_time", ("timed", "on_time")), ("satisfaction", ("rated", "satisfied")))}
     rows = []
     names, properties = units["name"].tolist(), units["properties"].tolist()
+    total = counts_in_order(layer, shown).astype(float) if shown is not None else n
     for i, code in enumerate(codes):
         now, then = ranks[i], before[i]
         shrunk, low, high = closure[i]
@@ -133,9 +136,9 @@ def league(layer: Layer, incidents: Mapping[str, int], closed: Mapping[str, int]
                  for part, value in zip(("shrunk", "low", "high"), found[i])}
         rows.append(LeagueRow(
             rank=now, code=code, name=names[i], staff=staff_of(properties[i])["staff"] or "",
-            incidents=int(n[i]), closed=int(done[i]),
-            per_1000_households=float(1000 * n[i] / households[i]) if households[i] else None,
-            per_km2=float(n[i] / area_km2[i]) if area_km2[i] > 0 else math.nan,
+            incidents=int(total[i]), closed=int(done[i]),
+            per_1000_households=float(1000 * total[i] / households[i]) if households[i] else None,
+            per_km2=float(total[i] / area_km2[i]) if area_km2[i] > 0 else math.nan,
             closure_rate=float(done[i] / n[i]) if n[i] else None, closure_shrunk=shrunk, closure_low=low,
             closure_high=high,
             previous_rank=then, change=then - now if now is not None and then is not None else None,

@@ -564,13 +564,15 @@ class Gridmap:
             member_id = tx.add_staff(member)
         return replace(member, id=member_id)
 
-    def update_staff(self, member: StaffMember) -> StaffMember:
-        self._check_staff(member)
+    def update_staff(self, member: StaffMember, *, moved: bool = True) -> StaffMember:
+        """Change a registered person; their unit is checked against the current version only when
+        ``moved`` (a unit a boundary change dropped keeps its people until they are moved or leave)."""
+        self._check_staff(member, unit=moved)
         with self._lock, self._writing() as tx:
             tx.update_staff(member)
         return member
 
-    def _check_staff(self, member: StaffMember) -> None:
+    def _check_staff(self, member: StaffMember, *, unit: bool = True) -> None:
         problems: list[Message] = []
         if member.role not in STAFF_ROLES:
             problems.append(message(N_("role={value!r} is not valid; expected one of {choices}"), value=member.role,
@@ -578,7 +580,7 @@ class Gridmap:
         if not member.name.strip() or len(member.name) > 200 or len(member.phone) > 50:
             problems.append(message(N_("expected a name (at most 200 characters) and a phone (at most 50)")))
         layer = self.layers().get(Level.parse(member.level))
-        if layer is None or member.unit_code not in set(layer.codes):
+        if unit and (layer is None or member.unit_code not in set(layer.codes)):
             problems.append(message(N_("{level} has no unit {code} in its current version"),
                                     level=Level.parse(member.level).noun, code=member.unit_code))
         if problems:
@@ -871,7 +873,8 @@ class Gridmap:
             figures = {f.code: f for f in self.performance(level, replace(query, date_from=start, date_to=end))}
             counts.append(({code: f.accepted - f.passed_on for code, f in figures.items()},
                            {code: f.closed for code, f in figures.items()}))
-        return spans[1][0], spans[0][0], league(layer, *counts[1], previous=counts[0], figures=figures)
+        return spans[1][0], spans[0][0], league(layer, *counts[1], previous=counts[0], figures=figures,
+                                                shown={code: f.incidents for code, f in figures.items()})
 
     def performance(self, level: Level, query: IncidentQuery = IncidentQuery()) -> list[UnitPerformance]:
         """The figures of docs/statistics.md (closure, on-time and satisfaction rates, time to

@@ -60,8 +60,18 @@ window.gridmapBasemap = (() => {
     return [wLat, wLng];
   }
 
-  /** Add spec's tiles to map once one tile has come; else call unavailable() once. */
-  function add(map, spec, unavailable) {
+  /** The note, once, at the map's lower left: the tiles cannot be reached. */
+  function showUnavailable(map, text) {
+    const box = L.control({position: "bottomleft"});
+    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = text; return div; };
+    box.addTo(map);
+  }
+
+  /** Tile errors in a row after which the layer goes (one 404 above a provider's last zoom is not an outage). */
+  const ERRORS_IN_A_ROW = 6;
+
+  /** Add spec's tiles to map once one tile has come; else say once that they cannot be reached. */
+  function add(map, spec) {
     shifted = Boolean(spec && spec.crs === "GCJ02");
     if (!spec || !spec.url) return;
     let failed = false;
@@ -69,7 +79,7 @@ window.gridmapBasemap = (() => {
       if (failed) return;
       failed = true;
       window.gridmap_basemap_failed = true;
-      if (unavailable) unavailable();
+      showUnavailable(map, spec.unavailable);
     };
     const options = {attribution: spec.attribution || "", maxZoom: 19};
     if (spec.subdomains) options.subdomains = spec.subdomains;
@@ -79,13 +89,22 @@ window.gridmapBasemap = (() => {
       const point = map.project(map.getCenter(), zoom).divideBy(256).floor();
       const probe = new Image();
       probe.onload = () => {
-        layer.on("tileerror", () => { map.removeLayer(layer); fail(); });
+        let inARow = 0;
+        layer.on("tileload", () => { inARow = 0; });
+        layer.on("tileerror", () => {
+          inARow += 1;
+          if (inARow >= ERRORS_IN_A_ROW) { map.removeLayer(layer); fail(); }
+        });
         layer.addTo(map);
         window.gridmap_basemap_loaded = true;
       };
       probe.onerror = fail;
       const subdomains = spec.subdomains || "abc";
-      probe.src = L.Util.template(spec.url, {s: subdomains[0], x: point.x, y: point.y, z: zoom, r: ""});
+      try {                              // a placeholder the template does not know (e.g. {-y}) throws
+        probe.src = L.Util.template(spec.url, {s: subdomains[0], x: point.x, y: point.y, z: zoom, r: ""});
+      } catch (error) {
+        fail();
+      }
     });
   }
 

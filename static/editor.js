@@ -152,11 +152,7 @@
 
   const map = L.map("editor-map", {zoomControl: true, doubleClickZoom: false, boxZoom: false});
   map.attributionControl.setPrefix(false);
-  window.gridmapBasemap.add(map, config.basemap, () => {     // before any shape: GCJ-02 tiles shift them
-    const box = L.control({position: "bottomleft"});
-    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = config.basemap.unavailable; return div; };
-    box.addTo(map);
-  });
+  window.gridmapBasemap.add(map, config.basemap);     // before any shape: GCJ-02 tiles shift them
   map.pm.setLang("gridmap", {tooltips: {
     firstVertex: S.geomanFirstVertex, continueLine: S.geomanContinueLine,
     finishLine: S.geomanFinishLine, finishPoly: S.geomanFinishPoly,

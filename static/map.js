@@ -48,11 +48,7 @@
   const map = window.gridmap_map;
   const basemap = window.gridmapBasemap;
   const display = basemap.display;           // a stored (WGS84) position as drawn: shifted on GCJ-02 tiles
-  basemap.add(map, config.basemap, () => {   // before any shape is drawn: they follow its system
-    const box = L.control({position: "bottomleft"});
-    box.onAdd = () => { const div = element("div", config.basemap.unavailable); div.className = "basemap-note"; return div; };
-    box.addTo(map);
-  });
+  basemap.add(map, config.basemap);     // before any shape: GCJ-02 tiles shift them
   const state = window.gridmap_mapdata = {
     levels: {}, overlays: {}, heatRequests: 0, heatAnswers: 0, heatDraws: 0, drawnAnswers: 0, heat: null, errors: [],
   };

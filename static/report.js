@@ -7,11 +7,7 @@
   const S = config.labels;
   const map = window.gridmap_report = L.map("report-map", {zoomControl: true});
   const basemap = window.gridmapBasemap;
-  basemap.add(map, config.basemap, () => {
-    const box = L.control({position: "bottomleft"});
-    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = config.basemap.unavailable; return div; };
-    box.addTo(map);
-  });
+  basemap.add(map, config.basemap);     // before any shape: GCJ-02 tiles shift them
   if (config.bounds) {
     const [w, s, e, n] = config.bounds;
     map.fitBounds([[s, w], [n, e]]);

@@ -33,11 +33,7 @@
   const data = JSON.parse(document.getElementById("review-data").textContent);
   const S = data.labels;
   const map = window.gridmap_map;
-  window.gridmapBasemap.add(map, data.basemap, () => {      // before any shape: GCJ-02 tiles shift them
-    const box = L.control({position: "bottomleft"});
-    box.onAdd = () => { const div = L.DomUtil.create("div", "basemap-note"); div.textContent = data.basemap.unavailable; return div; };
-    box.addTo(map);
-  });
+  window.gridmapBasemap.add(map, data.basemap);     // before any shape: GCJ-02 tiles shift them
   const areaFormat = new Intl.NumberFormat("en-US", {maximumFractionDigits: 0});
   const sizeFormat = new Intl.NumberFormat("en-US", {minimumFractionDigits: 1, maximumFractionDigits: 1});
 

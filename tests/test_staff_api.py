@@ -90,3 +90,15 @@ def test_bad_entries_say_what_is_wrong(client):
     assert client.patch("/api/staff/7", json={"name": "x"}).status_code == 404
     register(client, "grid", "E", "grid_worker", "孙")
     assert client.patch("/api/staff/1", json={"active": "no"}).status_code == 400
+
+
+def test_a_change_leaves_out_what_it_does_not_name_and_a_dropped_units_people_can_leave(client):
+    register(client, "micro_grid", "W-S", "grid_worker", "王网格员", "13800000001")
+    changed = client.patch("/api/staff/1", json={"name": None, "phone": "13900000002"}).get_json()
+    assert (changed["name"], changed["phone"]) == ("王网格员", "13900000002")             # null: unchanged
+    cells = {("W-X" if code == "W-S" else code): shape for code, shape in CELLS.items()}
+    upload(client, "micro_grid", feature_collection([({"code": c, "name": c}, g) for c, g in cells.items()]))
+    assert client.patch("/api/staff/1", json={"active": False}).get_json()["active"] is False   # W-S is gone
+    moved = client.patch("/api/staff/1", json={"unit": "W-Q"})                  # a move is checked
+    assert moved.status_code == 400 and "has no unit W-Q" in moved.get_json()["details"][0]
+    assert client.patch("/api/staff/1", json={"unit": "W-X"}).get_json()["unit_code"] == "W-X"

@@ -50,12 +50,6 @@ class IncidentQuery:
     # (lon, lat) coordinates whose incidents are left out (stacked: a geocoder's placeholder)
     exclude_points: tuple[tuple[float, float], ...] = ()
 
-    def with_status(self, status: str) -> IncidentQuery:
-        """The incidents of this query that have ``status``: none when the query leaves that status out."""
-        if self.statuses and status not in self.statuses:
-            return replace(self, statuses=(status,), ids=())
-        return replace(self, statuses=(status,))
-
 
 #: What an incident's lifecycle adds to its row (:mod:`gridmap.lifecycle`): how a close ended, when,
 #: the satisfaction rating, the original of a duplicate, how far it was escalated (0: its worker),

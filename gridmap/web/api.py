@@ -233,11 +233,13 @@ def change_staff(member_id: int) -> dict[str, Any]:
     active = body.get("active", was.active)
     if not isinstance(active, bool):
         raise InvalidInput(message(N_("active={value!r} is not valid; expected true or false"), value=active))
-    member = replace(was, level=Level.parse(str(body.get("level", was.level))).value,
-                     unit_code=str(body.get("unit", was.unit_code)).strip(), role=str(body.get("role", was.role)),
-                     name=str(body.get("name", was.name)).strip(), phone=str(body.get("phone", was.phone)).strip(),
+    def given(key: str, now: str) -> str:          # absent or null: unchanged
+        value = body.get(key)
+        return now if value is None else str(value).strip()
+    member = replace(was, level=Level.parse(given("level", was.level)).value, unit_code=given("unit", was.unit_code),
+                     role=given("role", was.role), name=given("name", was.name), phone=given("phone", was.phone),
                      active=active)
-    return asdict(service().update_staff(member))
+    return asdict(service().update_staff(member, moved=(member.level, member.unit_code) != (was.level, was.unit_code)))
 
 
 @bp.get("/lookup")

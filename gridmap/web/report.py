@@ -37,9 +37,13 @@ def form() -> str:
 def submit() -> Any:
     form = request.form
     try:
+        reporter = (form.get("reporter") or "").strip()[:100]
+        description = (form.get("description") or "").strip()[:2000]
+        # the source says where reports come from (a filter offers each): the form; who used it goes with the text
+        by = gettext("reported by {name}").format(name=reporter)
         record = {"category": (form.get("category") or "").strip(), "lon": _coordinate(form, "lon"),
-                  "lat": _coordinate(form, "lat"), "description": (form.get("description") or "").strip()[:2000],
-                  "source": (form.get("reporter") or "").strip()[:100] or gettext("report form")}
+                  "lat": _coordinate(form, "lat"), "source": gettext("report form"),
+                  "description": f"{description} ({by})" if reporter else description}
         photo = _photo()
         result = service().report([record], photo=photo)
         if not result.items:
@@ -69,7 +73,8 @@ def photo(incident_id: int) -> Response:
     if found is None:
         raise NotFound(message(N_("incident {id} has no photo"), id=incident_id))
     content_type, data = found
-    return Response(data, mimetype=content_type, headers={"Cache-Control": "private, max-age=86400"})
+    return Response(data, mimetype=content_type, headers={"Cache-Control": "private, max-age=86400",
+                                                           "X-Content-Type-Options": "nosniff"})
 
 
 def level_title_of(value: str) -> str:
