@@ -1155,6 +1155,7 @@ def _incident_feature(row: Mapping[Hashable, Any], levels: list[str]) -> dict[st
     # its own deadline, as a file gave it (none: the category's hours; NO_DEADLINE: never late)
     props["due_at"] = (None if pd.isna(row["due_at"]) or row["due_at"] >= NO_DEADLINE
                        else row["due_at"].isoformat(sep=" "))
+    props["no_deadline"] = not pd.isna(row["due_at"]) and row["due_at"] >= NO_DEADLINE     # never late
     props["units"] = {lv: _none(row[lv]) for lv in levels}
     props["unassigned"] = any(v is None for v in props["units"].values()) if levels else True
     return {"type": "Feature", "id": int(row["id"]), "properties": props,

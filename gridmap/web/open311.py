@@ -369,7 +369,8 @@ def _request(feature: dict[str, Any], step: IncidentEvent | None, names: dict[st
     category = categories.BY_CODE.get(props["category"], categories.OTHER)
     reported = datetime.fromisoformat(props["reported_at"])
     own = props.get("due_at")          # an incident's own deadline, where it has one, else its category's
-    due = datetime.fromisoformat(own) if own else service().deadlines.due(reported, category.code)
+    due = (None if props.get("no_deadline") else datetime.fromisoformat(own) if own
+           else service().deadlines.due(reported, category.code))
     units = _chain(props["units"], names)
     lon, lat = feature["geometry"]["coordinates"]
     return {"service_request_id": str(feature["id"]), "status": _open_or_closed(status),
@@ -378,7 +379,8 @@ def _request(feature: dict[str, Any], step: IncidentEvent | None, names: dict[st
             "agency_responsible": " / ".join(units) or None,
             "service_notice": _notice(status, units, props["unassigned"], due),
             "requested_datetime": _w3(reported), "updated_datetime": _w3(step.at if step else reported),
-            "expected_datetime": _w3(due), "address": None, "address_id": None, "zipcode": None,
+            "expected_datetime": _w3(due) if due is not None else None,
+            "address": None, "address_id": None, "zipcode": None,
             "lat": lat, "long": lon, "media_url": None}
 
 
@@ -402,12 +404,14 @@ def _status_notes(status: Status, props: dict[str, Any], step: IncidentEvent | N
     return " ".join(parts) or None
 
 
-def _notice(status: Status, units: list[str], unassigned: bool, due: datetime) -> str | None:
+def _notice(status: Status, units: list[str], unassigned: bool, due: datetime | None) -> str | None:
     """What happens next to an open request: who handles it by when, or that it waits to be assigned."""
     if status not in OPEN:
         return None
     if unassigned:
         return gettext("The position is outside the grid units, so the community office will assign it by hand.")
+    if due is None:                    # a case its source system gave no deadline
+        return None
     return tr(message(N_("{unit} will handle it by {due}."), unit=units[0], due=f"{due:%Y-%m-%d %H:%M}"))
 
 
