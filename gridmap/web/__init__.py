@@ -69,17 +69,17 @@ def parse_query(args: Mapping[str, str]) -> IncidentQuery:
     ``status`` and ``source`` may be given several times (categories and statuses also
     comma-separated; a source is free text): any of them matches."""
     problems: list[Message] = []
-    chosen = _several(args, "category")
+    chosen = several(args, "category")
     for value in chosen:
         if value not in categories.BY_CODE:
             problems.append(message(N_("unknown category {value!r}; expected one of {expected}"), value=value,
                                     expected=", ".join(categories.BY_CODE)))
-    statuses = _several(args, "status")
+    statuses = several(args, "status")
     for value in statuses:
         if value not in {s.value for s in Status}:
             problems.append(message(N_("unknown status {value!r}; expected one of {expected}"), value=value,
                                     expected=", ".join(s.value for s in Status)))
-    sources = _several(args, "source", split=False)
+    sources = several(args, "source", split=False)
     for value in sources:
         if len(value) > SOURCE_MAX:
             problems.append(message(N_("source={value!r} is too long; expected at most {limit} characters"),
@@ -117,7 +117,7 @@ class Choice:
 def filter_choices(args: Mapping[str, str]) -> dict[str, list[Choice]]:
     """What the filter form offers: the categories, the statuses, and the sources the stored
     incidents name (from the in-memory counts: milliseconds at a million incidents)."""
-    chosen = {key: set(_several(args, key, split=key != "source")) for key in ("category", "status", "source")}
+    chosen = {key: set(several(args, key, split=key != "source")) for key in ("category", "status", "source")}
     sources = service().incident_counts(IncidentQuery(), "source")
     return {"category": [Choice(c.code, c.label(language()), c.code in chosen["category"])
                          for c in categories.CATEGORIES],
@@ -151,7 +151,7 @@ def _all(args: Mapping[str, str], key: str) -> list[str]:
     return list(getlist(key)) if getlist is not None else [args[key]] if args.get(key) is not None else []
 
 
-def _several(args: Mapping[str, str], key: str, *, split: bool = True) -> tuple[str, ...]:
+def several(args: Mapping[str, str], key: str, *, split: bool = True) -> tuple[str, ...]:
     """Every value of ``key``, repeated (or comma-separated, if ``split``), stripped, blanks and repeats left out."""
     values = (v.strip() for given in _all(args, key) for v in (given.split(",") if split else [given]))
     return tuple(dict.fromkeys(v for v in values if v))

@@ -56,7 +56,7 @@ from ..levels import ORDER
 from ..lifecycle import OPEN, Resolution
 from ..options import opt
 from ..storage import IncidentEvent, IncidentQuery
-from . import language, service, tr
+from . import language, service, several, tr
 from .handlers import STATUS
 
 log = logging.getLogger(__name__)
@@ -270,9 +270,9 @@ def _list_query(args: Mapping[str, str]) -> IncidentQuery:
     ids = _ids(args, problems)
     if ids is not None and not problems:
         return IncidentQuery(ids=ids)
-    codes = _several(args, "service_code")
+    codes = several(args, "service_code")
     problems += [_unknown_service(code, 400) for code in codes if code not in categories.BY_CODE]
-    wanted = _several(args, "status")
+    wanted = several(args, "status")
     problems += [Problem(400, message(N_("status={value!r} is not valid; expected open or closed"), value=value))
                  for value in wanted if value not in ("open", "closed")]
     statuses = tuple(s.value for s in Status if _open_or_closed(s) in wanted) if wanted else ()
@@ -284,7 +284,7 @@ def _list_query(args: Mapping[str, str]) -> IncidentQuery:
 
 
 def _ids(args: Mapping[str, str], problems: list[Problem]) -> tuple[int, ...] | None:
-    values = _several(args, "service_request_id")
+    values = several(args, "service_request_id")
     if not values:
         return None
     problems += [Problem(400, message(N_("service_request_id={value!r} is not a request id; expected whole numbers "
@@ -294,13 +294,6 @@ def _ids(args: Mapping[str, str], problems: list[Problem]) -> tuple[int, ...] | 
         problems.append(Problem(400, message(N_("service_request_id names {count} requests; expected at most {limit}"),
                                              count=len(values), limit=LIST_MAX)))
     return tuple(int(v) for v in values if REQUEST_ID.fullmatch(v))
-
-
-def _several(args: Mapping[str, str], key: str) -> tuple[str, ...]:
-    """Every value of ``key``, repeated or comma-separated, blanks and repeats left out."""
-    getlist = getattr(args, "getlist", None)
-    given = getlist(key) if getlist is not None else [args.get(key) or ""]
-    return tuple(dict.fromkeys(v.strip() for text in given for v in text.split(",") if v.strip()))
 
 
 def _moment(args: Mapping[str, str], key: str, problems: list[Problem], *, end: bool = False) -> datetime | None:
