@@ -68,6 +68,13 @@ class IncidentTable:
         status[at[held]] = codes[held]
         return replace(self, status=status)
 
+    def category_names(self, rows: np.ndarray) -> np.ndarray:
+        """The category codes (text) of ``rows``; "" for one outside :data:`CATEGORY_CODES`."""
+        return np.array(CATEGORY_CODES + ("",), dtype=object)[self.category[rows]]
+
+    def status_names(self, rows: np.ndarray) -> np.ndarray:
+        return np.array(STATUS_CODES + ("",), dtype=object)[self.status[rows]]
+
     @property
     def last_id(self) -> int:
         return int(self.ids[-1]) if len(self.ids) else 0

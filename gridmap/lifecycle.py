@@ -31,6 +31,9 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Mapping
 
+import numpy as np
+import pandas as pd
+
 from .errors import N_, Conflict, InvalidInput, Message, message
 from .incidents import Status
 
@@ -168,9 +171,24 @@ class Deadlines:
                 hours[category.strip()] = number
         return cls(hours=hours, default_hours=default)
 
-    def due(self, reported_at: datetime, category: str) -> datetime:
-        """When an incident of ``category`` reported at ``reported_at`` must be closed."""
+    def due(self, reported_at: datetime, category: str, own: datetime | None = None) -> datetime:
+        """When an incident of ``category`` reported at ``reported_at`` must be closed: its ``own``
+        deadline where its file gave one (``mapping.NO_DEADLINE``: never late), else its category's."""
+        if own is not None:
+            return own
         return reported_at + timedelta(hours=self.hours.get(category, self.default_hours))
+
+    def due_array(self, reported_at: np.ndarray, categories: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`due` for columns of incidents (datetime64[us]; ``own`` NaT where none): the hours
+        looked up once per category, not once per incident."""
+        category = pd.Categorical(categories)
+        allowed = np.array([self.hours.get(c, self.default_hours) for c in category.categories], dtype=float)
+        hours = allowed[category.codes] if len(allowed) else np.zeros(len(category))
+        due = np.asarray(reported_at, dtype="datetime64[us]") + (hours * 3.6e9).astype("timedelta64[us]")
+        if own is None:
+            return due
+        own = np.asarray(own, dtype="datetime64[us]")
+        return np.where(np.isnat(own), due, own)
 
 
 def _choice(value: object, kind: type[Enum], key: str, problems: list[Message]) -> Any:

@@ -78,16 +78,11 @@ def performance(layer: Layer, columns: Mapping[str, np.ndarray], deadlines: Dead
     unit = unit[held]
     status = pd.Series(columns["status"][held], dtype=object)
     resolution = pd.Series(columns["resolution"][held], dtype=object)
-    category = pd.Categorical(columns["category"][held])
-    allowed = np.array([deadlines.hours.get(c, deadlines.default_hours) for c in category.categories], dtype=float)
-    hours = allowed[category.codes] if len(allowed) else np.empty(0)
     reported = np.asarray(columns["reported_at"][held], dtype="datetime64[us]")
     closed_at = np.asarray(columns["closed_at"][held], dtype="datetime64[us]")
     rating = np.asarray(columns["rating"][held], dtype=float)
-    due = reported + (hours * 3.6e9).astype("timedelta64[us]")
-    if "due_at" in columns:                  # a case's own deadline, where a file gave one
-        own = np.asarray(columns["due_at"][held], dtype="datetime64[us]")
-        due = np.where(np.isnat(own), due, own)
+    due = deadlines.due_array(reported, columns["category"][held],
+                              columns["due_at"][held] if "due_at" in columns else None)
     done = status.isin(_DONE).to_numpy()
     timed = done & ~np.isnat(closed_at)
     rated = status.eq(Status.RATED.value).to_numpy() & ~np.isnan(rating)

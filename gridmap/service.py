@@ -45,7 +45,7 @@ from .config import DEMO_DIR
 from .coordinates import ServiceArea
 from .errors import N_, Conflict, InvalidInput, Message, NotFound, message, message_record
 from .formats import Export, export_layer
-from .heat import CATEGORY_CODES, STATUS_CODES, TableCache
+from .heat import STATUS_CODES, TableCache
 from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
 from .hotspots import EmergingHotspots, HotspotOptions, Hotspots, contiguity, emerging_hotspots, hotspots
 from .incidents import (
@@ -676,33 +676,35 @@ class Gridmap:
         return self.incident(incident_id)
 
     def escalate_overdue(self) -> int:
-        """升级: every dispatched or in-progress incident past its deadline goes up to the grid leader, and past it by
-        a second deadline's length to the community (ESCALATION_ROLES), a step ``escalate`` by
-        ``gridmap`` each; run it from cron (``gridmap escalate-overdue``).  How many steps were taken."""
-        now = self._now()
-        escalable = (Status.DISPATCHED.value, Status.IN_PROGRESS.value)       # as the transition table allows
-        steps = 0
+        """升级: every dispatched or in-progress incident past its deadline goes up to the grid
+        leader, and past it by a second deadline's length to the community (ESCALATION_ROLES), a
+        step ``escalate`` by ``gridmap`` each; run it from cron (``gridmap escalate-overdue``).  The
+        candidates come from the columns this process keeps (a million in a second), read under the
+        write lock, so no step another server takes can slip between the reading and the writing.
+        How many steps were taken."""
+        now = np.datetime64(self._now(), "us")
+        escalable = [STATUS_CODES.index(s) for s in (Status.DISPATCHED.value, Status.IN_PROGRESS.value)]
         with self._lock, self._writing() as tx:
-            # read under the write lock: a close taken meanwhile by another server is seen, not undone
-            frame = self.store.incidents(IncidentQuery(statuses=escalable))
-            for row in frame.itertuples(index=False):
-                reported = row.reported_at.to_pydatetime()
-                due = self.deadlines.due(reported, row.category) if pd.isna(row.due_at) else row.due_at.to_pydatetime()
-                if due >= NO_DEADLINE or now <= due:
-                    continue
-                span = max(due - reported, timedelta(hours=1))
-                target = min(len(ESCALATION_ROLES) - 1, 1 + int((now - due) / span))
-                state = tx.incident_state(int(row.id))
-                if state.status not in escalable:
-                    continue
-                for level in range(state.escalation + 1, target + 1):
-                    tx.add_event(IncidentEvent(
-                        incident_id=int(row.id), at=now, actor="gridmap", action=Action.ESCALATE.value,
-                        from_status=state.status, to_status=state.status, escalation=level,
-                        note=f"overdue since {due:%Y-%m-%d %H:%M}"))
-                    steps += 1
-        log.info("escalated overdue incidents: %d steps", steps)
-        return steps
+            table = self._table.table()
+            keep = np.flatnonzero(np.isin(table.status, escalable))     # as the transition table allows
+            ids, reported = table.ids[keep], table.reported_at[keep]
+            values = self.store.lifecycle_values()
+            due = self.deadlines.due_array(reported, table.category_names(keep),
+                                           _at(ids, values["id"], values["due_at"], np.datetime64("NaT", "us")))
+            escalation = _at(ids, values["id"], values["escalation"], 0)
+            late = (due < np.datetime64(NO_DEADLINE, "us")) & (now > due)
+            span = np.maximum(due - reported, np.timedelta64(1, "h"))
+            target = np.minimum(len(ESCALATION_ROLES) - 1, 1 + (now - due) // span)
+            status = table.status_names(keep)
+            events = [IncidentEvent(incident_id=int(ids[i]), at=now.item(), actor="gridmap",
+                                    action=Action.ESCALATE.value, from_status=status[i], to_status=status[i],
+                                    escalation=level,
+                                    note=f"overdue since {due[i].item():%Y-%m-%d %H:%M}")
+                      for i in np.flatnonzero(late & (target > escalation))
+                      for level in range(int(escalation[i]) + 1, int(target[i]) + 1)]
+            tx.add_events(events)
+        log.info("escalated overdue incidents: %d steps", len(events))
+        return len(events)
 
     def incident(self, incident_id: int) -> dict[str, Any]:
         """One incident as a GeoJSON Feature, with its units, deadline (``due_at``), whether it is
@@ -714,8 +716,8 @@ class Gridmap:
         feature = _incident_features(frame)[0]
         props = feature["properties"]
         row = frame.iloc[0]
-        due = (self.deadlines.due(row["reported_at"].to_pydatetime(), row["category"]) if pd.isna(row["due_at"])
-               else row["due_at"].to_pydatetime())
+        due = self.deadlines.due(row["reported_at"].to_pydatetime(), row["category"],
+                                 None if pd.isna(row["due_at"]) else row["due_at"].to_pydatetime())
         closed = row["closed_at"]
         props["due_at"] = None if due >= NO_DEADLINE else due.isoformat(sep=" ")
         props["overdue"] = Status(row["status"]) in OPEN and self._now() > due
@@ -892,8 +894,7 @@ class Gridmap:
         values = self.store.lifecycle_values()
         return performance(layer, {
             "unit": _at(ids, assigned, codes, None),
-            "category": np.array(CATEGORY_CODES + ("",), dtype=object)[table.category[keep]],
-            "status": np.array(STATUS_CODES + ("",), dtype=object)[table.status[keep]],
+            "category": table.category_names(keep), "status": table.status_names(keep),
             "reported_at": table.reported_at[keep],
             "resolution": _at(ids, values["id"], values["resolution"], None),
             "rating": _at(ids, values["id"], values["rating"], np.nan).astype(float),

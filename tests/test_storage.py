@@ -506,9 +506,19 @@ def test_lifecycle_steps_change_the_incident_and_are_kept_in_order(store):
     assert columns["closed_at"].dtype == np.dtype("datetime64[us]") and columns["closed_at"][0] == np.datetime64(at)
     assert np.isnat(columns["closed_at"][1])
     assert store.lifecycle_columns(GRID, 1, IncidentQuery(categories=("litter",)))["unit"].tolist() == ["E"]
-    values = store.lifecycle_values()            # only incident 1 has a resolution, rating or close time
-    assert (values["id"].tolist(), values["resolution"].tolist(), values["rating"].tolist()) == ([1], ["not_fixed"],
-                                                                                                 [2.0])
+    values = store.lifecycle_values()            # only incident 1 has a resolution, rating, close time, escalation
+    assert (values["id"].tolist(), values["resolution"].tolist(), values["rating"].tolist(),
+            values["escalation"].tolist()) == ([1], ["not_fixed"], [2.0], [1])
+    with store.writing() as tx:                  # many steps at once, in order: the later one's values stand
+        tx.add_events([IncidentEvent(2, at, "gridmap", "reopen", "duplicate", "dispatched"),
+                       IncidentEvent(2, at, "gridmap", "escalate", "dispatched", "dispatched", escalation=1),
+                       IncidentEvent(2, at, "gridmap", "escalate", "dispatched", "dispatched", escalation=2,
+                                     note="超期")])
+    assert store.incidents().set_index("id").loc[2, ["status", "escalation", "duplicate_of"]].tolist() == [
+        "dispatched", 2, None]
+    assert [(e.action, e.escalation, e.note) for e in store.incident_events(2)][-2:] == [
+        ("escalate", 1, ""), ("escalate", 2, "超期")]
+    assert store.incident_events(2)[-1].at == at
     assert values["closed_at"].tolist() == [at]
 
 

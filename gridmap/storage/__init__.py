@@ -290,6 +290,11 @@ class Writer(ABC):
         time, rating and original; an ``import`` (a later export of the source system) sets the
         close time to ``at`` when it closes the case, else clears it.  The step's id."""
 
+    def add_events(self, events: Sequence[IncidentEvent]) -> None:
+        """:meth:`add_event` for many steps, in order (a store may write them in bulk)."""
+        for event in events:
+            self.add_event(event)
+
     @abstractmethod
     def add_incidents(self, incidents: IncidentColumns, units: dict[Level, np.ndarray]) -> np.ndarray:
         """Insert every incident with its unit per current level (``units[level][i]`` for incident i);
@@ -414,9 +419,10 @@ class Store(ABC):
 
     @abstractmethod
     def lifecycle_values(self) -> dict[str, np.ndarray]:
-        """Every incident with a resolution, rating, close time or deadline of its own, by id: ``id``
-        (int64), ``resolution`` (object), ``rating`` (float64, NaN: none), ``closed_at`` and
-        ``due_at`` (datetime64[us], NaT: none) — beside the columns a server keeps in memory."""
+        """Every incident with a resolution, rating, close time, deadline of its own or escalation, by
+        id: ``id`` (int64), ``resolution`` (object), ``rating`` (float64, NaN: none), ``closed_at``
+        and ``due_at`` (datetime64[us], NaT: none), ``escalation`` (int64) — beside the columns a
+        server keeps in memory."""
 
     @abstractmethod
     def incident_events(self, incident_id: int) -> list[IncidentEvent]:

@@ -225,8 +225,9 @@ class MemoryStore(Store):
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         columns = self._data.columns()
         keep = ~(pd.isna(columns["resolution"]) & pd.isna(columns["rating"]) & pd.isna(columns["closed_at"])
-                 & pd.isna(columns["due_at"]))
+                 & pd.isna(columns["due_at"])) | (columns["escalation"].astype(np.int64) > 0)
         return {"id": columns["id"][keep].astype(np.int64), "resolution": columns["resolution"][keep],
+                "escalation": columns["escalation"][keep].astype(np.int64),
                 "rating": pd.to_numeric(pd.Series(columns["rating"][keep], dtype=object)).to_numpy(dtype=float),
                 **{name: _times(columns[name][keep]) for name in ("closed_at", "due_at")}}
 

@@ -362,8 +362,8 @@ def _request(feature: dict[str, Any], step: IncidentEvent | None, names: dict[st
     category = categories.BY_CODE.get(props["category"], categories.OTHER)
     reported = datetime.fromisoformat(props["reported_at"])
     own = props.get("due_at")          # an incident's own deadline, where it has one, else its category's
-    due = (None if props.get("no_deadline") else datetime.fromisoformat(own) if own
-           else service().deadlines.due(reported, category.code))
+    due = None if props.get("no_deadline") else service().deadlines.due(
+        reported, category.code, datetime.fromisoformat(own) if own else None)
     units = _chain(props["units"], names)
     lon, lat = feature["geometry"]["coordinates"]
     return {"service_request_id": str(feature["id"]), "status": _open_or_closed(status),
