@@ -154,11 +154,12 @@ class IncidentColumns:
                              time_given=bool(self.time_given[i]),
                              original_x=None if np.isnan(self.original_x[i]) else float(self.original_x[i]),
                              original_y=None if np.isnan(self.original_y[i]) else float(self.original_y[i]),
-                             original_crs=self.original_crs[i], closed_at=_when(self.closed_at[i]),
-                             due_at=_when(self.due_at[i]))
+                             original_crs=self.original_crs[i], closed_at=optional_time(self.closed_at[i]),
+                             due_at=optional_time(self.due_at[i]))
 
 
-def _when(value: np.datetime64) -> datetime | None:
+def optional_time(value: np.datetime64) -> datetime | None:
+    """A datetime64 as a datetime, NaT as None."""
     return None if np.isnat(value) else value.astype("datetime64[us]").item()
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 
 from ..errors import N_, NotFound, message
-from ..incidents import IncidentColumns, KnownReport
+from ..incidents import IncidentColumns, KnownReport, optional_time
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
 from . import (
@@ -411,7 +411,7 @@ class _MemoryWriter(Writer):
         stored["created_at"] += [_now()] * len(incidents)
         for name in LIFECYCLE_COLUMNS:
             if name in ("closed_at", "due_at"):          # as a file gave them (NaT: none)
-                stored[name] += [_when(t) for t in getattr(incidents, name)]
+                stored[name] += [optional_time(t) for t in getattr(incidents, name)]
             else:
                 stored[name] += [0 if name == "escalation" else None] * len(incidents)
         current = self.data.current()
@@ -464,10 +464,6 @@ def _frame(columns: dict[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
     return frame.astype({"id": "int64", "lon": "float64", "lat": "float64", "reported_at": "datetime64[us]",
                          "closed_at": "datetime64[us]", "due_at": "datetime64[us]", "escalation": "int64",
                          "original_x": "float64", "original_y": "float64"})
-
-
-def _when(value: np.datetime64) -> datetime | None:
-    return None if np.isnat(value) else value.astype("datetime64[us]").item()
 
 
 def _times(values: np.ndarray) -> np.ndarray:
