@@ -13,15 +13,17 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import mapclassify
 import numpy as np
 
 from .errors import N_, InvalidInput, message
 from .layer import Layer
 from .league import households_of
 from .rankings import counts_in_order
+
+if TYPE_CHECKING:
+    from mapclassify.classifiers import MapClassifier
 
 MEASURES = ("count", "km2", "households", "closed")
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
@@ -81,7 +83,8 @@ def choropleth(layer: Layer, counts: Mapping[str, int], *, measure: str = "count
                       measure=measure, scheme=scheme)
 
 
-def _classify(values: np.ndarray, scheme: str, k: int) -> mapclassify.classifiers.MapClassifier:
+def _classify(values: np.ndarray, scheme: str, k: int) -> MapClassifier:
+    import mapclassify  # where used, like esda (gridmap.hotspots): a second to import
     with warnings.catch_warnings():          # mapclassify's notes: numba missing, fewer classes than asked
         warnings.simplefilter("ignore")
         if scheme == "quantiles":

@@ -34,18 +34,20 @@ import math
 from dataclasses import dataclass
 from itertools import repeat
 from numbers import Integral
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h3
 import numpy as np
 import shapely
 from h3.api import numpy_int as h3_int
-from libpysal.graph import Graph
 from scipy.spatial import ConvexHull, QhullError
 from shapely.geometry import Polygon
 
 from .errors import N_, InvalidInput, message
 from .hotspots import HotspotOptions, gi_star
+
+if TYPE_CHECKING:
+    from libpysal.graph import Graph
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,7 @@ def adjacency(cells: np.ndarray) -> Graph:
     """Binary contiguity of ``cells`` (ascending H3 integers): two cells are neighbours when they
     share an edge (h3's ``grid_ring`` at distance one), both in ``cells``.  The graph's ids are
     the cells' strings, in the cells' order; a cell without neighbours is an island."""
+    from libpysal.graph import Graph  # where used, like esda (gridmap.hotspots)
     cells = np.asarray(cells, dtype=np.uint64)
     n = len(cells)
     rings = [np.asarray(h3_int.grid_ring(cell, 1), dtype=np.uint64) for cell in cells.tolist()]

@@ -33,17 +33,19 @@ import logging
 import warnings
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
-from esda import G_Local, fdr
-from libpysal.graph import Graph
-from scipy.stats import kendalltau
 
 from .errors import N_, InvalidInput, message
 from .layer import Layer
 from .league import households_of
 from .rankings import counts_in_order
+
+# esda, libpysal and scipy.stats are imported where used: with mapclassify they took 3 s to import,
+# which every CLI command and server worker paid at start, drawing a hot spot map or not
+if TYPE_CHECKING:
+    from libpysal.graph import Graph
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ class Hotspots:
 
 def contiguity(layer: Layer) -> Graph:
     """Binary queen contiguity between the layer's units, in layer order (libpysal)."""
+    from libpysal.graph import Graph
     return Graph.build_contiguity(layer.units.geometry.reset_index(drop=True), rook=False)
 
 
@@ -178,6 +181,8 @@ def gi_star(values: np.ndarray, graph: Graph | Callable[[], Graph], options: Hot
     classes[:] = SpotClass.NONE
     cutoffs: dict[float, float] = {}
     if n >= 3 and np.isfinite(values).all() and values.sum() > 0 and np.ptp(values) > 0:
+        from esda import fdr
+        from libpysal.graph import Graph
         z, p = _z_and_p(values, graph if isinstance(graph, Graph) else graph(), options)
         for confidence in reversed(CONFIDENCE):          # weakest first, so the strongest class wins
             alpha = round(1 - confidence, 2)
@@ -189,6 +194,7 @@ def gi_star(values: np.ndarray, graph: Graph | Callable[[], Graph], options: Hot
 
 
 def _z_and_p(values: np.ndarray, graph: Graph, options: HotspotOptions) -> tuple[np.ndarray, np.ndarray]:
+    from esda import G_Local
     with warnings.catch_warnings():      # islands (units without neighbours) are warned about
         warnings.simplefilter("ignore")
         g = G_Local(values, graph, transform="B", star=True, permutations=options.permutations,
@@ -267,6 +273,7 @@ def trends_of(z: np.ndarray, hot: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     (units, periods), oldest first), with the Mann-Kendall test of the z-scores: Kendall's tau
     against time and its p-value (scipy), for the lasting hot spots, whose class it decides
     (NaN for the others, and with fewer than three known z-scores)."""
+    from scipy.stats import kendalltau
     n, t = z.shape
     tau, trend_p = np.full(n, np.nan), np.full(n, np.nan)
     steps = np.arange(t)
