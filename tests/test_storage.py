@@ -769,34 +769,55 @@ def test_sqlite_data_survives_reopening_and_runs_in_wal_mode(tmp_path):
     second.close()
 
 
-def test_sqlite_a_big_import_sets_the_category_time_index_aside_and_builds_it_again(tmp_path, monkeypatch):
+def test_sqlite_a_big_import_sets_the_secondary_indexes_aside_and_builds_them_again(tmp_path, monkeypatch):
     monkeypatch.setattr(sql, "SET_ASIDE_FROM", 3)
     store = open_store(f"sqlite:///{tmp_path / 'bulk.db'}")
     add(store, [draft(0.005, 0.005), draft(0.015, 0.005)])
 
     def indexes(conn: sa.Connection) -> set[str]:
         return {name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                                         "AND tbl_name = 'incidents' AND sql IS NOT NULL")}
+                                                         "AND sql IS NOT NULL AND tbl_name IN ('incidents', "
+                                                         "'assignments')")}
+    both = {"ix_incidents_category_time", "ix_assignments_version_unit"}
     with store.writing() as tx:
         tx.expect_incidents(2)         # fewer than SET_ASIDE_FROM: kept
-        assert indexes(tx.conn) == {"ix_incidents_category_time"}
+        assert indexes(tx.conn) == both
     with pytest.raises(Boom), store.writing() as tx:
         tx.expect_incidents(3)         # as many as stored, and enough
         assert indexes(tx.conn) == set()
         raise Boom
     with store.engine.connect() as conn:
-        assert indexes(conn) == {"ix_incidents_category_time"}      # the rollback kept it
+        assert indexes(conn) == both      # the rollback kept it
     with store.writing() as tx:
         tx.expect_incidents(3)
         tx.add_incidents(IncidentColumns.of([draft(0.005, 0.015, category="other", reported_at=datetime(2026, 4, d))
                                              for d in (1, 2, 3)]), {})
     with store.engine.connect() as conn:
-        assert indexes(conn) == {"ix_incidents_category_time"}
+        assert indexes(conn) == both
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT count(*) FROM incidents WHERE category = 'other' "
                                     "AND reported_at >= '2026-04-02'").all()
         assert "ix_incidents_category_time" in str(plan)
     assert store.counts(IncidentQuery(categories=("other",), date_from=datetime(2026, 4, 2)), "day") == {
         "2026-04-02": 1, "2026-04-03": 1}
+    store.close()
+
+
+def test_sqlite_a_big_import_keeps_the_assignment_index_when_stored_assignments_outnumber_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sql, "SET_ASIDE_FROM", 2)
+    store = open_store(f"sqlite:///{tmp_path / 'bulk.db'}")
+    save_committed(store, grid_layer())
+    add(store, [draft(0.005, 0.005), draft(0.015, 0.005)], {GRID: ["W", "E"]})
+    # a commit of each of three more versions: 2 incidents x 4 versions = 8 assignment rows stored
+    for _ in range(3):
+        commit(store, GRID, save(store, grid_layer()), {GRID: ([1, 2], ["W", "E"])})
+    with pytest.raises(Boom), store.writing() as tx:
+        tx.expect_incidents(7)       # 7 incidents x 1 level < 8 rows: only the incidents' index goes
+        assert {name for (name,) in tx.conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")} >= {
+            "ix_assignments_version_unit"}
+        assert tx.conn.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE name = "
+                                       "'ix_incidents_category_time'").scalar_one() == 0
+        raise Boom
     store.close()
 
 
