@@ -20,7 +20,9 @@ from gridmap.service import Gridmap
 from gridmap.storage import open_store
 from gridmap.web import (
     IdConverter,
+    accounts,
     api,
+    auth,
     dashboard,
     editor,
     handlers,
@@ -54,8 +56,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       deadlines=settings.deadlines)
     app.extensions["gridmap"] = service
     if settings.load_demo:
+        _print_demo_accounts(service)
         app.before_request(_demo_loader(service))
     app.url_map.converters["id"] = IdConverter          # before the routes that use it
+    auth.init(app)                                      # first: every request is checked before its view
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(mapdata.bp)
@@ -69,6 +74,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     handlers.register(app)
     app.cli.add_command(cli)
     return app
+
+
+def _print_demo_accounts(service: Gridmap) -> None:
+    """A first run with demo data makes one account per role and says their passwords, once."""
+    made = service.access.demo_accounts()
+    if made:
+        lines = [f"  {name:8} {role.value:8} {password}" for name, role, password in made]
+        print("gridmap demo accounts (name, role, password; shown only now):", *lines, sep="\n", flush=True)
 
 
 def _demo_loader(service: Gridmap) -> Callable[[], None]:

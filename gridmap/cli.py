@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .accounts import Role, new_password
 from .changes import LayerResult, SaveMode
 from .config import Settings
 from .errors import GridmapError
@@ -132,6 +133,32 @@ def export_boundaries(service: Gridmap, out: Path, level: str, version: int | No
         return
     out.write_bytes(export.data)
     click.echo(f"wrote {out} ({len(export.data):,} bytes)")
+
+
+@cli.command("create-user")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--token", "with_token", is_flag=True,
+              help="also make a bearer token for scripts and kiosk screens (printed alone on the last line)")
+@click.option("--password", envvar="GRIDMAP_NEW_PASSWORD",
+              help="the password (or GRIDMAP_NEW_PASSWORD); default: a new random one, printed once")
+@click.option("--staff-id", type=int, help="a worker's entry in the staff registry: the units they answer for")
+@click.pass_obj
+def create_user(service: Gridmap, name: str, role: str, with_token: bool, password: str | None,
+                staff_id: int | None) -> None:
+    """Make an account (roles: viewer, worker, planner, admin)."""
+    chosen = password or new_password()
+    try:
+        account, token = service.access.create(name, Role(role), password=chosen, staff_id=staff_id,
+                                               token_label="cli" if with_token else None)
+    except GridmapError as error:
+        _fail(error)
+        return
+    click.echo(f"account {account.name} ({account.role.value}) created")
+    if password is None:
+        click.echo(f"password: {chosen}")
+    if token is not None:
+        click.echo(token)
 
 
 @cli.command("escalate-overdue")

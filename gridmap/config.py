@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -34,6 +36,9 @@ class Settings:
     deadlines: Deadlines = Deadlines()          # hours from report to close, per category
     tiles_crs: str = "WGS84"                    # the tiles' system: WGS84 (also CGCS2000) or GCJ02 (Gaode-style)
     tiles_subdomains: str = "abc"               # what {s} in the tile URL runs over (Tianditu: 01234567)
+    public_read: bool = False                   # maps and figures open to visitors who have not signed in
+    secret_key: str | None = None               # signs sessions; GRIDMAP_SECRET_KEY, else instance/secret_key
+    instance_dir: Path = PROJECT_ROOT / "instance"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_dir: Path | None = None) -> "Settings":
@@ -57,7 +62,29 @@ class Settings:
             deadlines=Deadlines.parse(env.get("GRIDMAP_DEADLINES", "")),
             tiles_crs=_tiles_crs(env.get("GRIDMAP_TILES_CRS", "WGS84")),
             tiles_subdomains=env.get("GRIDMAP_TILES_SUBDOMAINS", "abc").strip() or "abc",
+            public_read=env.get("GRIDMAP_PUBLIC_READ", "0").strip().lower() in ("1", "true", "yes", "on"),
+            secret_key=env.get("GRIDMAP_SECRET_KEY") or None,
+            instance_dir=instance,
         )
+
+    def session_key(self) -> str:
+        """The key that signs sessions: GRIDMAP_SECRET_KEY, else one made once into the instance
+        folder (readable by the service's user only), which every server process then shares."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.instance_dir / "secret_key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(100):         # another process may be writing it this moment
+                if key := path.read_text().strip():
+                    return key
+                time.sleep(0.01)
+            raise RuntimeError(f"{path} is empty; delete it or set GRIDMAP_SECRET_KEY") from None
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+        return path.read_text().strip()
 
 
 def _tiles_crs(text: str) -> str:

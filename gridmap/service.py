@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from .access import Access
 from .assignment import AssignmentIndex
 from .boundaries import derive_parents, parent_from_children, read_layer, staff_of, to_geojson
 from .changes import (
@@ -174,6 +175,7 @@ class Gridmap:
     def __init__(self, store: Store, *, timezone: str = "Asia/Shanghai", service_area: ServiceArea | None = None,
                  tolerance_m2: float = DEFAULT_TOLERANCE_M2, deadlines: Deadlines = Deadlines()) -> None:
         self.store = store
+        self.access = Access(store)          # accounts, tokens, the audit trail
         self.deadlines = deadlines
         self.service_area = service_area
         self.tolerance_m2 = tolerance_m2

@@ -68,6 +68,12 @@
 
   /* -- small helpers ------------------------------------------------------------------------ */
 
+  // the session's CSRF token (base.html's meta tag), sent with every write
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, (all, key) => (key in values ? String(values[key]) : all));
   }
@@ -865,7 +871,7 @@
     state.busy = true;
     updateTools();
     try {
-      const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+      const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
                                          body: JSON.stringify(body)});
       const answer = await response.json().catch(() => ({}));
       if (response.ok) return answer;
@@ -904,7 +910,7 @@
     state.busyText = S.saving;
     updateTools();
     try {
-      const response = await fetch(config.saveUrl, {method: "POST", headers: {"Content-Type": "application/json"},
+      const response = await fetch(config.saveUrl, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
                                                     body: JSON.stringify(saveBody())});
       const answer = await response.json().catch(() => ({}));
       if (response.ok && answer.url) {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class LiveServer:
         return self.workdir / "server.log"
 
     def start(self) -> "LiveServer":
+        add_test_admin(f"sqlite:///{self.workdir / 'gridmap.db'}")
         env = {**os.environ, "GRIDMAP_DATABASE_URL": f"sqlite:///{self.workdir / 'gridmap.db'}",
                "GRIDMAP_TILES": "none", "GRIDMAP_LOAD_DEMO": "1", "GRIDMAP_LANG": "zh",
                "PYTHONUNBUFFERED": "1", **self.env}
@@ -80,7 +82,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/api/layers", timeout=2) as response:
+                with urllib.request.urlopen(self.request("/api/layers"), timeout=2) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, OSError):
@@ -101,9 +103,33 @@ class LiveServer:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def get_json(self, path: str) -> Any:
-        """GET ``path`` outside the browser (an independent view of the data)."""
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+        """GET ``path`` outside the browser (an independent view of the data), as the test administrator."""
+        with urllib.request.urlopen(self.request(path), timeout=30) as response:
             return json.load(response)
+
+    def request(self, path: str, **kwargs: Any) -> urllib.request.Request:
+        """A request to ``path`` carrying the test administrator's token (``data``, ``headers``, ``method``)."""
+        headers = {**AUTH_HEADERS, **kwargs.pop("headers", {})}
+        return urllib.request.Request(self.url + path, headers=headers, **kwargs)
+
+
+#: The token of the administrator every test server has (made in its store before it starts);
+#: browser contexts send it with every request, as a kiosk screen would.
+TEST_TOKEN = "gm_tests-" + secrets.token_urlsafe(16)
+AUTH_HEADERS = {"Authorization": f"Bearer {TEST_TOKEN}"}
+
+
+def add_test_admin(url: str) -> None:
+    """The administrator "browser" holding :data:`TEST_TOKEN`, in the store at ``url`` (made if new)."""
+    from gridmap.accounts import Role, new_account, token_hash
+    from gridmap.storage import open_store
+    store = open_store(url)
+    try:
+        if store.account(token_hash=token_hash(TEST_TOKEN)) is None:
+            with store.writing() as tx:
+                tx.add_token(tx.add_account(new_account("browser", Role.ADMIN)), token_hash(TEST_TOKEN), "tests")
+    finally:
+        store.close()
 
 
 def foreign_requests(urls: list[str], netloc: str) -> list[str]:
@@ -174,7 +200,7 @@ def serving_district(workdir: Path, *, n: int, incidents: int) -> Iterator[LiveS
 
 def tab_in(browser: Any, make: type[Tab], viewport: dict[str, int]) -> Iterator[Any]:
     """A fresh Chinese-locale browser context wrapped in ``make`` (a Tab subclass) for a fixture."""
-    context = browser.new_context(viewport=viewport, locale="zh-CN")
+    context = browser.new_context(viewport=viewport, locale="zh-CN", extra_http_headers=AUTH_HEADERS)
     try:
         yield make(context)
     finally:

@@ -10,11 +10,15 @@ from pyproj import Geod
 from shapely import box
 from shapely.geometry import mapping
 
+from flask.testing import FlaskClient
+
+from gridmap.accounts import Role
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+ADMIN = object()      # TokenClient's default: the test administrator's token
 
 
 def feature_collection(features: Iterable[tuple[dict[str, Any], Any]], **extra: Any) -> bytes:
@@ -73,9 +77,26 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings.from_env(env, instance_dir=tmp_path)
 
 
+class TokenClient(FlaskClient):
+    """A test client that sends a bearer token: the app's test administrator's unless ``token``
+    says otherwise (``token=None``: a visitor who has not signed in)."""
+
+    def __init__(self, *args: Any, token: str | None | object = ADMIN, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if token is ADMIN:
+            token = self.application.config.get("ADMIN_TOKEN")
+        if token is not None:
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+
+
 def build_app(tmp_path: Path, **env: str):
+    """The app on a temporary store, with an administrator ("tester") whose token every test
+    client sends unless told otherwise."""
     from app import create_app
-    return create_app({"TESTING": True, "GRIDMAP_SETTINGS": make_settings(tmp_path, **env)})
+    app = create_app({"TESTING": True, "GRIDMAP_SETTINGS": make_settings(tmp_path, **env)})
+    app.test_client_class = TokenClient
+    _, app.config["ADMIN_TOKEN"] = app.extensions["gridmap"].access.create("tester", Role.ADMIN, token_label="tests")
+    return app
 
 
 @pytest.fixture

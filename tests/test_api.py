@@ -279,7 +279,7 @@ def test_edited_level_as_json_previews_drafts_and_commits(loaded):
     assert committed.status_code == 200 and committed.get_json()["status"] == "committed"
     versions = loaded.get("/api/layers/micro_grid/versions").get_json()["versions"]
     assert [(v["version"], v["status"], v["author"], v["committed_by"]) for v in versions] == [
-        (2, "committed", "ann", "bo"), (1, "committed", "", "")]
+        (2, "committed", "ann", "bo"), (1, "committed", "tester", "tester")]
     again = loaded.post("/api/layers/micro_grid", json={**body, "mode": "commit"})
     assert again.status_code == 409
     assert again.get_json()["error"].startswith("bo committed Micro-grid version 2 at ")

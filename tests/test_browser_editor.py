@@ -256,8 +256,7 @@ def box_px(feature: dict[str, Any], zoom: int) -> tuple[float, float]:
 
 def post_json(server: LiveServer, path: str, body: Any) -> dict[str, Any]:
     """POST JSON outside the browser; the answer's status and body, also for a 4xx."""
-    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = server.request(path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return {"status": response.status, "body": json.load(response)}

@@ -82,7 +82,7 @@ def timed(label: str, action: Any, page: Any = None) -> float:
 
 
 def size_of(server: LiveServer, path: str) -> int:
-    with urllib.request.urlopen(server.url + path, timeout=60) as response:
+    with urllib.request.urlopen(server.request(path), timeout=60) as response:
         return len(response.read())
 
 
@@ -245,7 +245,7 @@ def test_units_answers_do_not_grow_with_the_level(district: LiveServer) -> None:
     assert len(one["features"]) == 9                 # the unit and the eight around it
     box = district.get_json("/api/layers/micro_grid/edit/units?version=1&bbox=114.1001,30.1001,114.1019,30.1019")
     assert sum(f["editable"] for f in box["features"]) <= 4
-    refused = urllib.request.Request(district.url + "/api/layers/micro_grid/edit/units?version=1")
+    refused = district.request("/api/layers/micro_grid/edit/units?version=1")
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(refused, timeout=30)
     assert error.value.code == 400

@@ -19,7 +19,7 @@ import pytest
 
 from bench.district import STEP, bounds, incident_points
 from gridmap.maps import MapLabels, build_map
-from tests.browser import LiveServer, Tab, launch_chromium, screenshot, serving_district, tab_in
+from tests.browser import AUTH_HEADERS, LiveServer, Tab, launch_chromium, screenshot, serving_district, tab_in
 
 pytestmark = pytest.mark.browser
 
@@ -221,7 +221,8 @@ def test_a_filtered_view_looks_like_the_heat_map_of_its_raw_points(server: LiveS
                        server.get_json("/api/incidents?category=litter")["features"]])
     assert heat["scope"] == "all" and heat["total"] == len(points) <= 10_000
     view = tab.page.evaluate(VIEW)
-    context = chromium.new_context(viewport={"width": view["width"], "height": view["height"]})
+    context = chromium.new_context(viewport={"width": view["width"], "height": view["height"]},
+                                   extra_http_headers=AUTH_HEADERS)
     try:
         raw = Tab(context)
         html = raw_heat_page(points)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from shapely.geometry import shape
 
-from tests.browser import LiveServer, Tab, launch_chromium, screenshot
+from tests.browser import AUTH_HEADERS, LiveServer, Tab, launch_chromium, screenshot
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -31,7 +31,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture
 def phone(chromium: Any) -> Iterator[Tab]:
     context = chromium.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True,
-                                   device_scale_factor=2)
+                                   device_scale_factor=2, extra_http_headers=AUTH_HEADERS)
     try:
         yield Tab(context)
     finally:

@@ -72,7 +72,7 @@ def test_discovery_lists_this_server_as_a_json_georeport_v2_endpoint(client):
     assert (response.status_code, response.mimetype) == (200, "application/json")
     assert response.get_json() == {
         "changeset": "2026-11-30T00:00:00Z", "contact": "Ask the community grid office that runs this service.",
-        "key_service": "No API key is needed yet: api_key is accepted and ignored.",
+        "key_service": "api_key is a gridmap account's token; ask the administrator for one.",
         "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2", "url": "http://localhost/open311/v2",
                        "changeset": "2026-11-30T00:00:00Z", "type": "production", "formats": ["application/json"]}]}
 

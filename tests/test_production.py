@@ -14,18 +14,19 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .browser import ROOT, free_port
+from .browser import AUTH_HEADERS, ROOT, add_test_admin, free_port
 
 DEMO_POINT = (111.8694657655428, 34.74419345)      # inside demo micro-grid G01-1
 
 
 def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH_HEADERS), timeout=30) as response:
         return json.load(response)
 
 
 def _post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type, **AUTH_HEADERS},
+                                     method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.status, json.load(response)
 
@@ -47,6 +48,7 @@ def test_gunicorn_workers_share_one_store_and_see_each_others_commits(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GRIDMAP_DATABASE_URL": f"sqlite:///{tmp_path / 'gridmap.db'}", "GRIDMAP_TILES": "none"}
+    add_test_admin(env["GRIDMAP_DATABASE_URL"])
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen([str(ROOT / "scripts" / "serve-production"), "--workers", "2", "--bind",
                                f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

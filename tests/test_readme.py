@@ -16,7 +16,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.browser import LiveServer
+from gridmap.access import Access
+from gridmap.accounts import Role
+from gridmap.storage import open_store
+from tests.browser import TEST_TOKEN, LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -54,7 +57,8 @@ def test_the_curl_examples_run_as_written(server: LiveServer) -> None:
             cwd = (cwd / shlex.split(line)[1]).resolve()
             continue
         # the README's address → this server's; -s -w: keep the body quiet about progress, add the status
-        done = run(line.replace(EXAMPLE_URL, server.url) + " -s -w '\\n%{http_code}'", cwd=cwd, env=dict(os.environ))
+        done = run(line.replace(EXAMPLE_URL, server.url) + " -s -w '\\n%{http_code}'", cwd=cwd,
+                   env={**os.environ, "GRIDMAP_TOKEN": TEST_TOKEN})
         body, _, status = done.stdout.rpartition("\n")
         assert done.returncode == 0 and status in ("200", "201"), (line, done.stdout[-2000:], done.stderr)
         answers.append(json.loads(body))
@@ -73,7 +77,7 @@ def test_the_curl_examples_run_as_written(server: LiveServer) -> None:
 
 def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     lines = example_lines(("python -m gridmap ",))
-    assert len(lines) == 9
+    assert len(lines) == 10
     env = {**os.environ, "GRIDMAP_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     outputs: list[str] = []
@@ -81,12 +85,20 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
         done = run(line, cwd=ROOT, env=env)
         assert done.returncode == 0, (line, done.stdout[-2000:], done.stderr[-2000:])
         outputs.append(done.stdout)
-    exported = Path(shlex.split(lines[5])[4])
+    exported = Path(shlex.split(lines[6])[4])
     try:
         assert exported.stat().st_size > 0
     finally:
         exported.unlink(missing_ok=True)
-    init, demo, wards, preview, precincts, export, vehicles, dumping, wires = (out.splitlines() for out in outputs)
+    user, init, demo, wards, preview, precincts, export, vehicles, dumping, wires = (
+        out.splitlines() for out in outputs)
+    assert user[:1] == ["account ops (admin) created"] and user[1].startswith("password: ") and len(user) == 3
+    store = open_store(env["GRIDMAP_DATABASE_URL"])
+    try:                                       # the last line is a token that signs in as ops
+        assert Access(store).for_token(user[2]).name == "ops"    # type: ignore[union-attr]
+        assert Access(store).sign_in("ops", user[1].removeprefix("password: ")).role is Role.ADMIN  # type: ignore[union-attr]
+    finally:
+        store.close()
     assert init == ["database ready: 0 incidents"]
     assert demo == ["grid: 5, micro_grid: 20, incidents: 1200"]
     assert wards[0].startswith("grid version 2 (committed): 22 units")
@@ -94,7 +106,7 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     assert sum(line.startswith("error: units ") and " overlap by " in line for line in preview) == 44
     assert precincts[0].startswith("micro_grid version 2 (committed): 255 units")
     assert not any(line.startswith("error:") for line in precincts)
-    assert export == [f"wrote {exported} ({exported_size(outputs[5])} bytes)"]
+    assert export == [f"wrote {exported} ({exported_size(outputs[6])} bytes)"]
     assert vehicles[0].startswith("created ") and dumping[0].startswith("created ")
     assert wires[0].startswith("created 10,")                 # Boston's 10 downed wires, through its mapping
 

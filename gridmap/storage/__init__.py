@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..accounts import Account, AuditEntry
 from ..errors import N_, InvalidInput, message
 from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer
@@ -279,6 +280,26 @@ class Writer(ABC):
         """Replace a registered person's entry (``member.id``); NotFound if there is none."""
 
     @abstractmethod
+    def has_accounts(self) -> bool:
+        """Whether any account is stored (read under the write lock)."""
+
+    @abstractmethod
+    def add_account(self, account: Account) -> int:
+        """A new account; Conflict when its name is taken (names are compared as given)."""
+
+    @abstractmethod
+    def update_account(self, account: Account) -> None:
+        """Change a stored account (by id); NotFound if there is none."""
+
+    @abstractmethod
+    def add_token(self, account_id: int, token_hash: str, label: str) -> int:
+        """Keep a bearer token (its hash) for an account."""
+
+    @abstractmethod
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Record a change someone made."""
+
+    @abstractmethod
     def incident_state(self, incident_id: int) -> IncidentState:
         """The stored incident's state; NotFound if there is none."""
 
@@ -416,6 +437,19 @@ class Store(ABC):
     @abstractmethod
     def staff_members(self) -> list[StaffMember]:
         """Everyone registered, active or not, by id."""
+
+    @abstractmethod
+    def accounts(self) -> list[Account]:
+        """Every account, by id."""
+
+    @abstractmethod
+    def account(self, *, account_id: int | None = None, name: str | None = None,
+                token_hash: str | None = None) -> Account | None:
+        """The account with this id, name or token (an active token's), or None."""
+
+    @abstractmethod
+    def audit_entries(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        """The latest ``limit`` audit entries (before entry id ``before``), newest first."""
 
     @abstractmethod
     def lifecycle_values(self) -> dict[str, np.ndarray]:

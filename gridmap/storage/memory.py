@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..errors import N_, NotFound, message
+from ..accounts import Account, AuditEntry
+from ..errors import N_, Conflict, NotFound, message
 from ..incidents import IncidentColumns, KnownReport, optional_time
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
@@ -98,11 +99,15 @@ class _Data:
     events: list[IncidentEvent] = field(default_factory=list)
     staff: list[StaffMember] = field(default_factory=list)
     photos: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    accounts: list[Account] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)          # token hash → account id
+    audit: list[AuditEntry] = field(default_factory=list)
 
     def copy(self) -> _Data:
         """A working copy for one transaction; the original is never changed after it is shared."""
         return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()},
-                     list(self.imports), list(self.events), list(self.staff), dict(self.photos))
+                     list(self.imports), list(self.events), list(self.staff), dict(self.photos),
+                     list(self.accounts), dict(self.tokens), list(self.audit))
 
     def find(self, level: Level, version: int) -> _Version:
         for stored in self.versions:
@@ -221,6 +226,22 @@ class MemoryStore(Store):
 
     def staff_members(self) -> list[StaffMember]:
         return list(self._data.staff)
+
+    def accounts(self) -> list[Account]:
+        return list(self._data.accounts)
+
+    def account(self, *, account_id: int | None = None, name: str | None = None,
+                token_hash: str | None = None) -> Account | None:
+        if token_hash is not None:
+            if token_hash not in self._data.tokens:
+                return None
+            account_id = self._data.tokens[token_hash] if account_id is None else account_id
+        return next((a for a in self._data.accounts if (account_id is None or a.id == account_id)
+                     and (name is None or a.name == name)), None)
+
+    def audit_entries(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        kept = [e for e in reversed(self._data.audit) if before is None or (e.id or 0) < before]
+        return kept[:limit]
 
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         columns = self._data.columns()
@@ -383,6 +404,28 @@ class _MemoryWriter(Writer):
         if member.id is None or not 1 <= member.id <= len(self.data.staff):
             raise NotFound(message(N_("there is no staff member {id}"), id=member.id))
         self.data.staff[member.id - 1] = member
+
+    def has_accounts(self) -> bool:
+        return bool(self.data.accounts)
+
+    def add_account(self, account: Account) -> int:
+        if any(a.name == account.name for a in self.data.accounts):
+            raise Conflict(message(N_("there is already an account named {name}"), name=account.name))
+        self.data.accounts.append(replace(account, id=len(self.data.accounts) + 1,
+                                          created_at=account.created_at or _now()))
+        return len(self.data.accounts)
+
+    def update_account(self, account: Account) -> None:
+        if account.id is None or not 1 <= account.id <= len(self.data.accounts):
+            raise NotFound(message(N_("there is no account {id}"), id=account.id))
+        self.data.accounts[account.id - 1] = replace(account, created_at=self.data.accounts[account.id - 1].created_at)
+
+    def add_token(self, account_id: int, token_hash: str, label: str) -> int:
+        self.data.tokens[token_hash] = account_id
+        return len(self.data.tokens)
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        self.data.audit.append(replace(entry, id=len(self.data.audit) + 1))
 
     def incident_state(self, incident_id: int) -> IncidentState:
         stored = self.data.incidents

@@ -27,7 +27,8 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..errors import N_, NotFound, message
+from ..accounts import Account, AuditEntry, Role
+from ..errors import N_, Conflict, NotFound, message
 from ..incidents import IncidentColumns, KnownReport
 from ..layer import Layer, texts
 from ..levels import ORDER, Level
@@ -176,6 +177,36 @@ staff_table = sa.Table(
     sa.Column("phone", sa.String(50), nullable=False, server_default=""),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index("ix_staff_unit", "level", "unit_code"),
+)
+
+accounts_table = sa.Table(
+    "accounts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.String(300), nullable=False, server_default=""),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id")),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+tokens_table = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+audit_table = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
 )
 
 import_runs = sa.Table(
@@ -414,6 +445,32 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(staff_table).order_by(staff_table.c.id)).all()
         return [StaffMember(**{**row._asdict(), "active": bool(row.active)}) for row in rows]
+
+    def accounts(self) -> list[Account]:
+        with self.engine.connect() as conn:
+            return [_account(row) for row in conn.execute(sa.select(accounts_table).order_by(accounts_table.c.id))]
+
+    def account(self, *, account_id: int | None = None, name: str | None = None,
+                token_hash: str | None = None) -> Account | None:
+        a = accounts_table
+        query = sa.select(a)
+        if account_id is not None:
+            query = query.where(a.c.id == account_id)
+        if name is not None:
+            query = query.where(a.c.name == name)
+        if token_hash is not None:
+            query = query.join(tokens_table, tokens_table.c.account_id == a.c.id).where(
+                tokens_table.c.token_hash == token_hash)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _account(row)
+
+    def audit_entries(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        query = sa.select(audit_table).order_by(audit_table.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(audit_table.c.id < before)
+        with self.engine.connect() as conn:
+            return [AuditEntry(**row._asdict()) for row in conn.execute(query)]
 
     def lifecycle_values(self) -> dict[str, np.ndarray]:
         i = incidents
@@ -673,6 +730,29 @@ class _SqlWriter(Writer):
         done = self.conn.execute(sa.update(staff_table).where(staff_table.c.id == member.id).values(**fields))
         if done.rowcount == 0:
             raise NotFound(message(N_("there is no staff member {id}"), id=member.id))
+
+    def has_accounts(self) -> bool:
+        return self.conn.execute(sa.select(accounts_table.c.id).limit(1)).first() is not None
+
+    def add_account(self, account: Account) -> int:
+        if self.conn.execute(sa.select(accounts_table.c.id).where(accounts_table.c.name == account.name)).first():
+            raise Conflict(message(N_("there is already an account named {name}"), name=account.name))
+        fields = {**_account_fields(account), "created_at": account.created_at or _now()}
+        return int(self.conn.execute(sa.insert(accounts_table).values(**fields)).inserted_primary_key[0])  # type: ignore[index]
+
+    def update_account(self, account: Account) -> None:
+        done = self.conn.execute(sa.update(accounts_table).where(accounts_table.c.id == account.id)
+                                 .values(**_account_fields(account)))
+        if done.rowcount == 0:
+            raise NotFound(message(N_("there is no account {id}"), id=account.id))
+
+    def add_token(self, account_id: int, token_hash: str, label: str) -> int:
+        return int(self.conn.execute(sa.insert(tokens_table).values(  # type: ignore[index]
+            account_id=account_id, token_hash=token_hash, label=label, created_at=_now())).inserted_primary_key[0])
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        self.conn.execute(sa.insert(audit_table).values(at=entry.at, actor=entry.actor, action=entry.action,
+                                                        target=entry.target, status=entry.status))
 
     def incident_state(self, incident_id: int) -> IncidentState:
         row = self.conn.execute(sa.select(incidents.c.id, incidents.c.status, incidents.c.escalation,
@@ -1003,6 +1083,15 @@ def _unit_rows(layer: Layer, version_id: int) -> list[dict]:
              "area_m2": float(area), "properties": json.dumps(props, ensure_ascii=False), "geometry": blob}
             for code, name, parent, area, props, blob in zip(
                 frame["code"], frame["name"], frame["parent_code"], frame["area_m2"], frame["properties"], wkb)]
+
+
+def _account(row: sa.Row) -> Account:
+    return Account(**{**row._asdict(), "role": Role(row.role), "active": bool(row.active)})
+
+
+def _account_fields(account: Account) -> dict[str, Any]:
+    return {"name": account.name, "role": account.role.value, "password_hash": account.password_hash,
+            "staff_id": account.staff_id, "active": account.active}
 
 
 def _now() -> datetime:

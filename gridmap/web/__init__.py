@@ -4,21 +4,22 @@ The only package under ``gridmap`` allowed to import Flask.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_babel import get_locale, gettext
 from markupsafe import escape
 from werkzeug.routing import IntegerConverter
 
 from .. import categories
+from ..changes import LayerOptions
 from ..errors import N_, InvalidInput, Message, message
 from ..incidents import Status
 from ..levels import Level
-from ..options import opt, parse_version
+from ..options import layer_options, opt, parse_version
 from ..service import Gridmap
 from ..storage import IncidentQuery
 
@@ -32,6 +33,19 @@ class IdConverter(IntegerConverter):
 
 def service() -> Gridmap:
     return current_app.extensions["gridmap"]
+
+
+def author(form: Any) -> str:
+    """Who a version says made it: the name given (``author``: a planner may sign with their full
+    name), else the account's.  The audit trail records the account either way."""
+    account = g.get("account")
+    return opt(form, "author") or (account.name if account is not None else "")
+
+
+def signed_options(form: Any, *, filename: str) -> LayerOptions:
+    """A boundary change's options from a form or JSON body (:func:`gridmap.options.layer_options`),
+    with :func:`author`."""
+    return replace(layer_options(form, filename=filename), author=author(form))
 
 
 def tr(msg: Message, labels: Mapping[str, str] | None = None) -> str:

@@ -9,22 +9,23 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import shapely
-from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, g, jsonify, request, stream_with_context, url_for
 from flask_babel import gettext
 from shapely.geometry import mapping, shape
 from werkzeug.datastructures import FileStorage
 
 from .. import categories
+from ..accounts import covers_incident
 from ..changes import LayerOptions, LayerResult, ParentEdit, SaveMode
 from ..errors import N_, Conflict, InvalidInput, NotFound, PreconditionFailed, message, message_from_record
 from ..incidents import FileOptions
 from ..levels import Level
 from ..lifecycle import Step
 from ..mapping import ImportMapping
-from ..options import clean_options, layer_options, opt, parse_choice, parse_count, parse_version
+from ..options import clean_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import COUNT_BY, StaffMember, VersionMeta
-from . import compared_with, json_object, parse_query, service, tr, version_arg
+from . import author, compared_with, json_object, parse_query, service, signed_options, tr, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -38,11 +39,11 @@ def upload_layer(level: str):
     parent = None
     if request.is_json:
         body = json_object()
-        data, options = geojson_bytes(body.get("geojson")), layer_options(body, filename="edit.geojson")
+        data, options = geojson_bytes(body.get("geojson")), signed_options(body, filename="edit.geojson")
         parent = _parent_edit(body)
     else:
         upload = _file()
-        data, options = upload.read(), layer_options(request.form, filename=upload.filename or "upload.geojson")
+        data, options = upload.read(), signed_options(request.form, filename=upload.filename or "upload.geojson")
         body = request.form
     mode = save_mode(body)
     with precondition():
@@ -84,7 +85,7 @@ def compare_versions(level: str, version: int):
 def commit_version(level: str, version: int):
     body = json_object() if request.is_json else request.form
     with precondition():
-        result = service().commit_draft(Level.parse(level), version, author=opt(body, "author") or "")
+        result = service().commit_draft(Level.parse(level), version, author=author(body))
     return layer_result(result), 200
 
 
@@ -93,7 +94,7 @@ def restore_version(level: str, version: int):
     body = json_object() if request.is_json else request.form
     mode = save_mode(body)
     with precondition():
-        result = service().restore(Level.parse(level), version, if_match(layer_options(body, filename="")),
+        result = service().restore(Level.parse(level), version, if_match(signed_options(body, filename="")),
                                    mode=mode)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
@@ -106,7 +107,7 @@ def clean_version(level: str, version: int):
     mode = save_mode(body, default=SaveMode.DRAFT)
     with precondition():
         result = service().clean_version(Level.parse(level), version, clean_options(body),
-                                         if_match(layer_options(body, filename="")), mode=mode)
+                                         if_match(signed_options(body, filename="")), mode=mode)
     return layer_result(result), 200 if mode is SaveMode.PREVIEW else 201
 
 
@@ -182,7 +183,13 @@ def take_step(incident_id: int) -> dict[str, Any]:
     """A lifecycle step (``action``, ``actor``, ``note``; ``resolution`` to close, ``rating`` 1–5 to
     rate, ``duplicate_of`` for a duplicate): 409 naming the allowed actions when the incident's
     state does not allow it.  The incident as ``GET /api/incidents/<id>`` gives it."""
-    return _translated(service().take_step(incident_id, Step.parse(json_object())))
+    account = g.account
+    units = service().incident(incident_id)["properties"]["units"]
+    if not covers_incident(account, service().access.staff_unit(account), units):
+        abort(403)
+    body = json_object()
+    body["actor"] = str(body.get("actor") or "").strip() or account.name    # the audit trail has the account
+    return _translated(service().take_step(incident_id, Step.parse(body)))
 
 
 def _translated(feature: dict[str, Any]) -> dict[str, Any]:

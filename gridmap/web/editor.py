@@ -29,8 +29,8 @@ from ..changes import ParentEdit, SaveMode, level_above
 from ..errors import N_, InvalidInput, Message, NotFound, message
 from ..layer import Layer
 from ..levels import ORDER, Level
-from ..options import layer_options, opt, parse_version
-from . import basemap_config, json_object, level_title, parse_bbox, service, version_arg
+from ..options import opt, parse_version
+from . import basemap_config, json_object, level_title, parse_bbox, service, signed_options, version_arg
 from .api import geojson_bytes, if_match, layer_result, precondition, save_mode
 
 bp = Blueprint("editor", __name__)
@@ -111,7 +111,7 @@ def save(level: str):
     replaces.  Answers as ``POST /api/layers/<level>`` does."""
     lv = Level.parse(level)
     body = json_object()
-    options = if_match(layer_options(body, filename="edit.geojson"))
+    options = if_match(signed_options(body, filename="edit.geojson"))
     data = _completed(lv, body, options.base_version, "")
     parent = _parent_edit(lv, body.get("parent"))
     mode = save_mode(body, default=SaveMode.DRAFT)

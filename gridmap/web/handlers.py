@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, current_app, render_template, request
 from flask_babel import gettext
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import Conflict, GridmapError, InvalidInput, NotFound, PreconditionFailed
@@ -18,6 +19,17 @@ STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, PreconditionFailed: 4
 def register(app: Flask) -> None:
     app.register_error_handler(GridmapError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.add_url_rule("/health", "health", _health)
+
+
+def _health():
+    """For load balancers and monitoring: 200 when the store answers, 503 when it does not."""
+    try:
+        current_app.extensions["gridmap"].store.versions()
+    except Exception:  # noqa: BLE001 - any failure to read the store is "not healthy"
+        log.exception("health check: the store did not answer")
+        return {"status": "unavailable"}, 503
+    return {"status": "ok"}
 
 
 def _wants_json() -> bool:
@@ -41,10 +53,17 @@ def _http_error(error: HTTPException):
     size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit} bytes"
     summary = {413: gettext("The upload is larger than the service accepts (%(size)s; GRIDMAP_MAX_UPLOAD_MB "
                             "sets it).", size=size),
+               401: gettext("Sign in first: this needs an account (a session, or a bearer token in the "
+                            "Authorization header)."),
+               403: gettext("Your account's role does not allow this; ask an administrator."),
                404: gettext("There is no such page or resource."),
                405: gettext("This method is not allowed here.")}.get(error.code or 0, error.description or "")
+    if isinstance(error, CSRFError):
+        summary = gettext("The form has expired or did not come from gridmap (its CSRF token is missing or "
+                          "wrong); reload the page and try again.")
+    headers = {"WWW-Authenticate": 'Bearer realm="gridmap"'} if error.code == 401 else {}
     if _wants_json():
-        return {"error": summary, "details": []}, error.code
-    return render_template("error.html", summary=summary, details=[]), error.code
+        return {"error": summary, "details": []}, error.code, headers
+    return render_template("error.html", summary=summary, details=[]), error.code, headers
 
 

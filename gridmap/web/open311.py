@@ -9,8 +9,9 @@ Where the spec leaves a choice, or we differ from it:
 
 * **JSON only.**  The spec requires XML, but the discovery document says which formats an endpoint
   has; ``.xml`` (or any other format) is refused with a 400 that says so.
-* **``api_key`` is accepted and ignored** until accounts arrive (a later issue), and so is
-  ``jurisdiction_id``: one deployment serves one jurisdiction.
+* **``api_key`` is an account's bearer token** (as ``Authorization: Bearer``; gridmap.web.auth):
+  a POST needs an account that may report.  ``jurisdiction_id`` is accepted and ignored: one
+  deployment serves one jurisdiction.
 * **A request is placed by ``lat``/``long``**: WGS84, or the system our extension ``crs`` names
   (GCJ02, BD09, EPSG:…), converted as any report is.  ``address_string`` or ``address_id`` alone is
   refused: nothing here geocodes.  Only the category, the position and the ``description`` (at most
@@ -101,7 +102,7 @@ def discovery(fmt: str) -> Response:
     _json_only(fmt)
     base = url_for(".discovery", fmt="json", _external=True).rsplit("/", 1)[0]
     return jsonify({"changeset": CHANGESET, "contact": gettext("Ask the community grid office that runs this service."),
-                    "key_service": gettext("No API key is needed yet: api_key is accepted and ignored."),
+                    "key_service": gettext("api_key is a gridmap account's token; ask the administrator for one."),
                     "endpoints": [{"specification": SPECIFICATION, "url": base, "changeset": CHANGESET,
                                    "type": "production", "formats": ["application/json"]}]})
 

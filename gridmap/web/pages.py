@@ -19,10 +19,22 @@ from ..hotspots import HOTSPOT_COLORS, TREND_COLORS, SpotClass, Trend
 from ..layer import Layer
 from ..levels import ORDER, Level, deepest
 from ..maps import HEAT_STYLE, MAX_FIT_ZOOM, OUTSIDE_STYLE, build_base_map, layer_style, render_parts
-from ..options import clean_options, layer_options, opt
+from ..options import clean_options
 from ..rankings import RankedUnit, top_units
 from ..storage import IncidentQuery
-from . import basemap_config, filter_args, filter_choices, flag, language, level_title, parse_query, service, tr
+from . import (
+    author,
+    basemap_config,
+    filter_args,
+    filter_choices,
+    flag,
+    language,
+    level_title,
+    parse_query,
+    service,
+    signed_options,
+    tr,
+)
 from .mapdata import VERSION_KEYS, shown_version
 from .review import review_page
 
@@ -94,7 +106,7 @@ def upload():
         if upload_file is None or not upload_file.filename:
             return _upload_form(form, labels, (gettext("Choose a boundary file to upload."), [])), 400
         level, data = Level.parse(form.get("level", "")), upload_file.read()
-        options = layer_options(form, filename=upload_file.filename)
+        options = signed_options(form, filename=upload_file.filename)
         try:
             result = service().save_layer(level, data, options, mode=SaveMode.DRAFT)
         except GridmapError as error:
@@ -142,14 +154,14 @@ def history(level: str):
 @bp.post("/layers/<level>/versions/<id:version>/commit")
 def commit_page(level: str, version: int):
     lv = Level.parse(level)
-    service().commit_draft(lv, version, author=opt(request.form, "author") or "")
+    service().commit_draft(lv, version, author=author(request.form))
     return redirect(url_for("pages.history", level=lv.value), 303)
 
 
 @bp.post("/layers/<level>/versions/<id:version>/restore")
 def restore_page(level: str, version: int):
     lv = Level.parse(level)
-    result = service().restore(lv, version, layer_options(request.form, filename=""), mode=SaveMode.DRAFT)
+    result = service().restore(lv, version, signed_options(request.form, filename=""), mode=SaveMode.DRAFT)
     return redirect(url_for("review.version_page", level=lv.value, version=result.version), 303)
 
 
@@ -158,7 +170,7 @@ def clean_page(level: str, version: int):
     """The review page's "clean overlaps and gaps": a new draft, cleaned, and its review page."""
     lv = Level.parse(level)
     result = service().clean_version(lv, version, clean_options(request.form),
-                                     layer_options(request.form, filename=""), mode=SaveMode.DRAFT)
+                                     signed_options(request.form, filename=""), mode=SaveMode.DRAFT)
     return redirect(url_for("review.version_page", level=lv.value, version=result.version), 303)
 
 
