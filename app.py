@@ -26,6 +26,7 @@ from gridmap.web import (
     dashboard,
     editor,
     handlers,
+    headers,
     mapdata,
     open311,
     pages,
@@ -60,6 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.before_request(_demo_loader(service))
     app.url_map.converters["id"] = IdConverter          # before the routes that use it
     auth.init(app)                                      # first: every request is checked before its view
+    headers.init(app)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

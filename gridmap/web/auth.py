@@ -83,8 +83,13 @@ def init(app: Flask) -> None:
 
 def _template_names() -> dict[str, Any]:
     account = g.get("account")
-    return {"account": account, "by_token": g.get("by_token", False), "role_label": role_label,
-            "can": lambda permission: account is not None and account.can(Permission(permission))}
+    public = current_app.config["GRIDMAP_SETTINGS"].public_read
+
+    def can(permission: str) -> bool:
+        if account is None:
+            return public and permission == Permission.READ.value
+        return account.can(Permission(permission))
+    return {"account": account, "by_token": g.get("by_token", False), "role_label": role_label, "can": can}
 
 
 def role_label(role: Role) -> str:
@@ -176,7 +181,7 @@ def login() -> Any:
             return redirect(_local(request.args.get("next")) or url_for("pages.index"))
         failed = True
         log.info("a sign-in failed")
-    return render_template("login.html", failed=failed), 401 if failed else 200
+    return render_template("login.html", failed=failed)
 
 
 @bp.post("/logout")
