@@ -47,6 +47,7 @@ class Candidate:
     report: Report
     diff: LayerDiff
     commit: Assignments          # what committing it writes besides the units
+    index: AssignmentIndex | None = None   # the layers it assigned with, for incidents stored meanwhile
 
 
 def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentPoints, *,
@@ -64,7 +65,8 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
     with ThreadPoolExecutor(2) as pool:
         checked = pool.submit(_checked, layer, parent, child, relinked, tolerance_m2)
         compared = pool.submit(diff_layers, current.get(layer.level), layer)
-        units = AssignmentIndex([_with_copied_shapes(lv) for lv in layers.values()]).assign(points.lon, points.lat)
+        index = AssignmentIndex([_with_copied_shapes(lv) for lv in layers.values()])
+        units = index.assign(points.lon, points.lat)
         codes = units[layer.level]
         moves = count_moves(points.current.result(), (points.ids, codes))
         report, diff = checked.result(), compared.result()
@@ -75,7 +77,18 @@ def build_candidate(layer: Layer, current: dict[Level, Layer], points: IncidentP
         relinked={relinked.level: dict(zip(relinked.units["code"], relinked.units["parent_code"]))}
         if relinked is not None else {},
         assigned=diff.assigned, moved=diff.moved)
-    return Candidate(layer=layer, report=report, diff=diff, commit=commit)
+    return Candidate(layer=layer, report=report, diff=diff, commit=commit, index=index)
+
+
+def with_late_incidents(commit: Assignments, index: AssignmentIndex, ids: np.ndarray, lon: np.ndarray,
+                        lat: np.ndarray) -> Assignments:
+    """``commit`` with the incidents stored after it was computed (``ids``, in another process or
+    thread, assigned then under the old version) assigned too, with the same ``index``."""
+    if not len(ids):
+        return commit
+    units = index.assign(lon, lat)
+    return replace(commit, units={lv: (np.concatenate([old_ids, ids]), np.concatenate([codes, units[lv]]))
+                                  for lv, (old_ids, codes) in commit.units.items()})
 
 
 def _checked(layer: Layer, parent: Layer | None, child: Layer | None, relinked: Layer | None,

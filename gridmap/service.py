@@ -71,11 +71,12 @@ from .levels import ORDER, Level, deepest
 from .lifecycle import ESCALATION_ROLES, OPEN, Action, Deadlines, Step, next_state
 from .mapping import NO_DEADLINE
 from .performance import UnitPerformance, performance
-from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, without_levels
+from .planning import Candidate, IncidentPoints, build_candidate, clean_layer, with_late_incidents, without_levels
 from .problems import Report
 from .quality import Stacks, ambiguous_points, edge_pairs, stacked_points
 from .storage import (
     STAFF_ROLES,
+    Assignments,
     HeatCells,
     ImportRun,
     IncidentEvent,
@@ -229,21 +230,20 @@ class Gridmap:
     def commit_draft(self, level: Level, version: int, *, author: str = "") -> LayerResult:
         """Commit a stored draft — with every other draft of its change — checked again, with the
         options each was saved with, against what is current now."""
-        with self._lock:
-            meta = self.store.version_meta(level, version)
-            if meta.status is not VersionStatus.DRAFT:
-                raise already_committed(level, version)
-            members = self._change_members(meta)
-            parts = [self._stored_part(m) for m in members]
-            candidates = self._candidates(parts)
-            refuse_errors(candidates)
-            with self._writing() as tx:
-                still_drafts(tx, meta)
-                heads = tx.heads()
-                for m, part, candidate in zip(members, parts, candidates):
-                    check_base(heads, m.level, m.based_on, tz=self.tz)
-                    tx.commit(m.level, m.version, author=author or m.author, commit=candidate.commit,
-                              record=record_of(part, candidate))
+        meta = self.store.version_meta(level, version)
+        if meta.status is not VersionStatus.DRAFT:
+            raise already_committed(level, version)
+        members = self._change_members(meta)
+        parts = [self._stored_part(m) for m in members]
+        candidates = self._candidates(parts)          # no lock: reports go on meanwhile
+        refuse_errors(candidates)
+        with self._lock, self._writing() as tx:
+            still_drafts(tx, meta)
+            heads = tx.heads()
+            for m, part, candidate in zip(members, parts, candidates):
+                check_base(heads, m.level, m.based_on, tz=self.tz)
+                tx.commit(m.level, m.version, author=author or m.author, commit=self._with_late(tx, candidate),
+                          record=record_of(part, candidate))
         return linked([LayerResult.of(c, ResultStatus.COMMITTED, m.version, m.based_on)
                         for m, c in zip(members, candidates)], level)
 
@@ -283,7 +283,8 @@ class Gridmap:
     def _save(self, parts: list[Part], mode: SaveMode, *, author: str, note: str,
               restored_from: int | None = None) -> LayerResult:
         parts = [replace(p, options=self._in_force(p.options)) for p in parts]
-        with self._lock:
+        for _ in range(SAVE_ATTEMPTS):
+            # checked and reassigned without any lock: reports and other saves go on meanwhile
             current = self.store.versions()
             bases = [self._base(current, p.layer.level, p.options.base_version) for p in parts]
             candidates = self._candidates(parts)
@@ -292,22 +293,54 @@ class Gridmap:
             if mode is SaveMode.PREVIEW:
                 return preview
             refuse_errors(candidates, preview)
-            with self._writing() as tx:
-                heads = tx.heads()
-                change = tx.new_change() if len(parts) > 1 else None
-                records = [record_of(part, candidate) for part, candidate in zip(parts, candidates)]
-                versions = []
-                for part, candidate, base, record in zip(parts, candidates, bases, records):
-                    check_base(heads, part.layer.level, base, tz=self.tz)
-                    versions.append(tx.add_version(candidate.layer, VersionInfo(
-                        author=author, note=note, based_on=base, restored_from=restored_from, change=change,
-                        record=record)))
-                if mode is SaveMode.COMMIT:
-                    for part, candidate, version, record in zip(parts, candidates, versions, records):
-                        tx.commit(part.layer.level, version, author=author, commit=candidate.commit, record=record)
-        status = ResultStatus.COMMITTED if mode is SaveMode.COMMIT else ResultStatus.DRAFT
-        return linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)],
-                       preview.level)
+            try:
+                versions = self._write(parts, candidates, bases, current, mode, author=author, note=note,
+                                       restored_from=restored_from)
+            except _HeadsMoved:
+                log.info("the boundaries changed while a save without a base was checked; checking it again")
+                continue
+            status = ResultStatus.COMMITTED if mode is SaveMode.COMMIT else ResultStatus.DRAFT
+            return linked([LayerResult.of(c, status, v, b) for c, v, b in zip(candidates, versions, bases)],
+                          preview.level)
+        raise Conflict(message(N_("the boundaries changed {count} times while this save was being checked; "
+                                  "save it again"), count=SAVE_ATTEMPTS))
+
+    def _write(self, parts: list[Part], candidates: list[Candidate], bases: list[int | None],
+               current: dict[Level, int], mode: SaveMode, *, author: str, note: str,
+               restored_from: int | None) -> list[int]:
+        """Store a checked change in one write transaction.  A part without a base was checked
+        against ``current``: when another save has moved any level since, it is checked again
+        (:class:`_HeadsMoved`) rather than refused.  Incidents stored after the candidates were
+        computed are assigned under the new versions too."""
+        with self._lock, self._writing() as tx:
+            heads = tx.heads()
+            if {lv: m.version for lv, m in heads.items()} != current and any(
+                    p.options.base_version is None for p in parts):
+                raise _HeadsMoved
+            change = tx.new_change() if len(parts) > 1 else None
+            records = [record_of(part, candidate) for part, candidate in zip(parts, candidates)]
+            versions = []
+            for part, candidate, base, record in zip(parts, candidates, bases, records):
+                check_base(heads, part.layer.level, base, tz=self.tz)
+                versions.append(tx.add_version(candidate.layer, VersionInfo(
+                    author=author, note=note, based_on=base, restored_from=restored_from, change=change,
+                    record=record)))
+            if mode is SaveMode.COMMIT:
+                for part, candidate, version, record in zip(parts, candidates, versions, records):
+                    tx.commit(part.layer.level, version, author=author, record=record,
+                              commit=self._with_late(tx, candidate))
+        return versions
+
+    @staticmethod
+    def _with_late(tx: Writer, candidate: Candidate) -> Assignments:
+        """The candidate's assignments and those of the incidents stored since it read them."""
+        known = [ids for ids, _ in candidate.commit.units.values() if len(ids)]
+        if candidate.index is None or not candidate.commit.units:
+            return candidate.commit
+        late = tx.points_after(max((int(ids.max()) for ids in known), default=0))
+        if len(late[0]):
+            log.info("%d incidents stored while the commit was computed: assigned under it too", len(late[0]))
+        return with_late_incidents(candidate.commit, candidate.index, *late)
 
     def _base(self, current: dict[Level, int], level: Level, base_version: int | None) -> int | None:
         """The base version of a save: the one given, which must still be current, or the current one."""
@@ -471,14 +504,15 @@ class Gridmap:
 
     # -- incidents -----------------------------------------------------------------------
     def report(self, records: Sequence[Any], *, crs: str | None = None,
-               photo: tuple[str, bytes] | None = None) -> ReportResult:
+               photo: tuple[str, bytes] | None = None, key: str | None = None) -> ReportResult:
         """Store incidents sent as JSON objects; errors name the list index.  A record's ``crs``
         (default ``crs``, else WGS84) says its coordinates' system; ``photo`` (content type,
-        bytes) is kept with the first one, in the same transaction."""
+        bytes) is kept with the first one, in the same transaction.  ``key`` (an idempotency key)
+        makes a retry of the same request answer with the incidents the first one stored."""
         batch = parse_records(records, tz=self.tz, now=self._now(), crs=crs)
         if not len(batch.incidents):
             return ReportResult.refused(batch.errors)
-        return self._store([batch], photo=photo)
+        return self._store([batch], photo=photo, key=key)
 
     def photo(self, incident_id: int) -> tuple[str, bytes] | None:
         return self.store.photo(incident_id)
@@ -501,40 +535,59 @@ class Gridmap:
 
     def _store(self, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None = None, *,
                filename: str | None = None, expected: int = 0,
-               photo: tuple[str, bytes] | None = None) -> ReportResult:
+               photo: tuple[str, bytes] | None = None, key: str | None = None) -> ReportResult:
         """Assign and store parsed incidents in one transaction, batch by batch; a repeat of a stored
         report (earlier batches included) keeps the stored one and its units; a different report
         under a known external id is refused.  A file import (``filename``, of about ``expected``
         rows) is recorded with every row it refused, in the same transaction, its batches assigned
         in a thread while the one before is written; a file whose every row is refused stores nothing."""
-        parts: list[ReportResult] = []
         with self._lock, self._writing() as tx:
-            index = self._index_of(tx)
-            assigned: Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]] = (
-                (batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
-            if filename is not None:
-                tx.expect_incidents(expected)
-                assigned = read_ahead(assigned)
-            for batch, units in assigned:
-                if progress is not None:
-                    progress("read", len(batch.rows) + len(batch.errors))
-                parts.append(self._store_part(tx, batch, units, source=filename))
-                if progress is not None:
-                    progress("stored", len(batch.rows))
-            result = ReportResult.concat(parts)
-            if filename is None:
-                self._dispatch_new(tx, result)
-            if photo is not None and len(result.ids):
-                tx.add_photo(int(result.ids[0]), *photo)
-            if filename is not None and result.stored:
-                result.import_id = tx.add_import(ImportRun(
-                    filename=filename, rows=len(result.rows) + len(result.errors), created=result.created,
-                    existing=result.stored - result.created,
-                    errors=tuple({"row": e.row, "reasons": [message_record(r) for r in e.reasons]}
-                                 for e in result.errors)))
+            stored_before = tx.replay(key) if key is not None else None
+            if stored_before is None:
+                result = self._store_in(tx, batches, progress, filename=filename, expected=expected)
+                if key is not None:
+                    tx.remember(key, result.rows, result.ids)
+                if photo is not None and len(result.ids):
+                    tx.add_photo(int(result.ids[0]), *photo)
+        if stored_before is not None:
+            return self._replayed(*stored_before)
         self._use_stored_units(result)
         log.info("stored %d incidents (%d already known, %d refused)", result.created,
                  result.stored - result.created, len(result.errors))
+        return result
+
+    def _store_in(self, tx: Writer, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None,
+                  *, filename: str | None, expected: int) -> ReportResult:
+        parts: list[ReportResult] = []
+        index = self._index_of(tx)
+        assigned: Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]] = (
+            (batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
+        if filename is not None:
+            tx.expect_incidents(expected)
+            assigned = read_ahead(assigned)
+        for batch, units in assigned:
+            if progress is not None:
+                progress("read", len(batch.rows) + len(batch.errors))
+            parts.append(self._store_part(tx, batch, units, source=filename))
+            if progress is not None:
+                progress("stored", len(batch.rows))
+        result = ReportResult.concat(parts)
+        if filename is None:
+            self._dispatch_new(tx, result)
+        elif result.stored:
+            result.import_id = tx.add_import(ImportRun(
+                filename=filename, rows=len(result.rows) + len(result.errors), created=result.created,
+                existing=result.stored - result.created,
+                errors=tuple({"row": e.row, "reasons": [message_record(r) for r in e.reasons]}
+                             for e in result.errors)))
+        return result
+
+    def _replayed(self, rows: np.ndarray, ids: np.ndarray) -> ReportResult:
+        """A retried request: the incidents its first try stored, none new, with their units now."""
+        result = ReportResult(rows, ids, np.zeros(len(ids), dtype=bool),
+                              {lv.value: np.full(len(ids), None, dtype=object) for lv in self.layers()}, [])
+        self._use_stored_units(result)
+        log.info("a retried request: %d incidents already stored", len(ids))
         return result
 
     def _dispatch_new(self, tx: Writer, result: ReportResult) -> None:
@@ -1009,6 +1062,14 @@ class Gridmap:
 
     def _now(self) -> datetime:
         return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)
+
+
+class _HeadsMoved(Exception):
+    """Another save committed while a save without a base was being checked."""
+
+
+#: How many times a save without a base is checked again when other saves keep committing meanwhile.
+SAVE_ATTEMPTS = 3
 
 
 @dataclass

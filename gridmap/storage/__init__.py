@@ -268,6 +268,19 @@ class Writer(ABC):
         """The stored incidents with these external ids."""
 
     @abstractmethod
+    def replay(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The rows and incident ids a request with this idempotency key stored, or None."""
+
+    @abstractmethod
+    def remember(self, key: str, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Keep what a request with an idempotency key stored, in its transaction."""
+
+    @abstractmethod
+    def points_after(self, after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The incidents with ids above ``after`` (stored since a commit read the others): ids
+        (int64), lon, lat, by id."""
+
+    @abstractmethod
     def add_photo(self, incident_id: int, content_type: str, data: bytes) -> None:
         """Keep a photo with an incident (one each; a second replaces the first)."""
 

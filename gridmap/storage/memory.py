@@ -102,12 +102,13 @@ class _Data:
     accounts: list[Account] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)          # token hash → account id
     audit: list[AuditEntry] = field(default_factory=list)
+    keys: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)    # idempotency key → rows, ids
 
     def copy(self) -> _Data:
         """A working copy for one transaction; the original is never changed after it is shared."""
         return _Data([v.copy() for v in self.versions], {name: list(c) for name, c in self.incidents.items()},
                      list(self.imports), list(self.events), list(self.staff), dict(self.photos),
-                     list(self.accounts), dict(self.tokens), list(self.audit))
+                     list(self.accounts), dict(self.tokens), list(self.audit), dict(self.keys))
 
     def find(self, level: Level, version: int) -> _Version:
         for stored in self.versions:
@@ -384,6 +385,17 @@ class _MemoryWriter(Writer):
         run_id = len(self.data.imports) + 1
         self.data.imports.append(replace(run, id=run_id, created_at=_now(), errors=tuple(run.errors)))
         return run_id
+
+    def replay(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.data.keys.get(key)
+
+    def remember(self, key: str, rows: np.ndarray, ids: np.ndarray) -> None:
+        self.data.keys[key] = (np.array(rows, dtype=np.int64), np.array(ids, dtype=np.int64))
+
+    def points_after(self, after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        stored = self.data.incidents
+        return (np.array(stored["id"][after:], dtype=np.int64), np.array(stored["lon"][after:], dtype=float),
+                np.array(stored["lat"][after:], dtype=float))
 
     def known_reports(self, external_ids: Sequence[str]) -> dict[str, KnownReport]:
         stored = self.data.incidents

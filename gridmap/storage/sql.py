@@ -209,6 +209,14 @@ audit_table = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
 )
 
+idempotency_table = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("rows", sa.Text, nullable=False),         # JSON: the request's stored rows …
+    sa.Column("ids", sa.Text, nullable=False),          # … and their incident ids
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
 import_runs = sa.Table(
     "import_runs", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -716,6 +724,24 @@ class _SqlWriter(Writer):
         found = np.empty(len(hashes), dtype=bool)
         found[order] = written[np.minimum(np.searchsorted(written, hashes[order]), len(written) - 1)] == hashes[order]
         return found
+
+    def replay(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        row = self.conn.execute(sa.select(idempotency_table.c.rows, idempotency_table.c.ids)
+                                .where(idempotency_table.c.key == key)).first()
+        if row is None:
+            return None
+        return np.array(json.loads(row.rows), dtype=np.int64), np.array(json.loads(row.ids), dtype=np.int64)
+
+    def remember(self, key: str, rows: np.ndarray, ids: np.ndarray) -> None:
+        self.conn.execute(sa.insert(idempotency_table).values(
+            key=key, rows=json.dumps(np.asarray(rows).tolist()), ids=json.dumps(np.asarray(ids).tolist()),
+            created_at=_now()))
+
+    def points_after(self, after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = _fetch(self.conn, sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat)
+                      .where(incidents.c.id > after).order_by(incidents.c.id))
+        table = _numbers(rows, 3)
+        return table[:, 0].astype(np.int64), table[:, 1], table[:, 2]
 
     def add_photo(self, incident_id: int, content_type: str, data: bytes) -> None:
         self.conn.execute(sa.delete(photos).where(photos.c.incident_id == incident_id))

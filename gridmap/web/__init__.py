@@ -42,6 +42,18 @@ def author(form: Any) -> str:
     return opt(form, "author") or (account.name if account is not None else "")
 
 
+def idempotency_key(value: str | None = None) -> str | None:
+    """The request's idempotency key (the ``Idempotency-Key`` header, or ``value`` from a form),
+    kept per account: a retry of the same request by the same account stores nothing again."""
+    key = value if value is not None else request.headers.get("Idempotency-Key")
+    if not key:
+        return None
+    if len(key) > 200 or not key.isascii() or not key.isprintable():
+        raise InvalidInput(message(N_("Idempotency-Key: expected at most 200 printable ASCII characters "
+                                      "(e.g. a UUID); got {length} characters"), length=len(key)))
+    return f"{author({})}:{key}"
+
+
 def signed_options(form: Any, *, filename: str) -> LayerOptions:
     """A boundary change's options from a form or JSON body (:func:`gridmap.options.layer_options`),
     with :func:`author`."""

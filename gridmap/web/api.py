@@ -25,7 +25,7 @@ from ..mapping import ImportMapping
 from ..options import clean_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import COUNT_BY, StaffMember, VersionMeta
-from . import author, compared_with, json_object, parse_query, service, signed_options, tr, version_arg
+from . import author, compared_with, idempotency_key, json_object, parse_query, service, signed_options, tr, version_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -138,7 +138,7 @@ def post_incidents():
                                                                     mapping.read(), name=mapping.filename or "mapping")
                                                                 if mapping else None))
     else:
-        result = service().report(_json_records(), crs=opt(request.args, "crs"))
+        result = service().report(_json_records(), crs=opt(request.args, "crs"), key=idempotency_key())
     if not result.items:
         raise InvalidInput(message(N_("no incident was stored: every record has a problem")),
                            [message(N_("row {row}: {reason}"), row=e.row, reason=e.as_dict(gettext)["error"])

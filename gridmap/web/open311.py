@@ -57,7 +57,7 @@ from ..levels import ORDER
 from ..lifecycle import OPEN, Resolution
 from ..options import opt
 from ..storage import IncidentEvent, IncidentQuery
-from . import language, service, several, tr
+from . import idempotency_key, language, service, several, tr
 from .handlers import STATUS
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def post_request(fmt: str) -> Response:
     """A new request (form-encoded, as the spec sends it), stored as a report from "open311"."""
     _json_only(fmt)
     record, crs = _parse_request(request.form)
-    result = service().report([record], crs=crs)
+    result = service().report([record], crs=crs, key=idempotency_key())
     if result.errors:
         raise Refused([Problem(400, reason) for error in result.errors for reason in error.reasons])
     created = _requests(IncidentQuery(ids=(int(result.ids[0]),)))[0]

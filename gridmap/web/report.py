@@ -10,6 +10,7 @@ Geolocation API's system), so nothing is shifted here.
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
@@ -18,7 +19,7 @@ from flask_babel import gettext
 from .. import categories
 from ..errors import N_, GridmapError, InvalidInput, NotFound, message
 from ..levels import Level, deepest
-from . import STATUS_LABELS, basemap_config, language, level_title, service, tr
+from . import STATUS_LABELS, basemap_config, idempotency_key, language, level_title, service, tr
 
 bp = Blueprint("report", __name__)
 
@@ -45,7 +46,7 @@ def submit() -> Any:
                   "lat": _coordinate(form, "lat"), "source": gettext("report form"),
                   "description": f"{description} ({by})" if reporter else description}
         photo = _photo()
-        result = service().report([record], photo=photo)
+        result = service().report([record], photo=photo, key=idempotency_key(form.get("idempotency_key") or ""))
         if not result.items:
             raise InvalidInput(message(N_("the report was not stored")), [e.reasons[0] for e in result.errors])
     except GridmapError as error:
@@ -92,7 +93,9 @@ def _form(values: Any, error: tuple[str, list[str]] | None = None) -> str:
         "labels": {"placed": gettext("Position: {lat}, {lon}"), "locating": gettext("Finding your position…"),
                    "noLocation": gettext("Your position is not available here; tap the map instead."),
                    "pick": gettext("Tap the map where the problem is.")}}
-    return render_template("report.html", values=values, error=error, config=config,
+    # a double tap or a resent form stores the report once
+    key = values.get("idempotency_key") or uuid.uuid4().hex
+    return render_template("report.html", values=values, error=error, config=config, key=key,
                            categories=[(c.code, c.label(language())) for c in categories.CATEGORIES])
 
 
