@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pytest
+from flask.testing import FlaskClient
 from pyproj import Geod
 from shapely import box
 from shapely.geometry import mapping
-
-from flask.testing import FlaskClient
 
 from gridmap.accounts import Role
 from gridmap.config import Settings

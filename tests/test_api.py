@@ -485,3 +485,45 @@ def test_incidents_are_counted_per_category_day_or_month_with_the_filters(loaded
     bad = loaded.get("/api/incidents/counts?by=week")
     assert (bad.status_code, bad.get_json()["error"]) == (
         400, "by: 'week' is not known; expected one of category, source, day, month, weekday_hour")
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("[" * 100_000 + "]" * 100_000, "the JSON body is nested too deeply to read"),
+    ('{"category": "litter", "lon": NaN, "lat": 0}',
+     "the JSON body could not be read: NaN is not a JSON number; send a number or null"),
+    ('{"category": "litter", "lon": Infinity, "lat": 0}',
+     "the JSON body could not be read: Infinity is not a JSON number; send a number or null"),
+    ('{"category": ', "the JSON body could not be read: Expecting value: line 1 column 14 (char 13)"),
+])
+def test_a_json_body_that_cannot_be_read_is_a_400_saying_why(client, body, error):
+    for path in ("/api/incidents", "/api/staff"):
+        response = client.post(path, data=body, content_type="application/json")
+        assert (response.status_code, response.get_json()["error"]) == (400, error)
+    assert client.application.extensions["gridmap"].store.count_incidents() == 0
+
+
+def test_a_chunked_body_over_the_cap_is_a_413_too(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    body = json.dumps([{"category": "litter", "lon": 0.005, "lat": 0.005}] * 100).encode()
+    assert len(body) > 1000
+    response = client.post("/api/incidents", input_stream=io.BytesIO(body), content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})    # as gunicorn says of a chunked body
+    assert response.status_code == 413
+    assert app.extensions["gridmap"].store.count_incidents() == 0
+
+
+# werkzeug's multipart parser drops the spooled file it was writing when the limit stops the
+# stream; the garbage collector closes it (a ResourceWarning, not a leak)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_chunked_upload_over_the_cap_is_a_413(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 500
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"g.geojson\"\r\n"
+            f"Content-Type: application/geo+json\r\n\r\n").encode() + grid_file() + f"\r\n--{boundary}--\r\n".encode()
+    assert len(body) > 500
+    response = client.post("/api/layers/grid", input_stream=io.BytesIO(body),
+                           content_type=f"multipart/form-data; boundary={boundary}",
+                           headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
+    assert app.extensions["gridmap"].store.versions() == {}

@@ -148,11 +148,11 @@ def test_a_worker_takes_steps_only_on_the_incidents_of_their_own_unit(app):
 
 
 def test_an_incident_file_needs_a_planner_a_report_needs_a_worker(app):
-    csv = {"file": (io.BytesIO("category,lon,lat,reported_at\nlitter,0.005,0.005,2026-03-05 08:12\n".encode()), "x.csv")}
+    def csv() -> dict[str, Any]:
+        return {"file": (io.BytesIO(b"category,lon,lat,reported_at\nlitter,0.005,0.005,2026-03-05 08:12\n"), "x.csv")}
     worker, planner = as_role(app, Role.WORKER), as_role(app, Role.PLANNER)
-    assert worker.post("/api/incidents", data=csv, content_type="multipart/form-data").status_code == 403
-    csv = {"file": (io.BytesIO("category,lon,lat,reported_at\nlitter,0.005,0.005,2026-03-05 08:12\n".encode()), "x.csv")}
-    assert planner.post("/api/incidents", data=csv, content_type="multipart/form-data").status_code == 201
+    assert worker.post("/api/incidents", data=csv(), content_type="multipart/form-data").status_code == 403
+    assert planner.post("/api/incidents", data=csv(), content_type="multipart/form-data").status_code == 201
     assert planner.post("/api/incidents", json={"category": "litter", "lon": 0, "lat": 0}).status_code == 403
     assert worker.post("/api/incidents", json={"category": "litter", "lon": 0, "lat": 0}).status_code == 201
 
@@ -239,7 +239,8 @@ MATRIX = [
         "/upload", "/layers/grid/versions/1/commit", "/layers/grid/versions/1/restore",
         "/layers/grid/versions/1/clean", "/api/staff")],
     ("PATCH", "/api/staff/1", {}, "PA"),
-    ("POST", "/api/incidents", {}, "WA"), ("POST", "/report", {}, "WA"), ("POST", "/open311/v2/requests.json", {}, "WA"),
+    ("POST", "/api/incidents", {}, "WA"), ("POST", "/report", {}, "WA"),
+    ("POST", "/open311/v2/requests.json", {}, "WA"),
     ("POST", "/api/incidents/1/steps", {"action": "nonsense"}, "WA"),
     ("POST", "/api/incidents/2/steps", {"action": "nonsense"}, "A"),         # not the worker's unit
     ("GET", "/api/accounts", None, "A"), ("POST", "/api/accounts", {}, "A"), ("PATCH", "/api/accounts/1", {}, "A"),

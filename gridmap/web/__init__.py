@@ -4,12 +4,13 @@ The only package under ``gridmap`` allowed to import Flask.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from flask import current_app, g, request
+from flask import abort, current_app, g, request
 from flask_babel import get_locale, gettext
 from markupsafe import escape
 from werkzeug.routing import IntegerConverter
@@ -230,9 +231,30 @@ def compared_with(version: int) -> int:
     return other
 
 
+def json_payload() -> Any:
+    """The request's JSON body, None when it is not JSON.  Refused, saying why: text that is not
+    JSON, ``NaN`` and ``Infinity`` (not JSON, though Python reads them), nesting too deep to read."""
+    if not request.is_json:
+        return None
+    data = request.get_data(cache=True)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit and len(data) >= limit:
+        abort(413)             # a chunked body is cut at the limit, not refused: refuse it here
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidInput(message(N_("the JSON body is nested too deeply to read"))) from None
+    except ValueError as error:        # JSONDecodeError, UnicodeDecodeError, the constants
+        raise InvalidInput(message(N_("the JSON body could not be read: {reason}"), reason=str(error)[:200])) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; send a number or null")
+
+
 def json_object() -> dict[str, Any]:
     """The request's JSON object body; anything else is refused saying what arrived."""
-    payload = request.get_json(silent=True)
+    payload = json_payload()
     if not isinstance(payload, dict):
         raise InvalidInput(message(N_("expected a JSON object (Content-Type: application/json); got {got}"),
                                    got=type(payload).__name__ if payload is not None else

@@ -25,7 +25,18 @@ from ..mapping import ImportMapping
 from ..options import clean_options, opt, parse_choice, parse_count, parse_version
 from ..service import ReportResult
 from ..storage import COUNT_BY, StaffMember, VersionMeta
-from . import author, compared_with, idempotency_key, json_object, parse_query, service, signed_options, tr, version_arg
+from . import (
+    author,
+    compared_with,
+    idempotency_key,
+    json_object,
+    json_payload,
+    parse_query,
+    service,
+    signed_options,
+    tr,
+    version_arg,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -388,7 +399,7 @@ def _wound(collection: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_records() -> list[Any]:
-    payload = request.get_json(silent=True)
+    payload = json_payload()
     if payload is None:
         raise InvalidInput(message(N_("expected a JSON object or list of objects (Content-Type: "
                                       "application/json) or a multipart 'file'; got {got}"),
