@@ -40,14 +40,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
-from .coordinates import parse_crs
+from .coordinates import read_crs, shown, transformer, usable_crs
 from .errors import N_, InvalidInput, message
 
 log = logging.getLogger(__name__)
@@ -86,23 +85,24 @@ class PointCRS:
     @classmethod
     def parse(cls, text: str | None, *, option: str = "crs") -> PointCRS:
         """What a client sent: ``WGS84`` (also when absent), ``GCJ02``/``GCJ-02``, ``BD09``/``BD-09``,
-        or a code pyproj knows (``EPSG:4490``, ``4547``).  ``option`` names the field in messages."""
+        or a code pyproj knows (``EPSG:4490``, ``4547``).  ``option`` names the field in messages.  A
+        system PROJ reads but cannot use (``+proj=tmerc +lon_0=1e308``) is refused too, so a point is
+        never converted to no position or to one spot for all (:func:`gridmap.coordinates.usable`)."""
         if text is None or not text.strip():
             return cls.WGS84
         key = text.strip().upper().replace("-", "").replace("_", "").replace(" ", "")
         if key in _NAMES:
             return _BY_NAME[_NAMES[key]]
-        try:
-            crs = parse_crs(text)
-        except InvalidInput:
+        crs = read_crs(text, option=option)
+        if crs is None:
             raise InvalidInput(message(
                 N_("{option}: unknown coordinate system {value!r}; expected WGS84, GCJ02 (Gaode/AMap, Tencent), "
                    "BD09 (Baidu) or an EPSG code such as EPSG:4490 or EPSG:4547"),
-                option=option, value=text,
-            )) from None
+                option=option, value=shown(text),
+            ))
         if crs.to_epsg() == 4326:
             return cls.WGS84
-        return cls(crs.to_string(), crs)
+        return cls(crs.to_string(), usable_crs(crs, text, option=option))
 
     def to_wgs84(self, x: ArrayLike, y: ArrayLike) -> Pair:
         """WGS84 lon/lat (float64 arrays) of points given in this system.  For a projected
@@ -110,7 +110,7 @@ class PointCRS:
         (CGCS2000 Gauss-Krüger zones list the northing first, as Chinese surveyors write X/Y)."""
         x, y = _float_arrays(x, y)
         if self.crs is not None:
-            return _no_position_as_nan(*_transformer(self.crs, inverse=False).transform(x, y))
+            return _no_position_as_nan(*transformer(self.crs, inverse=False).transform(x, y))
         return _no_position_as_nan(*_TO_WGS84[self.name](x, y))
 
     def from_wgs84(self, lon: ArrayLike, lat: ArrayLike) -> Pair:
@@ -118,7 +118,7 @@ class PointCRS:
         e.g. to draw them on a GCJ-02 basemap."""
         lon, lat = _float_arrays(lon, lat)
         if self.crs is not None:
-            return _no_position_as_nan(*_transformer(self.crs, inverse=True).transform(lon, lat))
+            return _no_position_as_nan(*transformer(self.crs, inverse=True).transform(lon, lat))
         return _no_position_as_nan(*_FROM_WGS84[self.name](lon, lat))
 
     def __str__(self) -> str:
@@ -206,15 +206,6 @@ def _no_position_as_nan(x: Array, y: Array) -> Pair:
         x, y = x.copy(), y.copy()
         x[lost] = y[lost] = np.nan
     return x, y
-
-
-@lru_cache(maxsize=32)
-def _transformer(crs: CRS, *, inverse: bool) -> Transformer:
-    # always_xy: lon/lat and easting/northing, whatever axis order the EPSG entry lists
-    # (EPSG:4490 lists lat first, the Gauss-Krüger zones the northing first).
-    wgs84 = CRS.from_epsg(4326)
-    return Transformer.from_crs(wgs84, crs, always_xy=True) if inverse else \
-        Transformer.from_crs(crs, wgs84, always_xy=True)
 
 
 def _wgs84_to_gcj02(lon: Array, lat: Array) -> Pair:

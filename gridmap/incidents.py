@@ -4,12 +4,15 @@ Parsing is tolerant of real files and strict about what matters: a row without u
 coordinates or date is reported with its row number and reason, never stored half-made
 and never silently dropped; a category word outside our list is kept as ``other`` with
 the original text preserved.  Times are stored as wall-clock time in the service's
-time zone (an offset in the input is converted to it).
+time zone (an offset in the input is converted to it); a time is accepted from 1970 to the end
+of 2100 with a UTC offset within ±14:00 (:data:`EARLIEST_TIME`, :data:`LATEST_TIME`), and
+anything else given is a problem of its row.
 """
 from __future__ import annotations
 
 import io
 import logging
+import math
 import queue
 import re
 import threading
@@ -30,6 +33,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from . import categories
 from .chinacoords import PointCRS
+from .coordinates import shown
 from .errors import N_, InvalidInput, Message, message
 from .formats import read_error
 from .layer import clean_text, find_field
@@ -48,6 +52,16 @@ EXTERNAL_ID_FIELDS = ("external_id", "事件编号", "case_id", "case_enquiry_id
 STATUS_FIELDS = ("status", "状态", "case_status")
 DESCRIPTION_FIELDS = ("description", "描述", "事件描述", "case_title", "title")
 SOURCE_FIELDS = ("source", "来源")
+
+#: The times read from files and records (report, close and due times alike), as wall-clock time in
+#: the service's zone: earlier or later is a typo (year 0, 20260), a number taken for a date or an
+#: attack, and would break the store's and the figures' arithmetic.
+EARLIEST_TIME, LATEST_TIME = datetime(1970, 1, 1), datetime(2100, 12, 31, 23, 59, 59, 999999)
+#: The largest UTC offset a time may carry (Earth's run from -12:00 to +14:00); pandas reads up to 23:59.
+MAX_UTC_OFFSET = "14:00"
+_BAD_OFFSET = r"[+-](?:(?:1[5-9]|[2-9][0-9])(?::?[0-9]{2})?|14:?(?:0[1-9]|[1-5][0-9])|[0-9]{2}:?[6-9][0-9])$"
+_LONG_YEAR = r"^[+-]?[0-9]{5,}-"     # 99999-01-01: ISO 8601 with more than four digits of year
+_OUTSIDE, _OFFSET = 1, 2             # why a time that was read was refused (0: it was not)
 
 
 class Status(str, Enum):
@@ -515,28 +529,28 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
     """Every check on whole columns; messages are made only for the rows that have a problem.
     Coordinates in another system than WGS84 (``crs``, or a ``crs`` column) are converted, and
     kept as given beside the WGS84 point."""
-    x, y = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
-    times = _times(frame, cols["time"], tz, {} if formats is None else formats)
     problems: dict[int, list[Message]] = {}
-    lon, lat, systems = _to_wgs84(frame, cols, x, y, crs, problems)
-    _check_coordinates(frame, cols, lon, lat, problems, converted=systems)
-    _check_times(frame, cols["time"], times, problems, require_time)
+    frame, nested_category = _scalars(frame, cols, problems)
+    x, y = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
+    formats = {} if formats is None else formats
+    times, refused = _times(frame, cols["time"], tz, formats)
+    lon, lat, systems, unknown = _to_wgs84(frame, cols, x, y, crs, problems)
+    _check_coordinates(frame, cols, lon, lat, problems, converted=systems, judged=~unknown)
+    _time_problems(frame, cols["time"], times, refused, problems, required=require_time,
+                   unreadable=N_("cannot read {value!r} as a date and time"))
     given = _column(frame, cols["category"])
     if require_category:
-        for i in np.flatnonzero(pd.isna(_texts(given))):
+        for i in np.flatnonzero(pd.isna(_texts(given)) & ~nested_category):
             problems.setdefault(int(i), []).append(message(N_("missing category; expected one of {expected}"),
                                                            expected=", ".join(c.code for c in categories.CATEGORIES)))
     status = _statuses(_column(frame, cols["status"]), problems, mapping.status if mapping else {})
     code, raw = _categories(np.full(len(frame), category, dtype=object) if category else given,
                             mapping.category if mapping else {})
-    closed_at = _times(frame, cols.get("closed_at"), tz, {} if formats is None else formats, key="closed_at")
-    due_at = _times(frame, cols.get("due_at"), tz, {} if formats is None else formats, key="due_at")
-    for name, found in (("closed_at", closed_at), ("due_at", due_at)):      # a mapping's time columns
-        for i in np.flatnonzero(np.isnat(found)):
-            given_time = _raw(frame, cols.get(name), int(i))
-            if given_time is not None:
-                problems.setdefault(int(i), []).append(message(N_("cannot read {value!r} ({field}) as a date and "
-                                                                  "time"), value=given_time, field=cols.get(name)))
+    closed_at, closed_refused = _times(frame, cols.get("closed_at"), tz, formats, key="closed_at")
+    due_at, due_refused = _times(frame, cols.get("due_at"), tz, formats, key="due_at")
+    for name, found, why in (("closed_at", closed_at, closed_refused), ("due_at", due_at, due_refused)):
+        _time_problems(frame, cols.get(name), found, why, problems, required=False,      # a mapping's time columns
+                       unreadable=N_("cannot read {value!r} ({field}) as a date and time"))
     if mapping is not None and cols.get("due_at") and mapping.when_missing == "none":
         due_at = np.where(np.isnat(due_at), np.datetime64(NO_DEADLINE, "us"), due_at)
     good = np.flatnonzero(~_mask(np.fromiter(problems, dtype=np.int64, count=len(problems)), len(frame)))
@@ -558,6 +572,29 @@ def _mask(positions: np.ndarray, n: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[positions] = True
     return mask
+
+
+#: What is read as text; a list or an object there (a JSON record's) is refused by row.
+_TEXT_COLUMNS = ("category", "status", "external_id", "description", "source")
+
+
+def _scalars(frame: pd.DataFrame, cols: Mapping[str, str | None],
+             problems: dict[int, list[Message]]) -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame`` with each list or object where text belongs (a JSON record's ``"status": [1]``) left
+    out as a problem of its row, and where that was the category.  Coordinates and times say so
+    themselves (missing or non-numeric, cannot read)."""
+    nested_category = np.zeros(len(frame), dtype=bool)
+    names = [cols.get(key) for key in _TEXT_COLUMNS] + ["crs"]
+    for name in dict.fromkeys(n for n in names if n is not None and n in frame and frame[n].dtype == object):
+        nested = frame[name].map(lambda v: isinstance(v, (list, dict))).to_numpy(dtype=bool)
+        if not nested.any():
+            continue
+        for i in np.flatnonzero(nested):
+            problems.setdefault(int(i), []).append(message(N_("{field}: expected text or a number, got {got}"),
+                                                           field=name, got=type(frame[name].iloc[i]).__name__))
+        frame = frame.assign(**{name: frame[name].where(~nested, None)})
+        nested_category |= nested if name == cols.get("category") else False
+    return frame, nested_category
 
 
 def _column(frame: pd.DataFrame, column: str | None) -> pd.Series:
@@ -625,14 +662,30 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if _is_text(values):
         values = values.str.strip()                  # a CSV's text column
     elif not pd.api.types.is_float_dtype(values):   # JSON: text to strip, and true/false are not numbers
-        values = values.map(lambda v: v.strip() if isinstance(v, str) else None
-                            if isinstance(v, (bool, np.bool_)) else v).astype(object)
+        values = values.map(_json_number).astype(object)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
+def _json_number(value: Any) -> Any:
+    """A JSON value as a number or text for pandas: true/false are neither, and an integer too large
+    for a float (10**400) is infinite, so out of range rather than an OverflowError."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
 def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[str, str], *,
-           key: str = "time") -> np.ndarray:
-    """Wall-clock times in ``tz``; text with an offset is converted, text without one is taken as local.
+           key: str = "time") -> tuple[np.ndarray, np.ndarray]:
+    """Wall-clock times in ``tz`` (NaT: none, or refused), and why each one read was refused
+    (:data:`_OUTSIDE` the accepted years, an impossible UTC :data:`_OFFSET`; 0: it was not).  Text
+    with an offset is converted, text without one is taken as local.
 
     ISO 8601 first, then one format guessed from the first other value (e.g. US
     ``01/02/2015 09:27:07 AM``) for the rest of the column: a file is read one way, never day-first
@@ -640,7 +693,8 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[
     are refused too (their sign is read both ways).
     """
     if column is None or column not in frame:
-        return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[us]")
+        return (np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[us]"),
+                np.zeros(len(frame), dtype=np.int8))
     raw = _time_texts(frame[column])
     ambiguous = _matches(raw, r"(?:GMT|UTC)\s*[+-]\d")
     raw = raw.where(~ambiguous, None)
@@ -650,10 +704,20 @@ def _times(frame: pd.DataFrame, column: str | None, tz: ZoneInfo, formats: dict[
         formats[key] = fmt             # kept for the file's next chunks (each column its own)
         retry = parsed.isna() & raw.notna()
         parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=fmt, utc=True)
-    has_offset = _matches(raw.str.slice(10), r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+    tail = raw.str.slice(10)
+    has_offset = _matches(tail, r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
     local = parsed.dt.tz_convert(tz).dt.tz_localize(None).where(has_offset.astype(bool),
                                                                 parsed.dt.tz_localize(None))
-    return local.to_numpy(dtype="datetime64[us]")
+    return _in_range(local.to_numpy(dtype="datetime64[us]"), long_year=_matches(raw, _LONG_YEAR),
+                     bad_offset=_matches(tail, _BAD_OFFSET))
+
+
+def _in_range(times: np.ndarray, *, long_year: np.ndarray, bad_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``times`` with those outside :data:`EARLIEST_TIME`..:data:`LATEST_TIME` or given with an
+    impossible offset as NaT, and why (the one place these limits are applied)."""
+    outside = (times < np.datetime64(EARLIEST_TIME, "us")) | (times > np.datetime64(LATEST_TIME, "us")) | long_year
+    why = np.where(bad_offset, _OFFSET, np.where(outside, _OUTSIDE, 0)).astype(np.int8)
+    return np.where(why == 0, times, np.datetime64("NaT", "us")), why
 
 
 def _time_texts(values: pd.Series) -> pd.Series:
@@ -723,12 +787,13 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value).strip() != ""
 
 
-def _to_wgs84(frame: pd.DataFrame, cols: Mapping[str, str | None], x: np.ndarray, y: np.ndarray,
-              crs: str | None, problems: dict[int, list[Message]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The coordinates in WGS84, and each row's system when it was another one (None: WGS84): the
-    rows' own ``crs`` where the records carry one, else ``crs``; an unknown system is a problem of
-    its rows (and a file-wide one refuses the file)."""
+def _to_wgs84(frame: pd.DataFrame, cols: Mapping[str, str | None], x: np.ndarray, y: np.ndarray, crs: str | None,
+              problems: dict[int, list[Message]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The coordinates in WGS84, each row's system when it was another one (None: WGS84) and
+    whether it was refused: the rows' own ``crs`` where the records carry one, else ``crs``; an
+    unknown or unusable system is a problem of its rows (and a file-wide one refuses the file)."""
     systems = np.full(len(frame), None, dtype=object)
+    unknown = np.zeros(len(frame), dtype=bool)
     lon, lat = x.copy(), y.copy()
     given = _texts(_column(frame, "crs")) if "crs" in frame else np.full(len(frame), None, dtype=object)
     chosen = given.copy()
@@ -742,20 +807,23 @@ def _to_wgs84(frame: pd.DataFrame, cols: Mapping[str, str | None], x: np.ndarray
         except InvalidInput as refused:
             for i in rows:
                 problems.setdefault(int(i), []).append(refused.summary)
+            unknown[rows] = True
             continue
         if system == PointCRS.WGS84:
             continue
         lon[rows], lat[rows] = system.to_wgs84(x[rows], y[rows])
         systems[rows] = system.name
-    return lon, lat, systems
+    return lon, lat, systems, unknown
 
 
-def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon: np.ndarray,
-                       lat: np.ndarray, problems: dict[int, list[Message]], *, converted: np.ndarray) -> None:
+def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon: np.ndarray, lat: np.ndarray,
+                       problems: dict[int, list[Message]], *, converted: np.ndarray, judged: np.ndarray) -> None:
+    """Rows without a point, or with one off the globe (not ``judged``: their system was refused, so
+    whether their coordinates are in range is not known)."""
     not_point = (frame[_GEOM_TYPE].to_numpy() != "Point") if _GEOM_TYPE in frame else np.zeros(len(frame), bool)
     missing = ~not_point & (np.isnan(lon) | np.isnan(lat))
     with np.errstate(invalid="ignore"):
-        outside = ~not_point & ~missing & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
+        outside = judged & ~not_point & ~missing & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
     for i in np.flatnonzero(not_point | missing | outside):
         if not_point[i]:
             problem = message(N_("expected a Point geometry, got {got}"), got=frame[_GEOM_TYPE].iloc[i])
@@ -772,15 +840,29 @@ def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon:
         problems.setdefault(int(i), []).append(problem)
 
 
-def _check_times(frame: pd.DataFrame, column: str | None, times: np.ndarray,
-                 problems: dict[int, list[Message]], require_time: bool) -> None:
+def _time_problems(frame: pd.DataFrame, column: str | None, times: np.ndarray, refused: np.ndarray,
+                   problems: dict[int, list[Message]], *, required: bool, unreadable: str) -> None:
+    """A problem for each row whose time in ``column`` was given but not read (``unreadable``, a
+    template of ``value`` and ``field``), or read and refused (:func:`_times`), or (``required``) not given."""
     for i in np.flatnonzero(np.isnat(times)):
         raw = _raw(frame, column, int(i))
-        if raw is not None:
-            problems.setdefault(int(i), []).append(message(N_("cannot read {value!r} as a date and time"), value=raw))
-        elif require_time:
-            problems.setdefault(int(i), []).append(
-                message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
+        if raw is None:
+            if required:
+                problems.setdefault(int(i), []).append(
+                    message(N_("missing report time (expected a date such as 2026-03-05 08:12)")))
+            continue
+        value = shown(raw) if isinstance(raw, str) else raw
+        if refused[i] == _OFFSET:
+            problem = message(N_("{field}: {value!r} has an impossible UTC offset; expected an offset from "
+                                 "-{limit} to +{limit}"), field=column, value=value, limit=MAX_UTC_OFFSET)
+        elif refused[i] == _OUTSIDE:
+            problem = message(N_("{field}: {value!r} is outside the accepted time range; expected a time from "
+                                 "{earliest} to {latest}"), field=column, value=value,
+                              earliest=EARLIEST_TIME.isoformat(sep=" ", timespec="minutes"),
+                              latest=LATEST_TIME.isoformat(sep=" ", timespec="minutes"))
+        else:
+            problem = message(unreadable, value=value, field=column)
+        problems.setdefault(int(i), []).append(problem)
 
 
 def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:

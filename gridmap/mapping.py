@@ -58,11 +58,7 @@ class ImportMapping:
     @classmethod
     def parse(cls, text: bytes | str, *, name: str = "mapping") -> ImportMapping:
         """The mapping in TOML ``text``; every problem named at once, with the way to fix it."""
-        try:
-            data = tomllib.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise InvalidInput(message(N_("{name} is not a TOML mapping file: {reason}"), name=name,
-                                       reason=str(error))) from None
+        data = _toml(text, name)
         problems: list[Message] = []
         for section in sorted(set(data) - {"columns", "status", "category", "deadline"}):
             problems.append(message(N_("{name}: unknown section [{section}]; expected [columns], [status], "
@@ -85,7 +81,10 @@ class ImportMapping:
                 problems.append(message(N_("{name}: [category] maps {word!r} to {value!r}; expected one of "
                                            "{choices}"), name=name, word=word, value=ours,
                                         choices=", ".join(categories.BY_CODE)))
-        when_missing = str(_table(data, "deadline", name, problems).get("when_missing", "category"))
+        deadline = _table(data, "deadline", name, problems)
+        for key in sorted(set(deadline) - {"when_missing"}):
+            problems.append(message(N_("{name}: [deadline] names {key!r}; expected when_missing"), name=name, key=key))
+        when_missing = str(deadline.get("when_missing", "category"))
         if when_missing not in WHEN_MISSING:
             problems.append(message(N_("{name}: [deadline] when_missing={value!r}; expected category or none"),
                                     name=name, value=when_missing))
@@ -93,6 +92,19 @@ class ImportMapping:
             raise InvalidInput(message(N_("the mapping file is not valid")), problems)
         return cls(columns=dict(columns), status={_fold(k): v for k, v in statuses.items()},
                    category={_fold(k): v for k, v in codes.items()}, when_missing=when_missing)
+
+
+def _toml(text: bytes | str, name: str) -> dict[str, Any]:
+    """The TOML document in ``text``.  tomllib raises ValueError for bad text, bytes that are not UTF-8
+    and integers of over 4,300 digits, and RecursionError for arrays or tables nested a thousand deep."""
+    try:
+        return tomllib.loads(text.decode("utf-8-sig") if isinstance(text, bytes) else text)   # -sig: Notepad's BOM
+    except ValueError as error:
+        raise InvalidInput(message(N_("{name} is not a TOML mapping file: {reason}"), name=name,
+                                   reason=str(error))) from None
+    except RecursionError:
+        raise InvalidInput(message(N_("{name} is not a TOML mapping file: its values are nested too deeply; "
+                                      "expected [section] tables of key = \"text\" lines"), name=name)) from None
 
 
 def fold(word: Any) -> str:

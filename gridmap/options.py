@@ -6,11 +6,18 @@ in a parameter called ``option``, which each edge shows its own way (:meth:`Mess
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 from .changes import LayerOptions
 from .cleaning import CleanOptions
 from .errors import N_, InvalidInput, message
+
+#: The largest whole number an option takes (a version, an offset, a limit): nine digits, far inside
+#: SQLite's and numpy's int64, so nothing computed from it overflows.
+MAX_WHOLE = 999_999_999
+# A decimal number as people type one, in ASCII: float() also takes "١٢", "1_000", "nan" and "infinity".
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def opt(form: Any, key: str) -> str | None:
@@ -59,10 +66,7 @@ def _number(form: Any, key: str, *, minimum: float) -> float | None:
     value = opt(form, key)
     if value is None:
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
+    number = float(value) if _DECIMAL.fullmatch(value) else math.nan
     if not (number >= minimum and math.isfinite(number)):
         raise InvalidInput(message(N_("{option}: {value!r} is not valid; expected a number >= {minimum}"),
                                    option=key, value=value, minimum=minimum))
@@ -70,7 +74,8 @@ def _number(form: Any, key: str, *, minimum: float) -> float | None:
 
 
 def parse_version(value: str | None, key: str, *, minimum: int = 1) -> int | None:
-    """A version number (``version=``, ``with=``, ``base_version=``; 0 only where it means "none")."""
+    """A version number (``version=``, ``with=``, ``base_version=``; 0 only where it means "none"),
+    ``minimum`` to :data:`MAX_WHOLE` in ASCII digits."""
     if value is None or (minimum == 0 and value.lower() in ("none", "null")):
         return None
     if not (_whole(value) and int(value) >= minimum):
@@ -80,7 +85,7 @@ def parse_version(value: str | None, key: str, *, minimum: int = 1) -> int | Non
     return int(value)
 
 
-def parse_count(value: str | None, key: str, *, default: int, maximum: int = 999_999_999) -> int:
+def parse_count(value: str | None, key: str, *, default: int, maximum: int = MAX_WHOLE) -> int:
     """A whole number from 0 to ``maximum`` (``offset=``, ``limit=``); absent is ``default``."""
     if value is None:
         return default
@@ -101,5 +106,6 @@ def parse_choice(value: str | None, key: str, choices: Sequence[str]) -> str | N
 
 
 def _whole(value: str) -> bool:
-    """Digits only (``²`` passes str.isdigit but not int) and at most nine of them (no overflow later)."""
-    return value.isascii() and value.isdigit() and len(value) <= 9
+    """ASCII digits only (``²`` passes str.isdigit but not int; ``٣`` and ``３`` pass both, but are not what
+    anyone types) and at most nine of them, so at most :data:`MAX_WHOLE`."""
+    return value.isascii() and value.isdigit() and len(value) <= len(str(MAX_WHOLE))

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from pyproj import CRS, Geod, Transformer
 
@@ -181,6 +183,70 @@ def test_unknown_systems_are_refused_with_what_is_accepted(text):
         f"coord_type: unknown coordinate system {text!r}; expected WGS84, GCJ02 (Gaode/AMap, Tencent), "
         "BD09 (Baidu) or an EPSG code such as EPSG:4490 or EPSG:4547")
     assert refused.value.summary.params["option"] == "coord_type"
+
+
+@pytest.mark.parametrize("text", [
+    "+proj=tmerc +lon_0=1e308",      # every point comes back somewhere else
+    "+proj=tmerc +x_0=1e308",        # the false easting swallows every easting
+    "+proj=tmerc +k=1e308",          # every point to infinity
+    "+proj=tmerc +to_meter=1e300",   # a unit of 1e300 m
+    "+proj=merc +lat_ts=89.9999999",  # the whole globe within a few metres
+    "+proj=longlat +pm=1e308",       # every longitude -180
+    "+proj=longlat +a=1e308",        # PROJ cannot build a transformation at all
+])
+def test_systems_proj_reads_but_cannot_use_are_refused_as_such(text):
+    with pytest.raises(InvalidInput) as refused:
+        PointCRS.parse(text, option="coord_type")
+    assert str(refused.value) == (f"coord_type: {text!r} is a coordinate reference system PROJ reads but cannot "
+                                  "convert to longitude/latitude; expected one such as EPSG:4547 or EPSG:4490")
+
+
+@pytest.mark.parametrize("text", ["+proj=longlat +a=0", "+init=epsg:4547", "CGCS 2000 / 3-degree Gauss-Kruger CM 114E",
+                                  "４５４７", "EPSG:４５４７", "x" * 10_000])
+def test_what_is_not_a_code_proj_string_or_wkt_is_unknown_and_quoted_briefly(text):
+    """Names other than CGCS2000 never reach PROJ's name search (half a second each); 10 KB is quoted in 80."""
+    with pytest.raises(InvalidInput) as refused:
+        PointCRS.parse(text)
+    shown = text if len(text) <= 80 else text[:80] + "…"
+    assert str(refused.value) == (f"crs: unknown coordinate system {shown!r}; expected WGS84, GCJ02 (Gaode/AMap, "
+                                  "Tencent), BD09 (Baidu) or an EPSG code such as EPSG:4490 or EPSG:4547")
+
+
+def test_a_system_given_as_wkt_projjson_or_proj_string_is_read():
+    crs = CRS.from_epsg(4547)
+    assert PointCRS.parse(crs.to_wkt()).name == PointCRS.parse(crs.to_json(pretty=True)).name == "EPSG:4547"
+    custom = PointCRS.parse("+proj=tmerc +lon_0=114 +x_0=500000 +ellps=GRS80")
+    assert_allclose(custom.to_wgs84(500000.0, 0.0), (114.0, 0.0), rtol=0, atol=DEG)
+    with pytest.raises(InvalidInput, match="the coordinate reference system is 10001 characters long; expected at "
+                                           "most 10000"):
+        PointCRS.parse("+proj=tmerc " + "x" * 9989)
+
+
+PROJ_STRINGS = st.builds(
+    lambda proj, params: " ".join([f"+proj={proj}"] + [f"+{k}={v}" for k, v in params]),
+    st.sampled_from(["tmerc", "longlat", "merc", "lcc", "stere", "utm", "laea", "ortho", "geos", "ob_tran"]),
+    st.lists(st.tuples(st.sampled_from(["lon_0", "lat_0", "lat_1", "lat_ts", "k", "x_0", "y_0", "a", "b", "rf", "pm",
+                                        "to_meter", "zone", "h", "ellps", "towgs84"]),
+                       st.one_of(st.floats().map(repr), st.integers(-10**20, 10**20).map(str),
+                                 st.sampled_from(["1e308", "-1e308", "inf", "nan", "0", "GRS80", "krass", "1,2,3"]))),
+             max_size=3))
+CRS_TEXT = st.one_of(st.text(), PROJ_STRINGS, st.integers(0, 10**12).map(str),
+                     st.builds("{}:{}".format, st.sampled_from(["EPSG", "ESRI", "IGNF", "epsg", "OGC"]),
+                               st.one_of(st.integers(-10, 10**7).map(str), st.text(max_size=8))))
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(CRS_TEXT)
+def test_any_text_is_a_usable_system_or_refused(text):
+    """A system parse lets through gives a finite WGS84 point or NaN (no position), never inf, for any input."""
+    try:
+        system = PointCRS.parse(text)
+    except InvalidInput as refused:
+        assert refused.summary.params["option"] == "crs"
+        return
+    lon, lat = system.to_wgs84([0.0, 500000.0, 1e7, -1e300, np.inf], [0.0, 4400000.0, -1e7, 1e300, 0.0])
+    assert not np.isinf(lon).any() and not np.isinf(lat).any()
+    assert_array_equal(np.isnan(lon), np.isnan(lat))
 
 
 # --- EPSG codes through pyproj --------------------------------------------------------------------

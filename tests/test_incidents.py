@@ -1,15 +1,28 @@
 """Incident parsing: column detection, dates, categories, statuses, and every bad row reported."""
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shapely import LineString, Point
 
 from gridmap.errors import InvalidInput
-from gridmap.incidents import FileOptions, Status, parse_records, read_incident_file
+from gridmap.incidents import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    FileOptions,
+    ParsedBatch,
+    Status,
+    parse_records,
+    read_incident_file,
+)
 
 from .conftest import feature_collection
 
@@ -184,3 +197,204 @@ def test_chunks_read_ahead_arrive_in_order_errors_included_and_the_reader_stops_
     assert next(early) == 0
     early.close()                      # the consumer stops (as when storing fails): the reader ends too
     assert not [t for t in threading.enumerate() if t.name == "gridmap-read-ahead"]
+
+
+# --- odd values: each a problem of its row, never an exception that fails the batch ----------------
+
+RANGE = "expected a time from 1970-01-01 00:00 to 2100-12-31 23:59"
+OFFSET = "expected an offset from -14:00 to +14:00"
+
+
+def litter(**fields):
+    return {"category": "litter", "lon": 1, "lat": 2, **fields}
+
+
+def errors_of(batch: ParsedBatch) -> list[tuple[int, str]]:
+    return [(e.row, e.as_dict()["error"]) for e in batch.errors]
+
+
+def test_times_outside_1970_to_2100_are_row_errors_naming_the_field():
+    batch = parse_records([litter(reported_at=t) for t in (
+        "-1", -1, "0000-01-01", "99999-01-01", "1969-12-31 23:59", "2101-01-01", "9999-12-31T23:59:59Z",
+        "1970-01-01 00:00", "2100-12-31 23:59:59.999999", "1970-01-01T00:00:00+08:00", "1970-01-01T00:00:00+09:00")],
+        tz=TZ, now=NOW)
+    assert [(r, d.reported_at) for r, d in batch.drafts] == [
+        (7, datetime(1970, 1, 1)), (8, datetime(2100, 12, 31, 23, 59, 59, 999999)), (9, datetime(1970, 1, 1))]
+    assert errors_of(batch) == [
+        (0, f"reported_at: '-1' is outside the accepted time range; {RANGE}"),     # year -1 to pandas
+        (1, f"reported_at: -1 is outside the accepted time range; {RANGE}"),
+        (2, f"reported_at: '0000-01-01' is outside the accepted time range; {RANGE}"),
+        (3, f"reported_at: '99999-01-01' is outside the accepted time range; {RANGE}"),
+        (4, f"reported_at: '1969-12-31 23:59' is outside the accepted time range; {RANGE}"),
+        (5, f"reported_at: '2101-01-01' is outside the accepted time range; {RANGE}"),
+        (6, f"reported_at: '9999-12-31T23:59:59Z' is outside the accepted time range; {RANGE}"),
+        (10, f"reported_at: '1970-01-01T00:00:00+09:00' is outside the accepted time range; {RANGE}")]  # 1969 here
+
+
+def test_utc_offsets_beyond_14_hours_are_row_errors():
+    batch = parse_records([litter(reported_at=f"2025-01-01T00:00:00{offset}") for offset in (
+        "+14:00", "-12:00", "+25:00", "+99:99", "-23:59", "+14:30", "+08:60", "+2500")], tz=TZ, now=NOW)
+    assert [(r, d.reported_at) for r, d in batch.drafts] == [       # Shanghai is UTC+8
+        (0, datetime(2024, 12, 31, 18)), (1, datetime(2025, 1, 1, 20))]
+    assert errors_of(batch) == [
+        (i, f"reported_at: '2025-01-01T00:00:00{offset}' has an impossible UTC offset; {OFFSET}")
+        for i, offset in ((2, "+25:00"), (3, "+99:99"), (4, "-23:59"), (5, "+14:30"), (6, "+08:60"), (7, "+2500"))]
+
+
+def test_what_is_no_time_at_all_cannot_be_read():
+    batch = parse_records([litter(reported_at=t) for t in ("1e300", 1e300, "NaT", "nat", math.inf, "inf", True,
+                                                           [2026], {"y": 2026}, 10**30)], tz=TZ, now=NOW)
+    assert errors_of(batch) == [(i, f"cannot read {v} as a date and time") for i, v in enumerate(
+        ("'1e300'", "1e+300", "'NaT'", "'nat'", "inf", "'inf'", "True", "[2026]", "{'y': 2026}", str(10**30)))]
+
+
+def test_a_files_odd_times_are_errors_of_their_lines_and_name_its_column():
+    batch = read_csv("lon,lat,上报时间\n1,2,1969-12-31\n1,2,2026-03-05T08:00+15:00\n1,2,2026-03-05 08:00\n"
+                     "1,2,0000-01-01\n1,2,NaT\n")
+    assert [(r, d.reported_at) for r, d in batch.drafts] == [(4, datetime(2026, 3, 5, 8))]
+    assert errors_of(batch) == [(2, f"上报时间: '1969-12-31' is outside the accepted time range; {RANGE}"),
+                                (3, f"上报时间: '2026-03-05T08:00+15:00' has an impossible UTC offset; {OFFSET}"),
+                                (5, f"上报时间: '0000-01-01' is outside the accepted time range; {RANGE}"),
+                                (6, "cannot read 'NaT' as a date and time")]
+
+
+def test_lists_and_objects_where_text_belongs_are_row_errors():
+    batch = parse_records([litter(category=["litter"]), litter(status={"a": 1}), litter(crs=["GCJ02"]),
+                           litter(description=[1, 2], external_id={"id": 1}, source=[]), litter(external_id=10**30)],
+                          tz=TZ, now=NOW)
+    assert errors_of(batch) == [
+        (0, "category: expected text or a number, got list"),          # and not "missing category" too
+        (1, "status: expected text or a number, got dict"),
+        (2, "crs: expected text or a number, got list"),
+        (3, "external_id: expected text or a number, got dict; description: expected text or a number, got list; "
+            "source: expected text or a number, got list")]
+    assert [(r, d.external_id) for r, d in batch.drafts] == [(4, str(10**30))]
+
+
+def test_coordinates_nan_inf_huge_text_and_out_of_range_are_row_errors():
+    batch = parse_records([litter(lon=v) for v in (math.nan, math.inf, -math.inf, 10**30, 10**400, -10**400, "1e400",
+                                                   "abc", "١٢", "nan", [1], 181, 180)] + [litter(lat=90.5)],
+                          tz=TZ, now=NOW)      # 90.5 makes the lat column float: 2.0
+    out = "expected WGS84 longitude -180..180 and latitude -90..90"
+    assert errors_of(batch) == [
+        (0, "missing or non-numeric coordinates (lon=None, lat=2.0)"),    # NaN: JSON's null
+        (1, f"coordinates out of range: lon=inf, lat=2.0; {out}"),
+        (2, f"coordinates out of range: lon=-inf, lat=2.0; {out}"),
+        (3, f"coordinates out of range: lon=1e+30, lat=2.0; {out}"),
+        (4, f"coordinates out of range: lon=inf, lat=2.0; {out}"),       # 10**400 is no float: infinite
+        (5, f"coordinates out of range: lon=-inf, lat=2.0; {out}"),
+        (6, f"coordinates out of range: lon=inf, lat=2.0; {out}"),
+        (7, "missing or non-numeric coordinates (lon='abc', lat=2.0)"),
+        (8, "missing or non-numeric coordinates (lon='١٢', lat=2.0)"),
+        (9, "missing or non-numeric coordinates (lon='nan', lat=2.0)"),
+        (10, "missing or non-numeric coordinates (lon=[1], lat=2.0)"),
+        (11, f"coordinates out of range: lon=181.0, lat=2.0; {out}"),
+        (13, f"coordinates out of range: lon=1.0, lat=90.5; {out}")]
+    assert [r for r, _ in batch.drafts] == [12]
+
+
+UNUSABLE = ("is a coordinate reference system PROJ reads but cannot convert to longitude/latitude; expected one "
+            "such as EPSG:4547 or EPSG:4490")
+
+
+def test_a_records_system_proj_cannot_use_is_its_row_error_and_no_point_is_stored_without_a_position():
+    batch = parse_records([
+        litter(lon=500000, lat=4400000, crs="+proj=tmerc +lon_0=1e308"),
+        litter(lon=500000, lat=4400000, crs="+proj=longlat +a=1e308"),     # PROJ cannot even build it
+        litter(lon=500000, lat=4400000, crs="EPSG:999999"),
+        litter(lon=500000, lat=4400000, crs="x" * 10_001),
+        litter(lon=1e300, lat=0, crs="EPSG:4547"),                          # a usable system, a point off it
+        litter(lon=500000, lat=4419000, crs="EPSG:4547")], tz=TZ, now=NOW)
+    assert errors_of(batch) == [
+        (0, f"crs: '+proj=tmerc +lon_0=1e308' {UNUSABLE}"),          # not "out of range" too: not known
+        (1, f"crs: '+proj=longlat +a=1e308' {UNUSABLE}"),
+        (2, "crs: unknown coordinate system 'EPSG:999999'; expected WGS84, GCJ02 (Gaode/AMap, Tencent), BD09 "
+            "(Baidu) or an EPSG code such as EPSG:4490 or EPSG:4547"),
+        (3, "crs: the coordinate reference system is 10001 characters long; expected at most 10000 (a code such as "
+            "EPSG:4547, a PROJ string or a WKT)"),
+        (4, "coordinates (1e+300, 0) in EPSG:4547 cannot be converted to WGS84: they are outside what that system "
+            "covers")]
+    (row, draft), = batch.drafts
+    assert row == 5 and draft.lon == pytest.approx(114.0) and 39.9 < draft.lat < 40.0
+
+
+def test_a_file_wide_system_proj_cannot_use_refuses_the_file():
+    with pytest.raises(InvalidInput) as refused:
+        read_csv("lon,lat,time\n1,2,2026-01-01\n", crs="+proj=tmerc +k=1e308")
+    assert str(refused.value) == f"crs: '+proj=tmerc +k=1e308' {UNUSABLE}"
+    with pytest.raises(InvalidInput) as refused:
+        parse_records([litter()], tz=TZ, now=NOW, crs="+proj=longlat +pm=1e308")
+    assert str(refused.value) == f"crs: '+proj=longlat +pm=1e308' {UNUSABLE}"
+
+
+# --- properties: whatever arrives, a row is read (and fit to store) or refused by number -----------
+
+FUZZ = settings(max_examples=200, deadline=None, database=None)
+ODD_DIGITS = "²³¹٠١٢٣٤٥٦٧٨٩０１２３４５６７８９"
+ODD_TIMES = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"[+-]?[0-9]{1,6}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?",
+                  fullmatch=True),
+    st.text(alphabet="0123456789" + ODD_DIGITS + "+-:./ TZ年月日时分秒", max_size=30),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.sampled_from(["NaT", "1e300", "-1", "0000-01-01", "99999-01-01", "2262-04-12", "1677-09-21",
+                     "2025-01-01T00:00:00+25:00", "9999-12-31T23:59:59-14:00", "01/02/2015 09:27:07 AM"]),
+)
+ODD_CRS = st.one_of(st.none(), st.sampled_from(["GCJ02", "BD09", "EPSG:4547", "EPSG:4490", "4326", "mars",
+                                               "+proj=tmerc +lon_0=1e308", "+proj=longlat +a=1e308", "x" * 10_001]))
+JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**400, max_value=10**400), st.floats(),
+                         ODD_TIMES, st.text(alphabet=ODD_DIGITS + "0123456789.-e", max_size=12))
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=2) |
+                           st.dictionaries(st.text(max_size=3), inner, max_size=2), max_leaves=3)
+FIELDS = ("category", "lon", "lat", "reported_at", "status", "external_id", "description", "source", "crs")
+RECORDS = st.lists(st.one_of(st.fixed_dictionaries({}, optional={f: JSON_VALUES for f in FIELDS}),
+                             st.fixed_dictionaries({"category": st.just("litter"), "lon": st.floats(-200, 200),
+                                                    "lat": st.floats(-100, 100)},
+                                                   optional={"reported_at": ODD_TIMES, "crs": ODD_CRS}),
+                             JSON_SCALARS), min_size=1, max_size=4)
+
+
+def assert_every_row_read_or_refused(batch: ParsedBatch, rows: list[int]) -> None:
+    """Each row is an incident or an error, never both; an incident has a real point and an accepted time."""
+    read, refused = [int(r) for r in batch.rows], [e.row for e in batch.errors]
+    assert sorted(read + refused) == rows and all(e.reasons for e in batch.errors)
+    for _, draft in batch.drafts:
+        assert math.isfinite(draft.lon) and math.isfinite(draft.lat)
+        assert abs(draft.lon) <= 180 and abs(draft.lat) <= 90
+        assert EARLIEST_TIME <= draft.reported_at <= LATEST_TIME
+        assert all(t is None or EARLIEST_TIME <= t <= LATEST_TIME for t in (draft.closed_at, draft.due_at))
+
+
+@FUZZ
+@given(RECORDS)
+def test_any_json_records_are_read_or_refused_by_row(records):
+    assert_every_row_read_or_refused(parse_records(records, tz=TZ, now=NOW), list(range(len(records))))
+
+
+@FUZZ
+@given(ODD_TIMES)
+def test_any_time_is_read_within_range_or_refused_by_row(text):
+    batch = parse_records([litter(reported_at=text)], tz=TZ, now=NOW)
+    assert_every_row_read_or_refused(batch, [0])
+
+
+@FUZZ
+@given(st.lists(st.tuples(ODD_TIMES, st.text(max_size=20), st.text(max_size=20), ODD_CRS.map(lambda c: c or "")),
+                min_size=1, max_size=4))
+def test_any_csv_cells_are_read_or_refused_by_line(rows):
+    text = io.StringIO()
+    csv.writer(text).writerows([("reported_at", "lon", "lat", "crs"), *rows])
+    try:
+        batch = read_csv(text.getvalue())
+    except InvalidInput:           # the file as a whole: a line the CSV reader cannot split, or no rows
+        return
+    assert_every_row_read_or_refused(batch, sorted([int(r) for r in batch.rows] + [e.row for e in batch.errors]))
+    assert all(e.row >= 2 for e in batch.errors)
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=RECORDS)
+def test_any_json_batch_is_stored_or_refused_by_row(service, records):
+    """Through the store too: what the parser lets through can be stored (no 500 after parsing)."""
+    result = service.report(records)
+    assert len(result.items) + len(result.errors) == len(records)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridmap.errors import InvalidInput
 from gridmap.incidents import FileOptions
@@ -109,3 +111,83 @@ def test_a_close_time_or_deadline_that_cannot_be_read_is_a_row_error(service):
         (2, ["cannot read 'not a date' (due) as a date and time"]),
         (3, ["cannot read 'soon' (closed) as a date and time"])]
     assert service.incidents()["due_at"].tolist() == [pd.Timestamp(NO_DEADLINE)]     # D3: no deadline given
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a = " + "[" * 5000 + "]" * 5000,
+     'm.toml is not a TOML mapping file: its values are nested too deeply; expected [section] tables of key = '
+     '"text" lines'),
+    ("[columns]\nlon = " + "{a = " * 2000 + "1" + "}" * 2000,
+     'm.toml is not a TOML mapping file: its values are nested too deeply; expected [section] tables of key = '
+     '"text" lines'),
+    ("[deadline]\nwhen_missing = 1" + "0" * 5000,      # more digits than Python turns into an int
+     "m.toml is not a TOML mapping file: Exceeds the limit (4300 digits) for integer string conversion: value has "
+     "5001 digits; use sys.set_int_max_str_digits() to increase the limit"),
+    (b"[columns]\nlon = '\xff'", "m.toml is not a TOML mapping file: 'utf-8' codec can't decode byte 0xff in "
+                                "position 17: invalid start byte"),
+    ("[columns]\nlon = \"a\u0000\"", "m.toml is not a TOML mapping file: Illegal character '\\x00' (at line 2, "
+                                    "column 9)"),
+    ("[deadline]\nwhen_missing = 2025-02-30", "m.toml is not a TOML mapping file: Invalid date or datetime (at "
+                                              "line 2, column 16)"),
+])
+def test_what_is_not_toml_is_refused_with_the_reason(text, expected):
+    with pytest.raises(InvalidInput) as refused:
+        ImportMapping.parse(text, name="m.toml")
+    assert str(refused.value) == expected
+
+
+def test_wrong_types_and_unknown_keys_are_named():
+    with pytest.raises(InvalidInput) as refused:
+        ImportMapping.parse('status = "closed"\n[columns]\nlon = 5\n[category.x]\ny = "litter"\n'
+                            '[deadline]\nwhen_missing = ["none"]\nlater = "yes"\n', name="m.toml")
+    assert [str(d) for d in refused.value.details] == [
+        'm.toml: [columns] must hold text values (key = "value")',
+        'm.toml: [status] must hold text values (key = "value")',
+        'm.toml: [category] must hold text values (key = "value")',
+        'm.toml: [deadline] must hold text values (key = "value")']
+    with pytest.raises(InvalidInput) as refused:
+        ImportMapping.parse('[deadline]\nwhen_missing = "none"\nwhen = "never"\n', name="m.toml")
+    assert [str(d) for d in refused.value.details] == ["m.toml: [deadline] names 'when'; expected when_missing"]
+
+
+def test_a_mapping_saved_with_a_byte_order_mark_is_read():
+    assert ImportMapping.parse("\ufeff[columns]\nstatus = \"状态\"\n".encode()).columns == {"status": "状态"}
+
+
+def test_close_times_and_deadlines_outside_1970_to_2100_are_row_errors(service):
+    rules = ImportMapping.parse('[columns]\nclosed_at = "closed"\ndue_at = "due"\n')
+    data = ("external_id,category,lon,lat,reported_at,status,closed,due\n"
+            "E1,litter,0.005,0.005,2026-03-05 08:00,closed,1900-01-01,2026-03-06\n"
+            "E2,litter,0.005,0.005,2026-03-05 08:00,closed,2026-03-06 09:00,9999-12-31\n"
+            "E3,litter,0.005,0.005,2026-03-05 08:00,closed,2026-03-06 09:00+25:00,\n"
+            "E4,litter,0.005,0.005,2026-03-05 08:00,closed,2026-03-06 09:00,2100-12-31\n").encode()
+    result = service.import_incidents(data, filename="odd.csv", options=FileOptions(mapping=rules))
+    assert result.created == 1
+    within = "expected a time from 1970-01-01 00:00 to 2100-12-31 23:59"
+    assert [(e.row, [str(r) for r in e.reasons]) for e in result.errors] == [
+        (2, [f"closed: '1900-01-01' is outside the accepted time range; {within}"]),
+        (3, [f"due: '9999-12-31' is outside the accepted time range; {within}"]),
+        (4, ["closed: '2026-03-06 09:00+25:00' has an impossible UTC offset; expected an offset from -14:00 to "
+             "+14:00"])]
+    assert service.incidents()["due_at"].tolist() == [pd.Timestamp(2100, 12, 31)]
+
+
+TOML_LINES = st.one_of(
+    st.sampled_from(["[columns]", "[status]", "[category]", "[deadline]", "[extra]", "[columns.lon]", "[[columns]]",
+                     'when_missing = "none"', "when_missing = 5", 'lon = "LON"', 'Open = "closed"', '"" = ""',
+                     "x = [1, [2, [3]]]", "x = {a = {b = 1}}", "x = 1979-05-27T07:32:00+25:00", "x = 1" + "0" * 4400,
+                     "a.b.c = 1", '"乱停车" = "illegal_parking"', "x = nan", 'x = """', "= 1"]),
+    st.text(max_size=30))
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.one_of(st.text(), st.lists(TOML_LINES, max_size=8).map("\n".join), st.binary(max_size=40)))
+def test_any_text_is_a_mapping_or_refused(text):
+    try:
+        rules = ImportMapping.parse(text, name="m.toml")
+    except InvalidInput as refused:
+        assert str(refused.summary).startswith(("m.toml is not a TOML mapping file", "the mapping file is not valid"))
+        return
+    assert set(rules.columns) <= {"external_id", "reported_at", "closed_at", "due_at", "status", "category", "lon",
+                                  "lat", "description", "source"}
+    assert rules.when_missing in ("category", "none")
