@@ -50,6 +50,8 @@ from .heat import STATUS_CODES, TableCache
 from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
 from .hotspots import EmergingHotspots, HotspotOptions, Hotspots, contiguity, emerging_hotspots, hotspots
 from .incidents import (
+    EARLIEST_TIME,
+    LATEST_TIME,
     FileOptions,
     IncidentColumns,
     KnownReport,
@@ -1119,10 +1121,13 @@ def _at(ids: np.ndarray, keys: np.ndarray, values: np.ndarray, missing: Any) -> 
 def _month_start(month: str) -> datetime:
     """``YYYY-MM`` as the first moment of that month."""
     try:
-        return datetime.strptime(month.strip(), "%Y-%m")
+        start = datetime.strptime(month.strip(), "%Y-%m")
     except ValueError:
+        start = None
+    if start is None or not month.strip().isascii() or not EARLIEST_TIME <= start < LATEST_TIME:
         raise InvalidInput(message(N_("month={value!r} is not a month; expected YYYY-MM, e.g. 2026-03"),
-                                   value=month)) from None
+                                   value=month))
+    return start
 
 
 #: Growth of the stored incidents after which the stacked coordinates are found again.

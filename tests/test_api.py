@@ -527,3 +527,17 @@ def test_a_chunked_upload_over_the_cap_is_a_413(app, client):
                            headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 413
     assert app.extensions["gridmap"].store.versions() == {}
+
+
+def test_odd_numbers_in_the_query_and_headers_are_400s_naming_them(loaded):
+    for month in ("0001-01", "9999-12", "２０２６-03"):
+        response = loaded.get(f"/api/rankings?level=grid&month={month}")
+        assert (response.status_code, response.get_json()["error"]) == (
+            400, f"month={month!r} is not a month; expected YYYY-MM, e.g. 2026-03")
+    response = loaded.get("/api/lookup?lon=١٢&lat=0.005")
+    assert (response.status_code, response.get_json()["error"]) == (
+        400, "lon='١٢' is not a number; expected decimal degrees (WGS84)")
+    for header in ('"grid-v١"', '"grid-v' + "9" * 30 + '"'):
+        response = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
+                               content_type="multipart/form-data", headers={"If-Match": header})
+        assert response.status_code == 400 and response.get_json()["error"].startswith("If-Match: ")

@@ -347,7 +347,7 @@ def if_match(options: LayerOptions) -> LayerOptions:
     header = request.headers.get("If-Match")
     if not header:
         return options
-    found = re.fullmatch(r'(?:W/)?"?(?:[a-z_]+-v)?(\d+)"?', header.strip())
+    found = re.fullmatch(r'(?:W/)?"?(?:[a-z_]+-v)?([0-9]{1,9})"?', header.strip())
     if found is None:
         raise InvalidInput(message(N_("If-Match: {value!r} is not a version; expected the ETag of the layer "
                                       "(e.g. \"grid-v3\")"), value=header))
@@ -413,6 +413,8 @@ def _json_records() -> list[Any]:
 def _float(key: str) -> float:
     value = request.args.get(key, "").strip()
     try:
+        if not value.isascii():
+            raise ValueError(value)        # float() also reads other scripts' digits
         return float(value)
     except ValueError:
         raise InvalidInput(message(N_("{key}={value!r} is not a number; expected decimal degrees (WGS84)"),

@@ -73,7 +73,7 @@ LIST_MAX, SPAN, DESCRIPTION_MAX = 1000, timedelta(days=90), 4000
 #: Every service's group, as the categories name themselves: (Chinese, English).
 GROUP = ("网格事件", "Grid incidents")
 #: A request id: whole and small enough for the store's integers.
-REQUEST_ID = re.compile(r"\d{1,18}")
+REQUEST_ID = re.compile(r"[0-9]{1,18}")
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 RESOLUTION_NOTES = {Resolution.FIXED.value: N_("Fixed."), Resolution.NOT_FIXED.value: N_("Closed without being fixed."),
