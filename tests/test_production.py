@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -88,4 +89,8 @@ def test_gunicorn_workers_share_one_store_and_see_each_others_commits(tmp_path):
         log.close()
     text = (tmp_path / "server.log").read_text()
     assert text.count("Booting worker") == 2, text
+    # the access log: what was asked and how it went, without the asker's address or the query
+    lookups = [line for line in text.splitlines() if '"GET /api/lookup"' in line]
+    assert len(lookups) == 80 and not [line for line in lookups if "127.0.0.1" in line or "lon=" in line]
+    assert all(re.search(r'"GET /api/lookup" 200 \d+ \d+ms$', line) for line in lookups), lookups[:3]
     assert text.count("caches ready in") == 2 and "could not read the caches" not in text, text   # each worker's
