@@ -110,6 +110,8 @@ def _session_account(key: str) -> SignedIn | None:
 def guard() -> Response | None:
     """Who is asking, and may they?  Sets ``g.account`` (None: a visitor) and ``g.by_token``."""
     endpoint = request.endpoint or ""
+    if endpoint == "static":
+        return None                  # scripts, styles and fonts: the same for everyone, no lookup
     g.account, g.by_token = _requester()
     if endpoint in OPEN or request.method == "OPTIONS":
         if request.method in UNSAFE:
