@@ -75,9 +75,14 @@ def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson",
         raise InvalidInput(message(N_("{file} has no features; expected at least one polygon"), file=filename))
     choice = _choose_fields(source.properties, options)
     table = _attributes(source.properties, choice)
-    checked = check_features(source, codes=table.codes, names=table.names if choice.name else None, crs=options.crs,
-                             service_area=options.service_area, filename=filename)
-    units = _assemble(checked.frame, table)
+    try:
+        checked = check_features(source, codes=table.codes, names=table.names if choice.name else None,
+                                 crs=options.crs, service_area=options.service_area, filename=filename)
+        units = _assemble(checked.frame, table)
+    except (MemoryError, RecursionError, OverflowError) as exc:     # the caps should keep these away
+        log.warning("checking %s exhausted %s", filename, type(exc).__name__)
+        raise InvalidInput(message(N_("{file} is too large or too intricate to check; simplify it or split it into "
+                                      "smaller files"), file=filename)) from None
     problems = checked.problems + _zero_areas(units)
     units = units[units["area_m2"] > 0]
     if units.empty:

@@ -318,5 +318,6 @@ KIND_TITLES = {
     "z_dropped": N_("3D coordinates dropped"), "orientation": N_("Ring direction normalised"),
     "missing_name": N_("Missing name"), "gap": N_("Gaps"), "outside_parent": N_("Outside the parent unit"),
     "uncovered_parent": N_("Parent land no unit covers"), "no_parent": N_("No parent unit"),
-    "outside_service_area": N_("Outside the service area"),
+    "outside_service_area": N_("Outside the service area"), "too_complex": N_("Too intricate to check"),
+    "not_repaired": N_("Invalid geometry, not repaired"), "out_of_range": N_("Beyond longitude and latitude"),
 }
