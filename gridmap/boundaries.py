@@ -83,7 +83,9 @@ def read_layer(data: bytes, *, level: Level, filename: str = "upload.geojson",
         log.warning("checking %s exhausted %s", filename, type(exc).__name__)
         raise InvalidInput(message(N_("{file} is too large or too intricate to check; simplify it or split it into "
                                       "smaller files"), file=filename)) from None
-    problems = checked.problems + _zero_areas(units)
+    # what reading the file noted (the encoding assumed, a .prj or CRS left out): warnings of the report
+    notes = [Problem(kind="file_note", severity=Severity.WARNING, message=note) for note in source.warnings]
+    problems = notes + checked.problems + _zero_areas(units)
     units = units[units["area_m2"] > 0]
     if units.empty:
         errors = [p for p in problems if p.severity is Severity.ERROR]

@@ -435,3 +435,14 @@ def test_shapefile_export_keeps_names_and_text_within_dbf_limits(layer: Layer):
     props = read_source(export.data, filename=export.filename).properties
     assert props.columns.tolist()[4:] == ["staff_phon", "staff_ph_1", "note"]
     assert props["note"].tolist() == ["网" * 84] * 3            # 252 bytes: never half a character
+
+
+def test_what_reading_noted_reaches_the_layers_report(tmp_path: Path):
+    from gridmap.boundaries import read_layer
+    from gridmap.levels import Level
+    data = zipped(shapefile(tmp_path / "shp", cells(), encoding="GBK"), drop=(".cpg",))
+    layer = read_layer(data, level=Level.MICRO_GRID, filename="grids.zip", code_field="code")
+    notes = [(p.kind, p.severity.value, str(p.message)) for p in layer.problems if p.kind == "file_note"]
+    assert notes == [("file_note", "warning",
+                      "grids.zip has no .cpg file saying how its text is encoded, so it was read as ISO-8859-1; "
+                      "if names look garbled, upload it again with its encoding in the encoding option, for example GBK")]

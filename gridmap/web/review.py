@@ -320,4 +320,5 @@ KIND_TITLES = {
     "uncovered_parent": N_("Parent land no unit covers"), "no_parent": N_("No parent unit"),
     "outside_service_area": N_("Outside the service area"), "too_complex": N_("Too intricate to check"),
     "not_repaired": N_("Invalid geometry, not repaired"), "out_of_range": N_("Beyond longitude and latitude"),
+    "file_note": N_("Notes on reading the file"),
 }
