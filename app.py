@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from flask import Flask, current_app, request
 from flask_babel import Babel
 
-from gridmap.cli import cli
+from gridmap.cli import cli, print_demo_accounts
 from gridmap.config import Settings
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
@@ -29,6 +29,7 @@ from gridmap.web import (
     headers,
     mapdata,
     open311,
+    openapi,
     pages,
     report,
     reportmap,
@@ -73,17 +74,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(reportmap.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(report.bp)
+    app.register_blueprint(openapi.bp)
     handlers.register(app)
     app.cli.add_command(cli)
     return app
 
 
 def _print_demo_accounts(service: Gridmap) -> None:
-    """A first run with demo data makes one account per role and says their passwords, once."""
-    made = service.access.demo_accounts()
-    if made:
-        lines = [f"  {name:8} {role.value:8} {password}" for name, role, password in made]
-        print("gridmap demo accounts (name, role, password; shown only now):", *lines, sep="\n", flush=True)
+    """A first run on an empty store (the demo's) makes one account per role and says their
+    passwords, once; a store with data but no account is told how to make one."""
+    if service.store.is_empty():
+        print_demo_accounts(service.access.demo_accounts())
+    elif not service.access.all():
+        logging.getLogger(__name__).warning("no accounts yet: make one with `python -m gridmap create-user NAME "
+                                            "--role admin`")
 
 
 def _demo_loader(service: Gridmap) -> Callable[[], None]:

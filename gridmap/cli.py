@@ -62,6 +62,15 @@ def load_demo(service: Gridmap, if_empty: bool) -> None:
         sys.exit(2)
     counts = service.load_demo()
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    print_demo_accounts(service.access.demo_accounts())
+
+
+def print_demo_accounts(made: list[tuple[str, Role, str]]) -> None:
+    """The demo's accounts as :meth:`gridmap.access.Access.demo_accounts` made them (none: nothing)."""
+    if made:
+        click.echo("gridmap demo accounts (name, role, password; shown only now):")
+        for name, role, password in made:
+            click.echo(f"  {name:8} {role.value:8} {password}")
 
 
 @cli.command("import-boundaries")

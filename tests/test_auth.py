@@ -224,7 +224,7 @@ MATRIX = [
         "/api/layers/grid/versions/1/diff", "/api/layers/grid/versions/1/problems", "/api/imports/1",
         "/api/incidents", "/api/incidents/1", "/api/incidents/counts", "/api/incidents/1/photo", "/api/categories",
         "/api/staff", "/api/lookup?lon=0.005&lat=0.005", "/api/heat?bbox=0,0,0.02,0.02&zoom=14",
-        "/api/outlines/grid", "/api/outlines/grid/counts", "/api/layers/micro_grid/edit/areas",
+        "/api/outlines/grid", "/api/outlines/grid/counts", "/api/layers/micro_grid/edit/areas", "/api/openapi.json",
         "/api/layers/micro_grid/edit/units?version=1", "/api/hotspots", "/api/hotspots/emerging",
         "/api/hotspots/hexagons", "/api/choropleth", "/api/quality", "/api/rankings", "/api/statistics",
         "/api/report-map?overlay=nothing", "/open311/v2/discovery.json", "/open311/v2/services.json",
@@ -281,3 +281,20 @@ def test_open311_takes_the_api_key_as_a_token(app):
     worker = token_for(app, "phone", Role.WORKER)
     made = visitor(app).post("/open311/v2/requests.json", data={**form, "api_key": worker})
     assert made.status_code == 200 and app.extensions["gridmap"].store.count_incidents() == 3
+
+
+def test_a_store_with_data_gets_no_demo_accounts(tmp_path, capsys):
+    from app import create_app
+
+    from gridmap.levels import Level
+    from gridmap.service import Gridmap
+    from gridmap.storage import open_store
+
+    from .conftest import make_settings
+    settings = make_settings(tmp_path, GRIDMAP_LOAD_DEMO="1")
+    existing = Gridmap(open_store(settings.database_url))
+    existing.import_layer(Level.GRID, grid_file())
+    existing.store.close()
+    app = create_app({"TESTING": True, "GRIDMAP_SETTINGS": settings})
+    assert capsys.readouterr().out == "" and app.extensions["gridmap"].access.all() == []
+    app.extensions["gridmap"].store.close()

@@ -74,7 +74,13 @@ def test_refused_files_exit_2_and_change_nothing(run, service, tmp_path):
 
 def test_init_db_and_load_demo(run, service):
     assert run("init-db").output == "database ready: 0 incidents\n"
-    assert run("load-demo").output == "grid: 5, micro_grid: 20, incidents: 1200\n"
+    lines = run("load-demo").output.splitlines()
+    assert lines[:2] == ["grid: 5, micro_grid: 20, incidents: 1200",
+                         "gridmap demo accounts (name, role, password; shown only now):"]
+    accounts = [line.split() for line in lines[2:]]
+    assert [(name, role) for name, role, _ in accounts] == [("admin", "admin"), ("planner", "planner"),
+                                                        ("worker", "worker"), ("viewer", "viewer")]
+    assert service.access.sign_in("planner", accounts[1][2]).role.value == "planner"
     again = run("load-demo")
     assert again.exit_code == 2 and "not empty" in again.stderr
     assert run("init-db").output == ("database ready: grid v1 (5 units), micro_grid v1 (20 units), "
