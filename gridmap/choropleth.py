@@ -87,10 +87,10 @@ def _classify(values: np.ndarray, scheme: str, k: int) -> MapClassifier:
     import mapclassify  # where used, like esda (gridmap.hotspots): a second to import
     with warnings.catch_warnings():          # mapclassify's notes: numba missing, fewer classes than asked
         warnings.simplefilter("ignore")
-        if scheme == "quantiles":
-            return mapclassify.Quantiles(values, k=k)
-        if scheme == "equal_interval":
+        if scheme == "equal_interval" and values.min() < values.max():
             return mapclassify.EqualInterval(values, k=k)
+        if scheme in ("quantiles", "equal_interval"):       # every value the same: one class, at that value
+            return mapclassify.Quantiles(values, k=k)
         with _RANDOM:                        # its starts come from numpy's global generator
             state = np.random.get_state()
             np.random.seed(SEED)

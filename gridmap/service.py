@@ -898,7 +898,14 @@ class Gridmap:
     def _last_time(self, query: IncidentQuery) -> datetime:
         """When the last period ends: the day the query ends, or the day of its latest incident."""
         if query.date_to is not None:
-            return query.date_to - timedelta(microseconds=1)
+            last = query.date_to - timedelta(microseconds=1)
+            if not EARLIEST_TIME <= last <= LATEST_TIME:       # the periods before it would leave the calendar
+                raise InvalidInput(message(
+                    N_("{field}: {value!r} is outside the accepted time range; expected a time from {earliest} to "
+                       "{latest}"), field="to", value=last.date().isoformat(),
+                    earliest=EARLIEST_TIME.isoformat(sep=" ", timespec="minutes"),
+                    latest=LATEST_TIME.isoformat(sep=" ", timespec="minutes")))
+            return last
         days = self.store.counts(query, "day")
         return datetime.fromisoformat(max(days)) if days else self._now()
 

@@ -541,3 +541,14 @@ def test_odd_numbers_in_the_query_and_headers_are_400s_naming_them(loaded):
         response = loaded.post("/api/layers/grid", data={"file": (io.BytesIO(grid_file()), "g.geojson")},
                                content_type="multipart/form-data", headers={"If-Match": header})
         assert response.status_code == 400 and response.get_json()["error"].startswith("If-Match: ")
+
+
+
+def test_filter_dates_beyond_what_is_kept_mean_no_bound(loaded):
+    loaded.post("/api/incidents", json={"category": "litter", "lon": 0.005, "lat": 0.005,
+                                        "reported_at": "2026-03-05 10:00"})
+    for query in ("from=0001-01-01", "to=9999-12-31", "from=0001-01-01&to=9999-12-31"):
+        assert len(loaded.get(f"/api/incidents?{query}").get_json()["features"]) == 1, query
+    assert loaded.get("/api/incidents?to=0001-01-01").get_json()["features"] == []
+    response = loaded.get("/api/incidents?from=２０２６-01-01")
+    assert response.get_json()["details"] == ["from='２０２６-01-01' is not a date; expected YYYY-MM-DD"]

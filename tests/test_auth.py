@@ -285,7 +285,6 @@ def test_open311_takes_the_api_key_as_a_token(app):
 
 def test_a_store_with_data_gets_no_demo_accounts(tmp_path, capsys):
     from app import create_app
-
     from gridmap.levels import Level
     from gridmap.service import Gridmap
     from gridmap.storage import open_store

@@ -67,3 +67,10 @@ def test_bad_options_are_named_with_what_is_expected():
         "measure='people' is not valid; expected one of: count, km2, households, closed",
         "scheme='jenks' is not valid; expected one of: quantiles, natural_breaks, equal_interval",
         "k=12 is not valid; expected 2 to 9 classes"]
+
+
+@pytest.mark.parametrize("scheme", ["quantiles", "natural_breaks", "equal_interval"])
+def test_every_unit_with_the_same_value_is_one_class_at_that_value(scheme):
+    found = choropleth(squares(2), {}, scheme=scheme, k=5)        # no incident anywhere (mapclassify's
+    assert found.values.tolist() == [0, 0, 0, 0]                   # equal intervals refused it: a 500)
+    assert found.classes.tolist() == [0, 0, 0, 0] and found.bins == [0.0]

@@ -49,7 +49,7 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_report(tmp_path: Path) -
         server.start()
         stop = threading.Event()
 
-        def post(worker: int) -> None:
+        def post(worker: int, round_: int = round_, stop: threading.Event = stop) -> None:
             n = 0
             while not stop.is_set():
                 external = f"r{round_}-w{worker}-{n}"
@@ -63,7 +63,7 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_report(tmp_path: Path) -
                         acknowledged[external] = answer["items"][0]["id"]
                 n += 1
 
-        def bulk() -> None:
+        def bulk(round_: int = round_) -> None:
             name = f"import{round_}"
             imports.append(name)
             try:

@@ -445,4 +445,5 @@ def test_what_reading_noted_reaches_the_layers_report(tmp_path: Path):
     notes = [(p.kind, p.severity.value, str(p.message)) for p in layer.problems if p.kind == "file_note"]
     assert notes == [("file_note", "warning",
                       "grids.zip has no .cpg file saying how its text is encoded, so it was read as ISO-8859-1; "
-                      "if names look garbled, upload it again with its encoding in the encoding option, for example GBK")]
+                      "if names look garbled, upload it again with its encoding in the encoding option, "
+                      "for example GBK")]

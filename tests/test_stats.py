@@ -172,6 +172,13 @@ def test_bad_emerging_parameters_are_refused(block, query, expected):
     assert response.status_code == 400 and expected in response.get_json()["error"]
 
 
+@pytest.mark.parametrize("query", ["by=week&to=0001-01-01", "to=0001-01-01", "to=9999-12-30"])
+def test_emerging_hotspots_up_to_a_date_beyond_what_is_kept_answer(block, query):
+    # the weeks before year 1 were a 500; a filter date beyond 1970-2100 means no bound
+    response = block.get("/api/hotspots/emerging?" + query)
+    assert response.status_code == 200 and len(response.get_json()["periods"]) == 12
+
+
 def test_time_periods_run_across_the_new_year():
     from datetime import datetime
 

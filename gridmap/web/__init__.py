@@ -18,7 +18,7 @@ from werkzeug.routing import IntegerConverter
 from .. import categories
 from ..changes import LayerOptions
 from ..errors import N_, InvalidInput, Message, message
-from ..incidents import Status
+from ..incidents import EARLIEST_TIME, LATEST_TIME, Status
 from ..levels import Level
 from ..options import layer_options, opt, parse_version
 from ..service import Gridmap
@@ -207,10 +207,14 @@ def _date(args: Mapping[str, str], key: str, problems: list[Message]) -> date | 
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        if not value.isascii():
+            raise ValueError(value)
+        found = date.fromisoformat(value)
     except ValueError:
         problems.append(message(N_("{key}={value!r} is not a date; expected YYYY-MM-DD"), key=key, value=value))
         return None
+    # a date beyond what gridmap keeps (1970-2100) means "no bound": to=9999-12-31 is everything
+    return min(max(found, EARLIEST_TIME.date()), LATEST_TIME.date())
 
 
 def error_body(summary: Message, details: list[Message]) -> dict[str, Any]:

@@ -87,9 +87,9 @@ def get_version(level: str, version: int):
 
 @bp.get("/layers/<level>/versions/<id:version>/compare")
 def compare_versions(level: str, version: int):
-    other = compared_with(version)
-    view = service().compare(Level.parse(level), other, version)
-    return {"level": level, "from": other, "to": version, "diff": view.diff.as_dict()}
+    other, lv = compared_with(version), Level.parse(level)
+    view = service().compare(lv, other, version)
+    return {"level": lv.value, "from": other, "to": version, "diff": view.diff.as_dict()}
 
 
 @bp.post("/layers/<level>/versions/<id:version>/commit")
