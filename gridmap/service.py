@@ -283,7 +283,7 @@ class Gridmap:
         return [Part(derived, replace(parent_options, filename="", derive_parent=True)), replace(part, layer=layer)]
 
     def _save(self, parts: list[Part], mode: SaveMode, *, author: str, note: str,
-              restored_from: int | None = None) -> LayerResult:
+              restored_from: int | None = None, then: Callable[[Writer, Candidate], Any] | None = None) -> LayerResult:
         parts = [replace(p, options=self._in_force(p.options)) for p in parts]
         for _ in range(SAVE_ATTEMPTS):
             # checked and reassigned without any lock: reports and other saves go on meanwhile
@@ -297,7 +297,7 @@ class Gridmap:
             refuse_errors(candidates, preview)
             try:
                 versions = self._write(parts, candidates, bases, current, mode, author=author, note=note,
-                                       restored_from=restored_from)
+                                       restored_from=restored_from, then=then)
             except _HeadsMoved:
                 log.info("the boundaries changed while a save without a base was checked; checking it again")
                 continue
@@ -309,7 +309,7 @@ class Gridmap:
 
     def _write(self, parts: list[Part], candidates: list[Candidate], bases: list[int | None],
                current: dict[Level, int], mode: SaveMode, *, author: str, note: str,
-               restored_from: int | None) -> list[int]:
+               restored_from: int | None, then: Callable[[Writer, Candidate], Any] | None = None) -> list[int]:
         """Store a checked change in one write transaction.  A part without a base was checked
         against ``current``: when another save has moved any level since, it is checked again
         (:class:`_HeadsMoved`) rather than refused.  Incidents stored after the candidates were
@@ -331,6 +331,8 @@ class Gridmap:
                 for part, candidate, version, record in zip(parts, candidates, versions, records):
                     tx.commit(part.layer.level, version, author=author, record=record,
                               commit=self._with_late(tx, candidate))
+            if then is not None:             # more writes of the same transaction (the demo's incidents)
+                then(tx, candidates[-1])
         return versions
 
     @staticmethod
@@ -559,9 +561,9 @@ class Gridmap:
         return result
 
     def _store_in(self, tx: Writer, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None,
-                  *, filename: str | None, expected: int) -> ReportResult:
+                  *, filename: str | None, expected: int, index: AssignmentIndex | None = None) -> ReportResult:
         parts: list[ReportResult] = []
-        index = self._index_of(tx)
+        index = index or self._index_of(tx)
         assigned: Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]] = (
             (batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
         if filename is not None:
@@ -1057,17 +1059,25 @@ class Gridmap:
 
     # -- demo ----------------------------------------------------------------------------
     def load_demo(self, directory: Path = DEMO_DIR) -> dict[str, int]:
-        """Load the demo community through the same importers users use."""
-        counts: dict[str, int] = {}
+        """Load the demo community through the same readers, checks and writers users' files go
+        through, in one transaction: a server stopped half-way leaves an empty store, which loads
+        the demo again on its next start."""
+        parts = []
         for level in (Level.GRID, Level.MICRO_GRID):
             path = directory / f"{level.value}.geojson"
-            summary = self.import_layer(level, path.read_bytes(), LayerOptions(
-                filename=path.name, author="demo", note="demo data"))
-            counts[level.value] = summary.count
-        path = directory / "incidents.csv"
-        result = self.import_incidents(path.read_bytes(), filename=path.name)
-        counts["incidents"] = result.created
-        return counts
+            options = self._in_force(LayerOptions(filename=path.name, author="demo", note="demo data"))
+            parts.append(Part(self._read(level, path.read_bytes(), options), options))
+        incidents = directory / "incidents.csv"
+        stored: list[ReportResult] = []
+
+        def store_incidents(tx: Writer, last: Candidate) -> None:
+            batches = incident_chunks(incidents.read_bytes(), filename=incidents.name, options=FileOptions(),
+                                      tz=self.tz, now=self._now(), encoding="utf-8")
+            stored.append(self._store_in(tx, batches, None, filename=incidents.name, expected=0, index=last.index))
+        micro = self._save(parts, SaveMode.COMMIT, author="demo", note="demo data", then=store_incidents)
+        grid = micro.parent
+        return {Level.GRID.value: grid.count if grid is not None else 0, Level.MICRO_GRID.value: micro.count,
+                "incidents": stored[0].created}
 
     def _now(self) -> datetime:
         return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)

@@ -91,6 +91,19 @@ def test_demo_loads_through_the_importers(service):
     assert micro["area_m2"].sum() == pytest.approx(grids["area_m2"].sum(), abs=0.5)
 
 
+def test_demo_loads_in_one_transaction(service, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("the server stopped here")
+    monkeypatch.setattr(Gridmap, "_store_in", crash)         # once both levels are written, before the incidents
+    with pytest.raises(RuntimeError):
+        service.load_demo()
+    assert service.store.is_empty() and service.store.versions() == {}
+    monkeypatch.undo()
+    assert service.load_demo() == {"grid": 5, "micro_grid": 20, "incidents": 1200}
+    assert [m.change for m in service.store.layer_meta()] == [1, 1]        # both levels saved as one change
+    assert service.import_run(1).created == 1200
+
+
 def test_micro_grids_uploaded_first_get_parents_when_the_grids_arrive(service):
     service.import_layer(Level.MICRO_GRID, micro_file())
     assert service.store.layers()[Level.MICRO_GRID].units["parent_code"].tolist() == [None] * 4
