@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import cache
 
 from .accounts import Account, AuditEntry, Role, new_account, new_password, new_token, token_hash
 from .errors import N_, InvalidInput, NotFound, message
@@ -15,6 +16,12 @@ log = logging.getLogger(__name__)
 #: The demo's accounts, one per role, made on a first run with demo data.
 DEMO_ACCOUNTS = (("admin", Role.ADMIN), ("planner", Role.PLANNER), ("worker", Role.WORKER),
                  ("viewer", Role.VIEWER))
+
+
+@cache
+def _unknown() -> Account:
+    """Checked against when a name is unknown, so that a wrong name takes as long as a wrong password."""
+    return new_account("unknown", Role.VIEWER, password=new_password())
 
 
 class Access:
@@ -64,7 +71,10 @@ class Access:
     def sign_in(self, name: str, password: str) -> Account | None:
         """The account, when the name and password match an active one."""
         account = self.store.account(name=name)
-        return account if account is not None and account.active and account.password_matches(password) else None
+        if account is None:
+            _unknown().password_matches(password)    # as long as for a known name: names cannot be told by timing
+            return None
+        return account if account.active and account.password_matches(password) else None
 
     def for_token(self, token: str) -> Account | None:
         """The active account a bearer token belongs to, or None."""
