@@ -52,7 +52,8 @@ def idempotency_key(value: str | None = None) -> str | None:
     if len(key) > 200 or not key.isascii() or not key.isprintable():
         raise InvalidInput(message(N_("Idempotency-Key: expected at most 200 printable ASCII characters "
                                       "(e.g. a UUID); got {length} characters"), length=len(key)))
-    return f"{author({})}:{key}"
+    account = g.get("account")
+    return f"{account.name if account is not None else ''}:{key}"
 
 
 def signed_options(form: Any, *, filename: str) -> LayerOptions:
