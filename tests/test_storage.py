@@ -336,6 +336,23 @@ def test_a_commit_replaces_the_current_assignments_of_the_levels_below(store):
     assert store.versions() == {GRID: 2, MICRO: 1}
 
 
+def test_set_units_replaces_only_the_named_incidents_rows_of_one_version(store):
+    block(store)
+    add(store, [draft(0.005, 0.005), draft(0.015, 0.005), draft(0.015, 0.015)],
+        {GRID: ["W", "E", "E"], MICRO: ["W-S", "E-S", "E-N"]})
+    with store.writing() as tx:         # two batches, the second out of order, one of them outside
+        tx.set_units(MICRO, 1, np.array([3], dtype=np.int64), np.array(["W-N"], dtype=object))
+        tx.set_units(MICRO, 1, np.array([2, 1], dtype=np.int64), np.array([None, "W-S"], dtype=object))
+    assert [a.tolist() for a in store.assignments(MICRO, 1)] == [[1, 2, 3], ["W-S", None, "W-N"]]
+    assert [a.tolist() for a in store.assignments(GRID, 1)] == [[1, 2, 3], ["W", "E", "E"]]
+    assert store.unit_counts(MICRO, 1) == {"W-S": 1, "W-N": 1}
+    before = snapshot(store)
+    with pytest.raises(ValueError, match="1 of 2 assignments name incidents that are not stored"):
+        with store.writing() as tx:
+            tx.set_units(MICRO, 1, np.array([1, 9], dtype=np.int64), np.array(["E-N", "E-N"], dtype=object))
+    assert snapshot(store) == before
+
+
 def test_relinked_parents_change_the_current_child_version_in_place(store):
     block(store)
     save(store, grid_layer(), based_on=1)

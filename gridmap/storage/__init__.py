@@ -260,6 +260,12 @@ class Writer(ABC):
         parents, counts) and keep ``record`` as what the commit showed."""
 
     @abstractmethod
+    def set_units(self, level: Level, version: int, ids: np.ndarray, codes: np.ndarray) -> None:
+        """Replace the units stored for incidents ``ids`` (unique) under a level's version with
+        ``codes`` (None: outside every unit), leaving its other rows as they are: a reassignment
+        written back a batch at a time.  ValueError when an id names no stored incident."""
+
+    @abstractmethod
     def add_import(self, run: ImportRun) -> int:
         """Keep the record of a file import; returns its id."""
 

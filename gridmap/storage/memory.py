@@ -381,6 +381,12 @@ class _MemoryWriter(Writer):
             current[lv].relink(parents)
         log.info("committed %s version %d", level.value, version)
 
+    def set_units(self, level: Level, version: int, ids: np.ndarray, codes: np.ndarray) -> None:
+        missing = len(set(map(int, ids)) - set(self.data.incidents["id"]))
+        if missing:
+            raise ValueError(f"{missing} of {len(ids)} assignments name incidents that are not stored")
+        self.data.find(level, version).assignments.update(zip(map(int, ids), codes))
+
     def add_import(self, run: ImportRun) -> int:
         run_id = len(self.data.imports) + 1
         self.data.imports.append(replace(run, id=run_id, created_at=_now(), errors=tuple(run.errors)))

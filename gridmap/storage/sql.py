@@ -683,6 +683,17 @@ class _SqlWriter(Writer):
             _set_parents(self.conn, current[lv].id, parents)
         log.info("committed %s version %d", level.value, version)
 
+    def set_units(self, level: Level, version: int, ids: np.ndarray, codes: np.ndarray) -> None:
+        version_id = _version_row(self.conn, level, version).id
+        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        ordered = np.asarray(ids, dtype=np.int64)[order]
+        a = assignment_table
+        for part in range(0, len(ordered), 10_000):
+            self.conn.execute(sa.delete(a).where(a.c.version_id == version_id,
+                                                 a.c.incident_id.in_(ordered[part:part + 10_000].tolist())))
+        _insert_assignments(self.conn, version_id, ordered, np.asarray(codes, dtype=object)[order])
+        self.written += len(ordered)
+
     def add_import(self, run: ImportRun) -> int:
         return int(self.conn.execute(sa.insert(import_runs).values(
             created_at=_now(), filename=run.filename, rows=run.rows, created=run.created, existing=run.existing,
