@@ -1,6 +1,6 @@
 """Benchmark: importing an incident CSV through gridmap, side by side with the plain recipe.
 
-    .venv/bin/python bench/ingest.py [--incidents 1000000] [--dir /tmp/gridmap-ingest]
+    .venv/bin/python bench/ingest.py [--incidents 1000000] [--dir /tmp/gridmap-ingest] [--postgis URL]
 
 The CSV is bench/district.py's (编号, 类别, 经度, 纬度, 上报时间, 状态: how grid offices export),
 into a store holding the synthetic district (10,000 micro-grids under 100 grids) and no incidents.
@@ -32,15 +32,17 @@ from bench.district import incidents_csv  # noqa: E402
 from bench.scale import peak_mb  # noqa: E402
 
 
-def gridmap_import(db: Path, csv: Path) -> dict:
-    """``python -m gridmap import-incidents`` in a fresh process, which then says its peak memory."""
+def gridmap_import(db: Path | str, csv: Path) -> dict:
+    """``python -m gridmap import-incidents`` in a fresh process, which then says its peak memory
+    (``db``: a SQLite file, or a PostGIS database URL)."""
     start = time.perf_counter()
     script = ("import sys; from gridmap.cli import cli; from bench.scale import peak_mb\n"
               "try:\n    cli.main(['import-incidents', sys.argv[1]], prog_name='gridmap')\n"
               "except SystemExit as done:\n    assert not done.code, done.code\n"
               "print('peak', peak_mb())")
     done = subprocess.run([sys.executable, "-c", script, str(csv)], cwd=ROOT,
-                          env={"GRIDMAP_DATABASE_URL": f"sqlite:///{db}", "PATH": "/usr/bin:/bin"},
+                          env={"GRIDMAP_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}",
+                               "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-2000:]
@@ -118,6 +120,24 @@ def store_alone(db: Path, csv: Path) -> dict:
             "commit_s": time.perf_counter() - written, "peak_mb": peak_mb()}
 
 
+def postgis_store(server: str, name: str) -> str:
+    """A database ``name`` on the PostGIS ``server`` holding the district and no incidents: a copy
+    of a template database made once (``make_district`` on PostGIS), as fresh_store copies a file."""
+    import sqlalchemy as sa
+    url = sa.engine.make_url(server).set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = 'ingest_district'").first():
+            conn.exec_driver_sql("CREATE DATABASE ingest_district")
+            from bench.district import make_district
+            made = url.set(database="ingest_district").render_as_string(hide_password=False)
+            make_district(made, n=100, incidents=0).store.close()
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE ingest_district")
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 def fresh_store(workdir: Path, name: str, template: Path) -> Path:
     db = workdir / name
     for old in workdir.glob(name + "*"):
@@ -130,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--incidents", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/gridmap-ingest"))
+    parser.add_argument("--postgis", metavar="URL", help="also import into PostGIS on this server "
+                        "(postgresql://user@host:port/db; scripts/postgis start makes one)")
     parser.add_argument("--plain", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--alone", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,6 +170,7 @@ def main() -> None:
     if not csv.exists():
         incidents_csv(args.incidents, csv)
     mine = gridmap_import(fresh_store(args.dir, "gridmap.db", template), csv)
+    postgis = gridmap_import(postgis_store(args.postgis, "ingest_run"), csv) if args.postgis else None
     done = subprocess.run([sys.executable, __file__, "--plain", str(fresh_store(args.dir, "plain.db", template)),
                            str(csv)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -162,6 +185,8 @@ def main() -> None:
     markdown_table(["method", "seconds", "rows/s", "peak MB"],
                    [["gridmap import-incidents (CLI)", f"{mine['s']:.1f}", f"{n / mine['s']:,.0f}",
                      f"{mine['peak_mb']:.0f}"],
+                    *([["gridmap import-incidents (CLI) into PostGIS (COPY)", f"{postgis['s']:.1f}",
+                        f"{n / postgis['s']:,.0f}", f"{postgis['peak_mb']:.0f}"]] if postgis else []),
                     ["pandas + STRtree + sqlite3 executemany", f"{plain['s']:.1f}", f"{n / plain['s']:,.0f}",
                      f"{plain['peak_mb']:.0f}"]], right={1, 2, 3})
     floor = alone["store_s"] + alone["commit_s"]

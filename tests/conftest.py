@@ -1,7 +1,9 @@
 """Shared fixtures: tiny hand-made geometries, a service on a temporary store, the web app."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,6 +20,61 @@ from gridmap.storage import open_store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ADMIN = object()      # TokenClient's default: the test administrator's token
+
+#: A PostgreSQL server with PostGIS (``postgresql://user@host:port/db``): when set, every store
+#: the tests open through :func:`database_url` is a fresh PostGIS database on it instead of a
+#: SQLite file (scripts/test runs the storage, API and Boston tests this way a second time).
+POSTGIS = os.environ.get("GRIDMAP_TEST_POSTGIS", "")
+_made: list[str] = []
+
+
+def database_url(path: Path) -> str:
+    """The store URL of the backend under test for a test's file ``path``: that SQLite file, or
+    the PostGIS database made for it (the same path, the same database)."""
+    if not POSTGIS:
+        return f"sqlite:///{path}"
+    import sqlalchemy as sa
+    name = "t_" + hashlib.sha1(str(path).encode()).hexdigest()[:20]
+    server = sa.engine.make_url(POSTGIS).set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            names = set(conn.exec_driver_sql("SELECT datname FROM pg_database").scalars())
+            if "gridmap_template" not in names:       # PostGIS made once, copied into each database
+                conn.exec_driver_sql("CREATE DATABASE gridmap_template")
+                with sa.create_engine(server.set(database="gridmap_template")).begin() as template:
+                    template.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+            if name not in names:
+                conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE gridmap_template")
+                _made.append(name)
+    finally:
+        engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_databases(names: list[str]) -> None:
+    import sqlalchemy as sa
+    engine = sa.create_engine(sa.engine.make_url(POSTGIS).set(drivername="postgresql+psycopg"),
+                              isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for name in names:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_postgis_databases():
+    """The PostGIS databases a test made are dropped after it (those of wider fixtures at the end)."""
+    before = len(_made)
+    yield
+    if POSTGIS and len(_made) > before:
+        _drop_databases(_made[before:])
+        del _made[before:]
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:   # noqa: ANN001 - pytest's hook
+    if POSTGIS and _made:
+        _drop_databases(_made)
 
 
 def feature_collection(features: Iterable[tuple[dict[str, Any], Any]], **extra: Any) -> bytes:
@@ -56,7 +113,7 @@ def micro_file(*, with_parent: bool = False) -> bytes:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Gridmap:
-    svc = Gridmap(open_store(f"sqlite:///{tmp_path / 'test.db'}"))
+    svc = Gridmap(open_store(database_url(tmp_path / "test.db")))
     yield svc
     svc.store.close()
 
@@ -71,7 +128,7 @@ def block(service: Gridmap) -> Gridmap:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    env = {"GRIDMAP_DATABASE_URL": f"sqlite:///{tmp_path / 'web.db'}", "GRIDMAP_TILES": "none",
+    env = {"GRIDMAP_DATABASE_URL": database_url(tmp_path / "web.db"), "GRIDMAP_TILES": "none",
            "GRIDMAP_LOAD_DEMO": "0", "GRIDMAP_SERVICE_AREA": "none", **overrides}
     return Settings.from_env(env, instance_dir=tmp_path)
 

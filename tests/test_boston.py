@@ -29,6 +29,8 @@ from gridmap.problems import Report
 from gridmap.service import Gridmap, ReportResult
 from gridmap.storage import open_store
 
+from .conftest import database_url
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "boston-2015"
 INCIDENT_FILES = sorted((DATA / "incidents").glob("*.csv"))
 # The city's files overlap themselves: neighbouring wards by up to 111.7 m² (9 pairs above 1 m²),
@@ -67,7 +69,7 @@ class Boston:
 def boston(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boston]:
     """Wards as grids, precincts as micro-grids, then all nine request files, as a user would."""
     path = tmp_path_factory.mktemp("boston") / "g.db"
-    svc = Gridmap(open_store(f"sqlite:///{path}"))
+    svc = Gridmap(open_store(database_url(path)))
     wards = svc.import_layer(Level.GRID, (DATA / "wards.geojson").read_bytes(), WARDS)
     summary = svc.import_layer(Level.MICRO_GRID, (DATA / "precincts.geojson").read_bytes(), PRECINCTS)
     results = {f.name: svc.import_incidents(f.read_bytes(), filename=f.name) for f in INCIDENT_FILES}

@@ -17,6 +17,7 @@ from gridmap.mapping import ImportMapping
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
 
+from .conftest import database_url
 from .test_boston import DATA, INCIDENT_FILES, WARDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ US = "%m/%d/%Y %I:%M:%S %p"
 
 @pytest.fixture(scope="module")
 def boston(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gridmap]:
-    svc = Gridmap(open_store(f"sqlite:///{tmp_path_factory.mktemp('boston-ops') / 'g.db'}"), service_area=None)
+    svc = Gridmap(open_store(database_url(tmp_path_factory.mktemp("boston-ops") / "g.db")), service_area=None)
     svc.import_layer(Level.GRID, (DATA / "wards.geojson").read_bytes(), WARDS)
     options = FileOptions(mapping=ImportMapping.parse(MAPPING, name="boston.toml"))
     for path in INCIDENT_FILES:

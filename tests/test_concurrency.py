@@ -1,9 +1,12 @@
-"""Saves and reports at the same time, as two server processes on one SQLite file do: a commit
-assigns the incidents stored while it was computed, a save without a base is checked again
-instead of refused, and a preview holds no lock that a report waits for."""
+"""Saves and reports at the same time, as two server processes on one store do (a SQLite file, or
+PostGIS when GRIDMAP_TEST_POSTGIS is set): a commit assigns the incidents stored while it was
+computed, a save without a base is checked again instead of refused, a save with a base is
+refused when another process committed first, and a preview holds no lock that a report waits for."""
 from __future__ import annotations
 
 import io
+import multiprocessing
+import re
 import threading
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from gridmap.levels import Level
 from gridmap.service import Gridmap
 from gridmap.storage import open_store
 
-from .conftest import feature_collection, grid_file, micro_file
+from .conftest import database_url, feature_collection, grid_file, micro_file
 
 # W-S grows north by 0.002° into W-N.
 RESHAPED = feature_collection([({"code": "W-S", "name": "微网格W-S"}, box(0, 0, 0.01, 0.012)),
@@ -30,7 +33,7 @@ IN_THE_STRIP = {"category": "litter", "lon": 0.005, "lat": 0.011, "reported_at":
 @pytest.fixture
 def two(tmp_path: Path) -> tuple[Gridmap, Gridmap]:
     """Two services on one store file: two server processes."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = database_url(tmp_path / "shared.db")
     first, second = Gridmap(open_store(url)), Gridmap(open_store(url))
     first.import_layer(Level.GRID, grid_file())
     first.import_layer(Level.MICRO_GRID, micro_file())
@@ -82,6 +85,45 @@ def test_a_save_with_a_base_is_refused_when_another_commits_meanwhile(two):
     while_checking(first, lambda: second.save_layer(Level.MICRO_GRID, micro_file()))
     with pytest.raises(Conflict):
         first.save_layer(Level.MICRO_GRID, RESHAPED, LayerOptions(base_version=1))
+    assert [m.version for m in first.history(Level.MICRO_GRID)] == [2, 1]
+
+
+def _save_based_on_1(url: str, checked, go, outcome) -> None:    # noqa: ANN001 - multiprocessing's objects
+    """A server process: checks a save based on version 1, then waits before writing it."""
+    service = Gridmap(open_store(url))
+    while_checking(service, lambda: (checked.set(), go.wait(60)))
+    try:
+        outcome.put(service.save_layer(Level.MICRO_GRID, RESHAPED, LayerOptions(base_version=1)).version)
+    except Conflict as conflict:
+        outcome.put(str(conflict.summary))
+    finally:
+        service.store.close()
+
+
+def _save_without_a_base(url: str) -> None:
+    service = Gridmap(open_store(url))
+    service.save_layer(Level.MICRO_GRID, micro_file())
+    service.store.close()
+
+
+def test_a_save_with_a_base_is_refused_when_another_process_commits_meanwhile(two):
+    first, _ = two
+    spawn = multiprocessing.get_context("spawn")
+    checked, go, outcome = spawn.Event(), spawn.Event(), spawn.Queue()
+    url = first.store.url                       # type: ignore[attr-defined]  # a SqlStore
+    slow = spawn.Process(target=_save_based_on_1, args=(url, checked, go, outcome))
+    slow.start()
+    assert checked.wait(60)
+    other = spawn.Process(target=_save_without_a_base, args=(url,))      # commits version 2 meanwhile
+    other.start()
+    other.join(60)
+    go.set()
+    said = outcome.get(timeout=60)
+    slow.join(60)
+    assert (other.exitcode, slow.exitcode) == (0, 0)
+    assert re.fullmatch(r"\? committed Micro-grid version 2 at \d{4}-\d\d-\d\d \d\d:\d\d \(note: ''\) after "
+                        r"version 1, which this edit is based on; nothing was overwritten\. Open version 2, "
+                        r"redo the edit on it and save again\.", said), said
     assert [m.version for m in first.history(Level.MICRO_GRID)] == [2, 1]
 
 

@@ -11,7 +11,7 @@ from gridmap.levels import Level
 from gridmap.service import FRESH_S, Gridmap
 from gridmap.storage import open_store
 
-from .conftest import feature_collection, grid_file, micro_file
+from .conftest import database_url, feature_collection, grid_file, micro_file
 
 POINTS = [  # lon, lat, expected grid, expected micro-grid
     (0.005, 0.005, "W", "W-S"), (0.015, 0.015, "E", "E-N"), (0.010, 0.005, "E", "E-S"), (0.5, 0.5, None, None)]
@@ -136,7 +136,7 @@ def test_replacing_grids_recomputes_micro_grids_on_shared_edges(block):
 
 
 def test_layers_are_loaded_once_and_reloaded_when_another_process_uploads(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = database_url(tmp_path / "shared.db")
     writer, reader = Gridmap(open_store(url)), Gridmap(open_store(url))   # two processes, one database
     writer.import_layer(Level.GRID, grid_file())
     loads = []

@@ -45,16 +45,17 @@ from gridmap.storage import (
     sql,
 )
 
-from .conftest import CELLS, GRIDS, grid_file, micro_file
+from .conftest import CELLS, GRIDS, database_url, grid_file, micro_file
 
 GRID, MICRO = Level.GRID, Level.MICRO_GRID
 COMMITTED, DRAFT = VersionStatus.COMMITTED, VersionStatus.DRAFT
 MARCH_5 = datetime(2026, 3, 5, 8, 0)
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sql", "memory"])
 def store_url(request, tmp_path):
-    return f"sqlite:///{tmp_path / 'contract.db'}" if request.param == "sqlite" else "memory://"
+    """The SQL backend under test (SQLite, or PostGIS when GRIDMAP_TEST_POSTGIS is set) and the fake."""
+    return database_url(tmp_path / "contract.db") if request.param == "sql" else "memory://"
 
 
 @pytest.fixture
@@ -862,6 +863,7 @@ def test_sqlite_a_database_keyed_the_old_way_is_rebuilt_keeping_every_assignment
         conn.exec_driver_sql("INSERT INTO assignments SELECT incident_id, version_id, unit_code FROM new_way")
         conn.exec_driver_sql("DROP TABLE new_way")
         conn.exec_driver_sql("DROP INDEX ix_incidents_category_time")
+        conn.exec_driver_sql("DROP TABLE alembic_version")        # made before there were migrations
     store = open_store(url)
     inspector = sa.inspect(store.engine)      # type: ignore[attr-defined]
     assert inspector.get_pk_constraint("assignments")["constrained_columns"] == ["version_id", "incident_id"]

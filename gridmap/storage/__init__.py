@@ -510,11 +510,11 @@ class Store(ABC):
 
 def open_store(url: str) -> Store:
     """The store for a database URL."""
-    if url.startswith("sqlite:"):
+    if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
         from .sql import SqlStore
-        return SqlStore(url)
+        return SqlStore(url.replace("postgres:", "postgresql:", 1) if url.startswith("postgres:") else url)
     if url == "memory://":
         from .memory import MemoryStore
         return MemoryStore()
-    raise InvalidInput(message(N_("unsupported database URL {url!r}; expected sqlite:///path"),
+    raise InvalidInput(message(N_("unsupported database URL {url!r}; expected sqlite:///path or postgresql://user@host/database"),
                                url=url.split("@")[-1]))

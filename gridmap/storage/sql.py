@@ -48,6 +48,8 @@ from . import (
     VersionStatus,
     Writer,
     heat_cells,
+    migrations,
+    postgis,
 )
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ units = sa.Table(
     sa.Column("parent_code", sa.String(100)),
     sa.Column("area_m2", sa.Float, nullable=False),
     sa.Column("properties", sa.Text, nullable=False),
-    sa.Column("geometry", sa.LargeBinary, nullable=False),
+    sa.Column("geometry", postgis.Geometry, nullable=False),
     sa.UniqueConstraint("version_id", "code"),
 )
 
@@ -233,6 +235,8 @@ INCIDENT_COLUMNS = ["id", "external_id", "category", "category_raw", "lon", "lat
 
 
 def _engine(url: str) -> Engine:
+    if sa.engine.make_url(url).get_backend_name() == "postgresql":
+        return _postgres_engine(url)
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -261,31 +265,45 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _upgrade(engine: Engine) -> None:
-    """Bring a database made by older code up to this schema: add the columns and indexes newer
-    code expects (SQLite ALTER TABLE), and rebuild the assignments keyed by version first."""
-    inspector = sa.inspect(engine)
-    have = {table.name: {c["name"] for c in inspector.get_columns(table.name)} for table in (layer_versions, incidents)}
-    keyed = inspector.get_pk_constraint("assignments")["constrained_columns"]
-    with engine.begin() as conn:
-        for table in (layer_versions, incidents):
-            for column in table.columns:
-                if column.name not in have[table.name]:
-                    ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-        if keyed != ["version_id", "incident_id"]:
-            log.info("rebuilding the assignments table keyed by version")
-            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_assignments_version_unit")
-            conn.exec_driver_sql("ALTER TABLE assignments RENAME TO assignments_before_upgrade")
-            assignment_table.create(conn)
-            conn.exec_driver_sql("INSERT INTO assignments (version_id, incident_id, unit_code) SELECT version_id, "
-                                 "incident_id, unit_code FROM assignments_before_upgrade ORDER BY version_id, "
-                                 "incident_id")
-            conn.exec_driver_sql("DROP TABLE assignments_before_upgrade")
-        for table in (incidents, assignment_table):
-            for index in table.indexes:
-                index.create(conn, checkfirst=True)
-        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_incidents_reported_at")
+def _postgres_engine(url: str) -> Engine:
+    engine = sa.create_engine(sa.engine.make_url(url).set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("immediate"):
+            postgis.begin_writing(conn)
+
+    postgis.prepare(engine)
+    return engine
+
+
+def _before_migrations(conn: sa.Connection) -> None:
+    """Bring a database made before migrations existed up to the baseline revision: add the
+    tables, columns and indexes newer code expects (SQLite ALTER TABLE), and rebuild the
+    assignments keyed by version first."""
+    metadata.create_all(conn)
+    keyed = sa.inspect(conn).get_pk_constraint("assignments")["constrained_columns"]
+    # the names alone (reflecting the types would stumble on PostGIS's)
+    have = {table.name: set(conn.exec_driver_sql(f"SELECT * FROM {table.name} LIMIT 0").keys())
+            for table in (layer_versions, incidents)}
+    for table in (layer_versions, incidents):
+        for column in table.columns:
+            if column.name not in have[table.name]:
+                ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+    if keyed != ["version_id", "incident_id"]:
+        log.info("rebuilding the assignments table keyed by version")
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_assignments_version_unit")
+        conn.exec_driver_sql("ALTER TABLE assignments RENAME TO assignments_before_upgrade")
+        assignment_table.create(conn)
+        conn.exec_driver_sql("INSERT INTO assignments (version_id, incident_id, unit_code) SELECT version_id, "
+                             "incident_id, unit_code FROM assignments_before_upgrade ORDER BY version_id, "
+                             "incident_id")
+        conn.exec_driver_sql("DROP TABLE assignments_before_upgrade")
+    for table in (incidents, assignment_table):
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_incidents_reported_at")
 
 
 class SqlStore(Store):
@@ -296,9 +314,11 @@ class SqlStore(Store):
         self._watcher: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
         self.engine = _engine(url)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        if self.postgres:
+            self._file = None
         self.writer = self.engine.execution_options(immediate=True)
-        metadata.create_all(self.engine)
-        _upgrade(self.engine)
+        migrations.upgrade(self.engine, legacy=_before_migrations)
 
     def close(self) -> None:
         with self._watch_lock:
@@ -311,6 +331,8 @@ class SqlStore(Store):
         # SQLite's data_version moves when another connection commits; our own writes go through
         # the pool's connections, so this one watcher sees every commit.  Its values mean something
         # only compared with each other: one connection for every thread, used under a lock.
+        if self.postgres:
+            return postgis.changes(self.engine)
         if self._file is None:
             return None
         with self._watch_lock:
@@ -321,13 +343,19 @@ class SqlStore(Store):
     @contextmanager
     def writing(self) -> Iterator[Writer]:
         with self.writer.begin() as conn:
-            conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
-            try:
+            if self.postgres:
                 writer = _SqlWriter(conn)
                 yield writer
                 writer.finish()
-            finally:       # the pooled connection goes back to reading with a small cache
-                conn.exec_driver_sql(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
+                postgis.count_change(conn)
+            else:
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+                try:
+                    writer = _SqlWriter(conn)
+                    yield writer
+                    writer.finish()
+                finally:       # the pooled connection goes back to reading with a small cache
+                    conn.exec_driver_sql(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
         if writer.written >= ANALYZE_AFTER:
             self._analyze()
 
@@ -335,6 +363,10 @@ class SqlStore(Store):
         """Refresh the planner's statistics (sampled: milliseconds at a million rows), which let a
         filter by time alone skip-scan the (category, time) index."""
         with self.engine.connect() as conn:
+            if self.postgres:
+                postgis.analyze(conn)
+                conn.commit()
+                return
             conn.exec_driver_sql("PRAGMA analysis_limit=1000")
             conn.exec_driver_sql("ANALYZE")
 
@@ -436,7 +468,8 @@ class SqlStore(Store):
         names = ["category", "status", "resolution", "rating", "reported_at", "closed_at", "due_at"]
         with self.engine.connect() as conn:
             unit = _unit_column(_version_row(conn, level, version).id, level)
-            rows = _fetch(conn, sa.select(unit, *[incidents.c[n] for n in names]).where(*_filters(conn, query)))
+            rows = _fetch(conn, sa.select(unit, *[incidents.c[n] for n in names]).where(*_filters(conn, query))
+                          .order_by(incidents.c.id))
         unit_codes, category, status, resolution, rating, reported, closed, due = _columns(rows, len(names) + 1)
         return {"unit": unit_codes, "category": category, "status": status, "resolution": resolution,
                 "rating": pd.to_numeric(pd.Series(rating, dtype=object)).to_numpy(dtype=float),
@@ -586,7 +619,10 @@ class SqlStore(Store):
                "day": sa.func.substr(incidents.c.reported_at, 1, 10),
                "month": sa.func.substr(incidents.c.reported_at, 1, 7),
                "weekday_hour": sa.func.printf("%d-%s", weekday, sa.func.substr(incidents.c.reported_at, 12, 2)),
-               }[by].label("key")
+               }[by]
+        if self.postgres and by in ("day", "month", "weekday_hour"):
+            key = postgis.time_key(incidents.c.reported_at, by)
+        key = key.label("key")
         with self.engine.connect() as conn:
             rows = _fetch(conn, sa.select(key, sa.func.count()).where(*_filters(conn, query)).group_by(key))
         return {str(k): int(n) for k, n in rows}
@@ -717,7 +753,7 @@ class _SqlWriter(Writer):
                                             "reported_at", "status")]
         rows = _fetch(self.conn, sa.select(*columns).join(asked, asked.c.external_id == incidents.c.external_id))
         self.conn.exec_driver_sql("DELETE FROM asked")
-        return {ext: KnownReport(i, category, raw, lon, lat, datetime.strptime(when, _TIME_FORMAT), status)
+        return {ext: KnownReport(i, category, raw, lon, lat, _datetime(when), status)
                 for ext, i, category, raw, lon, lat, when, status in rows}
 
     def _had_named(self) -> bool:
@@ -980,7 +1016,10 @@ def _insert_many(conn: sa.Connection, table: sa.TableClause, columns: list[str],
     statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
     cursor = conn.connection.driver_connection.cursor()     # type: ignore[union-attr]  # an open connection
     try:
-        cursor.executemany(statement, rows)
+        if conn.dialect.name == "postgresql":
+            postgis.copy_rows(cursor, table.name, columns, rows)
+        else:
+            cursor.executemany(statement, rows)
     except conn.dialect.loaded_dbapi.Error as error:       # as SQLAlchemy raises it for its own statements
         raise sa.exc.DBAPIError.instance(statement, None, error, conn.dialect.loaded_dbapi.Error) from error
     finally:
@@ -1080,6 +1119,11 @@ def _numbers(rows: Sequence[tuple], width: int) -> np.ndarray:
 
 #: How SQLAlchemy writes a DateTime into SQLite, and so how every time is stored and compared.
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _datetime(value: str | datetime) -> datetime:
+    """A stored time (SQLite's text, PostgreSQL's timestamp) as a datetime."""
+    return value if isinstance(value, datetime) else datetime.strptime(value, _TIME_FORMAT)
 
 
 def _datetimes(column: pd.Series) -> pd.Series:
