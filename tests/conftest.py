@@ -42,8 +42,10 @@ def database_url(path: Path) -> str:
             names = set(conn.exec_driver_sql("SELECT datname FROM pg_database").scalars())
             if "gridmap_template" not in names:       # PostGIS made once, copied into each database
                 conn.exec_driver_sql("CREATE DATABASE gridmap_template")
-                with sa.create_engine(server.set(database="gridmap_template")).begin() as template:
-                    template.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+                template = sa.create_engine(server.set(database="gridmap_template"))
+                with template.begin() as made:
+                    made.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+                template.dispose()
             if name not in names:
                 conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE gridmap_template")
                 _made.append(name)
