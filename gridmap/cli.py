@@ -5,21 +5,25 @@ Uses click (which Flask also uses) but not Flask, so it runs without the web lay
 from __future__ import annotations
 
 import sys
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import click
 
+from . import categories, exports
 from .accounts import Role, new_password
 from .changes import LayerResult, SaveMode
 from .config import Settings
+from .distributed import ENGINES
+from .distributed import reassign as reassign_incidents
 from .errors import GridmapError
 from .formats import EXPORT_FORMATS
-from .incidents import FileOptions
+from .incidents import EARLIEST_TIME, LATEST_TIME, FileOptions, Status
 from .levels import ORDER, Level
 from .mapping import ImportMapping
 from .options import layer_options
 from .service import Gridmap, ReportResult
-from .storage import open_store
+from .storage import IncidentQuery, open_store
 
 
 def build_service(settings: Settings | None = None) -> Gridmap:
@@ -111,7 +115,7 @@ def import_boundaries(service: Gridmap, file: Path, level: str, mode: str, **giv
 FLAGS = {"tolerance": "tolerance_m2", "gap_width": "gap_width_m", "snap": "snap_m"}
 OPTIONS = {FLAGS.get(name, name): f"--{name.replace('_', '-')}" for name in (
     "crs", "code_field", "name_field", "parent_field", "layer", "encoding", "tolerance", "clean", "gap_width",
-    "snap", "derive_parent")}
+    "snap", "derive_parent", "partition_rows")}
 
 
 def _echo_layer(result: LayerResult) -> None:
@@ -212,3 +216,92 @@ def _echo_result(result: ReportResult) -> None:
                f"outside every unit {int(result.unassigned.sum())}, refused rows {len(result.errors)}")
     for error in result.errors:
         click.echo(f"row {error.row}: {error.as_dict()['error']}", err=True)
+
+
+# -- exports and reassignment (GeoParquet, Dask) ---------------------------------------------------
+
+@cli.command("export-incidents")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--category", "categories_", multiple=True, type=click.Choice(list(categories.BY_CODE)),
+              help="a category code (repeat for several: any of them)")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]),
+              help="a status (repeat for several)")
+@click.option("--source", "sources", multiple=True, help="where reports came from (repeat for several)")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="first day, YYYY-MM-DD")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="last day, YYYY-MM-DD (the whole day)")
+@click.option("--unit", help="a unit code of any level")
+@click.option("--partition-rows", type=click.IntRange(min=1),
+              help="write OUT as a folder of GeoParquet files (part-00000.parquet, …) of at most this many rows")
+@click.pass_obj
+def export_incidents(service: Gridmap, out: Path, categories_: tuple[str, ...], statuses: tuple[str, ...],
+                     sources: tuple[str, ...], start: datetime | None, end: datetime | None, unit: str | None,
+                     partition_rows: int | None) -> None:
+    """Write the incidents (filtered as on the map) as GeoParquet, for geopandas, DuckDB, QGIS or Dask."""
+    query = _incident_query(categories=categories_, statuses=statuses, sources=sources, start=start, end=end,
+                            unit=unit)
+    try:
+        written = exports.export_incidents(service.store, out, query, partition_rows=partition_rows,
+                                           timezone=service.tz.key)
+    except GridmapError as error:
+        _fail(error)
+        return
+    click.echo(f"wrote {out}: {written.rows:,} incidents in {len(written.files)} file(s), units of "
+               f"{exports.versions_text(written.versions)}")
+
+
+def _incident_query(*, categories: tuple[str, ...], statuses: tuple[str, ...], sources: tuple[str, ...],
+                    start: datetime | None, end: datetime | None, unit: str | None) -> IncidentQuery:
+    """The map's filters (gridmap.web.parse_query's rule): ``end`` is a whole day, inclusive, and
+    days beyond what gridmap keeps (1970–2100) mean no bound."""
+    first, last = EARLIEST_TIME.date(), LATEST_TIME.date()
+    start_day = min(max(start.date(), first), last) if start else None
+    end_day = min(max(end.date(), first), last) if end else None
+    return IncidentQuery(categories=tuple(dict.fromkeys(categories)), statuses=tuple(dict.fromkeys(statuses)),
+                         sources=tuple(dict.fromkeys(s.strip() for s in sources if s.strip())),
+                         unit=(unit or "").strip() or None,
+                         date_from=datetime.combine(start_day, time.min) if start_day else None,
+                         date_to=datetime.combine(end_day + timedelta(days=1), time.min) if end_day else None)
+
+
+@cli.command("export-units")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--level", required=True, type=click.Choice([lv.value for lv in ORDER]))
+@click.option("--version", type=int, help="default: the current version")
+@click.pass_obj
+def export_units(service: Gridmap, out: Path, level: str, version: int | None) -> None:
+    """Write a level's units (any version) as GeoParquet: code, name, parent_code, area_m2, properties."""
+    try:
+        layer = service.layer_at(Level(level), version)
+        written = exports.export_units(layer, out)
+    except GridmapError as error:
+        _fail(error)
+        return
+    click.echo(f"wrote {out}: {written.rows:,} {level} units of version {layer.version}")
+
+
+@cli.command("reassign")
+@click.option("--level", required=True, type=click.Choice([lv.value for lv in ORDER]))
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True)
+@click.option("--scheduler", help="with --engine dask: a cluster's scheduler, tcp://host:8786 (default: a "
+                                  "LocalCluster of 2 worker processes here)")
+@click.option("--partition-rows", type=click.IntRange(min=1), default=200_000, show_default=True,
+              help="with --engine dask: incidents per exported GeoParquet file (a partition of the work)")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="with --engine dask: where the export goes; every worker must read it at the same path "
+                   "(a shared filesystem); default: a temporary folder, which only local workers can read")
+@click.pass_obj
+def reassign(service: Gridmap, level: str, engine: str, scheduler: str | None, partition_rows: int,
+             workdir: Path | None) -> None:
+    """Work out every stored incident's unit under the level's current version again (as a commit
+    would) and write back the ones that differ, in one transaction."""
+    if engine == "local" and (scheduler or workdir):
+        raise click.UsageError("--scheduler and --workdir need --engine dask")
+    try:
+        done = reassign_incidents(service, Level(level), engine=engine, scheduler=scheduler,
+                                partition_rows=partition_rows, workdir=workdir)
+    except GridmapError as error:
+        _fail(error)
+        return
+    click.echo(f"{level} version {done.version}: read {done.read:,} incidents, {done.changed:,} changed unit "
+               f"(written back)")
+    click.echo("stages: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in done.seconds.items()))

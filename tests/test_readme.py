@@ -11,14 +11,16 @@ import re
 import shlex
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
+import pandas
 import pytest
 
 from gridmap.access import Access
 from gridmap.accounts import Role
-from gridmap.storage import open_store
+from gridmap.storage import IncidentQuery, open_store
 from tests.browser import TEST_TOKEN, LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +79,7 @@ def test_the_curl_examples_run_as_written(server: LiveServer) -> None:
 
 def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     lines = example_lines(("python -m gridmap ",))
-    assert len(lines) == 10
+    assert len(lines) == 12
     env = {**os.environ, "GRIDMAP_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     outputs: list[str] = []
@@ -90,7 +92,7 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
         assert exported.stat().st_size > 0
     finally:
         exported.unlink(missing_ok=True)
-    user, init, demo, wards, preview, precincts, export, vehicles, dumping, wires = (
+    user, init, demo, wards, preview, precincts, export, vehicles, dumping, wires, clutter, reassigned = (
         out.splitlines() for out in outputs)
     assert user[:1] == ["account ops (admin) created"] and user[1].startswith("password: ") and len(user) == 3
     store = open_store(env["GRIDMAP_DATABASE_URL"])
@@ -109,6 +111,24 @@ def test_the_command_line_examples_run_as_written(tmp_path: Path) -> None:
     assert export == [f"wrote {exported} ({exported_size(outputs[6])} bytes)"]
     assert vehicles[0].startswith("created ") and dumping[0].startswith("created ")
     assert wires[0].startswith("created 10,")                 # Boston's 10 downed wires, through its mapping
+    # the export holds exactly the store's clutter of the first half of 2015 (read back by pandas)
+    parquet = Path(shlex.split(lines[10])[4])
+    try:
+        written = pandas.read_parquet(parquet, columns=["id", "category", "reported_at", "micro_grid"])
+    finally:
+        parquet.unlink(missing_ok=True)
+    store = open_store(env["GRIDMAP_DATABASE_URL"])
+    try:
+        frame = store.incidents(IncidentQuery(categories=("clutter",), date_from=datetime(2015, 1, 1),
+                                              date_to=datetime(2015, 7, 1)))
+        total = store.count_incidents()
+    finally:
+        store.close()
+    assert len(frame) > 0 and written["id"].tolist() == frame["id"].tolist()
+    assert written["micro_grid"].tolist() == frame["micro_grid"].tolist()
+    assert clutter == [f"wrote {parquet}: {len(frame):,} incidents in 1 file(s), units of grid v2, micro_grid v2"]
+    # every incident keeps the unit its import gave it: nothing to write back
+    assert reassigned[0] == f"micro_grid version 2: read {total:,} incidents, 0 changed unit (written back)"
 
 
 def exported_size(output: str) -> str:
