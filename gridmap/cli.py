@@ -5,25 +5,25 @@ Uses click (which Flask also uses) but not Flask, so it runs without the web lay
 from __future__ import annotations
 
 import sys
-from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import click
 
-from . import categories, exports
+from . import exports
 from .accounts import Role, new_password
 from .changes import LayerResult, SaveMode
 from .config import Settings
 from .distributed import ENGINES
 from .distributed import reassign as reassign_incidents
 from .errors import GridmapError
+from .filters import parse_query
 from .formats import EXPORT_FORMATS
-from .incidents import EARLIEST_TIME, LATEST_TIME, FileOptions, Status
+from .incidents import FileOptions
 from .levels import ORDER, Level
 from .mapping import ImportMapping
 from .options import layer_options
 from .service import Gridmap, ReportResult
-from .storage import IncidentQuery, open_store
+from .storage import open_store
 
 
 def build_service(settings: Settings | None = None) -> Gridmap:
@@ -222,24 +222,22 @@ def _echo_result(result: ReportResult) -> None:
 
 @cli.command("export-incidents")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--category", "categories_", multiple=True, type=click.Choice(list(categories.BY_CODE)),
-              help="a category code (repeat for several: any of them)")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]),
-              help="a status (repeat for several)")
-@click.option("--source", "sources", multiple=True, help="where reports came from (repeat for several)")
-@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="first day, YYYY-MM-DD")
-@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="last day, YYYY-MM-DD (the whole day)")
+@click.option("--category", multiple=True, help="a category code (repeat for several: any of them)")
+@click.option("--status", multiple=True, help="a status (repeat for several)")
+@click.option("--source", multiple=True, help="where reports came from (repeat for several)")
+@click.option("--from", "start", help="first day, YYYY-MM-DD")
+@click.option("--to", "end", help="last day, YYYY-MM-DD (the whole day)")
 @click.option("--unit", help="a unit code of any level")
 @click.option("--partition-rows", type=click.IntRange(min=1),
               help="write OUT as a folder of GeoParquet files (part-00000.parquet, …) of at most this many rows")
 @click.pass_obj
-def export_incidents(service: Gridmap, out: Path, categories_: tuple[str, ...], statuses: tuple[str, ...],
-                     sources: tuple[str, ...], start: datetime | None, end: datetime | None, unit: str | None,
+def export_incidents(service: Gridmap, out: Path, category: tuple[str, ...], status: tuple[str, ...],
+                     source: tuple[str, ...], start: str | None, end: str | None, unit: str | None,
                      partition_rows: int | None) -> None:
     """Write the incidents (filtered as on the map) as GeoParquet, for geopandas, DuckDB, QGIS or Dask."""
-    query = _incident_query(categories=categories_, statuses=statuses, sources=sources, start=start, end=end,
-                            unit=unit)
     try:
+        query = parse_query({"category": category, "status": status, "source": source, "from": start, "to": end,
+                             "unit": unit})
         written = exports.export_incidents(service.store, out, query, partition_rows=partition_rows,
                                            timezone=service.tz.key)
     except GridmapError as error:
@@ -247,20 +245,6 @@ def export_incidents(service: Gridmap, out: Path, categories_: tuple[str, ...], 
         return
     click.echo(f"wrote {out}: {written.rows:,} incidents in {len(written.files)} file(s), units of "
                f"{exports.versions_text(written.versions)}")
-
-
-def _incident_query(*, categories: tuple[str, ...], statuses: tuple[str, ...], sources: tuple[str, ...],
-                    start: datetime | None, end: datetime | None, unit: str | None) -> IncidentQuery:
-    """The map's filters (gridmap.web.parse_query's rule): ``end`` is a whole day, inclusive, and
-    days beyond what gridmap keeps (1970–2100) mean no bound."""
-    first, last = EARLIEST_TIME.date(), LATEST_TIME.date()
-    start_day = min(max(start.date(), first), last) if start else None
-    end_day = min(max(end.date(), first), last) if end else None
-    return IncidentQuery(categories=tuple(dict.fromkeys(categories)), statuses=tuple(dict.fromkeys(statuses)),
-                         sources=tuple(dict.fromkeys(s.strip() for s in sources if s.strip())),
-                         unit=(unit or "").strip() or None,
-                         date_from=datetime.combine(start_day, time.min) if start_day else None,
-                         date_to=datetime.combine(end_day + timedelta(days=1), time.min) if end_day else None)
 
 
 @cli.command("export-units")
