@@ -60,23 +60,44 @@ def run_engine(engine: str, db: Path, out: Path) -> dict:
             "workers_mb": workers}
 
 
-# -- PostGIS, in the database: ADD THE ROW HERE ---------------------------------------------------
-def postgis_row(url: str | None, incidents: int) -> list[str] | None:
-    """The reassignment done inside PostGIS on the store at ``url`` (the district loaded there with
-    ``incidents`` incidents; ST_Covers per unit over the point index, the same tie-break), as a row
-    of the table below — to be written once the PostGIS store exists.  None: no row."""
-    if url is None:
+# -- PostGIS, in the database ----------------------------------------------------------------------
+def postgis_row(server: str | None, incidents: int, folder: Path) -> tuple[list[str], int] | None:
+    """The reassignment done inside PostGIS (bench/reassign_postgis.py: ST_Covers per unit over the
+    incidents' GiST index, the same tie-break in SQL) on the same district and incidents loaded into
+    a database on ``server`` (made once), as a row of the table; and on how many incidents it
+    differs from the local engine.  None: no server given."""
+    if server is None:
         return None
-    print(f"PostGIS row not measured yet: postgis_row() in {Path(__file__).name} is the place for it ({url})",
-          file=sys.stderr)
-    return None
+    import numpy as np
+    import sqlalchemy as sa
+
+    from bench.reassign_postgis import in_database
+    url = sa.engine.make_url(server).set(drivername="postgresql+psycopg")
+    name = f"reassign_district_{incidents}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        made = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first()
+        if not made:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    store_url = url.set(database=name).render_as_string(hide_password=False)
+    if not made:
+        from bench.district import make_district
+        make_district(store_url, n=100, incidents=incidents).store.close()
+    found, seconds = in_database(store_url)
+    ids, codes = pickle.loads((folder / "local.units").read_bytes())
+    theirs = dict(zip(*[a.tolist() for a in found["micro_grid"]]))
+    differ = int(np.sum([theirs.get(i) != c for i, c in zip(ids.tolist(), codes.tolist())]))
+    return ["PostGIS in the database (ST_Covers per unit, tie-break in SQL)", "", "", "", f"{seconds:.1f}", "",
+            "", f"{seconds:.1f}", "", "", "—"], differ
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--incidents", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/gridmap-reassign"))
-    parser.add_argument("--postgis", help="a PostGIS store's URL, for the in-database row")
+    parser.add_argument("--postgis", metavar="URL", help="a PostGIS server (postgresql://user@host:port/db; "
+                        "scripts/postgis start makes one): the district loaded there once, reassigned in the database")
     parser.add_argument("--run", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -90,11 +111,14 @@ def main() -> int:
     print(f"{args.incidents:,} incidents over 10,000 micro-grids under 100 grids (bench/district.py); level "
           f"micro_grid; each engine in its own process on a fresh copy of the store\n")
     rows = [row(engine, figures) for engine, figures in results.items()]
-    extra = postgis_row(args.postgis, args.incidents)
+    extra = postgis_row(args.postgis, args.incidents, args.dir)
     markdown_table(["engine", "read s", "export s", "cluster start s", "assign s", "compare s", "write s",
-                    "total s", "peak MB", "workers' peak MB", "changed"], rows + ([extra] if extra else []),
+                    "total s", "peak MB", "workers' peak MB", "changed"], rows + ([extra[0]] if extra else []),
                    right=range(1, 11))
     print(f"\nunits that differ between the engines: {differ:,} of {results['local']['read']:,}")
+    if extra:
+        print(f"units that differ between PostGIS in the database and the local engine: {extra[1]:,}")
+        differ += extra[1]
     bad = differ or any(figures["changed"] for figures in results.values())
     if bad:
         print("MISMATCH: the engines disagree, or found stored units a commit would not give", file=sys.stderr)
