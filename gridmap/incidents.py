@@ -455,18 +455,26 @@ def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[pd.DataFr
     """The rows of a CSV file, a chunk at a time, indexed by their line number (header = line 1);
     blank lines are left out.  A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
     try:
-        with warnings.catch_warnings():   # a trailing comma (Excel) gives an extra empty field
-            warnings.filterwarnings("ignore", category=pd.errors.ParserWarning)
-            reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
-                                 index_col=False, skip_blank_lines=False, chunksize=CHUNK_ROWS)
-            for frame in reader:
-                frame.index = frame.index + 2
-                yield frame.loc[~(frame == "").all(axis=1)]
+        reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
+                             index_col=False, skip_blank_lines=False, chunksize=CHUNK_ROWS)
+        while (frame := _next_chunk(reader)) is not None:
+            frame.index = frame.index + 2
+            yield frame.loc[~(frame == "").all(axis=1)]
     except UnicodeDecodeError:
         raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InvalidInput(message(N_("could not read {file} as CSV: {reason}"),
                                    file=filename, reason=str(exc).strip())) from None
+
+
+def _next_chunk(reader: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
+    """The reader's next chunk, None at the end.  A trailing comma (Excel) gives an extra empty
+    field, which pandas warns about; the warning filter is held only while the chunk is read, never
+    across a ``yield``: the chunks are read in a thread (:func:`read_ahead`), and a filter held
+    while suspended was undone by another thread's ``catch_warnings`` (the process-wide list)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=pd.errors.ParserWarning)
+        return next(reader, None)
 
 
 def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:

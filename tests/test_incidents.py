@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -398,3 +399,19 @@ def test_any_json_batch_is_stored_or_refused_by_row(service, records):
     """Through the store too: what the parser lets through can be stored (no 500 after parsing)."""
     result = service.report(records)
     assert len(result.items) + len(result.errors) == len(records)
+
+
+def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):
+    # the chunks are read in a thread (read_ahead) while other threads enter and leave
+    # catch_warnings: the process-wide filter list then comes back as it was before them, which
+    # undid a filter the CSV reader held across its yields (a fuzzed upload answered 500)
+    from gridmap import incidents
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", 2)
+    data = b"lat,category\n1,a,\n2,b\n3,c\n4,d\n"         # the first row's comma: every chunk warns
+    with warnings.catch_warnings():             # another thread's, entered first …
+        chunks = incidents._csv_chunks(data, "f.csv", "utf-8")
+        first = next(chunks)
+    second = next(chunks)                       # … and left while the reader is between chunks
+    assert [first.to_dict("index"), second.to_dict("index")] == [
+        {2: {"lat": "1", "category": "a"}, 3: {"lat": "2", "category": "b"}},
+        {4: {"lat": "3", "category": "c"}, 5: {"lat": "4", "category": "d"}}]
