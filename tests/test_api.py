@@ -552,3 +552,13 @@ def test_filter_dates_beyond_what_is_kept_mean_no_bound(loaded):
     assert loaded.get("/api/incidents?to=0001-01-01").get_json()["features"] == []
     response = loaded.get("/api/incidents?from=２０２６-01-01")
     assert response.get_json()["details"] == ["from='２０２６-01-01' is not a date; expected YYYY-MM-DD"]
+
+
+@pytest.mark.parametrize("features, shown", [(True, "true"), (5, "5"), ("x", '"x"'), (None, "null"), ({}, "{}")])
+def test_an_edit_whose_features_are_not_a_list_is_refused_saying_so(client, features, shown):
+    # schemathesis found {"features": true} answered 500 (the rings were wound before the reader looked)
+    response = client.post("/api/layers/grid", json={"base_version": 0, "geojson": {
+        "type": "FeatureCollection", "features": features}})
+    assert (response.status_code, response.get_json()["error"]) == (
+        400, f"edit.geojson: the FeatureCollection's features member is {shown}; expected an array of Feature objects")
+    assert client.get("/api/layers").get_json() == {"layers": []}      # nothing stored

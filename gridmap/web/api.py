@@ -387,8 +387,10 @@ def _parent_edit(body: dict[str, Any]) -> ParentEdit | None:
 def _wound(collection: dict[str, Any]) -> dict[str, Any]:
     """An edit from the map has no winding rule (Leaflet keeps the planner's click order), so its
     rings are wound the RFC 7946 way here rather than reported as wrongly oriented."""
+    if not isinstance(collection.get("features"), list):
+        return collection                  # not a list of features: the reader says so
     features = []
-    for feature in collection.get("features") or []:
+    for feature in collection["features"]:
         try:
             geometry = shapely.orient_polygons(shape(feature["geometry"]))
             feature = {**feature, "geometry": mapping(geometry)}
