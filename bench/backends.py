@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.assign_bench import machine, markdown_table  # noqa: E402
-from bench.district import incidents_csv, make_district  # noqa: E402
-from bench.ingest import fresh_store, gridmap_import, postgis_store  # noqa: E402
+from bench.ingest import district_and_csv, fresh_store, gridmap_import, postgis_store  # noqa: E402
 from bench.lookup import over_http  # noqa: E402
 
 
@@ -61,13 +60,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/gridmap-backends"))
     args = parser.parse_args()
-    args.dir.mkdir(parents=True, exist_ok=True)
-    template = args.dir / "district.db"
-    if not template.exists():
-        make_district(f"sqlite:///{template}", n=100, incidents=0).store.close()
-    csv = args.dir / f"incidents_{args.incidents}.csv"
-    if not csv.exists():
-        incidents_csv(args.incidents, csv)
+    template, csv = district_and_csv(args.dir, args.incidents)
     stores = {"SQLite": fresh_store(args.dir, "sqlite.db", template),
               "PostGIS": postgis_store(args.postgis, f"backends_{args.incidents}")}
     rows, aggregated, http = [], {}, {}

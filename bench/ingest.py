@@ -138,6 +138,20 @@ def postgis_store(server: str, name: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def district_and_csv(folder: Path, incidents: int) -> tuple[Path, Path]:
+    """The district's store without incidents (a template to copy) and the CSV of ``incidents``
+    rows, made once in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    template = folder / "district.db"
+    if not template.exists():
+        from bench.district import make_district
+        make_district(f"sqlite:///{template}", n=100, incidents=0).store.close()
+    csv = folder / f"incidents_{incidents}.csv"
+    if not csv.exists():
+        incidents_csv(incidents, csv)
+    return template, csv
+
+
 def fresh_store(workdir: Path, name: str, template: Path) -> Path:
     db = workdir / name
     for old in workdir.glob(name + "*"):
@@ -161,14 +175,7 @@ def main() -> None:
     if args.alone:
         print(json.dumps(store_alone(*args.alone)))
         return
-    args.dir.mkdir(parents=True, exist_ok=True)
-    template = args.dir / "district.db"
-    if not template.exists():
-        from bench.district import make_district
-        make_district(f"sqlite:///{template}", n=100, incidents=0).store.close()
-    csv = args.dir / f"incidents_{args.incidents}.csv"
-    if not csv.exists():
-        incidents_csv(args.incidents, csv)
+    template, csv = district_and_csv(args.dir, args.incidents)
     mine = gridmap_import(fresh_store(args.dir, "gridmap.db", template), csv)
     postgis = gridmap_import(postgis_store(args.postgis, "ingest_run"), csv) if args.postgis else None
     done = subprocess.run([sys.executable, __file__, "--plain", str(fresh_store(args.dir, "plain.db", template)),
