@@ -74,6 +74,11 @@ class GridmapError(Exception):
         lines = [str(self.summary)] + [f"  - {d}" for d in self.details]
         return "\n".join(lines)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled whole (an import worker's refusal reaches the storing process with every detail);
+        # Exception's own pickling would keep only the summary's text
+        return type(self), (self.summary, self.details), {"report": self.report, "preview": self.preview}
+
 
 class InvalidInput(GridmapError):
     """The request or file is malformed or inconsistent; nothing was changed."""

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from . import import_worker
 from .access import Access
 from .assignment import AssignmentIndex
 from .boundaries import derive_parents, parent_from_children, read_layer, staff_of, to_geojson
@@ -49,6 +50,7 @@ from .formats import Export, export_layer
 from .heat import STATUS_CODES, TableCache
 from .hexagons import DEFAULT_RESOLUTION, HexHotspots, hexagon_hotspots
 from .hotspots import EmergingHotspots, HotspotOptions, Hotspots, contiguity, emerging_hotspots, hotspots
+from .import_worker import ImportWorker
 from .incidents import (
     EARLIEST_TIME,
     LATEST_TIME,
@@ -526,25 +528,36 @@ class Gridmap:
         """Store the good rows of a CSV/GeoJSON file and report each bad row by number.  The file is
         read, assigned and stored a chunk at a time, all in one transaction (the whole file or
         nothing), and the import is recorded with every row it refused.  ``progress`` hears
-        ("read", rows) and ("stored", rows) as each chunk is."""
+        ("read", rows) and ("stored", rows) as each chunk is.  A file of :data:`~gridmap.import_worker.PROCESS_FROM`
+        lines or more is read in another process (:mod:`gridmap.import_worker`)."""
         lines = data.count(b"\n") if filename.lower().endswith((".csv", ".txt")) else 0
         for encoding in file_encodings(filename):
-            chunks = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz,
-                                                now=self._now(), encoding=encoding))
+            batches: Iterable[ParsedBatch] | ImportWorker
+            if import_worker.wanted(lines):
+                batches = ImportWorker(data, filename=filename, options=options, tz=self.tz, now=self._now(),
+                                       encoding=encoding)
+            else:
+                batches = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz,
+                                                     now=self._now(), encoding=encoding))
             try:
-                return self._store(chunks, progress=progress, filename=filename, expected=lines)
+                return self._store(batches, progress=progress, filename=filename, expected=lines)
             except UnicodeDecodeError:
                 continue
+            finally:
+                if isinstance(batches, ImportWorker):
+                    batches.close()
         raise not_text(filename)
 
-    def _store(self, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None = None, *,
+    def _store(self, batches: Iterable[ParsedBatch] | ImportWorker,
+               progress: Callable[[str, int], None] | None = None, *,
                filename: str | None = None, expected: int = 0,
                photo: tuple[str, bytes] | None = None, key: str | None = None) -> ReportResult:
         """Assign and store parsed incidents in one transaction, batch by batch; a repeat of a stored
         report (earlier batches included) keeps the stored one and its units; a different report
         under a known external id is refused.  A file import (``filename``, of about ``expected``
-        rows) is recorded with every row it refused, in the same transaction, its batches assigned
-        in a thread while the one before is written; a file whose every row is refused stores nothing."""
+        rows) is recorded with every row it refused, in the same transaction, its batches read and
+        assigned ahead (in a thread, or by an :class:`ImportWorker` process for a big file) while the
+        one before is written; a file whose every row is refused stores nothing."""
         with self._lock, self._writing() as tx:
             stored_before = tx.replay(key) if key is not None else None
             if stored_before is None:
@@ -560,15 +573,22 @@ class Gridmap:
                  result.stored - result.created, len(result.errors))
         return result
 
-    def _store_in(self, tx: Writer, batches: Iterable[ParsedBatch], progress: Callable[[str, int], None] | None,
-                  *, filename: str | None, expected: int, index: AssignmentIndex | None = None) -> ReportResult:
+    def _store_in(self, tx: Writer, batches: Iterable[ParsedBatch] | ImportWorker,
+                  progress: Callable[[str, int], None] | None, *, filename: str | None, expected: int,
+                  index: AssignmentIndex | None = None) -> ReportResult:
+        """``batches`` assigned here with ``index`` (default: the current layers'), or by the worker
+        process reading them, which is sent the current layers."""
         parts: list[ReportResult] = []
-        index = index or self._index_of(tx)
-        assigned: Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]] = (
-            (batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
+        assigned: Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]]
+        if isinstance(batches, ImportWorker):
+            assigned = read_ahead(batches.assigned(list(self._current_of(tx).layers.values())))
+        else:
+            index = index or self._current_of(tx).index
+            assigned = ((batch, index.assign(batch.incidents.lon, batch.incidents.lat)) for batch in batches)
+            if filename is not None:
+                assigned = read_ahead(assigned)
         if filename is not None:
             tx.expect_incidents(expected)
-            assigned = read_ahead(assigned)
         for batch, units in assigned:
             if progress is not None:
                 progress("read", len(batch.rows) + len(batch.errors))
@@ -645,16 +665,16 @@ class Gridmap:
         if problems:
             raise InvalidInput(message(N_("the staff entry is not valid")), problems)
 
-    def _index_of(self, tx: Writer) -> AssignmentIndex:
-        """The index of the versions current in ``tx``: the cached one is trusted for a moment (and
-        another process may commit meanwhile), so under the write lock it is checked against the
-        heads, which cannot change until ``tx`` ends, and read again when they differ."""
+    def _current_of(self, tx: Writer) -> _Current:
+        """The layers and index of the versions current in ``tx``: the cached ones are trusted for a
+        moment (and another process may commit meanwhile), so under the write lock they are checked
+        against the heads, which cannot change until ``tx`` ends, and read again when they differ."""
         heads = {level: meta.version for level, meta in tx.heads().items()}
         current = self._current()
         if heads != {level: layer.version for level, layer in current.layers.items()}:
             self._cache = None
             current = self._current()
-        return current.index
+        return current
 
     def _store_part(self, tx: Writer, batch: ParsedBatch, units: dict[Level, np.ndarray], *,
                     source: str | None = None) -> ReportResult:

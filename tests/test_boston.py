@@ -20,6 +20,7 @@ import pandas
 import pytest
 import shapely
 
+from gridmap.assignment import AssignmentIndex
 from gridmap.changes import LayerOptions
 from gridmap.cleaning import CleanOptions
 from gridmap.errors import InvalidInput
@@ -147,6 +148,33 @@ def test_reimporting_a_file_creates_nothing(boston: Boston) -> None:
     assert [i.units for i in again.items] == [i.units for i in boston.results[path.name].items]
     assert boston.svc.store.count_incidents() == count
 
+
+def test_a_file_read_by_an_import_worker_finds_every_request_with_its_units(boston: Boston, monkeypatch) -> None:
+    # the big-file path (gridmap.import_worker): read and assigned in another process, a thousand
+    # rows at a time, against the layers it is sent
+    from gridmap import import_worker, incidents
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", 1000)
+    path = DATA / "incidents" / "street-light-outages.csv"
+    layers = list(boston.svc.layers().values())
+    read = dict(data=path.read_bytes(), filename=path.name, options=incidents.FileOptions(), tz=boston.svc.tz,
+                now=boston.svc._now(), encoding="utf-8-sig")
+    there = list(import_worker.ImportWorker(**read).assigned(layers))
+    index = AssignmentIndex(layers)
+    here = [(batch, index.assign(batch.incidents.lon, batch.incidents.lat))
+            for batch in incidents.incident_chunks(**read)]
+    assert len(there) == len(here) == 8
+    for (batch, units), (batch_here, units_here) in zip(there, here):
+        assert batch.rows.tolist() == batch_here.rows.tolist()
+        assert batch.incidents.external_id.tolist() == batch_here.incidents.external_id.tolist()
+        assert {lv: codes.tolist() for lv, codes in units.items()} == {
+            lv: codes.tolist() for lv, codes in units_here.items()}
+
+    monkeypatch.setattr(import_worker, "PROCESS_FROM", 1)       # and through the service: all known
+    count = boston.svc.store.count_incidents()
+    again = boston.svc.import_incidents(path.read_bytes(), filename=path.name)
+    first = boston.results[path.name]
+    assert (again.created, [i.id for i in again.items]) == (0, [i.id for i in first.items])
+    assert boston.svc.store.count_incidents() == count
 
 def _sjoin_codes(points: geopandas.GeoDataFrame, units: geopandas.GeoDataFrame) -> pandas.Series:
     """The unit ``within`` which each point lies by plain sjoin; the smallest code where units overlap."""

@@ -1,0 +1,177 @@
+"""A big incident file read and assigned in another process while this one stores it.
+
+SQLite lets go of the GIL only inside each row's step, and pandas' parser and the assignment's
+numpy and shapely calls hold it for much of their work: a thread reading ahead (``read_ahead``) did
+not overlap the writes at all (a million rows: parse 7.6 s + assign 2.0 s + write 21.5 s, and the
+whole import took about their sum).  A process shares nothing, so on two cores the file is parsed
+and assigned while the chunks before it are written.
+
+The worker is a fresh interpreter (``python -m gridmap.import_worker``): never a fork, since a
+server's other threads may hold locks, and not multiprocessing's spawn either, which runs the
+parent's ``__main__`` again (``python -m gridmap`` would start the command a second time).  Its
+imports take about 1.5 s, on the other core: it starts parsing at once, and assigns from the
+layers the storing transaction sends once it holds the write lock, so the units are those of the
+versions the rows are stored under.  Each chunk comes back pickled (about 25 ms for 100,000 rows);
+an error raised in the worker (a refused file, an encoding that does not fit) is raised again
+here, of the same type with the same message, after the chunks before it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any, Iterator, Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from . import incidents
+from .incidents import FileOptions, ParsedBatch, incident_chunks
+from .layer import Layer
+from .levels import Level
+
+log = logging.getLogger(__name__)
+
+#: Lines in a file from which it is read in another process: below, starting one (about 1.5 s
+#: on the other core before its first chunk) costs more than reading in this one.
+PROCESS_FROM = 200_000
+
+
+def wanted(lines: int) -> bool:
+    """Whether a file of about ``lines`` lines is worth reading in another process."""
+    return lines >= PROCESS_FROM
+
+
+@dataclass(frozen=True)
+class _Job:
+    filename: str
+    options: FileOptions
+    tz: str
+    now: datetime
+    encoding: str | None
+    chunk_rows: int             # this process's incidents.CHUNK_ROWS, which the worker reads by
+
+
+class ImportWorker:
+    """One file's chunks, parsed and assigned in another process, in order.
+
+    Start it early (its start overlaps the caller's own work), then iterate :meth:`assigned`
+    once with the layers to assign against; the iteration ending, whichever way, stops it.
+    """
+
+    def __init__(self, data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
+                 encoding: str | None) -> None:
+        results_in, results_out = os.pipe()
+        orders_in, orders_out = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gridmap.import_worker", str(results_out), str(orders_in)],
+                pass_fds=(results_out, orders_in), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(results_out)          # the worker's ends: this process keeps only its own
+            os.close(orders_in)
+        self._results = Connection(results_in, writable=False)
+        self._orders = Connection(orders_out, readable=False)
+        self._layers: queue.Queue[list[Layer] | None] = queue.Queue()
+        self._finished = False          # the worker sent every chunk
+        self._reading = False           # assigned() has begun: it closes the results pipe
+        self._stopping = threading.Lock()
+        # the file goes over in a thread: the worker takes it only once its imports are done
+        job = _Job(filename, options, tz.key, now, encoding, incidents.CHUNK_ROWS)
+        self._sender = threading.Thread(target=self._send, args=(job, data), name="gridmap-import-orders",
+                                        daemon=True)
+        self._sender.start()
+
+    def assigned(self, layers: Sequence[Layer]) -> Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]]:
+        """(chunk, the unit of each of its incidents per level) as the worker sends them."""
+        self._reading = True
+        try:
+            self._layers.put([_slim(layer) for layer in layers])
+            while True:
+                kind, payload = self._receive()
+                if kind == "done":
+                    self._finished = True
+                    return
+                if kind == "error":
+                    raise payload
+                yield payload
+        finally:
+            self._stop()
+            self._results.close()      # here, in the thread that reads it, never under its feet
+
+    def close(self) -> None:
+        """Stop the worker (at once, unless it has sent everything).  Its pipe is let go of by
+        :meth:`assigned`, which may be reading it in another thread, or here if it never began."""
+        self._stop()
+        if not self._reading:
+            self._results.close()
+
+    def _stop(self) -> None:
+        with self._stopping:
+            if self._finished:
+                try:
+                    self._process.wait(timeout=10)       # it is leaving on its own
+                except subprocess.TimeoutExpired:
+                    pass
+            if self._process.poll() is None:
+                self._process.kill()         # a reader blocked on its pipe then hears the end of it
+            self._process.wait()
+            self._layers.put(None)
+            self._sender.join()
+
+    def _send(self, job: _Job, data: bytes) -> None:
+        try:
+            self._orders.send(job)
+            self._orders.send_bytes(data)     # as it is: unpickled, it would be copied once more
+            layers = self._layers.get()
+            if layers is not None:
+                self._orders.send(layers)
+        except OSError:        # the worker stopped first (its error, if any, is in the results)
+            pass
+        finally:
+            self._orders.close()
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            return self._results.recv()
+        except EOFError:        # the worker died without a word (killed, out of memory)
+            code = self._process.wait()
+            raise RuntimeError(f"the import worker stopped unexpectedly (exit code {code})") from None
+
+
+def _slim(layer: Layer) -> Layer:
+    """What the assignment needs of a layer (codes, parents, geometries), and nothing else to pickle."""
+    return replace(layer, units=layer.units[["code", "parent_code", "geometry"]], problems=[], cleaning=None)
+
+
+def _work(results: Connection, orders: Connection) -> None:
+    """The worker: parse the file a chunk at a time, assign each, send it."""
+    from .assignment import AssignmentIndex
+
+    try:
+        job: _Job = orders.recv()
+        data = orders.recv_bytes()
+        incidents.CHUNK_ROWS = job.chunk_rows
+        index = None
+        for batch in incident_chunks(data, filename=job.filename, options=job.options, tz=ZoneInfo(job.tz),
+                                     now=job.now, encoding=job.encoding):
+            if index is None:
+                index = AssignmentIndex(orders.recv())
+            results.send(("chunk", (batch, index.assign(batch.incidents.lon, batch.incidents.lat))))
+        results.send(("done", None))
+    except BaseException as error:  # noqa: BLE001 - every error goes to the caller, which raises it
+        try:
+            results.send(("error", error))
+        except Exception:  # noqa: BLE001 - one that does not pickle goes as its text
+            results.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
+
+
+if __name__ == "__main__":
+    _work(Connection(int(sys.argv[1]), readable=False), Connection(int(sys.argv[2]), writable=False))

@@ -1,0 +1,152 @@
+"""A big file read and assigned in another process (gridmap.import_worker): the same result as
+reading it here, its refusals whole, the worker stopped whatever happens to the import."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridmap import import_worker, incidents
+from gridmap import service as service_module
+from gridmap.errors import InvalidInput, message
+from gridmap.levels import Level
+from gridmap.service import Gridmap
+from gridmap.storage import open_store
+
+from .conftest import database_url, grid_file, micro_file
+
+HEADER = "事件编号,类别,经度,纬度,上报时间\n"
+ROWS = [
+    "A1,乱停车,0.005,0.005,2026-03-01 08:00",     # W / W-S
+    "A2,飞线充电,0.015,0.015,2026-03-01 09:00",   # E / E-N
+    "A3,乱停车,0.01,0.005,2026-03-02 08:00",      # on the edge of both grids: E first by code, then E-S
+    "A4,堆物,0.5,0.5,2026-03-02 09:00",           # outside every unit: kept, flagged
+    "A5,乱停车,abc,0.005,2026-03-03 08:00",       # line 6: no longitude
+    "A1,乱停车,0.005,0.005,2026-03-01 08:00",     # a repeat of line 2, in a later chunk
+    "A6,其他,0.005,0.015,2026-03-04 08:00",       # W / W-N
+]
+FILE = (HEADER + "\n".join(ROWS) + "\n").encode()
+
+
+class Recorded(import_worker.ImportWorker):
+    """An ImportWorker that the test can find again."""
+
+    made: list[Recorded] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        Recorded.made.append(self)
+
+
+@pytest.fixture
+def worker_for_every_file(monkeypatch):
+    """Every file goes through a worker process, which reads two rows at a time."""
+    Recorded.made = []
+    monkeypatch.setattr(import_worker, "PROCESS_FROM", 1)
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(service_module, "ImportWorker", Recorded)
+    return Recorded.made
+
+
+def _blocks(tmp_path: Path, name: str) -> Gridmap:
+    svc = Gridmap(open_store(database_url(tmp_path / f"{name}.db")))
+    svc.import_layer(Level.GRID, grid_file())
+    svc.import_layer(Level.MICRO_GRID, micro_file())
+    return svc
+
+
+def _outcome(result) -> dict:
+    return {"rows": result.rows.tolist(), "ids": result.ids.tolist(), "new": result.new.tolist(),
+            "units": {level: codes.tolist() for level, codes in result.units.items()},
+            "errors": [(e.row, [str(r) for r in e.reasons]) for e in result.errors]}
+
+
+def test_a_file_read_by_the_worker_is_stored_as_one_read_here(tmp_path, monkeypatch, worker_for_every_file):
+    here = _blocks(tmp_path, "here")
+    monkeypatch.setattr(import_worker, "PROCESS_FROM", 10**9)
+    by_thread = here.import_incidents(FILE, filename="export.csv")
+    monkeypatch.setattr(import_worker, "PROCESS_FROM", 1)
+    assert worker_for_every_file == []
+    there = _blocks(tmp_path, "there")
+    by_worker = there.import_incidents(FILE, filename="export.csv")
+    assert len(worker_for_every_file) == 1
+    assert worker_for_every_file[0]._process.poll() == 0           # it finished and was waited for
+
+    assert _outcome(by_worker) == _outcome(by_thread)
+    assert _outcome(by_worker) == {
+        "rows": [2, 3, 4, 5, 7, 8], "ids": [1, 2, 3, 4, 1, 5], "new": [True, True, True, True, False, True],
+        "units": {"grid": ["W", "E", "E", None, "W", "W"], "micro_grid": ["W-S", "E-N", "E-S", None, "W-S", "W-N"]},
+        "errors": [(6, ["missing or non-numeric coordinates (lon='abc', lat='0.005')"])]}
+    for svc in (here, there):
+        assert svc.store.count_incidents() == 5
+    assert there.store.import_run(by_worker.import_id).errors == here.store.import_run(by_thread.import_id).errors
+    for svc in (here, there):
+        svc.store.close()
+
+
+def test_a_refused_file_is_refused_whole_and_stores_nothing(block, worker_for_every_file):
+    with pytest.raises(InvalidInput) as refused:
+        block.import_incidents("编号,类别,经度\nA1,乱停车,0.005\n".encode(), filename="no-lat.csv")
+    assert len(worker_for_every_file) == 1
+    import_worker.PROCESS_FROM = 10**9          # the same file read here (the fixture puts it back)
+    with pytest.raises(InvalidInput) as here:
+        block.import_incidents("编号,类别,经度\nA1,乱停车,0.005\n".encode(), filename="no-lat.csv")
+    assert (str(refused.value), refused.value.summary, refused.value.details) == (
+        str(here.value), here.value.summary, here.value.details)
+    assert block.store.count_incidents() == 0
+
+
+def test_a_gb18030_file_is_read_again_after_its_first_chunks_were_stored(block, worker_for_every_file):
+    # the bytes that are not UTF-8 come in the third chunk: two chunks were stored as UTF-8
+    # before the worker said so; that transaction is rolled back and a second worker reads GB18030
+    data = (HEADER + "\n".join(ROWS[:4] + ["A7,违章停车,0.015,0.005,2026-03-05 08:00"]) + "\n").encode("gb18030")
+    result = block.import_incidents(data, filename="gbk.csv")
+    assert len(worker_for_every_file) == 2
+    assert result.ids.tolist() == [1, 2, 3, 4, 5]
+    assert result.units["micro_grid"].tolist() == ["W-S", "E-N", "E-S", None, "E-S"]
+    assert block.store.count_incidents() == 5
+    stored = block.store.incident_table()
+    assert stored["category"].tolist() == ["illegal_parking", "flying_cable", "illegal_parking", "clutter",
+                                           "illegal_parking"]
+
+
+def test_a_worker_that_dies_fails_the_import_and_stores_nothing(block, worker_for_every_file, monkeypatch):
+    class Killed(Recorded):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._process.kill()
+
+    monkeypatch.setattr(service_module, "ImportWorker", Killed)
+    with pytest.raises(RuntimeError, match=r"the import worker stopped unexpectedly \(exit code -9\)"):
+        block.import_incidents(FILE, filename="export.csv")
+    assert block.store.count_incidents() == 0
+
+
+def test_an_import_that_fails_while_the_worker_reads_stops_it(block, worker_for_every_file):
+    def progress(stage: str, rows: int) -> None:
+        if stage == "stored":
+            raise KeyboardInterrupt            # the planner pressed Ctrl-C after the first chunk
+
+    with pytest.raises(KeyboardInterrupt):
+        block.import_incidents(FILE, filename="export.csv", progress=progress)
+    worker = worker_for_every_file[0]
+    assert worker._process.returncode is not None          # stopped and waited for: no orphan
+    assert block.store.count_incidents() == 0
+
+
+def test_a_refusal_pickles_with_every_detail():
+    # how a worker's refusal reaches the storing process
+    refusal = InvalidInput(message("could not read {file}", file="f.csv"), [message("line {n}", n=3)],
+                           report={"k": 1})
+    again = pickle.loads(pickle.dumps(refusal))
+    assert (type(again), again.summary, again.details, again.report, str(again)) == (
+        InvalidInput, refusal.summary, refusal.details, {"k": 1}, "could not read f.csv\n  - line 3")
+
+
+def test_the_layers_go_to_the_worker_with_only_what_assignment_needs(block):
+    layer = block.layers()[Level.MICRO_GRID]
+    slim = import_worker._slim(layer)
+    assert list(slim.units.columns) == ["code", "parent_code", "geometry"]
+    assert np.array_equal(slim.units.index, layer.units.index) and slim.version == layer.version
