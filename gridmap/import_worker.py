@@ -74,6 +74,10 @@ class ImportWorker:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "gridmap.import_worker", str(results_out), str(orders_in)],
                 pass_fds=(results_out, orders_in), env=env, stdin=subprocess.DEVNULL)
+        except BaseException:
+            os.close(results_in)
+            os.close(orders_out)
+            raise
         finally:
             os.close(results_out)          # the worker's ends: this process keeps only its own
             os.close(orders_in)
@@ -88,6 +92,17 @@ class ImportWorker:
         self._sender = threading.Thread(target=self._send, args=(job, data), name="gridmap-import-orders",
                                         daemon=True)
         self._sender.start()
+
+    @classmethod
+    def start(cls, data: bytes, **reading: Any) -> ImportWorker | None:
+        """A worker reading ``data`` (the keywords as for the constructor), or None where no process
+        can be started here (the caller reads the file itself)."""
+        try:
+            return cls(data, **reading)
+        except OSError as error:
+            log.warning("reading %s in this process: no worker process could be started (%s)",
+                        reading.get("filename"), error)
+            return None
 
     def assigned(self, layers: Sequence[Layer]) -> Iterator[tuple[ParsedBatch, dict[Level, np.ndarray]]]:
         """(chunk, the unit of each of its incidents per level) as the worker sends them."""

@@ -532,13 +532,14 @@ class Gridmap:
         lines or more is read in another process (:mod:`gridmap.import_worker`)."""
         lines = data.count(b"\n") if filename.lower().endswith((".csv", ".txt")) else 0
         for encoding in file_encodings(filename):
-            batches: Iterable[ParsedBatch] | ImportWorker
+            now = self._now()
+            batches: Iterable[ParsedBatch] | ImportWorker | None = None
             if import_worker.wanted(lines):
-                batches = ImportWorker(data, filename=filename, options=options, tz=self.tz, now=self._now(),
-                                       encoding=encoding)
-            else:
-                batches = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz,
-                                                     now=self._now(), encoding=encoding))
+                batches = ImportWorker.start(data, filename=filename, options=options, tz=self.tz, now=now,
+                                             encoding=encoding)
+            if batches is None:
+                batches = read_ahead(incident_chunks(data, filename=filename, options=options, tz=self.tz, now=now,
+                                                     encoding=encoding))
             try:
                 return self._store(batches, progress=progress, filename=filename, expected=lines)
             except UnicodeDecodeError:

@@ -150,3 +150,15 @@ def test_the_layers_go_to_the_worker_with_only_what_assignment_needs(block):
     slim = import_worker._slim(layer)
     assert list(slim.units.columns) == ["code", "parent_code", "geometry"]
     assert np.array_equal(slim.units.index, layer.units.index) and slim.version == layer.version
+
+
+def test_where_no_worker_can_start_the_file_is_read_here(block, worker_for_every_file, monkeypatch, caplog):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "python")
+
+    monkeypatch.setattr(import_worker.subprocess, "Popen", refused)
+    result = block.import_incidents(FILE, filename="export.csv")
+    assert worker_for_every_file == []
+    assert result.ids.tolist() == [1, 2, 3, 4, 1, 5]
+    assert block.store.count_incidents() == 5
+    assert "reading export.csv in this process: no worker process could be started" in caplog.text
