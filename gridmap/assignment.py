@@ -53,6 +53,8 @@ _LOCATE_COST = 20
 _PARALLEL_MIN = 20_000        # exact points worth splitting across threads
 _WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 _POLYGONAL = (3, 6)           # shapely type ids of Polygon and MultiPolygon
+_WARM_USES = 3                # covers per polygon before threads share it (see ready_for_threads): GEOS
+                              # 3.14 needs 2; the 3rd, ≈ 2.5 ms per 10,000 polygons, is a margin
 
 
 @dataclass(frozen=True)
@@ -194,14 +196,24 @@ class AssignmentIndex:
         self._raster_for(1 << 62)
 
     def ready_for_threads(self) -> None:
-        """GEOS builds a prepared polygon's point index on first use, and not thread-safely
-        (libgeos/geos#825): use every polygon once, here, before threads share them."""
+        """Build, here and once, what GEOS builds lazily and not thread-safely (libgeos/geos#825)
+        in a prepared polygon the threads will share.
+
+        A prepared polygon's point locator comes in two steps (GEOS 3.14.1, shapely 2.2): the
+        first ``covers`` of a point in its bounds makes a plain ring-scanning locator, the
+        *second* makes the indexed locator (and its segment index); each is stored unlocked.  Two
+        threads making one at once each store their own, and the second store deletes the
+        locator the first thread is still using: heap corruption ("double free or corruption",
+        "malloc(): unsorted double linked list corrupted"), now or at exit.  So every polygon is
+        used :data:`_WARM_USES` times here, each time with a point in its bounds (a point outside
+        them, or any point in a rectangle, is answered from the bounds and reaches no locator)."""
         with self._lock:
             if not self._warm:
                 for index in self._levels:
                     box = shapely.bounds(index.geometries)
-                    shapely.covers(index.geometries, shapely.points((box[:, 0] + box[:, 2]) / 2,
-                                                                    (box[:, 1] + box[:, 3]) / 2))
+                    centres = shapely.points((box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2)
+                    for _ in range(_WARM_USES):
+                        shapely.covers(index.geometries, centres)
                     index.tree.query(shapely.points(0.0, 0.0))
                 self._warm = True
 

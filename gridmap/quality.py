@@ -209,8 +209,11 @@ def ambiguous_points(lon: ArrayLike, lat: ArrayLike, layer: Layer, *,
 
 
 def _units(layer: Layer) -> np.ndarray:
-    """The units' geometries, prepared; a missing or empty one as None (it holds no point)."""
-    geometries = np.array(layer.units.geometry.values, dtype=object)
+    """Copies of the units' geometries, prepared; a missing or empty one as None (it holds no point).
+    Copies: GEOS builds a prepared polygon's indexes lazily and not thread-safely, and the layer's own
+    geometries are shared with the assignment index and other requests (two requests at once for a
+    district's edge points segfaulted in ``intersects``).  A WKB round trip is exact."""
+    geometries = shapely.from_wkb(shapely.to_wkb(np.array(layer.units.geometry.values, dtype=object)))
     geometries[shapely.is_missing(geometries) | shapely.is_empty(geometries)] = None
     shapely.prepare(geometries)
     return geometries

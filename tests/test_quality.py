@@ -192,3 +192,16 @@ def test_the_raster_rules_out_only_points_whose_box_meets_no_edge():
                 expected[k] = (*sorted(codes[touching]), *([None] if not union.covers(b) else []))
         options = {} if precision_m is None else {"precision_m": precision_m}
         assert len(expected) > 600 and touched(lon.tolist(), lat.tolist(), layer, **options) == expected
+
+
+def test_the_edge_check_prepares_copies_never_the_layers_shared_polygons():
+    # GEOS builds a prepared polygon's indexes lazily and unlocked: the layer's own polygons are
+    # shared with the assignment index and other requests (two requests at once segfaulted)
+    from gridmap.quality import _units
+    layer = read_layer(feature_collection([({"code": "A"}, box(0, 0, 1, 1)), ({"code": "B"}, box(1, 0, 2, 1))]),
+                       level=Level.MICRO_GRID)
+    own = layer.units.geometry.to_numpy()
+    copies = _units(layer)
+    assert [c is g for c, g in zip(copies, own)] == [False, False]
+    assert shapely.equals_exact(copies, own, tolerance=0).tolist() == [True, True]
+    assert shapely.is_prepared(copies).tolist() == [True, True] and shapely.is_prepared(own).tolist() == [False, False]
