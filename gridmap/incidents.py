@@ -340,8 +340,9 @@ def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime, crs: s
     return batch
 
 
-#: Rows read, checked, assigned and stored at a time.
-CHUNK_ROWS = 100_000
+#: Rows read, checked, assigned and stored at a time (a million-row import held 80 MB less at 50,000
+#: than at 100,000, in the storing process and its worker together, and was no slower).
+CHUNK_ROWS = 50_000
 
 
 def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo,
