@@ -1,10 +1,11 @@
 """A big incident file read and assigned in another process while this one stores it.
 
 SQLite lets go of the GIL only inside each row's step, and pandas' parser and the assignment's
-numpy and shapely calls hold it for much of their work: a thread reading ahead (``read_ahead``) did
-not overlap the writes at all (a million rows: parse 7.6 s + assign 2.0 s + write 21.5 s, and the
-whole import took about their sum).  A process shares nothing, so on two cores the file is parsed
-and assigned while the chunks before it are written.
+numpy and shapely calls hold it for much of their work, so a thread reading ahead (``read_ahead``)
+overlapped the writes only in part, and held up every other thread of the process: a server's
+lookups waited up to 0.8 s behind it during a million-row upload.  A process shares nothing: the
+same import took 15.4–18.1 s against 17.8–19.3 s with the thread (alternating runs), and lookups
+meanwhile waited at most 0.16 s (``bench/import_responsiveness.py``, docs/benchmarks.md).
 
 The worker is a fresh interpreter (``python -m gridmap.import_worker``): never a fork, since a
 server's other threads may hold locks, and not multiprocessing's spawn either, which runs the
