@@ -2,6 +2,7 @@
 reading it here, its refusals whole, the worker stopped whatever happens to the import."""
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
@@ -162,3 +163,29 @@ def test_where_no_worker_can_start_the_file_is_read_here(block, worker_for_every
     assert result.ids.tolist() == [1, 2, 3, 4, 1, 5]
     assert block.store.count_incidents() == 5
     assert "reading export.csv in this process: no worker process could be started" in caplog.text
+
+
+def test_an_upload_read_by_the_worker_answers_as_one_read_by_the_server(client, worker_for_every_file):
+    for level, data in (("grid", grid_file()), ("micro_grid", micro_file())):
+        assert client.post(f"/api/layers/{level}", data={"file": (io.BytesIO(data), f"{level}.geojson")},
+                           content_type="multipart/form-data").status_code == 201
+    csv = ("经度,纬度,类别,上报时间\n0.005,0.005,乱停乱放,2026-03-05 08:00\n"
+           "0.015,,杂物堆积,2026-03-05 09:00\n0.015,0.015,噪音,2026-03-06 10:00\n").encode()
+    response = client.post("/api/incidents", data={"file": (io.BytesIO(csv), "reports.csv")},
+                           content_type="multipart/form-data")
+    assert len(worker_for_every_file) == 1
+    assert response.status_code == 201
+    body = response.get_json()
+    assert [(i["row"], i["units"]["micro_grid"]) for i in body["items"]] == [(2, "W-S"), (4, "E-N")]
+    assert body["errors"] == [{"row": 3, "error": "missing or non-numeric coordinates (lon='0.015', lat=None)"}]
+
+    no_lat = "经度,类别\n0.005,乱停乱放\n".encode()
+    refused = client.post("/api/incidents", data={"file": (io.BytesIO(no_lat), "r.csv")},
+                          content_type="multipart/form-data")
+    assert len(worker_for_every_file) == 2
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json() == {  # with every detail, the options named as the API names them
+        "error": "the file's columns do not match the options",
+        "details": ["no coordinate columns found (tried lon/lng/long/longitude/x/经度 and lat/latitude/y/纬度); "
+                    "the file has: 经度, 类别. Say which with lon_field and lat_field."]}
+    assert len(client.get("/api/incidents").get_json()["features"]) == 2
