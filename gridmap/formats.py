@@ -507,14 +507,19 @@ class _GeoJsonScan:
                                               "array of Feature objects"), file=self.filename,
                                            got=_json_shown(members.get("features"))))
         elif kind == "Feature":
+            self._alone()
             self._feature(members, 0)
-            self.count = 1
         elif isinstance(kind, str) and (kind.lower() in _NESTING or kind == "GeometryCollection"):
+            self._alone()
             self._geometry(members, 0)
-            self.count = 1
         else:
             raise InvalidInput(message(N_("{file}: expected a GeoJSON FeatureCollection, Feature or geometry, got "
                                           "type {type}"), file=self.filename, type=_json_shown(kind)))
+
+    def _alone(self) -> None:
+        """A lone Feature or geometry is the file's one feature: what a ``features`` member of it
+        held was scanned (its position is not known in advance) but is not read (GDAL ignores it)."""
+        self.count, self.problems, self.reasons = 1, [], {}
 
     def _features(self) -> None:
         self.pos = self._skip(self.pos + 1)

@@ -447,3 +447,18 @@ def test_what_reading_noted_reaches_the_layers_report(tmp_path: Path):
                       "grids.zip has no .cpg file saying how its text is encoded, so it was read as ISO-8859-1; "
                       "if names look garbled, upload it again with its encoding in the encoding option, "
                       "for example GBK")]
+
+
+def test_a_lone_feature_with_a_features_member_is_read_as_its_one_feature():
+    # schemathesis-style fuzzing (tests/test_fuzz_uploads.py) found a 500: the scan of the
+    # ``features`` member counted its bad geometries against a file GDAL reads as one Feature
+    from gridmap.boundaries import read_layer
+    extra = [{"type": "Feature", "properties": None, "geometry": None},
+             {"type": "Feature", "properties": None, "geometry": []}]
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    lone = {"type": "Feature", "properties": {"code": "A"}, "geometry": square, "features": extra}
+    layer = read_layer(json.dumps(lone).encode(), level=Level.GRID, filename="f.geojson")
+    assert layer.units["code"].tolist() == ["A"] and layer.units.geometry.iloc[0].equals(box(0, 0, 1, 1))
+    with pytest.raises(InvalidInput, match="no property looks like the unit code"):
+        read_layer(json.dumps({**lone, "properties": None, "geometry": None}).encode(), level=Level.GRID,
+                   filename="f.geojson")
