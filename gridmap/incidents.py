@@ -668,6 +668,11 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if column is None or column not in frame:
         return np.full(len(frame), np.nan)
     values = frame[column]
+    if getattr(values.dtype, "storage", None) == "pyarrow":
+        try:            # a column of numbers only: Arrow reads it at once (to_numeric took 0.9 s a million)
+            return pc.cast(pc.utf8_trim_whitespace(pa.array(values)), pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:         # some text that is not a number: each is judged below
+            pass
     if _is_text(values):
         values = values.str.strip()                  # a CSV's text column
     elif not pd.api.types.is_float_dtype(values):   # JSON: text to strip, and true/false are not numbers
@@ -852,8 +857,13 @@ def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon:
 def _time_problems(frame: pd.DataFrame, column: str | None, times: np.ndarray, refused: np.ndarray,
                    problems: dict[int, list[Message]], *, required: bool, unreadable: str) -> None:
     """A problem for each row whose time in ``column`` was given but not read (``unreadable``, a
-    template of ``value`` and ``field``), or read and refused (:func:`_times`), or (``required``) not given."""
-    for i in np.flatnonzero(np.isnat(times)):
+    template of ``value`` and ``field``), or read and refused (:func:`_times`), or (``required``) not given.
+    Only the rows without a time are looked at one by one, and of those only the ones that gave one
+    unless it is ``required`` (a file without a deadline column has a million rows without one)."""
+    unread = np.isnat(times)
+    if not required:
+        unread &= _given(frame, column)
+    for i in np.flatnonzero(unread):
         raw = _raw(frame, column, int(i))
         if raw is None:
             if required:
@@ -872,6 +882,16 @@ def _time_problems(frame: pd.DataFrame, column: str | None, times: np.ndarray, r
         else:
             problem = message(unreadable, value=value, field=column)
         problems.setdefault(int(i), []).append(problem)
+
+
+def _given(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+    """Whether each row has a value in ``column`` (as :func:`_present` judges it), over the whole column."""
+    if column is None or column not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    values = frame[column]
+    if _is_text(values):
+        return values.str.strip().ne("").fillna(False).to_numpy(dtype=bool)
+    return np.fromiter(map(_present, values.to_numpy(dtype=object)), dtype=bool, count=len(values))
 
 
 def _raw(frame: pd.DataFrame, column: str | None, i: int) -> Any:

@@ -48,6 +48,26 @@ def test_chinese_columns_categories_and_statuses():
     assert (b.lon, b.lat) == (111.88, 34.746)
 
 
+@pytest.mark.parametrize("other", ["111.87", "abc"])
+def test_coordinates_read_the_same_however_they_are_spelled(other):
+    # a column of numbers only is read by Arrow at once, one with text in it value by value
+    # (pandas): every spelling reads the same both ways, and a bad value is refused alone
+    batch = read_csv("lon,lat,category,reported_at\n"
+                     f"{other},34.745,litter,2026-03-05\n"                      # row 2
+                     " +1.1187e2 ,34.745,litter,2026-03-05\n"                 # row 3: 111.87
+                     "111.870000000000000001,.5e1,litter,2026-03-05\n"        # row 4: 111.87, 5.0
+                     "nan,34.745,litter,2026-03-05\n"                          # row 5: missing
+                     "inf,34.745,litter,2026-03-05\n"                          # row 6: out of range
+                     "-1e400,34.745,litter,2026-03-05\n")                      # row 7: out of range
+    good = [(row, d.lon, d.lat) for row, d in batch.drafts]
+    assert good == [*([(2, 111.87, 34.745)] if other == "111.87" else []), (3, 111.87, 34.745), (4, 111.87, 5.0)]
+    assert errors_of(batch) == [
+        *([(2, "missing or non-numeric coordinates (lon='abc', lat='34.745')")] if other == "abc" else []),
+        (5, "missing or non-numeric coordinates (lon='nan', lat='34.745')"),
+        (6, "coordinates out of range: lon=inf, lat=34.745; expected WGS84 longitude -180..180 and latitude -90..90"),
+        (7, "coordinates out of range: lon=-inf, lat=34.745; expected WGS84 longitude -180..180 and latitude -90..90")]
+
+
 def test_every_bad_row_is_reported_with_its_number_and_the_good_rows_kept():
     batch = read_csv("Longitude,LATITUDE,category,reported_at,status\n"
                      "111.87,34.745,litter,2026-03-05,closed\n"        # row 2 good
