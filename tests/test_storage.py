@@ -659,6 +659,41 @@ def test_known_reports_are_the_stored_incidents_with_those_external_ids(store):
         assert tx.known_reports([]) == {}
 
 
+@pytest.mark.parametrize("text", ["", "it's \\ 'quoted'", "飞线充电 🔌", "--; DROP TABLE incidents"])
+def test_a_value_every_row_of_a_batch_shares_is_stored_exactly(store, text):
+    # SQLite is given such a column once, as a literal in the statement (not bound row by row)
+    closed = datetime(2026, 3, 6, 9, 30, 0, 123456)
+    drafts = [draft(0.005 + i / 1000, 0.005, f"e{i}", description=text, source=text, category_raw=text,
+                    status=Status.CLOSED, closed_at=closed, original_crs=None) for i in range(3)]
+    assert add(store, drafts) == [1, 2, 3]
+    frame = store.incidents()
+    assert frame["description"].tolist() == frame["source"].tolist() == frame["category_raw"].tolist() == [text] * 3
+    assert frame["status"].tolist() == ["closed"] * 3
+    assert frame["external_id"].tolist() == ["e0", "e1", "e2"]
+    assert frame["lon"].tolist() == [0.005, 0.006, 0.007]
+    lifecycle = store.lifecycle_values()
+    assert lifecycle["id"].tolist() == [1, 2, 3]
+    assert lifecycle["closed_at"].tolist() == [closed] * 3
+    assert lifecycle["due_at"].tolist() == [None] * 3          # NaT
+
+
+def test_sqlite_text_with_a_nul_character_shared_by_a_batch_is_bound_not_written_as_a_literal(tmp_path):
+    # the domain refuses such text (PostgreSQL cannot store it); the SQLite writer still keeps it exactly
+    store = open_store(f"sqlite:///{tmp_path / 'nul.db'}")
+    add(store, [draft(0.005, 0.005, description="a\x00b"), draft(0.006, 0.005, description="a\x00b")])
+    assert store.incidents()["description"].tolist() == ["a\x00b", "a\x00b"]
+
+
+def test_a_column_shared_by_some_rows_only_is_stored_row_by_row(store):
+    drafts = [draft(0.005, 0.005, None, description="x"), draft(0.006, 0.005, "b", description="x"),
+              draft(0.007, 0.005, None, description="y", source="s")]
+    add(store, drafts)
+    frame = store.incidents()
+    assert frame["external_id"].tolist() == [None, "b", None]
+    assert frame["description"].tolist() == ["x", "x", "y"]
+    assert frame["source"].tolist() == ["", "", "s"]
+
+
 def test_known_reports_include_those_stored_earlier_in_the_same_transaction(store):
     add(store, [draft(0.005, 0.005)])          # the store holds no external id before the transaction
     with store.writing() as tx:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -881,10 +881,10 @@ class _SqlWriter(Writer):
         first = int(self.conn.execute(sa.select(sa.func.max(incidents.c.id))).scalar() or 0) + 1
         ids = np.arange(first, first + len(batch), dtype=np.int64)
         now = _time_texts(np.array([_now()], dtype="datetime64[us]"))[0]
+        names = INCIDENT_COLUMNS[:10]
         columns = [ids.tolist(), batch.external_id.tolist(), batch.category.tolist(), batch.category_raw.tolist(),
                    batch.lon.tolist(), batch.lat.tolist(), _time_texts(batch.reported_at).tolist(),
-                   batch.status.tolist(), batch.description.tolist(), batch.source.tolist(), repeat(now)]
-        names = INCIDENT_COLUMNS[:10] + ["created_at"]
+                   batch.status.tolist(), batch.description.tolist(), batch.source.tolist()]
         # the columns most files leave empty are named only when this batch fills them: a million plain
         # rows binding five more NULLs each took 2-3 s more
         for name, values in (*zip(("original_x", "original_y", "original_crs"), _originals(batch)),
@@ -892,7 +892,12 @@ class _SqlWriter(Writer):
             if values is not None:
                 names.append(name)
                 columns.append(values)
-        _insert_many(self.conn, incidents, names, zip(*columns))
+        same = {"created_at": now}
+        for name, values in zip(names[2:], columns[2:]):
+            if name not in ("lon", "lat", "reported_at") and _one_value(values):
+                same[name] = values[0]
+        kept = [i for i, name in enumerate(names) if name not in same]
+        _insert_many(self.conn, incidents, [names[i] for i in kept], zip(*(columns[i] for i in kept)), same=same)
         self.written += len(ids)
         current = _current_rows(self.conn)
         for level, codes in units_by_level.items():
@@ -1016,11 +1021,23 @@ def _outside(conn: sa.Connection, shown: dict[Level, sa.Row]) -> sa.ColumnElemen
     return sa.or_(*clauses)
 
 
-def _insert_many(conn: sa.Connection, table: sa.TableClause, columns: list[str], rows: Iterable[tuple]) -> None:
+def _insert_many(conn: sa.Connection, table: sa.TableClause, columns: list[str], rows: Iterable[tuple], *,
+                 same: Mapping[str, Any] | None = None) -> None:
     """Rows as plain tuples through the driver's ``executemany`` (values exactly as stored: times
-    as :func:`_time_texts`), for the million-row writes of imports and commits."""
-    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
-    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    as :func:`_time_texts`), for the million-row writes of imports and commits.  ``same``: columns
+    with one value for every row, which SQLite gets once, as a literal in the statement (binding
+    four of them a row was a fifth of a million-row import's write)."""
+    same = dict(same or {})
+    assert all(map(_literal, same.values())), same
+    if conn.dialect.name == "postgresql" and same:
+        constant = tuple(same.values())
+        columns, rows = [*columns, *same], (row + constant for row in rows)
+        same = {}
+    marks = ["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns)
+    values = ", ".join(marks + [str(sa.literal(value).compile(dialect=conn.dialect,
+                                                              compile_kwargs={"literal_binds": True}))
+                                for value in same.values()])
+    statement = f"INSERT INTO {table.name} ({', '.join([*columns, *same])}) VALUES ({values})"
     cursor = conn.connection.driver_connection.cursor()     # type: ignore[union-attr]  # an open connection
     try:
         if conn.dialect.name == "postgresql":
@@ -1031,6 +1048,19 @@ def _insert_many(conn: sa.Connection, table: sa.TableClause, columns: list[str],
         raise sa.exc.DBAPIError.instance(statement, None, error, conn.dialect.loaded_dbapi.Error) from error
     finally:
         cursor.close()
+
+
+def _one_value(values: list) -> bool:
+    """Whether every value of a column is one and the same :func:`_literal` value."""
+    if not values or not _literal(values[0]):
+        return False
+    return values.count(values[0]) == len(values)       # only text equals text, only None is None
+
+
+def _literal(value: Any) -> bool:
+    """Whether a value can be written into a statement as a literal exactly as it would be bound:
+    None, or text without NUL characters (which a statement cannot hold)."""
+    return value is None or (type(value) is str and "\x00" not in value)
 
 
 #: Runs of consecutive incident ids per assignment row above which rows are bound one by one.
