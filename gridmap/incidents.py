@@ -540,6 +540,7 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
     kept as given beside the WGS84 point."""
     problems: dict[int, list[Message]] = {}
     frame, nested_category = _scalars(frame, cols, problems)
+    _nul_problems(frame, cols, problems)
     x, y = _numbers(frame, cols["lon"]), _numbers(frame, cols["lat"])
     formats = {} if formats is None else formats
     times, refused = _times(frame, cols["time"], tz, formats)
@@ -604,6 +605,24 @@ def _scalars(frame: pd.DataFrame, cols: Mapping[str, str | None],
         frame = frame.assign(**{name: frame[name].where(~nested, None)})
         nested_category |= nested if name == cols.get("category") else False
     return frame, nested_category
+
+
+def _nul_problems(frame: pd.DataFrame, cols: Mapping[str, str | None], problems: dict[int, list[Message]]) -> None:
+    """A problem for each row whose stored text holds a NUL character: no good file has one (a damaged
+    file has, or UTF-16 read as another encoding), and PostgreSQL cannot store it."""
+    for name in dict.fromkeys(cols.get(key) for key in _TEXT_COLUMNS):
+        if name is None or name not in frame:
+            continue
+        values = frame[name]
+        if getattr(values.dtype, "storage", None) == "pyarrow":
+            found = np.asarray(pc.fill_null(pc.match_substring(pa.array(values), "\x00"), False), dtype=bool)
+        else:
+            found = values.map(lambda v: isinstance(v, str) and "\x00" in v).to_numpy(dtype=bool)
+        for i in np.flatnonzero(found):
+            problems.setdefault(int(i), []).append(message(
+                N_("{field}: {value!r} holds a NUL character, which cannot be stored; the file may be damaged "
+                   "or in another encoding (open it in a text editor and save it as UTF-8)"),
+                field=name, value=shown(values.iloc[i])))
 
 
 def _column(frame: pd.DataFrame, column: str | None) -> pd.Series:

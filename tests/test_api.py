@@ -562,3 +562,37 @@ def test_an_edit_whose_features_are_not_a_list_is_refused_saying_so(client, feat
     assert (response.status_code, response.get_json()["error"]) == (
         400, f"edit.geojson: the FeatureCollection's features member is {shown}; expected an array of Feature objects")
     assert client.get("/api/layers").get_json() == {"layers": []}      # nothing stored
+
+
+def test_text_holding_a_nul_character_is_refused_saying_where_and_changes_nothing(app, loaded):
+    # PostgreSQL cannot store a NUL character, so neither backend is given one: the same 400 on both
+    assert loaded.post("/api/incidents", json={"category": "litter", "lon": 0.005, "lat": 0.005}).status_code == 201
+    before = snapshot(app)
+    refusals = [
+        (loaded.post("/api/incidents/1/steps", json={"actor": "王", "action": "dispatch", "note": "a\u0000b"}),
+         "body.note"),
+        (loaded.post("/api/incidents", json=[{"category": "litter", "lon": 0.005, "lat": 0.005},
+                                             {"category": "litter", "lon": 0.005, "lat": 0.005, "x\u0000": 1}]),
+         "body[1].'x\\x00'"),
+        (loaded.get("/api/incidents?category=%00litter"), "category"),
+        (loaded.post("/api/incidents", data={"category": "litter", "lon": "0.005", "lat": "0.005",
+                                             "description": "x\x00"}), "description"),
+    ]
+    for response, where in refusals:
+        assert response.status_code == 400
+        assert response.get_json()["error"] == (
+            f"{where} holds a NUL character (\\u0000), which text may not hold; remove it and send again")
+    assert snapshot(app) == before
+    # a literal backslash-u0000 is text like any other
+    text = loaded.post("/api/incidents", json={"category": "litter", "lon": 0.005, "lat": 0.005,
+                                               "description": "C:\\u0000"})
+    assert text.status_code == 201
+    assert loaded.get("/api/incidents/2").get_json()["properties"]["description"] == "C:\\u0000"
+    # in a file, the row is refused (with how to fix the file) and the others are stored
+    csv = ("lon,lat,category,reported_at,description\n0.005,0.005,litter,2026-03-05,ok\n"
+           "0.005,0.005,litter,2026-03-05,bad\x00\n").encode()
+    body = loaded.post("/api/incidents", data={"file": (io.BytesIO(csv), "r.csv")},
+                       content_type="multipart/form-data").get_json()
+    assert (body["created"], body["errors"]) == (1, [{"row": 3, "error": (
+        "description: 'bad\\x00' holds a NUL character, which cannot be stored; the file may be damaged or in "
+        "another encoding (open it in a text editor and save it as UTF-8)")}])

@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter
 
 from .. import categories
 from ..changes import LayerOptions
+from ..coordinates import shown
 from ..errors import N_, InvalidInput, Message, message
 from ..filters import SOURCE_MAX, _all, parse_bbox, parse_query, several  # noqa: F401 - the blueprints take them from here
 from ..incidents import Status
@@ -167,11 +168,40 @@ def json_payload() -> Any:
     if request.content_length is None and limit and len(data) >= limit:
         abort(413)             # a chunked body is cut at the limit, not refused: refuse it here
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        payload = json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise InvalidInput(message(N_("the JSON body is nested too deeply to read"))) from None
     except ValueError as error:        # JSONDecodeError, UnicodeDecodeError, the constants
         raise InvalidInput(message(N_("the JSON body could not be read: {reason}"), reason=str(error)[:200])) from None
+    if b"\\u0000" in data:           # JSON text can hold a NUL only written this way
+        where = _nul_in(payload)
+        if where is not None:
+            raise InvalidInput(nul_refused(where))
+    return payload
+
+
+def nul_refused(where: str) -> Message:
+    """Why a value holding a NUL character is refused, and where it was."""
+    return message(N_("{field} holds a NUL character (\\u0000), which text may not hold; remove it and send "
+                      "again"), field=shown(where))
+
+
+def _nul_in(payload: Any) -> str | None:
+    """The path of the first key or text in a JSON value that holds a NUL character (``features[3].properties``)."""
+    waiting: list[tuple[str, Any]] = [("body", payload)]
+    while waiting:
+        path, value = waiting.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f"{path}.{key!r}"
+                waiting.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            waiting.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
 
 
 def _no_constant(name: str) -> Any:

@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import Conflict, GridmapError, InvalidInput, NotFound, PreconditionFailed
-from . import error_body, tr
+from . import error_body, nul_refused, tr
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, PreconditionFailed: 4
 
 
 def register(app: Flask) -> None:
+    app.before_request(_no_nul_characters)
     app.register_error_handler(GridmapError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/health", "health", _health)
@@ -30,6 +31,18 @@ def _health():
         log.exception("health check: the store did not answer")
         return {"status": "unavailable"}, 503
     return {"status": "ok"}
+
+
+def _no_nul_characters() -> None:
+    """A query or form value holding a NUL character is refused before any view sees it: text may
+    not hold one (PostgreSQL cannot store it, so SQLite is not let to either).  JSON bodies are
+    checked as they are read (:func:`~gridmap.web.json_payload`), files as they are parsed."""
+    fields = [*request.args.items(multi=True)]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields += request.form.items(multi=True)
+    for name, value in fields:
+        if "\x00" in name or "\x00" in value:
+            raise InvalidInput(nul_refused(name))
 
 
 def _wants_json() -> bool:
