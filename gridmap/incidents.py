@@ -10,6 +10,7 @@ anything else given is a problem of its row.
 """
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import math
@@ -371,16 +372,17 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
     """The file's rows parsed :data:`CHUNK_ROWS` at a time (a GeoJSON file in one), so a million-row
     file never sits in one frame.  A CSV in another ``encoding`` raises UnicodeDecodeError, perhaps
     after some chunks (the caller starts again with the next of :func:`file_encodings`)."""
-    frames = ([_geojson_frame(data, filename)] if _is_geojson(filename) else [_xlsx_frame(data, filename)]
+    frames = ([(_geojson_frame(data, filename), {})] if _is_geojson(filename) else [(_xlsx_frame(data, filename), {})]
               if _is_xlsx(filename) else _csv_chunks(data, filename, encoding or ""))
     cols: dict[str, str | None] | None = None
     formats: dict[str, str] = {}       # a time format guessed in the first chunk holds for the whole file
-    for frame in frames:
+    for frame, unreadable in frames:
         if frame.empty:
             continue
         cols = cols or _file_columns(frame, options)
         yield _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
-                           require_category=False, formats=formats, crs=options.crs, mapping=options.mapping)
+                           require_category=False, formats=formats, crs=options.crs, mapping=options.mapping,
+                           unreadable=unreadable)
     if cols is None:
         raise InvalidInput(message(N_("{file} has no rows; expected incidents"), file=filename))
 
@@ -452,15 +454,43 @@ def _xlsx_frame(data: bytes, filename: str) -> pd.DataFrame:
     return frame.loc[~(frame == "").all(axis=1)]
 
 
-def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[pd.DataFrame]:
-    """The rows of a CSV file, a chunk at a time, indexed by their line number (header = line 1);
-    blank lines are left out.  A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
+def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[tuple[pd.DataFrame, dict[int, Message]]]:
+    """The rows of a CSV file, a chunk at a time, indexed by their line number (header = line 1; a
+    line is a record, quoted line breaks included); blank lines are left out.
+
+    A line with more fields than the header is read without the extra ones when they are empty (a
+    trailing comma, as Excel and some exports write), and is otherwise an empty row with why it was
+    not read, in the chunk's dict by line number: a value in no column is never dropped unseen.
+    A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
     try:
+        columns = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, index_col=False, nrows=0).columns
+        lines = _Lines(data, encoding, width=len(columns))
+        # pandas skips (and says so) a line with more fields than the first one, and those are read
+        # again here one by one; but when the first line has more than the header (a trailing comma),
+        # pandas would drop the extra field of every line unseen, so columns are named for them
+        past = [f"\0past the header {i}" for i in range(lines.first_width() - len(columns))]
         reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
-                             index_col=False, skip_blank_lines=False, chunksize=CHUNK_ROWS)
-        while (frame := _next_chunk(reader)) is not None:
-            frame.index = frame.index + 2
-            yield frame.loc[~(frame == "").all(axis=1)]
+                             **({"header": 0, "names": [*columns, *past]} if past else {}), index_col=False,
+                             skip_blank_lines=False, chunksize=CHUNK_ROWS, on_bad_lines="warn")
+        skipped: list[tuple[int, int]] = []        # (line, fields seen) of the lines pandas skipped
+        first = 2                                   # the line of the next row pandas gives
+        while (frame := _next_chunk(reader, skipped)) is not None or skipped:
+            if frame is None:          # lines skipped after the last row read: a chunk of their own
+                frame = pd.DataFrame(columns=[*columns, *past], dtype="str")
+            numbers = _line_numbers(first, len(frame), {line for line, _ in skipped})
+            frame.index = numbers
+            here = [entry for entry in skipped if not len(numbers) or entry[0] < numbers[-1]]
+            del skipped[:len(here)]
+            first = max([first, *(numbers[-1:] + 1), *(line + 1 for line, _ in here)])
+            beyond = np.zeros(len(frame), dtype=bool)
+            for name in past:
+                beyond |= (frame.pop(name).str.strip() != "").to_numpy(dtype=bool, na_value=False)
+            unreadable = {int(number): lines.refusal() for number in frame.index[beyond]}
+            frame, again = lines.put_back(frame, here)
+            unreadable |= again
+            yield frame.loc[~(frame == "").all(axis=1) | frame.index.isin(list(unreadable))], unreadable
+            if not len(numbers):
+                return
     except UnicodeDecodeError:
         raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
@@ -468,14 +498,77 @@ def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[pd.DataFr
                                    file=filename, reason=str(exc).strip())) from None
 
 
-def _next_chunk(reader: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
-    """The reader's next chunk, None at the end.  A trailing comma (Excel) gives an extra empty
-    field, which pandas warns about; the warning filter is held only while the chunk is read, never
-    across a ``yield``: the chunks are read in a thread (:func:`read_ahead`), and a filter held
-    while suspended was undone by another thread's ``catch_warnings`` (the process-wide list)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=pd.errors.ParserWarning)
-        return next(reader, None)
+_SKIPPED = re.compile(r"Skipping line (\d+): expected \d+ fields, saw (\d+)")
+
+
+def _next_chunk(reader: Iterator[pd.DataFrame], skipped: list[tuple[int, int]]) -> pd.DataFrame | None:
+    """The reader's next chunk, None at the end; the lines pandas skipped meanwhile are added to
+    ``skipped``.  The warnings are caught only while the chunk is read, never across a ``yield``:
+    the chunks are read in a thread (:func:`read_ahead`), and a filter held while suspended was undone
+    by another thread's ``catch_warnings`` (the process-wide list)."""
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("always", category=pd.errors.ParserWarning)
+        frame = next(reader, None)
+    for warning in heard:
+        skipped += [(int(found[1]), int(found[2])) for found in _SKIPPED.finditer(str(warning.message))]
+    skipped.sort()
+    return frame
+
+
+def _line_numbers(first: int, count: int, skipped: set[int]) -> np.ndarray:
+    """The line numbers of ``count`` rows read in order from line ``first`` on, past the ``skipped`` lines."""
+    if not skipped:
+        return np.arange(first, first + count, dtype=np.int64)
+    numbers = np.arange(first, first + count + len(skipped), dtype=np.int64)
+    return numbers[~np.isin(numbers, list(skipped))][:count]
+
+
+class _Lines:
+    """A CSV file's lines (records; header = line 1) read forward with the csv module, for the few
+    that pandas skipped (only then is the file read this way)."""
+
+    def __init__(self, data: bytes, encoding: str, *, width: int) -> None:
+        self._data, self._encoding, self.width = data, encoding or "utf-8", width
+        self._reader: Iterator[list[str]] | None = None
+        self._at = 0
+
+    def put_back(self, frame: pd.DataFrame, skipped: list[tuple[int, int]]) -> tuple[pd.DataFrame, dict[int, Message]]:
+        """``frame`` with the ``skipped`` lines in their places: without their extra fields when
+        these are all empty, else as empty rows, with why each was not read."""
+        if not skipped:
+            return frame, {}
+        rows, unreadable = [], {}
+        for number, seen in skipped:
+            fields = self._line(number)
+            if fields is not None and len(fields) == seen and not "".join(fields[self.width:]).strip():
+                rows.append(fields[:self.width])
+            else:
+                rows.append([""] * self.width)
+                unreadable[number] = self.refusal()
+        again = pd.DataFrame(rows, columns=frame.columns, index=[number for number, _ in skipped], dtype="str")
+        return pd.concat([frame, again]).sort_index(kind="stable"), unreadable
+
+    def first_width(self) -> int:
+        """How many fields the first line after the header has (0: none)."""
+        head = csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""))
+        next(head, None)
+        return len(next(head, []))
+
+    def refusal(self) -> Message:
+        """Why a line with values past the header's fields was not read."""
+        return message(N_("more fields than the header's {expected}: a value holding a comma must be in double "
+                          "quotes (\"Building 3, Unit 5\"); correct the line, or export the file again with "
+                          "quoting"), expected=self.width)
+
+    def _line(self, number: int) -> list[str] | None:
+        if self._reader is None:
+            self._reader = csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding,
+                                                       newline=""))
+        for fields in self._reader:
+            self._at += 1
+            if self._at == number:
+                return fields
+        return None
 
 
 def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
@@ -534,7 +627,7 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
 def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, category: str | None,
                  tz: ZoneInfo, now: datetime, require_time: bool, require_category: bool,
                  formats: dict[str, str] | None = None, crs: str | None = None,
-                 mapping: ImportMapping | None = None) -> ParsedBatch:
+                 mapping: ImportMapping | None = None, unreadable: Mapping[int, Message] | None = None) -> ParsedBatch:
     """Every check on whole columns; messages are made only for the rows that have a problem.
     Coordinates in another system than WGS84 (``crs``, or a ``crs`` column) are converted, and
     kept as given beside the WGS84 point."""
@@ -563,6 +656,8 @@ def _parse_frame(frame: pd.DataFrame, cols: Mapping[str, str | None], *, categor
                        unreadable=N_("cannot read {value!r} ({field}) as a date and time"))
     if mapping is not None and cols.get("due_at") and mapping.when_missing == "none":
         due_at = np.where(np.isnat(due_at), np.datetime64(NO_DEADLINE, "us"), due_at)
+    for number, reason in (unreadable or {}).items():    # a line not read: only why, not its empty fields
+        problems[int(frame.index.get_loc(number))] = [reason]
     good = np.flatnonzero(~_mask(np.fromiter(problems, dtype=np.int64, count=len(problems)), len(frame)))
     timed = ~np.isnat(times)
     incidents = IncidentColumns(

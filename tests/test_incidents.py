@@ -421,6 +421,52 @@ def test_any_json_batch_is_stored_or_refused_by_row(service, records):
     assert len(result.items) + len(result.errors) == len(records)
 
 
+PAST_HEADER = ("more fields than the header's 5: a value holding a comma must be in double quotes "
+               "(\"Building 3, Unit 5\"); correct the line, or export the file again with quoting")
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 50_000])
+def test_a_line_with_more_fields_than_the_header_is_read_without_empty_ones_or_refused_alone(monkeypatch, chunk_rows):
+    # pandas skips such a line (the first row having fewer): it is read again; a trailing comma
+    # costs nothing, a value past the header (an unquoted comma) refuses its line and no other
+    from gridmap import incidents
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", chunk_rows)
+    batch = read_csv("lon,lat,category,reported_at,description\n"
+                     "1,1,litter,2026-03-05,a\n"                   # line 2
+                     "2,2,litter,2026-03-05,b,\n"                  # 3: a trailing comma
+                     "3,3,litter,2026-03-05,\"c\nc\"\n"           # 4: a quoted line break (one line)
+                     "\n"                                          # 5: blank
+                     "4,4,litter,2026-03-05,三号楼,五单元\n"         # 6: a comma not quoted
+                     "5,5,litter,2026-03-05,\"f,g\"\n"             # 7
+                     "6,6,litter,2026-03-05,h,, \n"                # 8: two empty fields past it
+                     "7,7,litter,2026-03-05,i,j,k\n")              # 9
+    assert [(row, d.lon, d.description) for row, d in batch.drafts] == [
+        (2, 1.0, "a"), (3, 2.0, "b"), (4, 3.0, "c\nc"), (7, 5.0, "f,g"), (8, 6.0, "h")]
+    assert errors_of(batch) == [(6, PAST_HEADER), (9, PAST_HEADER)]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 50_000])
+def test_after_a_first_line_with_a_trailing_comma_a_value_past_the_header_is_refused_not_dropped(monkeypatch,
+                                                                                                chunk_rows):
+    # pandas reads such a file as having a trailing delimiter and drops the extra field of every line
+    from gridmap import incidents
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", chunk_rows)
+    batch = read_csv("lon,lat,category,reported_at,description\n"
+                     "1,1,litter,2026-03-05,a,\n"                  # line 2
+                     "2,2,litter,2026-03-05,b\n"                   # 3
+                     "3,3,litter,2026-03-05,c,d\n"                 # 4: d is in no column
+                     "4,4,litter,2026-03-05,e,,,\n"                # 5
+                     "5,5,litter,2026-03-05,f,,,g\n")              # 6
+    assert [(row, d.description) for row, d in batch.drafts] == [(2, "a"), (3, "b"), (5, "e")]
+    assert errors_of(batch) == [(4, PAST_HEADER), (6, PAST_HEADER)]
+
+
+def test_a_file_whose_every_line_has_a_value_past_the_header_has_every_line_refused_saying_so():
+    batch = read_csv("lon,lat,category,reported_at,description\n1,1,litter,2026-03-05,a,b\n"
+                     "2,2,litter,2026-03-05,a,b,c\n")
+    assert (batch.drafts, errors_of(batch)) == ([], [(2, PAST_HEADER), (3, PAST_HEADER)])
+
+
 def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):
     # the chunks are read in a thread (read_ahead) while other threads enter and leave
     # catch_warnings: the process-wide filter list then comes back as it was before them, which
@@ -430,8 +476,9 @@ def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_wi
     data = b"lat,category\n1,a,\n2,b\n3,c\n4,d\n"         # the first row's comma: every chunk warns
     with warnings.catch_warnings():             # another thread's, entered first …
         chunks = incidents._csv_chunks(data, "f.csv", "utf-8")
-        first = next(chunks)
-    second = next(chunks)                       # … and left while the reader is between chunks
+        first, first_unread = next(chunks)
+    second, second_unread = next(chunks)        # … and left while the reader is between chunks
     assert [first.to_dict("index"), second.to_dict("index")] == [
         {2: {"lat": "1", "category": "a"}, 3: {"lat": "2", "category": "b"}},
         {4: {"lat": "3", "category": "c"}, 5: {"lat": "4", "category": "d"}}]
+    assert first_unread == second_unread == {}
