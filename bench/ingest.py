@@ -1,6 +1,7 @@
 """Benchmark: importing an incident CSV through gridmap, side by side with the plain recipe.
 
     .venv/bin/python bench/ingest.py [--incidents 1000000] [--dir /tmp/gridmap-ingest] [--postgis URL]
+    .venv/bin/python bench/ingest.py --against REV [--runs 3]     # this checkout against a git revision
 
 The CSV is bench/district.py's (编号, 类别, 经度, 纬度, 上报时间, 状态: how grid offices export),
 into a store holding the synthetic district (10,000 micro-grids under 100 grids) and no incidents.
@@ -34,7 +35,7 @@ from bench.district import incidents_csv  # noqa: E402
 from bench.scale import peak_mb  # noqa: E402
 
 
-def gridmap_import(db: Path | str, csv: Path) -> dict:
+def gridmap_import(db: Path | str, csv: Path, root: Path = ROOT) -> dict:
     """``python -m gridmap import-incidents`` in a fresh process, which then says its own peak memory
     (``db``: a SQLite file, or a PostGIS database URL); ``tree_mb``: the peak of its resident memory
     and its worker's together (gridmap.import_worker), sampled every 20 ms."""
@@ -43,7 +44,7 @@ def gridmap_import(db: Path | str, csv: Path) -> dict:
               "try:\n    cli.main(['import-incidents', sys.argv[1]], prog_name='gridmap')\n"
               "except SystemExit as done:\n    assert not done.code, done.code\n"
               "print('peak', peak_mb())")
-    process = subprocess.Popen([sys.executable, "-c", script, str(csv)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-c", script, str(csv)], cwd=root,
                                env={"GRIDMAP_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}",
                                     "PATH": "/usr/bin:/bin"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -190,7 +191,15 @@ def main() -> None:
                         "(postgresql://user@host:port/db; scripts/postgis start makes one)")
     parser.add_argument("--plain", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--alone", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--against", metavar="REV", help="instead: the CLI import of this checkout and of git "
+                        "revision REV (a worktree) in alternating runs, the fair comparison on a machine whose "
+                        "speed drifts")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each with --against (default 3)")
     args = parser.parse_args()
+    if args.against:
+        template, csv = district_and_csv(args.dir, args.incidents)
+        alternate(args.against, args.runs, args.dir, template, csv)
+        return
     if args.plain:
         print(json.dumps(plain_import(*args.plain)))
         return
@@ -223,6 +232,27 @@ def main() -> None:
     print(f"\ngridmap's write alone (parsed {alone['parse_s']:.1f} s and assigned {alone['assign_s']:.1f} s "
           f"beforehand): rows {alone['store_s']:.1f} s + commit {alone['commit_s']:.1f} s = {floor:.1f} s "
           f"({n / floor:,.0f} rows/s), peak {alone['peak_mb']:.0f} MB")
+
+
+def alternate(rev: str, runs: int, workdir: Path, template: Path, csv: Path) -> None:
+    """``python -m gridmap import-incidents`` of this checkout and of ``rev``, one after the other, ``runs`` times."""
+    import statistics
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        other = Path(folder) / "other"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(other), rev], cwd=ROOT, check=True)
+        try:
+            times: dict[str, list[float]] = {rev: [], "this checkout": []}
+            for _ in range(runs):
+                for name, root in ((rev, other), ("this checkout", ROOT)):
+                    times[name].append(gridmap_import(fresh_store(workdir, "alternate.db", template), csv, root)["s"])
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=True)
+    print(machine())
+    print(f"{csv.stat().st_size / 2**20:.0f} MB CSV; runs alternate, {rev} first")
+    markdown_table(["code", "runs (s)", "median s"],
+                   [[name, ", ".join(f"{t:.1f}" for t in ts), f"{statistics.median(ts):.1f}"]
+                    for name, ts in times.items()], right={2})
 
 
 if __name__ == "__main__":
