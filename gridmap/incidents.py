@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from itertools import islice
 from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -372,8 +373,9 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
     """The file's rows parsed :data:`CHUNK_ROWS` at a time (a GeoJSON file in one), so a million-row
     file never sits in one frame.  A CSV in another ``encoding`` raises UnicodeDecodeError, perhaps
     after some chunks (the caller starts again with the next of :func:`file_encodings`)."""
-    frames = ([(_geojson_frame(data, filename), {})] if _is_geojson(filename) else [(_xlsx_frame(data, filename), {})]
-              if _is_xlsx(filename) else _csv_chunks(data, filename, encoding or ""))
+    frames = ([(_geojson_frame(data, filename), {})] if _is_geojson(filename)
+              else [(_xlsx_frame(data, filename, options), {})] if _is_xlsx(filename)
+              else _csv_chunks(data, filename, encoding or "", options))
     cols: dict[str, str | None] | None = None
     formats: dict[str, str] = {}       # a time format guessed in the first chunk holds for the whole file
     for frame, unreadable in frames:
@@ -438,11 +440,19 @@ def _is_xlsx(filename: str) -> bool:
     return filename.lower().endswith(".xlsx")
 
 
-def _xlsx_frame(data: bytes, filename: str) -> pd.DataFrame:
-    """The first sheet of an Excel workbook as text, indexed by row number (header = row 1), as a
-    CSV's lines are; dates as Excel stores them, written as ISO text."""
+def _xlsx_frame(data: bytes, filename: str, options: FileOptions) -> pd.DataFrame:
+    """The first sheet of an Excel workbook as text, indexed by row number, as a CSV's lines are;
+    dates as Excel stores them, written as ISO text.  The header is row 1, or the first of the
+    next rows naming the coordinates when row 1 does not (a title above the table)."""
     try:
         frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="openpyxl")
+        header = 0
+        if not _names_coordinates(frame.columns, options):
+            above = [[clean_text(v) or "" for v in row]
+                     for row in frame.head(HEADER_SEARCH - 1).itertuples(index=False)]
+            header = next((i + 1 for i, row in enumerate(above) if _names_coordinates(row, options)), 0)
+            if header:
+                frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="openpyxl", header=header)
     except Exception as exc:  # openpyxl raises several types for what is not a workbook
         raise InvalidInput(message(N_("could not read {file} as an Excel workbook (.xlsx): {reason}"),
                                    file=filename, reason=read_error(exc))) from None
@@ -450,30 +460,49 @@ def _xlsx_frame(data: bytes, filename: str) -> pd.DataFrame:
     for column in frame.columns:       # Excel's own dates and times, as the text a CSV would hold
         frame[column] = [v.isoformat(sep=" ") if isinstance(v, (pd.Timestamp, datetime)) else
                          "" if v is None else clean_text(v) or "" for v in frame[column]]
-    frame.index = frame.index + 2
+    frame.index = frame.index + header + 2
     return frame.loc[~(frame == "").all(axis=1)]
 
 
-def _csv_chunks(data: bytes, filename: str, encoding: str) -> Iterator[tuple[pd.DataFrame, dict[int, Message]]]:
-    """The rows of a CSV file, a chunk at a time, indexed by their line number (header = line 1; a
-    line is a record, quoted line breaks included); blank lines are left out.
+#: How many lines a file's header is looked for in, when the first does not name the coordinates
+#: (a title, a blank line, the unit and date above the table, as office ledgers (台账) have).
+HEADER_SEARCH = 20
+
+
+def _names_coordinates(names: Iterable[Any], options: FileOptions) -> bool:
+    """Whether a header row names the coordinate columns, as :func:`_file_columns` finds them."""
+    names = [str(n) for n in names]
+    given = dict(options.mapping.columns) if options.mapping is not None else {}
+    wanted = ((given.get("lon") or options.lon_field, LON_FIELDS), (given.get("lat") or options.lat_field, LAT_FIELDS))
+    return all(name in names if name else find_field(names, fields) is not None for name, fields in wanted)
+
+
+def _csv_chunks(data: bytes, filename: str, encoding: str,
+                options: FileOptions = FileOptions()) -> Iterator[tuple[pd.DataFrame, dict[int, Message]]]:
+    """The rows of a CSV file, a chunk at a time, indexed by their line number (a line is a record,
+    quoted line breaks included); blank lines are left out.  The header is line 1, or the first of
+    the next lines naming the coordinates when line 1 does not (a title above the table).
 
     A line with more fields than the header is read without the extra ones when they are empty (a
     trailing comma, as Excel and some exports write), and is otherwise an empty row with why it was
     not read, in the chunk's dict by line number: a value in no column is never dropped unseen.
     A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
     try:
-        columns = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, index_col=False, nrows=0).columns
-        lines = _Lines(data, encoding, width=len(columns))
+        head = _Lines(data, encoding, width=0).first(HEADER_SEARCH)
+        header = 0 if not head or _names_coordinates(head[0], options) else next(
+            (i for i, row in enumerate(head) if _names_coordinates(row, options)), 0)
+        columns = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, index_col=False, nrows=0,
+                              skiprows=header).columns
+        lines = _Lines(data, encoding, width=len(columns), header=header)
         # pandas skips (and says so) a line with more fields than the first one, and those are read
         # again here one by one; but when the first line has more than the header (a trailing comma),
         # pandas would drop the extra field of every line unseen, so columns are named for them
         past = [f"\0past the header {i}" for i in range(lines.first_width() - len(columns))]
-        reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding,
+        reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding, skiprows=header,
                              **({"header": 0, "names": [*columns, *past]} if past else {}), index_col=False,
                              skip_blank_lines=False, chunksize=CHUNK_ROWS, on_bad_lines="warn")
         skipped: list[tuple[int, int]] = []        # (line, fields seen) of the lines pandas skipped
-        first = 2                                   # the line of the next row pandas gives
+        first = header + 2                          # the line of the next row pandas gives
         while (frame := _next_chunk(reader, skipped)) is not None or skipped:
             if frame is None:          # lines skipped after the last row read: a chunk of their own
                 frame = pd.DataFrame(columns=[*columns, *past], dtype="str")
@@ -527,10 +556,17 @@ class _Lines:
     """A CSV file's lines (records; header = line 1) read forward with the csv module, for the few
     that pandas skipped (only then is the file read this way)."""
 
-    def __init__(self, data: bytes, encoding: str, *, width: int) -> None:
-        self._data, self._encoding, self.width = data, encoding or "utf-8", width
+    def __init__(self, data: bytes, encoding: str, *, width: int, header: int = 0) -> None:
+        self._data, self._encoding, self.width, self._header = data, encoding or "utf-8", width, header
         self._reader: Iterator[list[str]] | None = None
         self._at = 0
+
+    def first(self, count: int) -> list[list[str]]:
+        """The file's first ``count`` lines."""
+        return list(islice(self._records(), count))
+
+    def _records(self) -> Iterator[list[str]]:
+        return csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""))
 
     def put_back(self, frame: pd.DataFrame, skipped: list[tuple[int, int]]) -> tuple[pd.DataFrame, dict[int, Message]]:
         """``frame`` with the ``skipped`` lines in their places: without their extra fields when
@@ -550,9 +586,7 @@ class _Lines:
 
     def first_width(self) -> int:
         """How many fields the first line after the header has (0: none)."""
-        head = csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""))
-        next(head, None)
-        return len(next(head, []))
+        return len(next(islice(self._records(), self._header + 1, None), []))
 
     def refusal(self) -> Message:
         """Why a line with values past the header's fields was not read."""
@@ -562,8 +596,7 @@ class _Lines:
 
     def _line(self, number: int) -> list[str] | None:
         if self._reader is None:
-            self._reader = csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding,
-                                                       newline=""))
+            self._reader = self._records()
         for fields in self._reader:
             self._at += 1
             if self._at == number:

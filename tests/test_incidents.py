@@ -467,6 +467,46 @@ def test_a_file_whose_every_line_has_a_value_past_the_header_has_every_line_refu
     assert (batch.drafts, errors_of(batch)) == ([], [(2, PAST_HEADER), (3, PAST_HEADER)])
 
 
+def test_a_title_above_the_header_is_passed_over_and_rows_keep_their_line_numbers():
+    # office ledgers (台账) put a title, a blank line, the unit and date above the table
+    batch = read_csv("某某街道2025年网格事件台账,,,,\n"                 # line 1
+                     "\n"                                             # 2
+                     "填报单位：某某社区,,填报日期：2025-12-01,,\n"      # 3
+                     "经度,纬度,类别,上报时间,描述\n"                    # 4: the header
+                     "111.87,34.745,飞线充电,2026-03-05 08:12,a\n"      # 5
+                     "abc,34.745,飞线充电,2026-03-05 08:12,b\n"         # 6
+                     "111.88,34.746,违停,2026-03-06 09:00,c,d\n"    # 7
+                     "111.89,34.747,违停,2026-03-06 10:00,e\n")     # 8
+    assert [(row, d.lon, d.category, d.description) for row, d in batch.drafts] == [
+        (5, 111.87, "flying_cable", "a"), (8, 111.89, "illegal_parking", "e")]
+    assert errors_of(batch) == [(6, "missing or non-numeric coordinates (lon='abc', lat='34.745')"),
+                                (7, PAST_HEADER)]
+
+
+def test_a_header_below_a_title_is_found_by_the_columns_the_options_name():
+    text = "巡查记录\n东经,北纬,类别,上报时间\n111.87,34.745,litter,2026-03-05\n"
+    assert [(row, d.lon) for row, d in read_csv(text, lon_field="东经", lat_field="北纬").drafts] == [(3, 111.87)]
+    with pytest.raises(InvalidInput) as refused:           # no line names them: refused as before
+        read_csv(text)
+    assert str(refused.value.details[0]) == (
+        "no coordinate columns found (tried lon/lng/long/longitude/x/经度 and lat/latitude/y/纬度); the file has: "
+        "巡查记录. Say which with lon_field and lat_field.")
+
+
+def test_a_workbook_with_a_title_above_the_header_is_read_from_its_header():
+    import openpyxl
+    book = openpyxl.Workbook()
+    for row in (["某某街道网格事件台账"], [], ["经度", "纬度", "类别", "上报时间"],
+                [111.87, 34.745, "飞线充电", datetime(2026, 3, 5, 8, 12)], [], ["x", 34.7, "违规停车", "2026-03-06"]):
+        book.active.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    batch = read_incident_file(data.getvalue(), filename="台账.xlsx", options=FileOptions(), tz=TZ, now=NOW)
+    assert [(row, d.lon, d.category, d.reported_at) for row, d in batch.drafts] == [
+        (4, 111.87, "flying_cable", datetime(2026, 3, 5, 8, 12))]
+    assert errors_of(batch) == [(6, "missing or non-numeric coordinates (lon='x', lat='34.7')")]
+
+
 def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):
     # the chunks are read in a thread (read_ahead) while other threads enter and leave
     # catch_warnings: the process-wide filter list then comes back as it was before them, which
