@@ -17,6 +17,7 @@ import math
 import queue
 import re
 import threading
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -821,7 +822,7 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
         except pa.ArrowInvalid:         # some text that is not a number: each is judged below
             pass
     if _is_text(values):
-        values = values.str.strip()                  # a CSV's text column
+        values = _plain(values).str.strip()          # a CSV's text column
     elif not pd.api.types.is_float_dtype(values):   # JSON: text to strip, and true/false are not numbers
         values = values.map(_json_number).astype(object)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
@@ -831,7 +832,7 @@ def _json_number(value: Any) -> Any:
     """A JSON value as a number or text for pandas: true/false are neither, and an integer too large
     for a float (10**400) is infinite, so out of range rather than an OverflowError."""
     if isinstance(value, str):
-        return value.strip()
+        return unicodedata.normalize("NFKC", value).strip()
     if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, int):
@@ -882,15 +883,24 @@ def _in_range(times: np.ndarray, *, long_year: np.ndarray, bad_offset: np.ndarra
 
 
 def _time_texts(values: pd.Series) -> pd.Series:
-    """:func:`_time_text` of a column: plain text stripped at once, only Chinese dates rewritten one by one."""
+    """:func:`_time_text` of a column: plain text stripped (and full-width characters made plain) at
+    once, only Chinese dates rewritten one by one."""
     if not _is_text(values):
         return values.map(_time_text).astype(object)
-    text = values.str.strip()
+    text = _plain(values).str.strip()
     text = text.where(text != "")
     chinese = _matches(text, "[年时分秒]")
     if chinese.any():
         text[chinese] = text[chinese].map(_time_text)
     return text
+
+
+def _plain(values: pd.Series) -> pd.Series:
+    """Text with full-width digits, signs and spaces (typed with a Chinese input method: ２０２６－０３－０５
+    ０８：１２, １１４．１２) as plain ones (Unicode NFKC); a column of ASCII only is left as it is."""
+    if getattr(values.dtype, "storage", None) == "pyarrow" and pc.all(pc.string_is_ascii(pa.array(values))).as_py():
+        return values
+    return values.str.normalize("NFKC")
 
 
 def _matches(values: pd.Series, pattern: str) -> np.ndarray:
@@ -912,7 +922,7 @@ def _time_text(value: Any) -> str | None:
     """The text of a time, with Chinese dates (2026年3月5日 8时12分) in numeric form."""
     if not _present(value):
         return None
-    text = str(value).strip()
+    text = unicodedata.normalize("NFKC", str(value)).strip()
     return _CHINESE_DATE.sub(lambda m: f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d} ", text).replace(
         "时", ":").replace("分", "").replace("秒", "").strip()
 

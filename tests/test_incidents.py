@@ -68,6 +68,21 @@ def test_coordinates_read_the_same_however_they_are_spelled(other):
         (7, "coordinates out of range: lon=-inf, lat=34.745; expected WGS84 longitude -180..180 and latitude -90..90")]
 
 
+def test_full_width_digits_and_signs_typed_with_a_chinese_input_method_read_as_plain_ones():
+    batch = read_csv("经度,纬度,类别,上报时间\n"
+                     "１１４．１２,－３０．０５,违停,２０２６－０３－０５\u3000０８：１２\n"
+                     "114.12,30.05,违停,２０２６年３月５日 ８时１２分\n"
+                     "114.12,30.05,违停,2026-03-05T00:12:00＋00:00\n"
+                     "１１４．１２x,30.05,违停,2026-03-05\n")
+    assert [(row, d.lon, d.lat, d.reported_at) for row, d in batch.drafts] == [
+        (2, 114.12, -30.05, datetime(2026, 3, 5, 8, 12)), (3, 114.12, 30.05, datetime(2026, 3, 5, 8, 12)),
+        (4, 114.12, 30.05, datetime(2026, 3, 5, 8, 12))]
+    assert errors_of(batch) == [(5, "missing or non-numeric coordinates (lon='１１４．１２x', lat='30.05')")]
+    record = parse_records([{"lon": "１１４．１２", "lat": 30.05, "category": "litter",
+                             "reported_at": "２０２６－０３－０５"}], tz=TZ, now=NOW)
+    assert [(d.lon, d.reported_at) for _, d in record.drafts] == [(114.12, datetime(2026, 3, 5))]
+
+
 def test_every_bad_row_is_reported_with_its_number_and_the_good_rows_kept():
     batch = read_csv("Longitude,LATITUDE,category,reported_at,status\n"
                      "111.87,34.745,litter,2026-03-05,closed\n"        # row 2 good
