@@ -442,18 +442,21 @@ def _is_xlsx(filename: str) -> bool:
 
 
 def _xlsx_frame(data: bytes, filename: str, options: FileOptions) -> pd.DataFrame:
-    """The first sheet of an Excel workbook as text, indexed by row number, as a CSV's lines are;
-    dates as Excel stores them, written as ISO text.  The header is row 1, or the first of the
-    next rows naming the coordinates when row 1 does not (a title above the table)."""
+    """An Excel workbook's table as text, indexed by row number, as a CSV's lines are; dates as
+    Excel stores them, written as ISO text.  The table is the first sheet's, or the first sheet
+    naming the coordinates in one of its first rows (a cover or notes sheet before it), and its
+    header that row (a title above the table)."""
     try:
-        frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="openpyxl")
-        header = 0
-        if not _names_coordinates(frame.columns, options):
-            above = [[clean_text(v) or "" for v in row]
-                     for row in frame.head(HEADER_SEARCH - 1).itertuples(index=False)]
-            header = next((i + 1 for i, row in enumerate(above) if _names_coordinates(row, options)), 0)
-            if header:
-                frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="openpyxl", header=header)
+        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
+        sheet, header = book.sheet_names[0], 0
+        for name in book.sheet_names:
+            head = pd.read_excel(book, sheet_name=name, header=None, nrows=HEADER_SEARCH)
+            found = next((i for i, row in enumerate(head.itertuples(index=False))
+                          if _names_coordinates([clean_text(v) or "" for v in row], options)), None)
+            if found is not None:
+                sheet, header = name, found
+                break
+        frame = pd.read_excel(book, sheet_name=sheet, header=header)
     except Exception as exc:  # openpyxl raises several types for what is not a workbook
         raise InvalidInput(message(N_("could not read {file} as an Excel workbook (.xlsx): {reason}"),
                                    file=filename, reason=read_error(exc))) from None

@@ -522,6 +522,20 @@ def test_a_workbook_with_a_title_above_the_header_is_read_from_its_header():
     assert errors_of(batch) == [(6, "missing or non-numeric coordinates (lon='x', lat='34.7')")]
 
 
+def test_a_workbook_whose_table_is_on_a_later_sheet_is_read_from_that_sheet():
+    import openpyxl
+    book = openpyxl.Workbook()
+    book.active.title = "填表说明"
+    book.active.append(["请按模板填写，经纬度为 WGS84"])
+    table = book.create_sheet("事件")
+    for row in (["经度", "纬度", "类别", "上报时间"], [111.87, 34.745, "违停", "2026-03-05 08:12"]):
+        table.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    batch = read_incident_file(data.getvalue(), filename="台账.xlsx", options=FileOptions(), tz=TZ, now=NOW)
+    assert [(row, d.lon, d.category) for row, d in batch.drafts] == [(2, 111.87, "illegal_parking")]
+
+
 def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):
     # the chunks are read in a thread (read_ahead) while other threads enter and leave
     # catch_warnings: the process-wide filter list then comes back as it was before them, which
