@@ -507,12 +507,16 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
                              skip_blank_lines=False, chunksize=CHUNK_ROWS, on_bad_lines="warn")
         skipped: list[tuple[int, int]] = []        # (line, fields seen) of the lines pandas skipped
         first = header + 2                          # the line of the next row pandas gives
-        while (frame := _next_chunk(reader, skipped)) is not None or skipped:
+        while True:
+            frame = _next_chunk(reader, skipped)
+            ended = frame is None
+            if ended and not skipped:
+                return
             if frame is None:          # lines skipped after the last row read: a chunk of their own
                 frame = pd.DataFrame(columns=[*columns, *past], dtype="str")
             numbers = _line_numbers(first, len(frame), {line for line, _ in skipped})
             frame.index = numbers
-            here = [entry for entry in skipped if not len(numbers) or entry[0] < numbers[-1]]
+            here = [entry for entry in skipped if ended or (len(numbers) and entry[0] < numbers[-1])]
             del skipped[:len(here)]
             first = max([first, *(numbers[-1:] + 1), *(line + 1 for line, _ in here)])
             beyond = np.zeros(len(frame), dtype=bool)
@@ -522,7 +526,7 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
             frame, again = lines.put_back(frame, here)
             unreadable |= again
             yield frame.loc[~(frame == "").all(axis=1) | frame.index.isin(list(unreadable))], unreadable
-            if not len(numbers):
+            if ended:
                 return
     except UnicodeDecodeError:
         raise

@@ -536,6 +536,38 @@ def test_a_workbook_whose_table_is_on_a_later_sheet_is_read_from_that_sheet():
     assert [(row, d.lon, d.category) for row, d in batch.drafts] == [(2, 111.87, "illegal_parking")]
 
 
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(st.just(None), st.tuples(
+           st.text(alphabet="ab,\" \n", max_size=4),                                        # the description
+           st.lists(st.sampled_from(["", " ", "z"]), max_size=3))), min_size=1, max_size=12),  # fields past it
+       first_extra=st.booleans(), chunk_rows=st.sampled_from([1, 2, 3, 50_000]))
+def test_lines_with_more_fields_than_the_header_read_as_the_csv_module_splits_them(monkeypatch, lines, first_extra,
+                                                                                   chunk_rows):
+    # the reference: Python's csv module, line by line (None: a blank line)
+    from gridmap import incidents
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", chunk_rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["lon", "lat", "category", "reported_at", "description"])
+    writer.writerow(["1", "1", "litter", "2026-03-05", "first", *([""] if first_extra else [])])
+    for line in lines:
+        if line is None:
+            out.write("\n")
+        else:
+            writer.writerow(["1", "1", "litter", "2026-03-05", line[0], *line[1]])
+    expected_rows, expected_errors = [], []
+    for number, fields in enumerate(csv.reader(io.StringIO(out.getvalue())), start=1):
+        if number == 1 or not fields:
+            continue
+        if "".join(fields[5:]).strip():
+            expected_errors.append((number, PAST_HEADER))
+        else:
+            expected_rows.append((number, fields[4].strip() or ""))
+    batch = read_csv(out.getvalue())
+    assert [(row, d.description) for row, d in batch.drafts] == expected_rows
+    assert errors_of(batch) == expected_errors
+
+
 def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):
     # the chunks are read in a thread (read_ahead) while other threads enter and leave
     # catch_warnings: the process-wide filter list then comes back as it was before them, which
