@@ -570,8 +570,13 @@ class _Lines:
         self._at = 0
 
     def first(self, count: int) -> list[list[str]]:
-        """The file's first ``count`` lines."""
-        return list(islice(self._records(), count))
+        """The file's first ``count`` lines (fewer where the csv module cannot split one)."""
+        lines: list[list[str]] = []
+        try:
+            lines.extend(islice(self._records(), count))
+        except csv.Error:            # a field over its size limit: pandas says what is wrong, if anything
+            pass
+        return lines
 
     def _records(self) -> Iterator[list[str]]:
         return csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""))
@@ -593,8 +598,9 @@ class _Lines:
         return pd.concat([frame, again]).sort_index(kind="stable"), unreadable
 
     def first_width(self) -> int:
-        """How many fields the first line after the header has (0: none)."""
-        return len(next(islice(self._records(), self._header + 1, None), []))
+        """How many fields the first line after the header has (0: none, or not split)."""
+        lines = self.first(self._header + 2)
+        return len(lines[self._header + 1]) if len(lines) > self._header + 1 else 0
 
     def refusal(self) -> Message:
         """Why a line with values past the header's fields was not read."""
@@ -603,12 +609,16 @@ class _Lines:
                           "quoting"), expected=self.width)
 
     def _line(self, number: int) -> list[str] | None:
+        """Line ``number`` split into fields, None where the csv module cannot (the line is then refused)."""
         if self._reader is None:
             self._reader = self._records()
-        for fields in self._reader:
-            self._at += 1
-            if self._at == number:
-                return fields
+        try:
+            for fields in self._reader:
+                self._at += 1
+                if self._at == number:
+                    return fields
+        except csv.Error:       # a field over the csv module's size limit: no line after it is read again
+            self._reader = iter(())
         return None
 
 
@@ -634,11 +644,17 @@ def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
 _LON, _LAT, _GEOM_TYPE = "\0lon", "\0lat", "\0geometry_type"
 
 
+def _available(names: Sequence[str], limit: int = 40) -> str:
+    """A file's column names as a message lists them: each at most 80 characters, the first ``limit``."""
+    listed = ", ".join(shown(name) for name in names[:limit])
+    return listed + (f", … ({len(names)} columns)" if len(names) > limit else "")
+
+
 def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | None]:
     """Which column holds what: the planner's options first, then the common names."""
     names = [str(c) for c in frame.columns]
     problems = [message(N_("no column {field!r} (given as the {option} option); the file has: {available}"),
-                        field=value, option=option, available=", ".join(names))
+                        field=value, option=option, available=_available(names))
                 for option, value in (("lon_field", options.lon_field), ("lat_field", options.lat_field))
                 if value and value not in names]
     geo = _LON in names
@@ -654,12 +670,12 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
         for ours, column in options.mapping.columns.items():
             if column not in names:
                 problems.append(message(N_("the mapping names column {column!r} for {field}; the file has: "
-                                           "{available}"), column=column, field=ours, available=", ".join(names)))
+                                           "{available}"), column=column, field=ours, available=_available(names)))
             cols["time" if ours == "reported_at" else ours] = column
     if not problems and (cols["lon"] is None or cols["lat"] is None):
         problems.append(message(N_("no coordinate columns found (tried {lon} and {lat}); the file has: "
                                    "{available}. Say which with lon_field and lat_field."),
-                                lon="/".join(LON_FIELDS), lat="/".join(LAT_FIELDS), available=", ".join(names)))
+                                lon="/".join(LON_FIELDS), lat="/".join(LAT_FIELDS), available=_available(names)))
     if problems:
         raise InvalidInput(message(N_("the file's columns do not match the options")), problems)
     return cols

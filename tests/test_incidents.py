@@ -508,6 +508,26 @@ def test_a_header_below_a_title_is_found_by_the_columns_the_options_name():
         "巡查记录. Say which with lon_field and lat_field.")
 
 
+def test_a_refusal_lists_a_file_s_columns_shortened():
+    many = ",".join(f"c{i}" for i in range(45)) + "\n" + ",".join(["1"] * 45) + "\n"
+    with pytest.raises(InvalidInput) as refused:
+        read_csv(many)
+    assert str(refused.value.details[0]).split("the file has: ")[1] == (
+        ", ".join(f"c{i}" for i in range(40)) + ", … (45 columns). Say which with lon_field and lat_field.")
+    with pytest.raises(InvalidInput) as refused:          # a 200,000-character title, quoted
+        read_csv('"' + "x" * 200_000 + '"\nlon,lat,category,reported_at\n1,1,litter,2026-03-05\n')
+    assert str(refused.value.details[0]).split("the file has: ")[1] == (
+        "x" * 80 + "…. Say which with lon_field and lat_field.")
+
+
+def test_a_value_past_the_csv_module_s_field_limit_leaves_the_lines_after_it_refused_not_lost():
+    # Python's csv module (which reads lines again) stops at a field over 131,072 characters
+    batch = read_csv("lon,lat,category,reported_at,description\n1,1,litter,2026-03-05,a\n"
+                     f'2,2,litter,2026-03-05,"{"x" * 200_000}",c\n3,3,litter,2026-03-05,b,\n4,4,litter,2026-03-05,d\n')
+    assert [(row, d.lon) for row, d in batch.drafts] == [(2, 1.0), (5, 4.0)]
+    assert errors_of(batch) == [(3, PAST_HEADER), (4, PAST_HEADER)]
+
+
 def test_a_workbook_with_a_title_above_the_header_is_read_from_its_header():
     import openpyxl
     book = openpyxl.Workbook()
