@@ -374,6 +374,8 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
     """The file's rows parsed :data:`CHUNK_ROWS` at a time (a GeoJSON file in one), so a million-row
     file never sits in one frame.  A CSV in another ``encoding`` raises UnicodeDecodeError, perhaps
     after some chunks (the caller starts again with the next of :func:`file_encodings`)."""
+    if filename.lower().endswith(".xls"):
+        _check_xls(data, filename)
     frames = ([(_geojson_frame(data, filename), {})] if _is_geojson(filename)
               else [(_xlsx_frame(data, filename, options), {})] if _is_xlsx(filename)
               else _csv_chunks(data, filename, encoding or "", options))
@@ -431,6 +433,19 @@ def read_ahead(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
     finally:
         stop.set()
         reader.join()
+
+
+def _check_xls(data: bytes, filename: str) -> None:
+    """An ``.xls`` file is read as text (a tab- or comma-separated export named so); an old binary
+    workbook or a web page saved under that name is refused, saying how to save it instead."""
+    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        raise InvalidInput(message(N_("{file} is an old Excel workbook (.xls), which is not read; open it in Excel "
+                                      "or WPS and save it as an Excel workbook (.xlsx) or as CSV (UTF-8)"),
+                                   file=filename))
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
+        raise InvalidInput(message(N_("{file} is a web page (HTML) under an .xls name, as some systems export; open "
+                                      "it in Excel or WPS and save it as an Excel workbook (.xlsx) or as CSV (UTF-8)"),
+                                   file=filename))
 
 
 def _is_geojson(filename: str) -> bool:
@@ -492,18 +507,16 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
     not read, in the chunk's dict by line number: a value in no column is never dropped unseen.
     A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
     try:
-        head = _Lines(data, encoding, width=0).first(HEADER_SEARCH)
-        header = 0 if not head or _names_coordinates(head[0], options) else next(
-            (i for i, row in enumerate(head) if _names_coordinates(row, options)), 0)
+        sep, header = _layout(data, encoding, options)
         columns = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, index_col=False, nrows=0,
-                              skiprows=header).columns
-        lines = _Lines(data, encoding, width=len(columns), header=header)
+                              skiprows=header, sep=sep).columns
+        lines = _Lines(data, encoding, width=len(columns), header=header, delimiter=sep)
         # pandas skips (and says so) a line with more fields than the first one, and those are read
         # again here one by one; but when the first line has more than the header (a trailing comma),
         # pandas would drop the extra field of every line unseen, so columns are named for them
         past = [f"\0past the header {i}" for i in range(lines.first_width() - len(columns))]
         reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding, skiprows=header,
-                             **({"header": 0, "names": [*columns, *past]} if past else {}), index_col=False,
+                             sep=sep, **({"header": 0, "names": [*columns, *past]} if past else {}), index_col=False,
                              skip_blank_lines=False, chunksize=CHUNK_ROWS, on_bad_lines="warn")
         skipped: list[tuple[int, int]] = []        # (line, fields seen) of the lines pandas skipped
         first = header + 2                          # the line of the next row pandas gives
@@ -535,6 +548,19 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
                                    file=filename, reason=str(exc).strip())) from None
 
 
+def _layout(data: bytes, encoding: str, options: FileOptions) -> tuple[str, int]:
+    """The file's delimiter and its header's line (0-based): commas and line 1, unless line 1 does
+    not name the coordinates; then the first of the first lines that does, split by commas, else by
+    tabs, semicolons or bars (exports saved as text with another delimiter)."""
+    for sep in _DELIMITERS:
+        head = _Lines(data, encoding, width=0, delimiter=sep).first(HEADER_SEARCH)
+        found = next((i for i, row in enumerate(head) if _names_coordinates(row, options)), None)
+        if found is not None:
+            return sep, found
+    return ",", 0
+
+
+_DELIMITERS = (",", "\t", ";", "|")
 _SKIPPED = re.compile(r"Skipping line (\d+): expected \d+ fields, saw (\d+)")
 
 
@@ -564,8 +590,9 @@ class _Lines:
     """A CSV file's lines (records; header = line 1) read forward with the csv module, for the few
     that pandas skipped (only then is the file read this way)."""
 
-    def __init__(self, data: bytes, encoding: str, *, width: int, header: int = 0) -> None:
+    def __init__(self, data: bytes, encoding: str, *, width: int, header: int = 0, delimiter: str = ",") -> None:
         self._data, self._encoding, self.width, self._header = data, encoding or "utf-8", width, header
+        self._delimiter = delimiter
         self._reader: Iterator[list[str]] | None = None
         self._at = 0
 
@@ -579,7 +606,8 @@ class _Lines:
         return lines
 
     def _records(self) -> Iterator[list[str]]:
-        return csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""))
+        return csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""),
+                          delimiter=self._delimiter)
 
     def put_back(self, frame: pd.DataFrame, skipped: list[tuple[int, int]]) -> tuple[pd.DataFrame, dict[int, Message]]:
         """``frame`` with the ``skipped`` lines in their places: without their extra fields when
@@ -604,9 +632,9 @@ class _Lines:
 
     def refusal(self) -> Message:
         """Why a line with values past the header's fields was not read."""
-        return message(N_("more fields than the header's {expected}: a value holding a comma must be in double "
-                          "quotes (\"Building 3, Unit 5\"); correct the line, or export the file again with "
-                          "quoting"), expected=self.width)
+        return message(N_("more fields than the header's {expected}: a value holding the delimiter {delimiter!r} "
+                          "must be in double quotes (\"Building 3, Unit 5\"); correct the line, or export the file "
+                          "again with quoting"), expected=self.width, delimiter=self._delimiter)
 
     def _line(self, number: int) -> list[str] | None:
         """Line ``number`` split into fields, None where the csv module cannot (the line is then refused)."""

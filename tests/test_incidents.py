@@ -436,7 +436,7 @@ def test_any_json_batch_is_stored_or_refused_by_row(service, records):
     assert len(result.items) + len(result.errors) == len(records)
 
 
-PAST_HEADER = ("more fields than the header's 5: a value holding a comma must be in double quotes "
+PAST_HEADER = ("more fields than the header's 5: a value holding the delimiter ',' must be in double quotes "
                "(\"Building 3, Unit 5\"); correct the line, or export the file again with quoting")
 
 
@@ -586,6 +586,22 @@ def test_lines_with_more_fields_than_the_header_read_as_the_csv_module_splits_th
     batch = read_csv(out.getvalue())
     assert [(row, d.description) for row, d in batch.drafts] == expected_rows
     assert errors_of(batch) == expected_errors
+
+
+def test_a_tab_separated_export_named_xls_is_read_as_text_and_binary_or_html_ones_are_refused_saying_how():
+    tsv = ("事件台账\n经度\t纬度\t类别\t上报时间\t描述\n111.8\t34.7\t违停\t2026-03-05\t三号楼,五单元\n"
+           "111.9\t34.8\t违停\t2026-03-05\tb\tx\n").encode("gb18030")
+    batch = read_incident_file(tsv, filename="导出.xls", options=FileOptions(), tz=TZ, now=NOW)
+    assert [(row, d.lon, d.description) for row, d in batch.drafts] == [(3, 111.8, "三号楼,五单元")]
+    assert errors_of(batch) == [(4, PAST_HEADER.replace("','", "'\\t'"))]
+    binary = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)          # a compound file, as Excel 97-2003 writes
+    page = b"\xef\xbb\xbf <html><table><tr><td>1</td></tr></table>"
+    for data, why in ((binary, "an old Excel workbook (.xls), which is not read"),
+                      (page, "a web page (HTML) under an .xls name, as some systems export")):
+        with pytest.raises(InvalidInput) as refused:
+            read_incident_file(data, filename="导出.xls", options=FileOptions(), tz=TZ, now=NOW)
+        assert str(refused.value) == (f"导出.xls is {why}; open it in Excel or WPS and save it as an Excel "
+                                      "workbook (.xlsx) or as CSV (UTF-8)")
 
 
 def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):
