@@ -44,8 +44,8 @@ from .mapping import NO_DEADLINE, ImportMapping, fold
 
 log = logging.getLogger(__name__)
 
-LON_FIELDS = ("lon", "lng", "long", "longitude", "x", "经度")
-LAT_FIELDS = ("lat", "latitude", "y", "纬度")
+LON_FIELDS = ("lon", "lng", "long", "longitude", "x", "经度", "东经")
+LAT_FIELDS = ("lat", "latitude", "y", "纬度", "北纬")
 CATEGORY_FIELDS = ("category", "类别", "事件类别", "事件类型", "type")
 TIME_FIELDS = ("reported_at", "report_time", "上报时间", "时间", "日期", "time", "date", "datetime", "open_dt",
                "created_at")

@@ -7,6 +7,8 @@ reader, the checks, the formats and the store can all use it without import circ
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -58,9 +60,22 @@ def clean_text(value: Any) -> str | None:
 
 
 def find_field(columns: Iterable[str], candidates: Iterable[str]) -> str | None:
-    """The first column whose name matches a candidate, ignoring case and surrounding space."""
-    by_key = {str(c).strip().lower(): c for c in columns}
-    for name in candidates:
-        if name.lower() in by_key:
-            return by_key[name.lower()]
+    """The first column whose name matches a candidate, ignoring case and surrounding space; failing
+    that, ignoring full-width forms and a unit or note in brackets after it too (``经度（°）``,
+    ``Latitude (WGS84)``, ``编码【网格】``)."""
+    columns, candidates = list(columns), [name.lower() for name in candidates]
+    for key in (lambda c: str(c).strip().lower(), _bare_name):
+        by_key: dict[str, Any] = {}
+        for column in columns:
+            by_key.setdefault(key(column), column)
+        found = next((by_key[name] for name in candidates if name in by_key), None)
+        if found is not None:
+            return found
     return None
+
+
+def _bare_name(column: Any) -> str:
+    return _ANNOTATION.sub("", unicodedata.normalize("NFKC", str(column))).strip().lower()
+
+
+_ANNOTATION = re.compile(r"\s*[(\[【〔][^()\[\]【】〔〕]*[)\]】〕]\s*$")

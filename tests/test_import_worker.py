@@ -186,6 +186,6 @@ def test_an_upload_read_by_the_worker_answers_as_one_read_by_the_server(client, 
     assert refused.status_code == 400, refused.get_json()
     assert refused.get_json() == {  # with every detail, the options named as the API names them
         "error": "the file's columns do not match the options",
-        "details": ["no coordinate columns found (tried lon/lng/long/longitude/x/经度 and lat/latitude/y/纬度); "
-                    "the file has: 经度, 类别. Say which with lon_field and lat_field."]}
+        "details": ["no coordinate columns found (tried lon/lng/long/longitude/x/经度/东经 and "
+                    "lat/latitude/y/纬度/北纬); the file has: 经度, 类别. Say which with lon_field and lat_field."]}
     assert len(client.get("/api/incidents").get_json()["features"]) == 2

@@ -498,14 +498,22 @@ def test_a_title_above_the_header_is_passed_over_and_rows_keep_their_line_number
                                 (7, PAST_HEADER)]
 
 
+def test_columns_are_found_by_name_with_a_unit_or_note_in_brackets_after_it():
+    batch = read_csv("经度（°）,纬度(WGS84),事件类别【一级】,上报时间 [北京时间]\n111.87,34.745,违停,2026-03-05\n")
+    assert [(d.lon, d.lat, d.category, d.reported_at) for _, d in batch.drafts] == [
+        (111.87, 34.745, "illegal_parking", datetime(2026, 3, 5))]
+    exact = read_csv("Longitude (deg),lon,lat,reported_at\n1,111.87,34.745,2026-03-05\n")      # a plain name first
+    assert [d.lon for _, d in exact.drafts] == [111.87]
+
+
 def test_a_header_below_a_title_is_found_by_the_columns_the_options_name():
-    text = "巡查记录\n东经,北纬,类别,上报时间\n111.87,34.745,litter,2026-03-05\n"
-    assert [(row, d.lon) for row, d in read_csv(text, lon_field="东经", lat_field="北纬").drafts] == [(3, 111.87)]
+    text = "巡查记录\nE坐标,N坐标,类别,上报时间\n111.87,34.745,litter,2026-03-05\n"
+    assert [(row, d.lon) for row, d in read_csv(text, lon_field="E坐标", lat_field="N坐标").drafts] == [(3, 111.87)]
     with pytest.raises(InvalidInput) as refused:           # no line names them: refused as before
         read_csv(text)
     assert str(refused.value.details[0]) == (
-        "no coordinate columns found (tried lon/lng/long/longitude/x/经度 and lat/latitude/y/纬度); the file has: "
-        "巡查记录. Say which with lon_field and lat_field.")
+        "no coordinate columns found (tried lon/lng/long/longitude/x/经度/东经 and lat/latitude/y/纬度/北纬); "
+        "the file has: 巡查记录. Say which with lon_field and lat_field.")
 
 
 def test_a_refusal_lists_a_file_s_columns_shortened():
