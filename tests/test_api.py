@@ -596,3 +596,12 @@ def test_text_holding_a_nul_character_is_refused_saying_where_and_changes_nothin
     assert (body["created"], body["errors"]) == (1, [{"row": 3, "error": (
         "description: 'bad\\x00' holds a NUL character, which cannot be stored; the file may be damaged or in "
         "another encoding (open it in a text editor and save it as UTF-8)")}])
+
+
+def test_a_form_part_without_a_usable_name_is_not_a_500(client):
+    # found by schemathesis: a part named by a carriage return (or by nothing) is in request.form under None
+    for disposition in (b'form-data; name="\r"', b"form-data"):
+        body = b"--b\r\nContent-Disposition: " + disposition + b"\r\n\r\nnull\r\n--b--\r\n"
+        response = client.post("/api/layers/grid", data=body, content_type="multipart/form-data; boundary=b")
+        assert (response.status_code, response.get_json()) == (
+            400, {"error": "expected a multipart upload with a field named 'file'; got fields: none", "details": []})

@@ -41,8 +41,8 @@ def _no_nul_characters() -> None:
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields += request.form.items(multi=True)
     for name, value in fields:
-        if "\x00" in name or "\x00" in value:
-            raise InvalidInput(nul_refused(name))
+        if any(isinstance(text, str) and "\x00" in text for text in (name, value)):
+            raise InvalidInput(nul_refused(str(name)))
 
 
 def _wants_json() -> bool:
