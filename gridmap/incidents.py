@@ -864,6 +864,8 @@ def _categories(values: pd.Series | np.ndarray,
 
 
 def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+    """A coordinate column as numbers (NaN: missing or not a number); degrees, minutes and seconds
+    (``114°07′21.6″E``, ``北纬30°3'``) as decimal degrees."""
     if column is None or column not in frame:
         return np.full(len(frame), np.nan)
     values = frame[column]
@@ -876,7 +878,29 @@ def _numbers(frame: pd.DataFrame, column: str | None) -> np.ndarray:
         values = _plain(values).str.strip()          # a CSV's text column
     elif not pd.api.types.is_float_dtype(values):   # JSON: text to strip, and true/false are not numbers
         values = values.map(_json_number).astype(object)
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    numbers = np.array(pd.to_numeric(values, errors="coerce"), dtype=float)        # a copy, to be written
+    unread = np.flatnonzero(np.isnan(numbers) & pd.notna(values).to_numpy(dtype=bool))
+    if len(unread):
+        numbers[unread] = [_degrees(v) if isinstance(v, str) else math.nan for v in values.iloc[unread]]
+    return numbers
+
+
+def _degrees(text: str) -> float:
+    """Degrees, minutes and seconds as decimal degrees, negative to the south and west; NaN when the
+    text is not written so (or a minute or second is 60 or more)."""
+    found = _DMS.fullmatch(text.strip())
+    if found is None:
+        return math.nan
+    minutes, seconds = float(found["m"] or 0), float(found["s"] or 0)
+    if minutes >= 60 or seconds >= 60 or (found["before"] and found["after"]):
+        return math.nan
+    value = float(found["d"]) + minutes / 60 + seconds / 3600
+    return -value if (found["before"] or found["after"] or "") in ("S", "W", "s", "w", "南纬", "西经") else value
+
+
+_DMS = re.compile(r"(?P<before>[NSEWnsew]|北纬|南纬|东经|西经)?\s*(?P<d>\d+(?:\.\d+)?)\s*[°度]\s*"
+                  r"(?:(?P<m>\d+(?:\.\d+)?)\s*['′’分]\s*(?:(?P<s>\d+(?:\.\d+)?)\s*(?:\"|″|”|''|′′|秒)?)?)?"
+                  r"\s*(?P<after>[NSEWnsew])?")
 
 
 def _json_number(value: Any) -> Any:

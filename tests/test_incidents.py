@@ -83,6 +83,19 @@ def test_full_width_digits_and_signs_typed_with_a_chinese_input_method_read_as_p
     assert [(d.lon, d.reported_at) for _, d in record.drafts] == [(114.12, datetime(2026, 3, 5))]
 
 
+def test_coordinates_in_degrees_minutes_and_seconds_read_as_decimal_degrees():
+    batch = read_csv("经度,纬度,类别,上报时间\n"
+                     "114°07′21.6″E,北纬30°3',违停,2026-03-05\n"           # 114 + 7/60 + 21.6/3600, 30 + 3/60
+                     "114度7分21.6秒,30°03'00\",违停,2026-03-05\n"
+                     "W 114°07.5',S 30°,违停,2026-03-05\n"
+                     "114°60',30°,违停,2026-03-05\n"                          # 60 minutes: not a reading
+                     "E114°7'W,30°,违停,2026-03-05\n")                        # two hemispheres
+    assert [(row, round(d.lon, 9), round(d.lat, 9)) for row, d in batch.drafts] == [
+        (2, 114.122666667, 30.05), (3, 114.122666667, 30.05), (4, -114.125, -30.0)]
+    assert errors_of(batch) == [(5, "missing or non-numeric coordinates (lon=\"114°60'\", lat='30°')"),
+                                (6, "missing or non-numeric coordinates (lon=\"E114°7'W\", lat='30°')")]
+
+
 def test_every_bad_row_is_reported_with_its_number_and_the_good_rows_kept():
     batch = read_csv("Longitude,LATITUDE,category,reported_at,status\n"
                      "111.87,34.745,litter,2026-03-05,closed\n"        # row 2 good
