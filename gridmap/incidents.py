@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 LON_FIELDS = ("lon", "lng", "long", "longitude", "x", "经度", "东经")
 LAT_FIELDS = ("lat", "latitude", "y", "纬度", "北纬")
+#: One column of both coordinates ("114.12,30.05"), longitude first …
+PAIR_FIELDS = ("经纬度", "坐标", "位置坐标", "经纬度坐标", "lnglat", "lonlat", "lng_lat", "lon_lat", "lng,lat",
+               "lon,lat")
+#: … or latitude first.
+PAIR_LAT_FIRST_FIELDS = ("纬经度", "latlng", "latlon", "lat_lng", "lat_lon", "lat,lng", "lat,lon")
 CATEGORY_FIELDS = ("category", "类别", "事件类别", "事件类型", "type")
 TIME_FIELDS = ("reported_at", "report_time", "上报时间", "时间", "日期", "time", "date", "datetime", "open_dt",
                "created_at")
@@ -385,6 +390,8 @@ def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: Zon
         if frame.empty:
             continue
         cols = cols or _file_columns(frame, options)
+        if cols.get("pair"):
+            frame = _split_pair(frame, cols)
         yield _parse_frame(frame, cols, category=options.category, tz=tz, now=now, require_time=True,
                            require_category=False, formats=formats, crs=options.crs, mapping=options.mapping,
                            unreadable=unreadable)
@@ -493,7 +500,8 @@ def _names_coordinates(names: Iterable[Any], options: FileOptions) -> bool:
     names = [str(n) for n in names]
     given = dict(options.mapping.columns) if options.mapping is not None else {}
     wanted = ((given.get("lon") or options.lon_field, LON_FIELDS), (given.get("lat") or options.lat_field, LAT_FIELDS))
-    return all(name in names if name else find_field(names, fields) is not None for name, fields in wanted)
+    return all(name in names if name else find_field(names, fields) is not None for name, fields in wanted) or (
+        not any(name for name, _ in wanted) and find_field(names, PAIR_FIELDS + PAIR_LAT_FIRST_FIELDS) is not None)
 
 
 def _csv_chunks(data: bytes, filename: str, encoding: str,
@@ -670,6 +678,24 @@ def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
 
 
 _LON, _LAT, _GEOM_TYPE = "\0lon", "\0lat", "\0geometry_type"
+_PAIR_LON, _PAIR_LAT = "\0lon of the pair", "\0lat of the pair"
+
+
+def _split_pair(frame: pd.DataFrame, cols: Mapping[str, str | None]) -> pd.DataFrame:
+    """``frame`` with the two numbers of its coordinate-pair column as two columns: ``114.12,30.05``,
+    ``114.12 30.05``, ``(114.12, 30.05)``, ``POINT (114.12 30.05)``; text not written so stays whole
+    as the first, so a refusal shows it."""
+    text = frame[str(cols["pair"])].astype(object).where(frame[str(cols["pair"])].notna(), None)
+    parts = text.map(lambda v: _PAIR.fullmatch(v.strip()) if isinstance(v, str) else None)
+    first = [m["a"] if m else (v if isinstance(v, str) and v.strip() else None) for m, v in zip(parts, text)]
+    second = [m["b"] if m else None for m in parts]
+    lon, lat = (first, second) if cols.get("pair_order") == "lon,lat" else (second, first)
+    return frame.assign(**{_PAIR_LON: pd.Series(lon, index=frame.index, dtype=object),
+                           _PAIR_LAT: pd.Series(lat, index=frame.index, dtype=object)})
+
+
+_PAIR = re.compile(r"(?i:point)?\s*[(\[]?\s*(?P<a>[^\s,，;；()\[\]]+)\s*(?:[,，;；]|\s)\s*"
+                   r"(?P<b>[^\s,，;；()\[\]]+)\s*[)\]]?")
 
 
 def _available(names: Sequence[str], limit: int = 40) -> str:
@@ -700,10 +726,16 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
                 problems.append(message(N_("the mapping names column {column!r} for {field}; the file has: "
                                            "{available}"), column=column, field=ours, available=_available(names)))
             cols["time" if ours == "reported_at" else ours] = column
+    if not problems and cols["lon"] is None and cols["lat"] is None and not (options.lon_field or options.lat_field):
+        pair, lat_first = find_field(names, PAIR_FIELDS), find_field(names, PAIR_LAT_FIRST_FIELDS)
+        if pair or lat_first:
+            cols |= {"lon": _PAIR_LON, "lat": _PAIR_LAT, "pair": pair or lat_first,
+                     "pair_order": "lon,lat" if pair else "lat,lon"}
     if not problems and (cols["lon"] is None or cols["lat"] is None):
-        problems.append(message(N_("no coordinate columns found (tried {lon} and {lat}); the file has: "
-                                   "{available}. Say which with lon_field and lat_field."),
-                                lon="/".join(LON_FIELDS), lat="/".join(LAT_FIELDS), available=_available(names)))
+        problems.append(message(N_("no coordinate columns found (tried {lon} and {lat}, or one column of both: "
+                                   "{pair}); the file has: {available}. Say which with lon_field and lat_field."),
+                                lon="/".join(LON_FIELDS), lat="/".join(LAT_FIELDS),
+                                pair="/".join(PAIR_FIELDS + PAIR_LAT_FIRST_FIELDS), available=_available(names)))
     if problems:
         raise InvalidInput(message(N_("the file's columns do not match the options")), problems)
     return cols

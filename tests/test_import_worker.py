@@ -187,5 +187,7 @@ def test_an_upload_read_by_the_worker_answers_as_one_read_by_the_server(client, 
     assert refused.get_json() == {  # with every detail, the options named as the API names them
         "error": "the file's columns do not match the options",
         "details": ["no coordinate columns found (tried lon/lng/long/longitude/x/经度/东经 and "
-                    "lat/latitude/y/纬度/北纬); the file has: 经度, 类别. Say which with lon_field and lat_field."]}
+                    "lat/latitude/y/纬度/北纬, or one column of both: 经纬度/坐标/位置坐标/经纬度坐标/lnglat/lonlat/"
+                    "lng_lat/lon_lat/lng,lat/lon,lat/纬经度/latlng/latlon/lat_lng/lat_lon/lat,lng/lat,lon); "
+                    "the file has: 经度, 类别. Say which with lon_field and lat_field."]}
     assert len(client.get("/api/incidents").get_json()["features"]) == 2

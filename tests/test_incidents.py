@@ -96,6 +96,20 @@ def test_coordinates_in_degrees_minutes_and_seconds_read_as_decimal_degrees():
                                 (6, "missing or non-numeric coordinates (lon=\"E114°7'W\", lat='30°')")]
 
 
+def test_one_column_of_both_coordinates_is_split_in_the_order_its_name_says():
+    batch = read_csv('标题\n经纬度,类别,上报时间\n"114.12,30.05",违停,2026-03-05\n114.12 30.05,违停,2026-03-05\n'
+                     '"(114.12, 30.05)",违停,2026-03-05\nPOINT (114.12 30.05),违停,2026-03-05\n'
+                     '"114°7′12″，30°3′",违停,2026-03-05\nabc,违停,2026-03-05\n"114.12,30.05,1",违停,2026-03-05\n')
+    assert [(row, round(d.lon, 9), d.lat) for row, d in batch.drafts] == [
+        (3, 114.12, 30.05), (4, 114.12, 30.05), (5, 114.12, 30.05), (6, 114.12, 30.05), (7, 114.12, 30.05)]
+    assert errors_of(batch) == [(8, "missing or non-numeric coordinates (lon='abc', lat=None)"),
+                                (9, "missing or non-numeric coordinates (lon='114.12,30.05,1', lat=None)")]
+    lat_first = read_csv('latlng,category,reported_at\n"30.05,114.12",litter,2026-03-05\n')
+    assert [(d.lon, d.lat) for _, d in lat_first.drafts] == [(114.12, 30.05)]
+    both = read_csv('lon,lat,经纬度,category,reported_at\n1,2,"3,4",litter,2026-03-05\n')   # own columns first
+    assert [(d.lon, d.lat) for _, d in both.drafts] == [(1.0, 2.0)]
+
+
 def test_every_bad_row_is_reported_with_its_number_and_the_good_rows_kept():
     batch = read_csv("Longitude,LATITUDE,category,reported_at,status\n"
                      "111.87,34.745,litter,2026-03-05,closed\n"        # row 2 good
@@ -525,7 +539,9 @@ def test_a_header_below_a_title_is_found_by_the_columns_the_options_name():
     with pytest.raises(InvalidInput) as refused:           # no line names them: refused as before
         read_csv(text)
     assert str(refused.value.details[0]) == (
-        "no coordinate columns found (tried lon/lng/long/longitude/x/经度/东经 and lat/latitude/y/纬度/北纬); "
+        "no coordinate columns found (tried lon/lng/long/longitude/x/经度/东经 and lat/latitude/y/纬度/北纬, or one "
+        "column of both: 经纬度/坐标/位置坐标/经纬度坐标/lnglat/lonlat/lng_lat/lon_lat/lng,lat/lon,lat/纬经度/latlng/"
+        "latlon/lat_lng/lat_lon/lat,lng/lat,lon); "
         "the file has: 巡查记录. Say which with lon_field and lat_field.")
 
 
