@@ -515,14 +515,15 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
     not read, in the chunk's dict by line number: a value in no column is never dropped unseen.
     A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
     try:
-        sep, header = _layout(data, encoding, options)
+        sep, header, head = _layout(data, encoding, options)
         columns = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, index_col=False, nrows=0,
                               skiprows=header, sep=sep).columns
-        lines = _Lines(data, encoding, width=len(columns), header=header, delimiter=sep)
+        lines = _Lines(data, encoding, width=len(columns), delimiter=sep)
         # pandas skips (and says so) a line with more fields than the first one, and those are read
         # again here one by one; but when the first line has more than the header (a trailing comma),
         # pandas would drop the extra field of every line unseen, so columns are named for them
-        past = [f"\0past the header {i}" for i in range(lines.first_width() - len(columns))]
+        first_width = len(head[header + 1]) if len(head) > header + 1 else 0
+        past = [f"\0past the header {i}" for i in range(first_width - len(columns))]
         reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding, skiprows=header,
                              sep=sep, **({"header": 0, "names": [*columns, *past]} if past else {}), index_col=False,
                              skip_blank_lines=False, chunksize=CHUNK_ROWS, on_bad_lines="warn")
@@ -556,16 +557,18 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
                                    file=filename, reason=str(exc).strip())) from None
 
 
-def _layout(data: bytes, encoding: str, options: FileOptions) -> tuple[str, int]:
-    """The file's delimiter and its header's line (0-based): commas and line 1, unless line 1 does
-    not name the coordinates; then the first of the first lines that does, split by commas, else by
-    tabs, semicolons or bars (exports saved as text with another delimiter)."""
+def _layout(data: bytes, encoding: str, options: FileOptions) -> tuple[str, int, list[list[str]]]:
+    """The file's delimiter, its header's line (0-based) and its first lines split by it: commas and
+    line 1, unless line 1 does not name the coordinates; then the first of the first lines that
+    does, split by commas, else by tabs, semicolons or bars (exports saved as text so)."""
+    by_commas: list[list[str]] | None = None
     for sep in _DELIMITERS:
-        head = _Lines(data, encoding, width=0, delimiter=sep).first(HEADER_SEARCH)
-        found = next((i for i, row in enumerate(head) if _names_coordinates(row, options)), None)
+        head = _Lines(data, encoding, delimiter=sep).first(HEADER_SEARCH + 1)     # and the line after the last
+        by_commas = head if by_commas is None else by_commas
+        found = next((i for i, row in enumerate(head[:HEADER_SEARCH]) if _names_coordinates(row, options)), None)
         if found is not None:
-            return sep, found
-    return ",", 0
+            return sep, found, head
+    return ",", 0, by_commas or []
 
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -598,9 +601,8 @@ class _Lines:
     """A CSV file's lines (records; header = line 1) read forward with the csv module, for the few
     that pandas skipped (only then is the file read this way)."""
 
-    def __init__(self, data: bytes, encoding: str, *, width: int, header: int = 0, delimiter: str = ",") -> None:
-        self._data, self._encoding, self.width, self._header = data, encoding or "utf-8", width, header
-        self._delimiter = delimiter
+    def __init__(self, data: bytes, encoding: str, *, width: int = 0, delimiter: str = ",") -> None:
+        self._data, self._encoding, self.width, self._delimiter = data, encoding or "utf-8", width, delimiter
         self._reader: Iterator[list[str]] | None = None
         self._at = 0
 
@@ -632,11 +634,6 @@ class _Lines:
                 unreadable[number] = self.refusal()
         again = pd.DataFrame(rows, columns=frame.columns, index=[number for number, _ in skipped], dtype="str")
         return pd.concat([frame, again]).sort_index(kind="stable"), unreadable
-
-    def first_width(self) -> int:
-        """How many fields the first line after the header has (0: none, or not split)."""
-        lines = self.first(self._header + 2)
-        return len(lines[self._header + 1]) if len(lines) > self._header + 1 else 0
 
     def refusal(self) -> Message:
         """Why a line with values past the header's fields was not read."""
@@ -684,14 +681,15 @@ _PAIR_LON, _PAIR_LAT = "\0lon of the pair", "\0lat of the pair"
 def _split_pair(frame: pd.DataFrame, cols: Mapping[str, str | None]) -> pd.DataFrame:
     """``frame`` with the two numbers of its coordinate-pair column as two columns: ``114.12,30.05``,
     ``114.12 30.05``, ``(114.12, 30.05)``, ``POINT (114.12 30.05)``; text not written so stays whole
-    as the first, so a refusal shows it."""
-    text = frame[str(cols["pair"])].astype(object).where(frame[str(cols["pair"])].notna(), None)
-    parts = text.map(lambda v: _PAIR.fullmatch(v.strip()) if isinstance(v, str) else None)
-    first = [m["a"] if m else (v if isinstance(v, str) and v.strip() else None) for m, v in zip(parts, text)]
-    second = [m["b"] if m else None for m in parts]
+    as the first, so a refusal shows it.  One regular expression over the whole column (Arrow's),
+    never one Python call per row; the two columns are text, which :func:`_numbers` casts at once."""
+    text = pc.utf8_trim_whitespace(pa.array(frame[str(cols["pair"])].astype("str")))
+    parts = pc.extract_regex(text, f"^{_PAIR.pattern}$")      # null where it does not match
+    first = pc.coalesce(pc.struct_field(parts, "a"), pc.if_else(pc.equal(text, ""), None, text))
+    second = pc.struct_field(parts, "b")
     lon, lat = (first, second) if cols.get("pair_order") == "lon,lat" else (second, first)
-    return frame.assign(**{_PAIR_LON: pd.Series(lon, index=frame.index, dtype=object),
-                           _PAIR_LAT: pd.Series(lat, index=frame.index, dtype=object)})
+    return frame.assign(**{name: pd.Series(pd.array(values, dtype="str"), index=frame.index)
+                           for name, values in ((_PAIR_LON, lon), (_PAIR_LAT, lat))})
 
 
 _PAIR = re.compile(r"(?i:point)?\s*[(\[]?\s*(?P<a>[^\s,，;；()\[\]]+)\s*(?:[,，;；]|\s)\s*"

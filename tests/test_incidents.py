@@ -533,6 +533,16 @@ def test_columns_are_found_by_name_with_a_unit_or_note_in_brackets_after_it():
     assert [d.lon for _, d in exact.drafts] == [111.87]
 
 
+def test_a_header_on_the_last_line_searched_still_has_its_first_row_s_trailing_comma_seen():
+    text = ("台账\n" * 19 + "lon,lat,category,reported_at,description\n"                         # header: line 20
+            "1,1,litter,2026-03-05,a,\n2,2,litter,2026-03-05,b,x\n3,3,litter,2026-03-05,c\n")
+    batch = read_csv(text)
+    assert [(row, d.description) for row, d in batch.drafts] == [(21, "a"), (23, "c")]
+    assert errors_of(batch) == [(22, PAST_HEADER)]
+    with pytest.raises(InvalidInput):          # a header on line 21 is past the search
+        read_csv("台账\n" + text)
+
+
 def test_a_header_below_a_title_is_found_by_the_columns_the_options_name():
     text = "巡查记录\nE坐标,N坐标,类别,上报时间\n111.87,34.745,litter,2026-03-05\n"
     assert [(row, d.lon) for row, d in read_csv(text, lon_field="E坐标", lat_field="N坐标").drafts] == [(3, 111.87)]
