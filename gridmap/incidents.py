@@ -367,7 +367,12 @@ def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: 
 
 def file_encodings(filename: str) -> tuple[str | None, ...]:
     """The encodings to try for an incident file, in order (None: the format says)."""
-    return (None,) if _is_geojson(filename) or _is_xlsx(filename) else ("utf-8-sig", "gb18030")
+    return ("utf-8-sig", "gb18030") if is_text_table(filename) else (None,)
+
+
+def is_text_table(filename: str) -> bool:
+    """Whether a file is read as delimited text, a line a row (whatever its name: not GeoJSON or XLSX)."""
+    return not (_is_geojson(filename) or _is_xlsx(filename))
 
 
 def not_text(filename: str) -> InvalidInput:

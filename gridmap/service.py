@@ -63,6 +63,7 @@ from .incidents import (
     Status,
     file_encodings,
     incident_chunks,
+    is_text_table,
     new_reports,
     not_text,
     outcomes,
@@ -530,7 +531,7 @@ class Gridmap:
         nothing), and the import is recorded with every row it refused.  ``progress`` hears
         ("read", rows) and ("stored", rows) as each chunk is.  A file of :data:`~gridmap.import_worker.PROCESS_FROM`
         lines or more is read in another process (:mod:`gridmap.import_worker`)."""
-        lines = data.count(b"\n") if filename.lower().endswith((".csv", ".txt", ".tsv", ".xls")) else 0
+        lines = data.count(b"\n") if is_text_table(filename) else 0
         for encoding in file_encodings(filename):
             now = self._now()
             batches: Iterable[ParsedBatch] | ImportWorker | None = None

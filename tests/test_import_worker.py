@@ -3,6 +3,7 @@ reading it here, its refusals whole, the worker stopped whatever happens to the 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from pathlib import Path
 
@@ -191,3 +192,20 @@ def test_an_upload_read_by_the_worker_answers_as_one_read_by_the_server(client, 
                     "lng_lat/lon_lat/lng,lat/lon,lat/纬经度/latlng/latlon/lat_lng/lat_lon/lat,lng/lat,lon); "
                     "the file has: 经度, 类别. Say which with lon_field and lat_field."]}
     assert len(client.get("/api/incidents").get_json()["features"]) == 2
+
+
+@pytest.mark.parametrize("filename", ["export.tsv", "导出.xls", "12345热线导出", "a.CSV"])
+def test_a_big_text_file_goes_to_the_worker_whatever_its_name(block, worker_for_every_file, filename):
+    # any file read as delimited text is counted by its lines (a tab-separated ".xls" export too)
+    result = block.import_incidents("经度\t纬度\t类别\t上报时间\n0.005\t0.005\t违停\t2026-03-05\n".encode(),
+                                    filename=filename)
+    assert (len(worker_for_every_file), result.created, {lv: c.tolist() for lv, c in result.units.items()}) == (
+        1, 1, {"grid": ["W"], "micro_grid": ["W-S"]})
+
+
+def test_a_geojson_file_is_read_here(block, worker_for_every_file):
+    point = {"type": "Point", "coordinates": [0.005, 0.005]}
+    data = json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"category": "litter", "reported_at": "2026-03-05"}, "geometry": point}]})
+    assert block.import_incidents(data.encode(), filename="r.geojson").created == 1
+    assert worker_for_every_file == []
