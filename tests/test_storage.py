@@ -660,8 +660,10 @@ def test_known_reports_are_the_stored_incidents_with_those_external_ids(store):
 
 
 @pytest.mark.parametrize("text", ["", "it's \\ 'quoted'", "飞线充电 🔌", "--; DROP TABLE incidents"])
-def test_a_value_every_row_of_a_batch_shares_is_stored_exactly(store, text):
-    # SQLite is given such a column once, as a literal in the statement (not bound row by row)
+def test_a_value_every_row_of_a_batch_shares_is_stored_exactly(store, text, monkeypatch):
+    # SQLite is given such a column once, as a literal in the statement (not bound row by row),
+    # in a batch of LITERALS_FROM rows or more
+    monkeypatch.setattr(sql, "LITERALS_FROM", 3)
     closed = datetime(2026, 3, 6, 9, 30, 0, 123456)
     drafts = [draft(0.005 + i / 1000, 0.005, f"e{i}", description=text, source=text, category_raw=text,
                     status=Status.CLOSED, closed_at=closed, original_crs=None) for i in range(3)]
@@ -677,14 +679,38 @@ def test_a_value_every_row_of_a_batch_shares_is_stored_exactly(store, text):
     assert lifecycle["due_at"].tolist() == [None] * 3          # NaT
 
 
-def test_sqlite_text_with_a_nul_character_shared_by_a_batch_is_bound_not_written_as_a_literal(tmp_path):
+def test_sqlite_text_with_a_nul_character_shared_by_a_batch_is_bound_not_written_as_a_literal(tmp_path, monkeypatch):
+    monkeypatch.setattr(sql, "LITERALS_FROM", 2)
     # the domain refuses such text (PostgreSQL cannot store it); the SQLite writer still keeps it exactly
     store = open_store(f"sqlite:///{tmp_path / 'nul.db'}")
     add(store, [draft(0.005, 0.005, description="a\x00b"), draft(0.006, 0.005, description="a\x00b")])
     assert store.incidents()["description"].tolist() == ["a\x00b", "a\x00b"]
 
 
-def test_a_column_shared_by_some_rows_only_is_stored_row_by_row(store):
+SHARED = {"category", "category_raw", "description", "source", "status", "reported_at"}
+
+
+@pytest.mark.parametrize("literals_from, shared", [(3, SHARED), (4, set())])
+def test_sqlite_a_big_batch_s_shared_values_go_into_the_statement_and_a_small_one_s_are_bound(
+        tmp_path, monkeypatch, literals_from, shared):
+    monkeypatch.setattr(sql, "LITERALS_FROM", literals_from)
+    writes, insert_many = [], sql._insert_many
+
+    def recorded(conn, table, columns, rows, *, same=None):
+        writes.append((table.name, set(columns), dict(same or {})))
+        insert_many(conn, table, columns, rows, same=same)
+
+    monkeypatch.setattr(sql, "_insert_many", recorded)
+    store = open_store(f"sqlite:///{tmp_path / 'literal.db'}")
+    add(store, [draft(0.005 + i / 1000, 0.005, f"e{i}", description="三号楼") for i in range(3)])
+    [(table, bound, same)] = writes
+    assert (table, set(same) - {"created_at"}) == ("incidents", shared)
+    assert bound == {"id", "external_id", "lon", "lat"} | (SHARED - shared)
+    assert store.incidents()["description"].tolist() == ["三号楼"] * 3
+
+
+def test_a_column_shared_by_some_rows_only_is_stored_row_by_row(store, monkeypatch):
+    monkeypatch.setattr(sql, "LITERALS_FROM", 3)
     drafts = [draft(0.005, 0.005, None, description="x"), draft(0.006, 0.005, "b", description="x"),
               draft(0.007, 0.005, None, description="y", source="s")]
     add(store, drafts)

@@ -893,9 +893,8 @@ class _SqlWriter(Writer):
                 names.append(name)
                 columns.append(values)
         same = {"created_at": now}
-        for name, values in zip(names[2:], columns[2:]):
-            if name not in ("lon", "lat", "reported_at") and _one_value(values):
-                same[name] = values[0]
+        if len(ids) >= LITERALS_FROM:
+            same |= {name: values[0] for name, values in zip(names, columns) if _one_value(values)}
         kept = [i for i, name in enumerate(names) if name not in same]
         _insert_many(self.conn, incidents, [names[i] for i in kept], zip(*(columns[i] for i in kept)), same=same)
         self.written += len(ids)
@@ -1061,6 +1060,11 @@ def _literal(value: Any) -> bool:
     """Whether a value can be written into a statement as a literal exactly as it would be bound:
     None, or text without NUL characters (which a statement cannot hold)."""
     return value is None or (type(value) is str and "\x00" not in value)
+
+
+#: Rows in a batch from which a value all of them share goes into the statement once (a literal)
+#: instead of being bound row by row; a smaller batch (a report, a request) binds every value.
+LITERALS_FROM = 1_000
 
 
 #: Runs of consecutive incident ids per assignment row above which rows are bound one by one.

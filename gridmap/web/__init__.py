@@ -187,7 +187,7 @@ def nul_refused(where: str) -> Message:
 
 
 def _nul_in(payload: Any) -> str | None:
-    """The path of the first key or text in a JSON value that holds a NUL character (``features[3].properties``)."""
+    """The path of a key or text in a JSON value that holds a NUL character (``features[3].properties``)."""
     waiting: list[tuple[str, Any]] = [("body", payload)]
     while waiting:
         path, value = waiting.pop()
