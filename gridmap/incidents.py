@@ -501,12 +501,27 @@ HEADER_SEARCH = 20
 
 
 def _names_coordinates(names: Iterable[Any], options: FileOptions) -> bool:
-    """Whether a header row names the coordinate columns, as :func:`_file_columns` finds them."""
+    """Whether a header row names the coordinate columns (:func:`_coordinate_columns`)."""
     names = [str(n) for n in names]
-    given = dict(options.mapping.columns) if options.mapping is not None else {}
-    wanted = ((given.get("lon") or options.lon_field, LON_FIELDS), (given.get("lat") or options.lat_field, LAT_FIELDS))
-    return all(name in names if name else find_field(names, fields) is not None for name, fields in wanted) or (
-        not any(name for name, _ in wanted) and find_field(names, PAIR_FIELDS + PAIR_LAT_FIRST_FIELDS) is not None)
+    cols = _coordinate_columns(names, options)
+    return "pair" in cols or all(cols[axis] in names for axis in ("lon", "lat"))
+
+
+def _coordinate_columns(names: list[str], options: FileOptions) -> dict[str, str | None]:
+    """The columns of the longitude and latitude: as the options or the mapping name them (whether or
+    not the file has them), else found by name; failing both, one column of both (``pair``, read
+    in ``pair_order``) split into two of our own."""
+    given = {"lon": options.lon_field, "lat": options.lat_field}
+    if options.mapping is not None:
+        given |= {axis: column for axis, column in options.mapping.columns.items() if axis in given}
+    cols = {axis: given[axis] or find_field(names, fields)
+            for axis, fields in (("lon", LON_FIELDS), ("lat", LAT_FIELDS))}
+    if cols["lon"] is None and cols["lat"] is None:
+        pair, lat_first = find_field(names, PAIR_FIELDS), find_field(names, PAIR_LAT_FIRST_FIELDS)
+        if pair or lat_first:
+            return {"lon": _PAIR_LON, "lat": _PAIR_LAT, "pair": pair or lat_first,
+                    "pair_order": "lon,lat" if pair else "lat,lon"}
+    return cols
 
 
 def _csv_chunks(data: bytes, filename: str, encoding: str,
@@ -714,10 +729,8 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
                         field=value, option=option, available=_available(names))
                 for option, value in (("lon_field", options.lon_field), ("lat_field", options.lat_field))
                 if value and value not in names]
-    geo = _LON in names
-    cols = {
-        "lon": _LON if geo else options.lon_field or find_field(names, LON_FIELDS),
-        "lat": _LAT if geo else options.lat_field or find_field(names, LAT_FIELDS),
+    cols: dict[str, str | None] = {
+        **({"lon": _LON, "lat": _LAT} if _LON in names else _coordinate_columns(names, options)),
         "category": find_field(names, CATEGORY_FIELDS), "time": find_field(names, TIME_FIELDS),
         "external_id": find_field(names, EXTERNAL_ID_FIELDS), "status": find_field(names, STATUS_FIELDS),
         "description": find_field(names, DESCRIPTION_FIELDS), "source": find_field(names, SOURCE_FIELDS),
@@ -729,11 +742,6 @@ def _file_columns(frame: pd.DataFrame, options: FileOptions) -> dict[str, str | 
                 problems.append(message(N_("the mapping names column {column!r} for {field}; the file has: "
                                            "{available}"), column=column, field=ours, available=_available(names)))
             cols["time" if ours == "reported_at" else ours] = column
-    if not problems and cols["lon"] is None and cols["lat"] is None and not (options.lon_field or options.lat_field):
-        pair, lat_first = find_field(names, PAIR_FIELDS), find_field(names, PAIR_LAT_FIRST_FIELDS)
-        if pair or lat_first:
-            cols |= {"lon": _PAIR_LON, "lat": _PAIR_LAT, "pair": pair or lat_first,
-                     "pair_order": "lon,lat" if pair else "lat,lon"}
     if not problems and (cols["lon"] is None or cols["lat"] is None):
         problems.append(message(N_("no coordinate columns found (tried {lon} and {lat}, or one column of both: "
                                    "{pair}); the file has: {available}. Say which with lon_field and lat_field."),
