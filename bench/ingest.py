@@ -36,27 +36,32 @@ from bench.scale import peak_mb  # noqa: E402
 
 
 def gridmap_import(db: Path | str, csv: Path, root: Path = ROOT) -> dict:
-    """``python -m gridmap import-incidents`` in a fresh process, which then says its own peak memory
-    (``db``: a SQLite file, or a PostGIS database URL); ``tree_mb``: the peak of its resident memory
-    and its worker's together (gridmap.import_worker), sampled every 20 ms."""
+    """``python -m gridmap import-incidents`` in a fresh process, as a user runs it (``db``: a SQLite
+    file, or a PostGIS database URL); ``peak_mb``: its own peak resident memory, ``tree_mb``: the peak
+    of its and its worker's together (gridmap.import_worker), both sampled every 20 ms."""
     start = time.perf_counter()
-    script = ("import sys; from gridmap.cli import cli; from bench.scale import peak_mb\n"
-              "try:\n    cli.main(['import-incidents', sys.argv[1]], prog_name='gridmap')\n"
-              "except SystemExit as done:\n    assert not done.code, done.code\n"
-              "print('peak', peak_mb())")
-    process = subprocess.Popen([sys.executable, "-c", script, str(csv)], cwd=root,
+    process = subprocess.Popen([sys.executable, "-m", "gridmap", "import-incidents", str(csv)], cwd=root,
                                env={"GRIDMAP_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}",
                                     "PATH": "/usr/bin:/bin"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tree = 0.0
+    tree = peak = 0.0
     while process.poll() is None:
         tree = max(tree, tree_rss_mb(process.pid))
+        peak = max(peak, high_water_mb(process.pid))
         time.sleep(0.02)
     out, err = process.communicate()
     elapsed = time.perf_counter() - start
     assert process.returncode == 0, err[-2000:]
-    said, peak = out.strip().splitlines()[-2:]
-    return {"s": elapsed, "peak_mb": float(peak.split()[1]), "tree_mb": tree, "said": said}
+    return {"s": elapsed, "peak_mb": peak, "tree_mb": tree, "said": out.strip().splitlines()[-1]}
+
+
+def high_water_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM; 0 once it has ended)."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
 
 
 def tree_rss_mb(pid: int) -> float:

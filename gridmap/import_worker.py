@@ -10,7 +10,8 @@ meanwhile waited at most 0.16 s (``bench/import_responsiveness.py``, docs/benchm
 The worker is a fresh interpreter (``python -m gridmap.import_worker``): never a fork, since a
 server's other threads may hold locks, and not multiprocessing's spawn either, which runs the
 parent's ``__main__`` again (``python -m gridmap`` would start the command a second time).  Its
-imports take about 1.5 s, on the other core: it starts parsing at once, and assigns from the
+imports take about 1 s, on the other core (``python -m gridmap import-incidents BIG.csv`` starts
+it before the command's own imports: :func:`prestart`): it starts parsing at once, and assigns from the
 layers the storing transaction sends once it holds the write lock, so the units are those of the
 versions the rows are stored under.  Each chunk comes back pickled (about 25 ms for 100,000 rows);
 an error raised in the worker (a refused file, an encoding that does not fit) is raised again
@@ -27,15 +28,15 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
-import numpy as np
+if TYPE_CHECKING:       # only the standard library here: ``python -m gridmap`` imports this module first
+    import numpy as np
 
-from . import incidents
-from .incidents import FileOptions, ParsedBatch, incident_chunks
-from .layer import Layer
-from .levels import Level
+    from .incidents import FileOptions, ParsedBatch
+    from .layer import Layer
+    from .levels import Level
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,78 @@ log = logging.getLogger(__name__)
 PROCESS_FROM = 200_000
 
 
+#: Bytes in a file named on ``python -m gridmap import-incidents`` from which a worker is started
+#: before the command's own imports (:func:`prestart`): no file of PROCESS_FROM lines is smaller.
+PRESTART_BYTES = 2_000_000
+
+
 def wanted(lines: int) -> bool:
     """Whether a file of about ``lines`` lines is worth reading in another process."""
     return lines >= PROCESS_FROM
+
+
+class _Process(NamedTuple):
+    """A started worker and this process's ends of its pipes."""
+    process: subprocess.Popen
+    results: Connection
+    orders: Connection
+
+    def discard(self) -> None:
+        self.orders.close()
+        self.results.close()
+        self.process.kill()
+        self.process.wait()
+
+
+_spare: _Process | None = None       # started by prestart(), for the next ImportWorker
+
+
+def prestart(args: Sequence[str]) -> None:
+    """Start a worker for the command line ``args`` when it imports a big file: its imports (about
+    1 s) then run on the other core while the command does its own, and the next
+    :class:`ImportWorker` takes it.  Not one the command turns out not to need: :func:`drop_spare`."""
+    global _spare
+    if _spare is not None or not args or args[0] != "import-incidents":
+        return
+    if not any(_size(arg) >= PRESTART_BYTES for arg in args[1:]):
+        return
+    try:
+        _spare = _spawn()
+    except OSError:            # the command starts one later, or reads the file itself, and says why
+        pass
+
+
+def drop_spare() -> None:
+    """Stop a worker started for a file that is read here after all (GeoJSON, a few lines)."""
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None:
+        spare.discard()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except (OSError, ValueError):
+        return 0
+
+
+def _spawn() -> _Process:
+    results_in, results_out = os.pipe()
+    orders_in, orders_out = os.pipe()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gridmap.import_worker", str(results_out), str(orders_in)],
+            pass_fds=(results_out, orders_in), env=env, stdin=subprocess.DEVNULL)
+    except BaseException:
+        os.close(results_in)
+        os.close(orders_out)
+        raise
+    finally:
+        os.close(results_out)          # the worker's ends: this process keeps only its own
+        os.close(orders_in)
+    return _Process(process, Connection(results_in, writable=False), Connection(orders_out, readable=False))
 
 
 @dataclass(frozen=True)
@@ -68,22 +138,14 @@ class ImportWorker:
 
     def __init__(self, data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
                  encoding: str | None) -> None:
-        results_in, results_out = os.pipe()
-        orders_in, orders_out = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "gridmap.import_worker", str(results_out), str(orders_in)],
-                pass_fds=(results_out, orders_in), env=env, stdin=subprocess.DEVNULL)
-        except BaseException:
-            os.close(results_in)
-            os.close(orders_out)
-            raise
-        finally:
-            os.close(results_out)          # the worker's ends: this process keeps only its own
-            os.close(orders_in)
-        self._results = Connection(results_in, writable=False)
-        self._orders = Connection(orders_out, readable=False)
+        from . import incidents
+
+        global _spare
+        started, _spare = _spare, None
+        if started is not None and started.process.poll() is not None:
+            started.discard()          # it stopped meanwhile
+            started = None
+        self._process, self._results, self._orders = started or _spawn()
         self._layers: queue.Queue[list[Layer] | None] = queue.Queue()
         self._finished = False          # the worker sent every chunk
         self._reading = False           # assigned() has begun: it closes the results pipe
@@ -169,15 +231,20 @@ def _slim(layer: Layer) -> Layer:
 
 def _work(results: Connection, orders: Connection) -> None:
     """The worker: parse the file a chunk at a time, assign each, send it."""
+    # imported before the job comes, so that a prestarted worker is ready for it
+    from . import incidents
     from .assignment import AssignmentIndex
 
     try:
         job: _Job = orders.recv()
+    except EOFError:               # a prestarted worker that the command did not need
+        return
+    try:
         data = orders.recv_bytes()
         incidents.CHUNK_ROWS = job.chunk_rows
         index = None
-        for batch in incident_chunks(data, filename=job.filename, options=job.options, tz=ZoneInfo(job.tz),
-                                     now=job.now, encoding=job.encoding):
+        for batch in incidents.incident_chunks(data, filename=job.filename, options=job.options,
+                                               tz=ZoneInfo(job.tz), now=job.now, encoding=job.encoding):
             if index is None:
                 index = AssignmentIndex(orders.recv())
             results.send(("chunk", (batch, index.assign(batch.incidents.lon, batch.incidents.lat))))

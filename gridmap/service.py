@@ -532,6 +532,8 @@ class Gridmap:
         ("read", rows) and ("stored", rows) as each chunk is.  A file of :data:`~gridmap.import_worker.PROCESS_FROM`
         lines or more is read in another process (:mod:`gridmap.import_worker`)."""
         lines = data.count(b"\n") if is_text_table(filename) else 0
+        if not import_worker.wanted(lines):
+            import_worker.drop_spare()       # one started for the command line (python -m gridmap) goes unused
         for encoding in file_encodings(filename):
             now = self._now()
             batches: Iterable[ParsedBatch] | ImportWorker | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,92 @@ def test_a_geojson_file_is_read_here(block, worker_for_every_file):
         {"type": "Feature", "properties": {"category": "litter", "reported_at": "2026-03-05"}, "geometry": point}]})
     assert block.import_incidents(data.encode(), filename="r.geojson").created == 1
     assert worker_for_every_file == []
+
+
+# -- a worker started before the command's own imports (python -m gridmap import-incidents) ----------
+
+@pytest.fixture
+def spawned(monkeypatch):
+    """Every worker process started, the spare put back to none afterwards (and stopped)."""
+    started: list[import_worker._Process] = []
+    real = import_worker._spawn
+
+    def spawn() -> import_worker._Process:
+        started.append(real())
+        started[-1].process.cli_imported = "gridmap.cli" in sys.modules     # type: ignore[attr-defined]
+        return started[-1]
+
+    monkeypatch.setattr(import_worker, "_spawn", spawn)
+    yield started
+    import_worker.drop_spare()
+
+
+def test_a_worker_started_for_the_command_line_reads_its_file(block, worker_for_every_file, spawned, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(FILE)
+    import_worker.PRESTART_BYTES = len(FILE)       # put back by worker_for_every_file's monkeypatch
+    import_worker.prestart(["import-incidents", "--crs", "EPSG:4326", str(path)])
+    assert len(spawned) == 1 and import_worker._spare is spawned[0]
+
+    result = block.import_incidents(FILE, filename="export.csv")
+    assert len(spawned) == 1 and import_worker._spare is None     # the import took it: no second worker
+    assert worker_for_every_file[0]._process is spawned[0].process
+    assert spawned[0].process.poll() == 0
+    assert _outcome(result)["ids"] == [1, 2, 3, 4, 1, 5]
+    assert _outcome(result)["units"]["micro_grid"] == ["W-S", "E-N", "E-S", None, "W-S", "W-N"]
+
+
+@pytest.mark.parametrize("args", [[], ["export-incidents", "{big}"], ["import-incidents", "{small}"],
+                                  ["import-incidents", "{big}.missing"], ["import-incidents", "\x00"]])
+def test_only_a_big_file_on_the_command_line_starts_a_worker_early(spawned, tmp_path, args):
+    big, small = tmp_path / "big.csv", tmp_path / "small.csv"
+    with big.open("wb") as f:
+        f.truncate(import_worker.PRESTART_BYTES)
+    small.write_bytes(b"x" * (import_worker.PRESTART_BYTES - 1))
+    import_worker.prestart([arg.format(big=big, small=small) for arg in args])
+    assert spawned == [] and import_worker._spare is None
+    import_worker.prestart(["import-incidents", str(big)])
+    assert len(spawned) == 1
+
+
+def test_a_worker_the_file_does_not_need_is_stopped(block, spawned, tmp_path):
+    path = tmp_path / "few.csv"
+    path.write_bytes(FILE)
+    import_worker.PRESTART_BYTES = 1
+    try:
+        import_worker.prestart(["import-incidents", str(path)])
+    finally:
+        import_worker.PRESTART_BYTES = 2_000_000
+    assert block.import_incidents(FILE, filename="few.csv").created == 5     # 8 lines: read here
+    assert import_worker._spare is None and spawned[0].process.returncode == -9
+
+
+def test_a_worker_never_given_a_file_leaves_without_a_word(spawned, capfd):
+    # the command ended (or failed) before any import: the worker hears its pipe close
+    worker = import_worker._spawn()
+    worker.orders.close()
+    assert worker.process.wait(timeout=60) == 0
+    worker.results.close()
+    assert capfd.readouterr().err == ""
+
+
+def test_python_m_gridmap_import_incidents_starts_the_worker_before_its_imports(block, worker_for_every_file,
+                                                                               spawned, tmp_path, monkeypatch,
+                                                                               capsys):
+    import runpy
+
+    import gridmap
+    path = tmp_path / "export.csv"
+    path.write_bytes(FILE)
+    monkeypatch.setattr(import_worker, "PRESTART_BYTES", 1)
+    monkeypatch.delitem(sys.modules, "gridmap.cli", raising=False)    # imported again, as in a fresh process
+    monkeypatch.delattr(gridmap, "cli", raising=False)
+    monkeypatch.setenv("GRIDMAP_DATABASE_URL", database_url(tmp_path / "test.db"))     # block's store
+    monkeypatch.setattr(sys, "argv", ["gridmap", "import-incidents", str(path)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("gridmap", run_name="__main__")
+    assert done.value.code == 0
+    assert capsys.readouterr().out == "created 5, already stored 1, outside every unit 1, refused rows 1\n"
+    assert len(spawned) == 1 and spawned[0].process.returncode == 0       # the one started first did the work
+    assert spawned[0].process.cli_imported is False                       # before the command's own imports
+    assert block.store.count_incidents() == 5
