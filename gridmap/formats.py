@@ -461,7 +461,9 @@ class _GeoJsonScan:
     def __init__(self, text: str, filename: str, decoder: json.JSONDecoder = _DECODER) -> None:
         self.text, self.filename, self.decoder = text, filename, decoder
         self.pos, self.count = 0, 0
+        self.nul = "\\u0000" in text              # a NUL character escaped somewhere (GDAL cuts text at one)
         self.problems: list[Message] = []       # the file's structure: it is refused
+        self.cut: list[Message] = []            # text holding a NUL: it is refused too
         self.reasons: dict[int, Message] = {}   # a feature's geometry: the feature is left out
 
     def run(self) -> tuple[int, dict[int, Message]]:
@@ -481,6 +483,9 @@ class _GeoJsonScan:
             raise _refusal(message(N_("{file} is not GeoJSON gridmap can read: {count} problem(s); expected a "
                                       "FeatureCollection of Feature objects"),
                                    file=self.filename, count=len(self.problems)), self.problems)
+        if self.cut:
+            raise _refusal(message(N_("{file} has {count} property value(s) holding a NUL character; expected text "
+                                      "without one"), file=self.filename, count=len(self.cut)), self.cut)
         return self.count, self.reasons
 
     def _members(self) -> dict[str, Any]:
@@ -546,6 +551,13 @@ class _GeoJsonScan:
         if feature.get("properties") is not None and not isinstance(feature["properties"], dict):
             self.problems.append(message(N_("feature {index}: its properties are {got}; expected an object or null"),
                                          index=index, got=_json_shown(feature["properties"])))
+        elif self.nul and feature.get("properties"):
+            for name, value in feature["properties"].items():
+                if _holds_nul(name) or _holds_nul(value):
+                    self.cut.append(message(
+                        N_("feature {index}: the property {name} holds a NUL character (\\u0000), which would cut its "
+                           "text short; remove it from the file (it is invisible in most editors)"),
+                        index=index, name=_json_shown(name)))
         if "geometry" not in feature:
             self.reasons[index] = message(N_("the feature has no geometry member; expected a geometry object or null"))
         elif feature["geometry"] is not None:
@@ -649,6 +661,15 @@ def _positions(values: list[Any]) -> bool:
     """Whether every value is a position of numbers (the common case, checked at C speed)."""
     return (set(map(type, values)) <= {list} and min(map(len, values), default=2) >= 2
             and set(map(type, chain.from_iterable(values))) <= _NUMBERS)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds a NUL character in any of its texts."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return isinstance(value, list) and any(map(_holds_nul, value))
 
 
 def _json_shown(value: Any) -> str:

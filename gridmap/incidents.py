@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import queue
@@ -683,6 +684,8 @@ def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
                                    file=filename, reason=read_error(exc))) from None
     if frame.empty:
         return pd.DataFrame()
+    if b"\\u0000" in data:
+        _restore_cut_text(frame, data)
     if frame.crs is not None and not frame.crs.is_geographic:
         frame = frame.to_crs(4326)
     is_point = (frame.geom_type == "Point").to_numpy()
@@ -692,6 +695,23 @@ def _geojson_frame(data: bytes, filename: str) -> pd.DataFrame:
     out[_LAT] = np.where(is_point, shapely.get_y(np.where(is_point, geoms, None)), np.nan)
     out[_GEOM_TYPE] = frame.geom_type.fillna("empty").to_numpy()
     return out
+
+
+def _restore_cut_text(frame: pd.DataFrame, data: bytes) -> None:
+    """Put back the text GDAL cut short at a NUL character (``"a\\u0000b"`` read as ``"a"``), so that
+    the row is refused for it (:func:`_nul_problems`) instead of stored without a word."""
+    try:
+        features = json.loads(data).get("features")
+    except (ValueError, AttributeError, RecursionError):    # GDAL read it; let what it read stand
+        return
+    if not isinstance(features, list) or len(features) != len(frame):
+        return
+    for i, feature in enumerate(features):
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        for name, value in (properties.items() if isinstance(properties, dict) else ()):
+            if isinstance(value, str) and "\x00" in value and name in frame.columns:
+                frame[name] = frame[name].astype(object)
+                frame.iat[i, frame.columns.get_loc(name)] = value
 
 
 _LON, _LAT, _GEOM_TYPE = "\0lon", "\0lat", "\0geometry_type"
@@ -1126,6 +1146,10 @@ def _check_coordinates(frame: pd.DataFrame, cols: Mapping[str, str | None], lon:
         elif missing[i]:
             problem = message(N_("missing or non-numeric coordinates (lon={lon!r}, lat={lat!r})"),
                               lon=_raw(frame, cols["lon"], int(i)), lat=_raw(frame, cols["lat"], int(i)))
+        elif 1_000 <= max(abs(lon[i]), abs(lat[i])) < 100_000_000:         # a projected system's metres
+            problem = message(N_("coordinates out of range: lon={lon}, lat={lat}; expected WGS84 longitude -180..180 "
+                                 "and latitude -90..90. They look like metres: give the file's coordinate system "
+                                 "in the {option} option, for example EPSG:4547"), lon=lon[i], lat=lat[i], option="crs")
         else:
             problem = message(N_("coordinates out of range: lon={lon}, lat={lat}; expected WGS84 "
                                  "longitude -180..180 and latitude -90..90"), lon=lon[i], lat=lat[i])

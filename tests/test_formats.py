@@ -85,6 +85,21 @@ def test_geojson_crs_member_is_returned():
     assert same(source.geometry[0], square)
 
 
+def test_geojson_text_holding_a_nul_character_is_refused_saying_where():
+    # GDAL would read "网格\u0000A" as "网格": a unit named short of what the planner's file says
+    data = feature_collection([({"code": "A", "name": "网格\u0000A"}, WEST),
+                               ({"code": "B", "name": "C:\\u0000", "staff": [{"name": "x\u0000"}]}, EAST)])
+    assert refusal(data, filename="grids.geojson") == (
+        "grids.geojson has 2 property value(s) holding a NUL character; expected text without one\n"
+        "  - feature 0: the property \"name\" holds a NUL character (\\u0000), which would cut its text short; "
+        "remove it from the file (it is invisible in most editors)\n"
+        "  - feature 1: the property \"staff\" holds a NUL character (\\u0000), which would cut its text short; "
+        "remove it from the file (it is invisible in most editors)")
+    # a backslash followed by u0000 is text like any other
+    source = read_source(feature_collection([({"code": "A", "name": "C:\\u0000"}, WEST)]), filename="a.geojson")
+    assert source.properties["name"].tolist() == ["C:\\u0000"]
+
+
 def test_one_unbuildable_ring_does_not_fail_the_file():
     features = [
         {"type": "Feature", "properties": {"code": "A"}, "geometry": shapely.geometry.mapping(WEST)},

@@ -176,6 +176,22 @@ def test_geojson_points_and_a_non_point_feature():
     assert [e.as_dict() for e in batch.errors] == [{"row": 1, "error": "expected a Point geometry, got LineString"}]
 
 
+def test_geojson_text_holding_a_nul_character_refuses_its_row_not_cut_short():
+    # GDAL reads "bad\u0000tail" as "bad": the row would have been stored with its text cut short
+    data = feature_collection([
+        ({"category": "litter", "reported_at": "2026-03-05 08:00", "description": "bad\u0000tail"}, Point(1, 2)),
+        ({"category": "litter", "reported_at": "2026-03-05 08:00", "description": "C:\\u0000"}, Point(1, 2)),
+        ({"category": "litter", "reported_at": "2026-03-05 08:00", "other": "x\u0000"}, Point(1, 2)),
+    ])
+    assert b"\\u0000" in data
+    batch = read_incident_file(data, filename="a.geojson", options=FileOptions(), tz=TZ, now=NOW)
+    # the literal backslash-u0000 stays text; a NUL in a column gridmap does not store harms nothing
+    assert [(r, d.description) for r, d in batch.drafts] == [(1, "C:\\u0000"), (2, "")]
+    assert [e.as_dict() for e in batch.errors] == [{"row": 0, "error": (
+        "description: 'bad\\x00tail' holds a NUL character, which cannot be stored; the file may be damaged or in "
+        "another encoding (open it in a text editor and save it as UTF-8)")}]
+
+
 def test_api_records_default_the_time_and_require_a_category():
     batch = parse_records([
         {"category": "clutter", "lon": 111.87, "lat": 34.745},
@@ -355,6 +371,19 @@ def test_coordinates_nan_inf_huge_text_and_out_of_range_are_row_errors():
         (13, f"coordinates out of range: lon=1.0, lat=90.5; {out}")]
     assert [r for r, _ in batch.drafts] == [12]
 
+
+
+def test_coordinates_in_metres_are_refused_with_the_crs_option_named():
+    # a file in CGCS2000 / 3-degree Gauss-Kruger CM 114E (EPSG:4547) given without its system
+    batch = read_csv("x(m),y(m),category,reported_at\n500123.5,3326001.25,litter,2026-03-05\n"
+                     "114.1,30.05,litter,2026-03-05\n")
+    assert [e.as_dict() for e in batch.errors] == [{"row": 2, "error": (
+        "coordinates out of range: lon=500123.5, lat=3326001.25; expected WGS84 longitude -180..180 and latitude "
+        "-90..90. They look like metres: give the file's coordinate system in the crs option, for example EPSG:4547")}]
+    assert [(r, d.lon, d.lat) for r, d in batch.drafts] == [(3, 114.1, 30.05)]
+    again = read_csv("x(m),y(m),category,reported_at\n500123.5,3326001.25,litter,2026-03-05\n", crs="EPSG:4547")
+    assert again.errors == [] and [(round(d.lon, 6), round(d.lat, 6)) for _, d in again.drafts] == [
+        (114.001281, 30.053114)]       # pyproj.Transformer(4547 -> 4326) on its own
 
 UNUSABLE = ("is a coordinate reference system PROJ reads but cannot convert to longitude/latitude; expected one "
             "such as EPSG:4547 or EPSG:4490")
