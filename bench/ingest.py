@@ -15,7 +15,10 @@ Each method runs in its own process, so its peak memory (ru_maxrss) is its own:
   ``sqlite3.executemany`` of the incidents and of the assignment rows into the same schema, in
   one transaction — the baseline the issue names (no checks, no row errors, no repeats);
 * gridmap's write alone: the same file parsed and assigned first, then stored the way the import
-  stores it — how long SQLite takes to write the rows, which no overlap can beat.
+  stores it — how long SQLite takes to write the rows, which no overlap can beat;
+* SQLite alone: the rows the import stored, read back into tuples, written again into an empty
+  copy of the schema with sqlite3 and nothing of gridmap (in memory, and in a WAL file), then the
+  indexes and the commit — the floor of any import into this schema on this machine.
 """
 from __future__ import annotations
 
@@ -148,6 +151,62 @@ def store_alone(db: Path, csv: Path) -> dict:
             "commit_s": time.perf_counter() - written, "peak_mb": peak_mb()}
 
 
+def sqlite_alone(stored: Path) -> dict:
+    """SQLite by itself, with none of gridmap's work: the rows and assignments an import stored
+    (``stored``; read back into tuples first) written into an empty copy of the schema the way the
+    import writes them (a value every row shares as a literal, each version's codes as one JSON
+    array), then the indexes the import builds last, and the commit — in memory, and in a WAL file."""
+    import sqlite3
+    source = sqlite3.connect(stored)
+    columns = [row[1] for row in source.execute("PRAGMA table_info(incidents)")]
+    bound, literal = [], []
+    for column in columns:
+        values = source.execute(f"SELECT DISTINCT {column} FROM incidents LIMIT 2").fetchall()
+        if len(values) > 1:
+            bound.append(column)
+        elif values[0][0] is not None:
+            literal.append((column, values[0][0]))
+    rows = source.execute(f"SELECT {', '.join(bound)} FROM incidents ORDER BY id").fetchall()
+    insert = (f"INSERT INTO incidents ({', '.join(bound + [c for c, _ in literal])}) VALUES "
+              f"({', '.join(['?'] * len(bound) + [repr(v) for _, v in literal])})")     # numbers, text without '
+    versions = {v: source.execute("SELECT unit_code FROM assignments WHERE version_id = ? ORDER BY incident_id",
+                                  (v,)).fetchall()
+                for (v,) in source.execute("SELECT DISTINCT version_id FROM assignments").fetchall()}
+    schema = source.execute("SELECT type, sql FROM sqlite_master WHERE tbl_name IN ('incidents', 'assignments') "
+                            "AND sql IS NOT NULL").fetchall()
+    source.close()
+    figures = {}
+    for where in ("memory", "file"):
+        path = stored.with_name("sqlite-alone.db")
+        for old in stored.parent.glob(path.name + "*"):
+            old.unlink()
+        conn = sqlite3.connect(":memory:" if where == "memory" else path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
+            conn.execute(f"PRAGMA {pragma}")
+        for kind, sql in schema:
+            if kind == "table":
+                conn.execute(sql)
+        conn.execute("BEGIN IMMEDIATE")
+        start = time.perf_counter()
+        conn.executemany(insert, rows)
+        for version, codes in versions.items():
+            conn.execute("INSERT INTO assignments (version_id, incident_id, unit_code) "
+                         "SELECT ?, 1 + key, value FROM json_each(?)",
+                         (version, json.dumps([code for (code,) in codes], ensure_ascii=False)))
+        written = time.perf_counter()
+        for kind, sql in schema:
+            if kind == "index":
+                conn.execute(sql)
+        indexed = time.perf_counter()
+        conn.execute("COMMIT")
+        conn.close()                         # the last connection: its WAL goes into the file
+        figures[where] = {"rows_s": written - start, "index_s": indexed - written,
+                          "commit_s": time.perf_counter() - indexed, "s": time.perf_counter() - start}
+        for old in stored.parent.glob(path.name + "*"):
+            old.unlink()
+    return figures
+
+
 def postgis_store(server: str, name: str) -> str:
     """A database ``name`` on the PostGIS ``server`` holding the district and no incidents: a copy
     of a template database made once (``make_district`` on PostGIS), as fresh_store copies a file."""
@@ -196,6 +255,7 @@ def main() -> None:
                         "(postgresql://user@host:port/db; scripts/postgis start makes one)")
     parser.add_argument("--plain", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--alone", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sqlite", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--against", metavar="REV", help="instead: the CLI import of this checkout and of git "
                         "revision REV (a worktree) in alternating runs, the fair comparison on a machine whose "
                         "speed drifts")
@@ -211,6 +271,9 @@ def main() -> None:
     if args.alone:
         print(json.dumps(store_alone(*args.alone)))
         return
+    if args.sqlite:
+        print(json.dumps(sqlite_alone(args.sqlite)))
+        return
     template, csv = district_and_csv(args.dir, args.incidents)
     mine = gridmap_import(fresh_store(args.dir, "gridmap.db", template), csv)
     postgis = gridmap_import(postgis_store(args.postgis, "ingest_run"), csv) if args.postgis else None
@@ -222,6 +285,10 @@ def main() -> None:
                            str(csv)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     alone = json.loads(done.stdout.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, __file__, "--sqlite", str(args.dir / "gridmap.db")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sqlite = json.loads(done.stdout.strip().splitlines()[-1])
     n = args.incidents
     print(machine())
     print(f"{n:,} rows, {csv.stat().st_size / 2**20:.0f} MB; gridmap said: {mine['said']}")
@@ -237,6 +304,11 @@ def main() -> None:
     print(f"\ngridmap's write alone (parsed {alone['parse_s']:.1f} s and assigned {alone['assign_s']:.1f} s "
           f"beforehand): rows {alone['store_s']:.1f} s + commit {alone['commit_s']:.1f} s = {floor:.1f} s "
           f"({n / floor:,.0f} rows/s), peak {alone['peak_mb']:.0f} MB")
+    for where, said in (("memory", "in memory"), ("file", "in a WAL file")):
+        part = sqlite[where]
+        print(f"SQLite alone, {said} (the stored rows from tuples, as the import writes them): rows "
+              f"{part['rows_s']:.1f} s + indexes {part['index_s']:.1f} s + commit {part['commit_s']:.1f} s = "
+              f"{part['s']:.1f} s")
 
 
 def alternate(rev: str, runs: int, workdir: Path, template: Path, csv: Path) -> None:
