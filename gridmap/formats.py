@@ -199,7 +199,12 @@ def _stage(data: bytes, *, kind: str, filename: str, tmp: Path, layer: str | Non
     path.write_bytes(data)
     if kind == "gpkg":
         _check_geopackage(path, filename)
-    return path, None if kind == "geojson" else _choose_layer(path, kind=kind, filename=filename, layer=layer), True
+    if kind == "geojson":
+        return path, None, True
+    chosen = _choose_layer(path, kind=kind, filename=filename, layer=layer)
+    if kind == "gpkg":
+        _check_geopackage_text(path, filename, chosen)
+    return path, chosen, True
 
 
 def _refusal(summary: Message, problems: list[Message]) -> InvalidInput:
@@ -765,6 +770,32 @@ def _check_geopackage(path: Path, filename: str) -> None:
         raise _refusal(message(N_("{file} was not read: {count} part(s) of its schema are not accepted; expected a "
                                   "GeoPackage of plain tables, as QGIS or ArcGIS writes it"),
                                file=filename, count=len(found)), found)
+
+
+def _check_geopackage_text(path: Path, filename: str, table: str) -> None:
+    """Refuse the GeoPackage layer ``table`` when a text value of it holds a NUL character, which
+    GDAL would read cut short (``'a\\x00b'`` as ``'a'``): how many, and the first by fid and column."""
+    deadline = time.monotonic() + _SQLITE_SECONDS
+    total, found = 0, []
+    quoted = '"' + table.replace('"', '""') + '"'
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)) as db:
+            db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            for (column,) in db.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall():
+                name = '"' + str(column).replace('"', '""') + '"'
+                holding = f"FROM {quoted} WHERE typeof({name}) = 'text' AND instr(CAST({name} AS BLOB), x'00') > 0"
+                total += db.execute(f"SELECT count(*) {holding}").fetchone()[0]
+                found += [message(N_("{layer}, fid {fid}: the property {name} holds a NUL character, which would cut "
+                                     "its text short; remove it (it is invisible in most editors)"),
+                                  layer=_shown(table, 60), fid=fid, name=_shown(str(column), 60))
+                          for (fid,) in db.execute(f"SELECT rowid {holding} LIMIT ?", (_LISTED,))]
+    except sqlite3.DatabaseError as exc:     # GDAL listed the layer: a table without rowids, or too slow
+        reason = "reading its text took too long" if time.monotonic() > deadline else str(exc)
+        raise InvalidInput(message(N_("could not read {file} as {format}: {reason}"), file=filename,
+                                   format="GeoPackage", reason=reason)) from None
+    if total:
+        raise _refusal(message(N_("{file} has {count} property value(s) holding a NUL character; expected text "
+                                  "without one"), file=filename, count=total), found)
 
 
 def _schema_problem(db: sqlite3.Connection, kind: str, name: str, sql: str) -> Message | None:

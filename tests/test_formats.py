@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from contextlib import closing
 from pathlib import Path
 
 import geopandas as gpd
@@ -263,6 +264,31 @@ def test_geopackage_attribute_table_needs_no_choice(tmp_path: Path):
     assert read_source(path.read_bytes(), filename="a.gpkg").layer == "grid"
     notes = read_source(path.read_bytes(), filename="a.gpkg", layer="notes")
     assert (notes.properties["note"].tolist(), notes.geometry.tolist()) == (["说明"], [None])
+
+
+def test_geopackage_text_holding_a_nul_character_is_refused_saying_where(tmp_path: Path):
+    # GDAL would read 'MG\x0001' as 'MG': the chosen layer's text is checked, not the other layers'
+    import sqlite3
+    path = tmp_path / "a.gpkg"
+    gpkg(path, {"grid": cells(), "notes": cells()})
+    with closing(sqlite3.connect(path)) as db:
+        for spatial in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):    # GeoPackage's triggers
+            db.create_function(spatial, 1, lambda _: 0)
+        db.execute("UPDATE notes SET name = 'x' || char(0) WHERE fid = 1")
+        db.execute("UPDATE grid SET name = 'West' || char(0) || 'Side', code = 'MG' || char(0) || '01' WHERE fid = 1")
+        db.commit()
+    assert refusal(path.read_bytes(), filename="a.gpkg", layer="grid") == (
+        "a.gpkg has 2 property value(s) holding a NUL character; expected text without one\n"
+        "  - grid, fid 1: the property code holds a NUL character, which would cut its text short; remove it (it is "
+        "invisible in most editors)\n"
+        "  - grid, fid 1: the property name holds a NUL character, which would cut its text short; remove it (it is "
+        "invisible in most editors)")
+    with closing(sqlite3.connect(path)) as db:
+        for spatial in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+            db.create_function(spatial, 1, lambda _: 0)
+        db.execute("UPDATE grid SET name = ?, code = ? WHERE fid = 1", (NAMES[0], CODES[0]))
+        db.commit()
+    assert read_source(path.read_bytes(), filename="a.gpkg", layer="grid").properties["code"].tolist() == CODES
 
 
 # --- KML ------------------------------------------------------------------------------------------
