@@ -706,12 +706,16 @@ def _restore_cut_text(frame: pd.DataFrame, data: bytes) -> None:
         return
     if not isinstance(features, list) or len(features) != len(frame):
         return
+    whole: dict[str, dict[int, str]] = {}
     for i, feature in enumerate(features):
         properties = feature.get("properties") if isinstance(feature, dict) else None
         for name, value in (properties.items() if isinstance(properties, dict) else ()):
             if isinstance(value, str) and "\x00" in value and name in frame.columns:
-                frame[name] = frame[name].astype(object)
-                frame.iat[i, frame.columns.get_loc(name)] = value
+                whole.setdefault(name, {})[i] = value
+    for name, values in whole.items():
+        column = frame[name].to_numpy(dtype=object, copy=True)
+        column[list(values)] = list(values.values())
+        frame[name] = column
 
 
 _LON, _LAT, _GEOM_TYPE = "\0lon", "\0lat", "\0geometry_type"

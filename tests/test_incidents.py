@@ -182,14 +182,16 @@ def test_geojson_text_holding_a_nul_character_refuses_its_row_not_cut_short():
         ({"category": "litter", "reported_at": "2026-03-05 08:00", "description": "bad\u0000tail"}, Point(1, 2)),
         ({"category": "litter", "reported_at": "2026-03-05 08:00", "description": "C:\\u0000"}, Point(1, 2)),
         ({"category": "litter", "reported_at": "2026-03-05 08:00", "other": "x\u0000"}, Point(1, 2)),
+        ({"category": "litter", "reported_at": "2026-03-05 08:00", "description": "\u0000"}, Point(1, 2)),
     ])
     assert b"\\u0000" in data
     batch = read_incident_file(data, filename="a.geojson", options=FileOptions(), tz=TZ, now=NOW)
     # the literal backslash-u0000 stays text; a NUL in a column gridmap does not store harms nothing
     assert [(r, d.description) for r, d in batch.drafts] == [(1, "C:\\u0000"), (2, "")]
-    assert [e.as_dict() for e in batch.errors] == [{"row": 0, "error": (
-        "description: 'bad\\x00tail' holds a NUL character, which cannot be stored; the file may be damaged or in "
-        "another encoding (open it in a text editor and save it as UTF-8)")}]
+    how = "the file may be damaged or in another encoding (open it in a text editor and save it as UTF-8)"
+    assert [e.as_dict() for e in batch.errors] == [
+        {"row": 0, "error": f"description: 'bad\\x00tail' holds a NUL character, which cannot be stored; {how}"},
+        {"row": 3, "error": f"description: '\\x00' holds a NUL character, which cannot be stored; {how}"}]
 
 
 def test_api_records_default_the_time_and_require_a_category():
