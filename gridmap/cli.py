@@ -18,7 +18,7 @@ from .distributed import reassign as reassign_incidents
 from .errors import GridmapError
 from .filters import parse_query
 from .formats import EXPORT_FORMATS
-from .incidents import FileOptions
+from .incidents import FileOptions, line_count
 from .levels import ORDER, Level
 from .mapping import ImportMapping
 from .options import layer_options
@@ -197,13 +197,12 @@ def escalate_overdue(service: Gridmap) -> None:
 def import_incidents(service: Gridmap, file: Path, lon_field: str | None, lat_field: str | None,
                      category: str | None, crs: str | None, mapping: Path | None) -> None:
     """Import incidents from a CSV or GeoJSON file; bad rows are listed, good rows kept."""
-    data = file.read_bytes()
-    rows = max(1, data.count(b"\n") - 1)           # about: a quoted field may hold a line break
+    rows = max(1, line_count(file) - 1)           # about: a quoted field may hold a line break
     try:
         rules = ImportMapping.parse(mapping.read_bytes(), name=mapping.name) if mapping else None
         with click.progressbar(length=2 * rows, label=f"{file.name}: reading and storing", file=sys.stderr,
                                show_pos=False) as bar:
-            result = service.import_incidents(data, filename=file.name, options=FileOptions(
+            result = service.import_incidents(file, filename=file.name, options=FileOptions(
                 lon_field=lon_field, lat_field=lat_field, category=category, crs=crs, mapping=rules),
                 progress=lambda _stage, count: bar.update(count))
     except GridmapError as error:

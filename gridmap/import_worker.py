@@ -28,13 +28,14 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:       # only the standard library here: ``python -m gridmap`` imports this module first
     import numpy as np
 
-    from .incidents import FileOptions, ParsedBatch
+    from .incidents import FileData, FileOptions, ParsedBatch
     from .layer import Layer
     from .levels import Level
 
@@ -121,6 +122,7 @@ def _spawn() -> _Process:
 
 @dataclass(frozen=True)
 class _Job:
+    path: str | None            # the file to read, or None: its bytes follow the job
     filename: str
     options: FileOptions
     tz: str
@@ -136,7 +138,7 @@ class ImportWorker:
     once with the layers to assign against; the iteration ending, whichever way, stops it.
     """
 
-    def __init__(self, data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
+    def __init__(self, data: FileData, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
                  encoding: str | None) -> None:
         from . import incidents
 
@@ -151,13 +153,14 @@ class ImportWorker:
         self._reading = False           # assigned() has begun: it closes the results pipe
         self._stopping = threading.Lock()
         # the file goes over in a thread: the worker takes it only once its imports are done
-        job = _Job(filename, options, tz.key, now, encoding, incidents.CHUNK_ROWS)
+        path = None if isinstance(data, bytes) else str(data.absolute())
+        job = _Job(path, filename, options, tz.key, now, encoding, incidents.CHUNK_ROWS)
         self._sender = threading.Thread(target=self._send, args=(job, data), name="gridmap-import-orders",
                                         daemon=True)
         self._sender.start()
 
     @classmethod
-    def start(cls, data: bytes, **reading: Any) -> ImportWorker | None:
+    def start(cls, data: FileData, **reading: Any) -> ImportWorker | None:
         """A worker reading ``data`` (the keywords as for the constructor), or None where no process
         can be started here (the caller reads the file itself)."""
         try:
@@ -204,10 +207,11 @@ class ImportWorker:
             self._layers.put(None)
             self._sender.join()
 
-    def _send(self, job: _Job, data: bytes) -> None:
+    def _send(self, job: _Job, data: FileData) -> None:
         try:
             self._orders.send(job)
-            self._orders.send_bytes(data)     # as it is: unpickled, it would be copied once more
+            if isinstance(data, bytes):           # else the worker reads the file from the disk
+                self._orders.send_bytes(data)     # as it is: unpickled, it would be copied once more
             layers = self._layers.get()
             if layers is not None:
                 self._orders.send(layers)
@@ -240,7 +244,7 @@ def _work(results: Connection, orders: Connection) -> None:
     except EOFError:               # a prestarted worker that the command did not need
         return
     try:
-        data = orders.recv_bytes()
+        data = orders.recv_bytes() if job.path is None else Path(job.path)
         incidents.CHUNK_ROWS = job.chunk_rows
         index = None
         for batch in incidents.incident_chunks(data, filename=job.filename, options=job.options,

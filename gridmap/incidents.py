@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from itertools import islice
-from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -52,15 +53,20 @@ PAIR_FIELDS = ("经纬度", "坐标", "位置坐标", "经纬度坐标", "lnglat
                "lon,lat")
 #: … or latitude first.
 PAIR_LAT_FIRST_FIELDS = ("纬经度", "latlng", "latlon", "lat_lng", "lat_lon", "lat,lng", "lat,lon")
-CATEGORY_FIELDS = ("category", "类别", "事件类别", "事件类型", "type")
+# Each list in order of preference; the Chinese names after the first few are those of 12345 hotline
+# and grid-system exports (工单 work orders, 诉求 requests, 受理 accepted).
+CATEGORY_FIELDS = ("category", "类别", "事件类别", "事件类型", "type", "问题类型", "诉求类型", "事件分类", "问题分类",
+                   "工单类型")
 TIME_FIELDS = ("reported_at", "report_time", "上报时间", "时间", "日期", "time", "date", "datetime", "open_dt",
-               "created_at")
-# A bare "id" is not among them: it is usually a row number of someone's export, and
+               "created_at", "受理时间", "登记时间", "创建时间", "发现时间", "发生时间")
+# A bare "id" (or 编号, 序号) is not among them: it is usually a row number of someone's export, and
 # deduplicating on it would drop other people's reports.
-EXTERNAL_ID_FIELDS = ("external_id", "事件编号", "case_id", "case_enquiry_id", "report_id")
-STATUS_FIELDS = ("status", "状态", "case_status")
-DESCRIPTION_FIELDS = ("description", "描述", "事件描述", "case_title", "title")
-SOURCE_FIELDS = ("source", "来源")
+EXTERNAL_ID_FIELDS = ("external_id", "事件编号", "case_id", "case_enquiry_id", "report_id", "工单编号", "工单号",
+                      "案件编号", "诉求编号")
+STATUS_FIELDS = ("status", "状态", "case_status", "处理状态", "办理状态", "工单状态", "案件状态")
+DESCRIPTION_FIELDS = ("description", "描述", "事件描述", "case_title", "title", "问题描述", "诉求内容", "反映内容",
+                      "事件内容", "工单内容", "情况描述", "内容")
+SOURCE_FIELDS = ("source", "来源", "来源渠道", "诉求渠道", "上报渠道", "渠道")
 
 #: The times read from files and records (report, close and due times alike), as wall-clock time in
 #: the service's zone: earlier or later is a typo (year 0, 20260), a number taken for a date or an
@@ -354,7 +360,29 @@ def parse_records(records: Sequence[Any], *, tz: ZoneInfo, now: datetime, crs: s
 CHUNK_ROWS = 50_000
 
 
-def read_incident_file(data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo,
+#: A file's content: its bytes, or the path of a file on disk, whose CSV rows are then read from
+#: the disk a chunk at a time (a file of any size never sits whole in memory).
+FileData = bytes | Path
+
+
+def line_count(data: FileData) -> int:
+    """The line breaks in a file (read a megabyte at a time from the disk)."""
+    if isinstance(data, bytes):
+        return data.count(b"\n")
+    with open(data, "rb") as stream:
+        return sum(block.count(b"\n") for block in iter(lambda: stream.read(1 << 20), b""))
+
+
+def _opened(data: FileData) -> BinaryIO:
+    """The file to read from its start (the caller closes it)."""
+    return io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")   # noqa: SIM115
+
+
+def _whole(data: FileData) -> bytes:
+    return data if isinstance(data, bytes) else data.read_bytes()
+
+
+def read_incident_file(data: FileData, *, filename: str, options: FileOptions, tz: ZoneInfo,
                        now: datetime) -> ParsedBatch:
     """Read a CSV or GeoJSON file whole; an error's ``row`` is the CSV line (header = 1) or feature index."""
     for encoding in file_encodings(filename):
@@ -380,15 +408,16 @@ def not_text(filename: str) -> InvalidInput:
     return InvalidInput(message(N_("{file} is neither UTF-8 nor GB18030 text"), file=filename))
 
 
-def incident_chunks(data: bytes, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
+def incident_chunks(data: FileData, *, filename: str, options: FileOptions, tz: ZoneInfo, now: datetime,
                     encoding: str | None) -> Iterator[ParsedBatch]:
     """The file's rows parsed :data:`CHUNK_ROWS` at a time (a GeoJSON file in one), so a million-row
     file never sits in one frame.  A CSV in another ``encoding`` raises UnicodeDecodeError, perhaps
     after some chunks (the caller starts again with the next of :func:`file_encodings`)."""
     if filename.lower().endswith(".xls"):
-        _check_xls(data, filename)
-    frames = ([(_geojson_frame(data, filename), {})] if _is_geojson(filename)
-              else [(_xlsx_frame(data, filename, options), {})] if _is_xlsx(filename)
+        with _opened(data) as stream:
+            _check_xls(stream.read(4096), filename)
+    frames = ([(_geojson_frame(_whole(data), filename), {})] if _is_geojson(filename)
+              else [(_xlsx_frame(_whole(data), filename, options), {})] if _is_xlsx(filename)
               else _csv_chunks(data, filename, encoding or "", options))
     cols: dict[str, str | None] | None = None
     formats: dict[str, str] = {}       # a time format guessed in the first chunk holds for the whole file
@@ -448,14 +477,15 @@ def read_ahead(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         reader.join()
 
 
-def _check_xls(data: bytes, filename: str) -> None:
+def _check_xls(head: bytes, filename: str) -> None:
     """An ``.xls`` file is read as text (a tab- or comma-separated export named so); an old binary
-    workbook or a web page saved under that name is refused, saying how to save it instead."""
-    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+    workbook or a web page saved under that name (its first bytes, ``head``, say which) is refused,
+    saying how to save it instead."""
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         raise InvalidInput(message(N_("{file} is an old Excel workbook (.xls), which is not read; open it in Excel "
                                       "or WPS and save it as an Excel workbook (.xlsx) or as CSV (UTF-8)"),
                                    file=filename))
-    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
         raise InvalidInput(message(N_("{file} is a web page (HTML) under an .xls name, as some systems export; open "
                                       "it in Excel or WPS and save it as an Excel workbook (.xlsx) or as CSV (UTF-8)"),
                                    file=filename))
@@ -525,7 +555,7 @@ def _coordinate_columns(names: list[str], options: FileOptions) -> dict[str, str
     return cols
 
 
-def _csv_chunks(data: bytes, filename: str, encoding: str,
+def _csv_chunks(data: FileData, filename: str, encoding: str,
                 options: FileOptions = FileOptions()) -> Iterator[tuple[pd.DataFrame, dict[int, Message]]]:
     """The rows of a CSV file, a chunk at a time, indexed by their line number (a line is a record,
     quoted line breaks included); blank lines are left out.  The header is line 1, or the first of
@@ -535,17 +565,20 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
     trailing comma, as Excel and some exports write), and is otherwise an empty row with why it was
     not read, in the chunk's dict by line number: a value in no column is never dropped unseen.
     A wrong encoding raises UnicodeDecodeError (the caller tries the next)."""
+    stream = None
     try:
         sep, header, head = _layout(data, encoding, options)
-        columns = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, index_col=False, nrows=0,
-                              skiprows=header, sep=sep).columns
+        with _opened(data) as start:
+            columns = pd.read_csv(start, dtype=str, encoding=encoding, index_col=False, nrows=0,
+                                  skiprows=header, sep=sep).columns
         lines = _Lines(data, encoding, width=len(columns), delimiter=sep)
         # pandas skips (and says so) a line with more fields than the first one, and those are read
         # again here one by one; but when the first line has more than the header (a trailing comma),
         # pandas would drop the extra field of every line unseen, so columns are named for them
         first_width = len(head[header + 1]) if len(head) > header + 1 else 0
         past = [f"\0past the header {i}" for i in range(first_width - len(columns))]
-        reader = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding=encoding, skiprows=header,
+        stream = _opened(data)
+        reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding=encoding, skiprows=header,
                              sep=sep, **({"header": 0, "names": [*columns, *past]} if past else {}), index_col=False,
                              skip_blank_lines=False, chunksize=CHUNK_ROWS, on_bad_lines="warn")
         skipped: list[tuple[int, int]] = []        # (line, fields seen) of the lines pandas skipped
@@ -576,9 +609,12 @@ def _csv_chunks(data: bytes, filename: str, encoding: str,
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InvalidInput(message(N_("could not read {file} as CSV: {reason}"),
                                    file=filename, reason=str(exc).strip())) from None
+    finally:
+        if stream is not None:
+            stream.close()
 
 
-def _layout(data: bytes, encoding: str, options: FileOptions) -> tuple[str, int, list[list[str]]]:
+def _layout(data: FileData, encoding: str, options: FileOptions) -> tuple[str, int, list[list[str]]]:
     """The file's delimiter, its header's line (0-based) and its first lines split by it: commas and
     line 1, unless line 1 does not name the coordinates; then the first of the first lines that
     does, split by commas, else by tabs, semicolons or bars (exports saved as text so)."""
@@ -622,7 +658,7 @@ class _Lines:
     """A CSV file's lines (records; header = line 1) read forward with the csv module, for the few
     that pandas skipped (only then is the file read this way)."""
 
-    def __init__(self, data: bytes, encoding: str, *, width: int = 0, delimiter: str = ",") -> None:
+    def __init__(self, data: FileData, encoding: str, *, width: int = 0, delimiter: str = ",") -> None:
         self._data, self._encoding, self.width, self._delimiter = data, encoding or "utf-8", width, delimiter
         self._reader: Iterator[list[str]] | None = None
         self._at = 0
@@ -637,8 +673,8 @@ class _Lines:
         return lines
 
     def _records(self) -> Iterator[list[str]]:
-        return csv.reader(io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline=""),
-                          delimiter=self._delimiter)
+        with io.TextIOWrapper(_opened(self._data), encoding=self._encoding, newline="") as text:
+            yield from csv.reader(text, delimiter=self._delimiter)
 
     def put_back(self, frame: pd.DataFrame, skipped: list[tuple[int, int]]) -> tuple[pd.DataFrame, dict[int, Message]]:
         """``frame`` with the ``skipped`` lines in their places: without their extra fields when

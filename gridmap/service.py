@@ -54,6 +54,7 @@ from .import_worker import ImportWorker
 from .incidents import (
     EARLIEST_TIME,
     LATEST_TIME,
+    FileData,
     FileOptions,
     IncidentColumns,
     KnownReport,
@@ -64,6 +65,7 @@ from .incidents import (
     file_encodings,
     incident_chunks,
     is_text_table,
+    line_count,
     new_reports,
     not_text,
     outcomes,
@@ -524,14 +526,15 @@ class Gridmap:
     def photo(self, incident_id: int) -> tuple[str, bytes] | None:
         return self.store.photo(incident_id)
 
-    def import_incidents(self, data: bytes, *, filename: str, options: FileOptions = FileOptions(),
+    def import_incidents(self, data: FileData, *, filename: str, options: FileOptions = FileOptions(),
                          progress: Callable[[str, int], None] | None = None) -> ReportResult:
-        """Store the good rows of a CSV/GeoJSON file and report each bad row by number.  The file is
-        read, assigned and stored a chunk at a time, all in one transaction (the whole file or
-        nothing), and the import is recorded with every row it refused.  ``progress`` hears
+        """Store the good rows of a CSV/GeoJSON file (its bytes, or its path: a CSV is then read from
+        the disk) and report each bad row by number.  The file is read, assigned and stored a chunk at
+        a time, all in one transaction (the whole file or nothing), and the import is recorded with
+        every row it refused; ``filename`` says its format.  ``progress`` hears
         ("read", rows) and ("stored", rows) as each chunk is.  A file of :data:`~gridmap.import_worker.PROCESS_FROM`
         lines or more is read in another process (:mod:`gridmap.import_worker`)."""
-        lines = data.count(b"\n") if is_text_table(filename) else 0
+        lines = line_count(data) if is_text_table(filename) else 0
         if not import_worker.wanted(lines):
             import_worker.drop_spare()       # one started for the command line (python -m gridmap) goes unused
         for encoding in file_encodings(filename):

@@ -115,6 +115,28 @@ def test_a_gb18030_file_is_read_again_after_its_first_chunks_were_stored(block, 
                                            "illegal_parking"]
 
 
+def test_a_file_on_disk_is_read_from_there_by_the_worker(block, worker_for_every_file, tmp_path, monkeypatch):
+    # given its path, the worker reads the file itself (twice here: UTF-8, then GB18030); no byte of
+    # it goes through the pipe, so neither process holds the whole file
+    path = tmp_path / "gbk.csv"
+    path.write_bytes((HEADER + "\n".join(ROWS[:4] + ["A7,违章停车,0.015,0.005,2026-03-05 08:00"]) + "\n")
+                     .encode("gb18030"))
+    sent: list[int] = []
+    real = import_worker.Connection.send_bytes
+
+    def send_bytes(self, buf, *args) -> None:
+        sent.append(len(buf))
+        real(self, buf, *args)
+
+    monkeypatch.setattr(import_worker.Connection, "send_bytes", send_bytes)
+    result = block.import_incidents(path, filename="gbk.csv")
+    assert (len(worker_for_every_file), sent) == (2, [])
+    assert result.ids.tolist() == [1, 2, 3, 4, 5]
+    assert result.units["micro_grid"].tolist() == ["W-S", "E-N", "E-S", None, "E-S"]
+    assert block.store.incident_table()["category"].tolist() == ["illegal_parking", "flying_cable",
+                                                                 "illegal_parking", "clutter", "illegal_parking"]
+
+
 def test_a_worker_that_dies_fails_the_import_and_stores_nothing(block, worker_for_every_file, monkeypatch):
     class Killed(Recorded):
         def __init__(self, *args, **kwargs) -> None:

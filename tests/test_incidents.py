@@ -48,6 +48,17 @@ def test_chinese_columns_categories_and_statuses():
     assert (b.lon, b.lat) == (111.88, 34.746)
 
 
+def test_a_hotline_export_is_read_by_its_own_column_names():
+    # 12345 hotline and grid-system exports name their columns 工单编号, 诉求类型, 受理时间 … ; 序号 is a row number
+    batch = read_csv("序号,工单编号,诉求类型,受理时间,处理状态,诉求内容,来源渠道,经度,纬度\n"
+                     "1,GD-0001,飞线充电,2026-03-05 08:12,办结,三号楼飞线充电,12345热线,111.87,34.745\n")
+    assert batch.errors == []
+    [(row, draft)] = batch.drafts
+    assert (row, draft.external_id, draft.category, draft.reported_at, draft.status, draft.description,
+            draft.source) == (2, "GD-0001", "flying_cable", datetime(2026, 3, 5, 8, 12), Status.CLOSED,
+                              "三号楼飞线充电", "12345热线")
+
+
 @pytest.mark.parametrize("other", ["111.87", "abc"])
 def test_coordinates_read_the_same_however_they_are_spelled(other):
     # a column of numbers only is read by Arrow at once, one with text in it value by value
@@ -680,6 +691,28 @@ def test_a_tab_separated_export_named_xls_is_read_as_text_and_binary_or_html_one
             read_incident_file(data, filename="导出.xls", options=FileOptions(), tz=TZ, now=NOW)
         assert str(refused.value) == (f"导出.xls is {why}; open it in Excel or WPS and save it as an Excel "
                                       "workbook (.xlsx) or as CSV (UTF-8)")
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 50_000])
+def test_a_file_on_disk_reads_as_its_bytes_do(tmp_path, monkeypatch, chunk_rows):
+    # a CSV given by its path is read from the disk a chunk at a time: the same rows, errors and
+    # line numbers as its bytes, with a title above the header, a trailing comma, a line with a value
+    # past the header, a quoted line break, in GB18030 (the UTF-8 attempt fails first)
+    from gridmap import incidents
+    monkeypatch.setattr(incidents, "CHUNK_ROWS", chunk_rows)
+    text = ("事件台账（三月）\n\n经度,纬度,类别,上报时间,描述\n111.8,34.7,违停,2026-03-05,\"三号楼\n五单元\",\n"
+            "111.9,34.8,违停,2026-03-05,b,x\n111.7,34.6,堆物,2026-03-06,c\n")
+    data = text.encode("gb18030")
+    path = tmp_path / "导出.csv"
+    path.write_bytes(data)
+    from_disk = read_incident_file(path, filename=path.name, options=FileOptions(), tz=TZ, now=NOW)
+    in_memory = read_incident_file(data, filename=path.name, options=FileOptions(), tz=TZ, now=NOW)
+    assert [(row, d.lon, d.category, d.description) for row, d in from_disk.drafts] == [
+        (4, 111.8, "illegal_parking", "三号楼\n五单元"), (6, 111.7, "clutter", "c")]    # records, not lines
+    assert errors_of(from_disk) == [(5, PAST_HEADER)]
+    assert ([(row, d) for row, d in from_disk.drafts], errors_of(from_disk)) == (
+        [(row, d) for row, d in in_memory.drafts], errors_of(in_memory))
+    assert incidents.line_count(path) == incidents.line_count(data) == text.count("\n") == 7
 
 
 def test_a_trailing_comma_is_read_in_every_chunk_whatever_another_thread_does_with_warnings(monkeypatch):

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
 import shapely
@@ -141,13 +143,16 @@ def post_incidents():
         upload = _file()
         form = request.form
         mapping = request.files.get("mapping")
-        result = service().import_incidents(upload.read(), filename=upload.filename or "upload.csv",
-                                            options=FileOptions(lon_field=opt(form, "lon_field"),
-                                                                lat_field=opt(form, "lat_field"),
-                                                                category=opt(form, "category"), crs=opt(form, "crs"),
-                                                                mapping=ImportMapping.parse(
-                                                                    mapping.read(), name=mapping.filename or "mapping")
-                                                                if mapping else None))
+        options = FileOptions(lon_field=opt(form, "lon_field"), lat_field=opt(form, "lat_field"),
+                              category=opt(form, "category"), crs=opt(form, "crs"),
+                              mapping=ImportMapping.parse(mapping.read(), name=mapping.filename or "mapping")
+                              if mapping else None)
+        # on the disk, not in this process: a CSV is read from there a chunk at a time (by the import
+        # worker, for a big one), so a file of any size never sits whole in the server's memory
+        with tempfile.TemporaryDirectory(prefix="gridmap-upload-") as folder:
+            path = Path(folder) / "upload"
+            upload.save(path)
+            result = service().import_incidents(path, filename=upload.filename or "upload.csv", options=options)
     else:
         result = service().report(_json_records(), crs=opt(request.args, "crs"), key=idempotency_key())
     if not result.items:
