@@ -97,8 +97,16 @@ def incident_points(count: int, n: int = 100, seed: int = 15) -> tuple[np.ndarra
     return np.round(xy[:, 0], 6), np.round(xy[:, 1], 6)
 
 
-def incidents_csv(count: int, path: Path, n: int = 100, seed: int = 15) -> Path:
-    """A CSV as grid offices export it: 编号, 类别 (Chinese labels), 经度, 纬度, 上报时间, 状态."""
+#: Phrases of the request texts written by ``incidents_csv(text=True)``.
+PHRASES = ("楼道堆放杂物影响通行", "电动车飞线充电存在火灾隐患", "小区门口机动车乱停放", "垃圾桶满溢未及时清运",
+           "下水道堵塞污水外溢", "居民反映噪音扰民", "共享单车占用盲道", "违规搭建阳光房",
+           "消防通道被占用", "路灯损坏夜间无照明")
+
+
+def incidents_csv(count: int, path: Path, n: int = 100, seed: int = 15, *, text: bool = False) -> Path:
+    """A CSV as grid offices export it: 编号, 类别 (Chinese labels), 经度, 纬度, 上报时间, 状态; with
+    ``text``, also a request text (诉求内容, about 50 characters in quotes) and an address (地址), as a
+    12345 hotline export has — four times the bytes a row."""
     rng = np.random.default_rng(seed + 1)
     lon, lat = incident_points(count, n, seed)
     labels = np.array([c.label_zh for c in categories.CATEGORIES], dtype=object)
@@ -108,13 +116,19 @@ def incidents_csv(count: int, path: Path, n: int = 100, seed: int = 15) -> Path:
     times = np.char.replace(times.astype(str), "T", " ")
     status = np.array(["上报", "派单", "处置中", "办结"], dtype=object)[rng.integers(0, 4, count)]
     with open(path, "w", encoding="utf-8") as out:
-        out.write("事件编号,类别,经度,纬度,上报时间,状态\n")
+        out.write("事件编号,类别,经度,纬度,上报时间,状态" + (",诉求内容,地址\n" if text else "\n"))
         for start in range(0, count, 200_000):
             stop = min(count, start + 200_000)
             block = np.char.add(np.char.add("E", np.arange(start, stop).astype(str)), "")
-            rows = [",".join(r) for r in zip(block, category[start:stop], lon[start:stop].astype(str),
-                                             lat[start:stop].astype(str), times[start:stop], status[start:stop])]
-            out.write("\n".join(rows) + "\n")
+            columns = [block, category[start:stop], lon[start:stop].astype(str), lat[start:stop].astype(str),
+                       times[start:stop], status[start:stop]]
+            if text:
+                picked = rng.integers(0, len(PHRASES), (stop - start, 4))
+                columns.append(['"' + "，".join(PHRASES[i] for i in four) + f'，请尽快处理（工单{k}）"'
+                                for k, four in zip(range(start, stop), picked)])
+                columns.append([f"某某街道某某社区{b}号楼{u}单元" for b, u in
+                                zip(rng.integers(1, 300, stop - start), rng.integers(1, 7, stop - start))])
+            out.write("\n".join(",".join(r) for r in zip(*columns)) + "\n")
     return path
 
 
