@@ -6,7 +6,7 @@ import io
 import json
 import math
 import warnings
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -629,6 +629,23 @@ def test_a_workbook_with_a_title_above_the_header_is_read_from_its_header():
     assert [(row, d.lon, d.category, d.reported_at) for row, d in batch.drafts] == [
         (4, 111.87, "flying_cable", datetime(2026, 3, 5, 8, 12))]
     assert errors_of(batch) == [(6, "missing or non-numeric coordinates (lon='x', lat='34.7')")]
+
+
+def test_a_workbook_s_numbers_dates_and_texts_are_read_as_a_csv_would_hold_them():
+    # Excel stores every number as a double: a whole one is an id as written (12345, not 12345.0)
+    import openpyxl
+    book = openpyxl.Workbook()
+    for row in (["工单编号", "经度", "纬度", "类别", "受理时间", "诉求内容"],
+                [12345, 111.87, 34.745, "飞线充电", datetime(2026, 3, 5, 8, 12), " 三号楼 "],
+                ["GD-7", 111, 34.7, "堆物", date(2026, 3, 6), 42]):
+        book.active.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    batch = read_incident_file(data.getvalue(), filename="导出.xlsx", options=FileOptions(), tz=TZ, now=NOW)
+    assert batch.errors == []
+    assert [(row, d.external_id, d.lon, d.lat, d.reported_at, d.description) for row, d in batch.drafts] == [
+        (2, "12345", 111.87, 34.745, datetime(2026, 3, 5, 8, 12), "三号楼"),
+        (3, "GD-7", 111.0, 34.7, datetime(2026, 3, 6), "42")]
 
 
 def test_a_workbook_whose_table_is_on_a_later_sheet_is_read_from_that_sheet():
