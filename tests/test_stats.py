@@ -240,7 +240,7 @@ def test_rankings_of_a_month_as_json_and_as_xlsx(block):
     response = block.get("/api/rankings?month=2026-03&format=xlsx")
     assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
     assert 'filename="rankings-micro_grid-2026-03.xlsx"' in response.headers["Content-Disposition"]
-    sheets = pd.read_excel(io.BytesIO(response.data), sheet_name=None)
+    sheets = pd.read_excel(io.BytesIO(response.data), sheet_name=None, engine="calamine")
     table = sheets["月评比 2026-03"]
     assert list(table.columns) == ["排名", "编码", "名称", "网格员", "事件数", "办结数", "办结率", "办结率（校正）",
                                    "90%区间下限", "90%区间上限", "每千户事件数", "每平方公里事件数", "上月排名",
