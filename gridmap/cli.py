@@ -197,14 +197,15 @@ def escalate_overdue(service: Gridmap) -> None:
 def import_incidents(service: Gridmap, file: Path, lon_field: str | None, lat_field: str | None,
                      category: str | None, crs: str | None, mapping: Path | None) -> None:
     """Import incidents from a CSV or GeoJSON file; bad rows are listed, good rows kept."""
-    rows = max(1, line_count(file) - 1)           # about: a quoted field may hold a line break
+    lines = line_count(file)
+    rows = max(1, lines - 1)           # about: a quoted field may hold a line break
     try:
         rules = ImportMapping.parse(mapping.read_bytes(), name=mapping.name) if mapping else None
         with click.progressbar(length=2 * rows, label=f"{file.name}: reading and storing", file=sys.stderr,
                                show_pos=False) as bar:
             result = service.import_incidents(file, filename=file.name, options=FileOptions(
                 lon_field=lon_field, lat_field=lat_field, category=category, crs=crs, mapping=rules),
-                progress=lambda _stage, count: bar.update(count))
+                progress=lambda _stage, count: bar.update(count), lines=lines)
     except GridmapError as error:
         _fail(error)
         return

@@ -527,14 +527,18 @@ class Gridmap:
         return self.store.photo(incident_id)
 
     def import_incidents(self, data: FileData, *, filename: str, options: FileOptions = FileOptions(),
-                         progress: Callable[[str, int], None] | None = None) -> ReportResult:
+                         progress: Callable[[str, int], None] | None = None, lines: int | None = None) -> ReportResult:
         """Store the good rows of a CSV/GeoJSON file (its bytes, or its path: a CSV is then read from
         the disk) and report each bad row by number.  The file is read, assigned and stored a chunk at
         a time, all in one transaction (the whole file or nothing), and the import is recorded with
-        every row it refused; ``filename`` says its format.  ``progress`` hears
+        every row it refused; ``filename`` says its format, ``lines`` its :func:`line_count` when the
+        caller has counted them (a path's file is read once more otherwise).  ``progress`` hears
         ("read", rows) and ("stored", rows) as each chunk is.  A file of :data:`~gridmap.import_worker.PROCESS_FROM`
         lines or more is read in another process (:mod:`gridmap.import_worker`)."""
-        lines = line_count(data) if is_text_table(filename) else 0
+        if not is_text_table(filename):
+            lines = 0
+        elif lines is None:
+            lines = line_count(data)
         if not import_worker.wanted(lines):
             import_worker.drop_spare()       # one started for the command line (python -m gridmap) goes unused
         for encoding in file_encodings(filename):
