@@ -49,7 +49,7 @@ from pyproj.exceptions import CRSError
 from shapely.errors import GEOSException
 
 from .errors import N_, InvalidInput, Message, message
-from .layer import Layer
+from .layer import Layer, nul_path
 
 log = logging.getLogger(__name__)
 
@@ -558,7 +558,7 @@ class _GeoJsonScan:
                                          index=index, got=_json_shown(feature["properties"])))
         elif self.nul and feature.get("properties"):
             for name, value in feature["properties"].items():
-                if _holds_nul(name) or _holds_nul(value):
+                if nul_path({name: value}) is not None:
                     self.cut.append(message(
                         N_("feature {index}: the property {name} holds a NUL character (\\u0000), which would cut its "
                            "text short; remove it from the file (it is invisible in most editors)"),
@@ -666,15 +666,6 @@ def _positions(values: list[Any]) -> bool:
     """Whether every value is a position of numbers (the common case, checked at C speed)."""
     return (set(map(type, values)) <= {list} and min(map(len, values), default=2) >= 2
             and set(map(type, chain.from_iterable(values))) <= _NUMBERS)
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds a NUL character in any of its texts."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    return isinstance(value, list) and any(map(_holds_nul, value))
 
 
 def _json_shown(value: Any) -> str:

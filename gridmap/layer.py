@@ -59,6 +59,26 @@ def clean_text(value: Any) -> str | None:
     return text or None
 
 
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where a decoded JSON value (named ``path``) holds a NUL character in a key or a text
+    (``body.features[3].name``), or None: no good file or request has one, PostgreSQL cannot store
+    one, and GDAL cuts text at one."""
+    waiting: list[tuple[str, Any]] = [(path, value)]
+    while waiting:
+        path, value = waiting.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f"{path}.{key!r}"
+                waiting.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            waiting.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
 def find_field(columns: Iterable[str], candidates: Iterable[str]) -> str | None:
     """The first column whose name matches a candidate, ignoring case and surrounding space; failing
     that, ignoring full-width forms and a unit or note in brackets after it too (``经度（°）``,

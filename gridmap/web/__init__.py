@@ -21,6 +21,7 @@ from ..coordinates import shown
 from ..errors import N_, InvalidInput, Message, message
 from ..filters import SOURCE_MAX, _all, parse_bbox, parse_query, several  # noqa: F401 - the blueprints take them from here
 from ..incidents import Status
+from ..layer import nul_path
 from ..levels import Level
 from ..options import layer_options, opt, parse_version
 from ..service import Gridmap
@@ -174,7 +175,7 @@ def json_payload() -> Any:
     except ValueError as error:        # JSONDecodeError, UnicodeDecodeError, the constants
         raise InvalidInput(message(N_("the JSON body could not be read: {reason}"), reason=str(error)[:200])) from None
     if b"\\u0000" in data:           # JSON text can hold a NUL only written this way
-        where = _nul_in(payload)
+        where = nul_path(payload, "body")
         if where is not None:
             raise InvalidInput(nul_refused(where))
     return payload
@@ -184,24 +185,6 @@ def nul_refused(where: str) -> Message:
     """Why a value holding a NUL character is refused, and where it was."""
     return message(N_("{field} holds a NUL character (\\u0000), which text may not hold; remove it and send "
                       "again"), field=shown(where))
-
-
-def _nul_in(payload: Any) -> str | None:
-    """The path of a key or text in a JSON value that holds a NUL character (``features[3].properties``)."""
-    waiting: list[tuple[str, Any]] = [("body", payload)]
-    while waiting:
-        path, value = waiting.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return path
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if "\x00" in key:
-                    return f"{path}.{key!r}"
-                waiting.append((f"{path}.{key}", item))
-        elif isinstance(value, list):
-            waiting.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
-    return None
 
 
 def _no_constant(name: str) -> Any:
