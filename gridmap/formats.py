@@ -738,24 +738,15 @@ def _check_geopackage(path: Path, filename: str) -> None:
     among what GDAL reads (a recursive one never ends), generated columns (``zeroblob(1e9)`` on
     every row) or a virtual table other than the R*Tree spatial index.  GDAL reads the ``gpkg_*``
     tables and the tables ``gpkg_contents`` lists; anything else in the file is left alone."""
-    deadline = time.monotonic() + _SQLITE_SECONDS
-    try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)) as db:
-            db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
-            db.text_factory = lambda raw: raw.decode("utf-8", "replace")
-            schema = db.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') LIMIT ?",
-                                (MAX_LAYERS * 10,)).fetchall()
-            kinds = {str(name): str(kind) for kind, name, _ in schema}
-            listed = {str(name) for (name,) in db.execute("SELECT table_name FROM gpkg_contents LIMIT ?",
-                                                          (MAX_LAYERS * 10,))} \
-                if kinds.get("gpkg_contents") == "table" else set()
-            problems = [_schema_problem(db, str(kind), str(name), str(sql or "")) for kind, name, sql in schema
-                        if str(name) in listed or str(name).lower().startswith("gpkg_")]
-    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:     # SQLite's message can quote a broken schema
-        reason = "reading its schema took too long" if time.monotonic() > deadline else \
-            "malformed database schema" if isinstance(exc, UnicodeDecodeError) else str(exc)
-        raise InvalidInput(message(N_("could not read {file} as {format}: {reason}"), file=filename,
-                                   format="GeoPackage", reason=reason)) from None
+    with _geopackage(path, filename, "its schema") as db:
+        schema = db.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') LIMIT ?",
+                            (MAX_LAYERS * 10,)).fetchall()
+        kinds = {str(name): str(kind) for kind, name, _ in schema}
+        listed = {str(name) for (name,) in db.execute("SELECT table_name FROM gpkg_contents LIMIT ?",
+                                                      (MAX_LAYERS * 10,))} \
+            if kinds.get("gpkg_contents") == "table" else set()
+        problems = [_schema_problem(db, str(kind), str(name), str(sql or "")) for kind, name, sql in schema
+                    if str(name) in listed or str(name).lower().startswith("gpkg_")]
     found = [p for p in problems if p is not None]
     if found:
         raise _refusal(message(N_("{file} was not read: {count} part(s) of its schema are not accepted; expected a "
@@ -766,27 +757,37 @@ def _check_geopackage(path: Path, filename: str) -> None:
 def _check_geopackage_text(path: Path, filename: str, table: str) -> None:
     """Refuse the GeoPackage layer ``table`` when a text value of it holds a NUL character, which
     GDAL would read cut short (``'a\\x00b'`` as ``'a'``): how many, and the first by fid and column."""
-    deadline = time.monotonic() + _SQLITE_SECONDS
     total, found = 0, []
     quoted = '"' + table.replace('"', '""') + '"'
-    try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)) as db:
-            db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
-            for (column,) in db.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall():
-                name = '"' + str(column).replace('"', '""') + '"'
-                holding = f"FROM {quoted} WHERE typeof({name}) = 'text' AND instr(CAST({name} AS BLOB), x'00') > 0"
-                total += db.execute(f"SELECT count(*) {holding}").fetchone()[0]
-                found += [message(N_("{layer}, fid {fid}: the property {name} holds a NUL character, which would cut "
-                                     "its text short; remove it (it is invisible in most editors)"),
-                                  layer=_shown(table, 60), fid=fid, name=_shown(str(column), 60))
-                          for (fid,) in db.execute(f"SELECT rowid {holding} LIMIT ?", (_LISTED,))]
-    except sqlite3.DatabaseError as exc:     # GDAL listed the layer: a table without rowids, or too slow
-        reason = "reading its text took too long" if time.monotonic() > deadline else str(exc)
-        raise InvalidInput(message(N_("could not read {file} as {format}: {reason}"), file=filename,
-                                   format="GeoPackage", reason=reason)) from None
+    with _geopackage(path, filename, "its text") as db:     # a table without rowids is refused here too
+        for (column,) in db.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall():
+            name = '"' + str(column).replace('"', '""') + '"'
+            holding = f"FROM {quoted} WHERE typeof({name}) = 'text' AND instr(CAST({name} AS BLOB), x'00') > 0"
+            total += db.execute(f"SELECT count(*) {holding}").fetchone()[0]
+            found += [message(N_("{layer}, fid {fid}: the property {name} holds a NUL character, which would cut "
+                                 "its text short; remove it (it is invisible in most editors)"),
+                              layer=_shown(table, 60), fid=fid, name=_shown(str(column), 60))
+                      for (fid,) in db.execute(f"SELECT rowid {holding} LIMIT ?", (_LISTED,))]
     if total:
         raise _refusal(message(N_("{file} has {count} property value(s) holding a NUL character; expected text "
                                   "without one"), file=filename, count=total), found)
+
+
+@contextmanager
+def _geopackage(path: Path, filename: str, what: str) -> Iterator[sqlite3.Connection]:
+    """The GeoPackage opened read-only by SQLite, each query stopped after :data:`_SQLITE_SECONDS`;
+    reading ``what`` failing (a broken file, a query too slow) is a refusal saying so."""
+    deadline = time.monotonic() + _SQLITE_SECONDS
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)) as db:
+            db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            db.text_factory = lambda raw: raw.decode("utf-8", "replace")
+            yield db
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:     # SQLite's message can quote a broken schema
+        reason = f"reading {what} took too long" if time.monotonic() > deadline else \
+            "malformed database schema" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise InvalidInput(message(N_("could not read {file} as {format}: {reason}"), file=filename,
+                                   format="GeoPackage", reason=reason)) from None
 
 
 def _schema_problem(db: sqlite3.Connection, kind: str, name: str, sql: str) -> Message | None:
